@@ -1,0 +1,253 @@
+//! Stage three: generate the handler's registration and dispatch code.
+//!
+//! The expansion keeps the user's `impl` block as written (minus the
+//! `#[step]` attributes), so steps stay callable as ordinary functions, and
+//! adds, inside an anonymous `const _: () = { ... };` block:
+//!
+//! * one `async fn` per step that decodes the step's inputs and calls it,
+//! * a dispatch function from step index to that glue,
+//! * the static `HandlerDefinition` with the graph and step settings,
+//! * the `inventory` registration and the `TaskHandler` impl.
+//!
+//! Everything generated names only `::tasker::__private`.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
+
+use crate::parse::{self, Errors};
+use crate::validate::{self, Checked};
+
+pub(crate) fn task_handler(args: TokenStream, item: TokenStream) -> TokenStream {
+    let mut errors = Errors::default();
+    let args = parse::handler_args(args, &mut errors);
+    let handler = match parse::handler(item.clone(), &mut errors) {
+        Ok(handler) => handler,
+        Err(error) => {
+            errors.push(error);
+            let error = errors.finish().expect_err("an error was pushed");
+            let compile_error = error.to_compile_error();
+            return quote!(#item #compile_error);
+        }
+    };
+    let checked = validate::handler(&args, &handler, &mut errors);
+    match errors.finish() {
+        Ok(()) => generate(&args, &handler, &checked),
+        Err(error) => {
+            // Keep the user's code compiling (IDE support, no cascade of
+            // "unresolved" errors), without our attributes.
+            let item = &handler.item;
+            let compile_error = error.to_compile_error();
+            quote! {
+                #[allow(dead_code)]
+                #item
+                #compile_error
+            }
+        }
+    }
+}
+
+pub(crate) fn stray_step(_args: TokenStream, item: TokenStream) -> TokenStream {
+    let error = syn::Error::new(
+        Span::call_site(),
+        "`#[step]` only works on an `async fn` inside an `impl` block marked \
+         `#[task_handler]`; add `#[task_handler]` to the enclosing `impl`",
+    )
+    .to_compile_error();
+    quote!(#error #item)
+}
+
+fn generate(args: &parse::HandlerArgs, handler: &parse::Handler, checked: &Checked) -> TokenStream {
+    let item = &handler.item;
+    let self_ty = &item.self_ty;
+    let private = quote!(::tasker::__private);
+    let context_ty = match &args.context {
+        Some(ty) => quote!(#ty),
+        None => quote!(#private::serde_json::Value),
+    };
+    let context_span = args
+        .context
+        .as_ref()
+        .map_or(Span::call_site(), |ty| ty.span());
+    let context_name = match &args.context {
+        Some(ty) => type_text(ty),
+        None => "serde_json::Value".to_owned(),
+    };
+    let Checked {
+        namespace,
+        name,
+        version,
+        dependencies,
+    } = checked;
+    let handler_description = &handler.description;
+    let type_ident = handler
+        .self_ident
+        .as_ref()
+        .expect("validated: the handler type is named")
+        .to_string();
+
+    let mut glue = Vec::new();
+    let mut arms = Vec::new();
+    let mut descriptors = Vec::new();
+    for (index, step) in handler.steps.iter().enumerate() {
+        let glue_fn = format_ident!("__tasker_step_{}", index);
+        let step_ident = &step.ident;
+        let step_name = &step.name;
+        let output = step
+            .output
+            .as_ref()
+            .expect("validated: steps declare an output");
+
+        let mut decode = Vec::new();
+        let mut call_args = Vec::new();
+        if let Some(ctx_ty) = &step.context_param {
+            // Spanned at the user's parameter, so a context type that differs
+            // from the handler's is reported there.
+            let arg = quote_spanned!(ctx_ty.span()=> &__context);
+            call_args.push(arg);
+            decode.push(quote! {
+                let __context = __input.context::<#context_ty>()?;
+            });
+        }
+        for (position, input) in step.inputs.iter().enumerate() {
+            let dep_index = handler
+                .steps
+                .iter()
+                .position(|s| s.ident == input.ident)
+                .expect("validated: parameters name dependencies");
+            let dep_name = &handler.steps[dep_index].name;
+            let dep_output = handler.steps[dep_index]
+                .output
+                .as_ref()
+                .expect("validated: steps declare an output");
+            let var = format_ident!("__input_{}", position);
+            decode.push(quote! {
+                let #var = __input.dependency::<
+                    <#dep_output as #private::StepReturn>::Output
+                >(#dep_name)?;
+            });
+            // The value has the dependency's output type; passing it with
+            // the parameter's span makes rustc report a type mismatch at the
+            // user's parameter.
+            let var = syn::Ident::new(&var.to_string(), input.ty.span());
+            call_args.push(quote!(#var));
+        }
+        let assert_output = quote_spanned! {output.span()=>
+            #private::assert_step_return::<#output>();
+        };
+        glue.push(quote! {
+            async fn #glue_fn(
+                __input: #private::StepInput,
+            ) -> ::core::result::Result<#private::serde_json::Value, #private::StepError> {
+                #assert_output
+                #(#decode)*
+                #private::encode_output(#self_ty::#step_ident(#(#call_args),*).await)
+            }
+        });
+        arms.push(quote! {
+            #index => ::std::boxed::Box::pin(#glue_fn(__input)),
+        });
+
+        let depends_on = dependencies[index]
+            .iter()
+            .map(|j| handler.steps[*j].name.as_str());
+        let reads = step.inputs.iter().map(|i| i.ident.to_string());
+        let description = &step.description;
+        let retry_limit = option(step.args.retry_limit.map(|n| quote!(#n)));
+        let retryable = option(step.args.retryable.map(|b| quote!(#b)));
+        let timeout = option(step.args.timeout.map(|d| {
+            let nanos = u64::try_from(d.as_nanos()).expect("validated: timeout fits u64");
+            quote!(::core::time::Duration::from_nanos(#nanos))
+        }));
+        let output_type = type_text(output);
+        let line = quote_spanned!(step.ident.span()=> ::core::line!());
+        descriptors.push(quote! {
+            #private::StepDefinition {
+                name: #step_name,
+                description: #description,
+                depends_on: &[#(#depends_on),*],
+                reads: &[#(#reads),*],
+                retry_limit: #retry_limit,
+                retryable: #retryable,
+                timeout: #timeout,
+                output_type: #output_type,
+                line: #line,
+            },
+        });
+    }
+    let step_count = handler.steps.len();
+    let context_assoc = quote_spanned!(context_span=> type Context = #context_ty;);
+
+    quote! {
+        #item
+
+        const _: () = {
+            #(#glue)*
+
+            fn __tasker_dispatch(
+                __step: usize,
+                __input: #private::StepInput,
+            ) -> #private::StepFuture {
+                match __step {
+                    #(#arms)*
+                    _ => #private::no_such_step(__step, __input),
+                }
+            }
+
+            static __TASKER_STEPS: [#private::StepDefinition; #step_count] = [
+                #(#descriptors)*
+            ];
+
+            static __TASKER_HANDLER: #private::HandlerDefinition = #private::HandlerDefinition {
+                namespace: #namespace,
+                name: #name,
+                version: #version,
+                description: #handler_description,
+                type_name: ::core::concat!(::core::module_path!(), "::", #type_ident),
+                file: ::core::file!(),
+                line: ::core::line!(),
+                context_type: #context_name,
+                steps: &__TASKER_STEPS,
+                run_step: __tasker_dispatch,
+                check_context: #private::check_context::<#context_ty>,
+            };
+
+            #private::inventory::submit! {
+                #private::Registration(&__TASKER_HANDLER)
+            }
+
+            impl #private::TaskHandler for #self_ty {
+                #context_assoc
+
+                fn descriptor() -> &'static #private::HandlerDefinition {
+                    &__TASKER_HANDLER
+                }
+            }
+        };
+    }
+}
+
+fn option(value: Option<TokenStream>) -> TokenStream {
+    match value {
+        Some(v) => quote!(::core::option::Option::Some(#v)),
+        None => quote!(::core::option::Option::None),
+    }
+}
+
+/// A type as the user wrote it, whitespace normalised (`Vec<u8>`).
+fn type_text(ty: &syn::Type) -> String {
+    let mut text = quote!(#ty).to_string();
+    for (from, to) in [
+        (" < ", "<"),
+        ("< ", "<"),
+        (" <", "<"),
+        (" >", ">"),
+        (" ,", ","),
+        (" :: ", "::"),
+        (":: ", "::"),
+        ("& ", "&"),
+    ] {
+        text = text.replace(from, to);
+    }
+    text
+}

@@ -1,0 +1,33 @@
+//! Procedural macros for [tasker](https://docs.rs/tasker).
+//!
+//! Do not depend on this crate directly: use the macros through `tasker`
+//! (`use tasker::prelude::*;`), which re-exports them and provides every item
+//! the generated code refers to.
+//!
+//! The macros work in three stages, each in its own module:
+//! [`parse`](parse) reads the attribute arguments and the `impl` block,
+//! [`validate`](validate) checks the step graph and collects every error, and
+//! [`expand`](expand) generates the registration and dispatch code.
+
+mod expand;
+mod parse;
+mod validate;
+
+use proc_macro::TokenStream;
+
+/// Turns an inherent `impl` block into a registered, versioned task handler.
+///
+/// See the `tasker` crate documentation for the full reference.
+#[proc_macro_attribute]
+pub fn task_handler(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand::task_handler(args.into(), item.into()).into()
+}
+
+/// Marks an `async fn` of a `#[task_handler]` block as a workflow step.
+///
+/// The attribute is read by `#[task_handler]`; used anywhere else it is an
+/// error.
+#[proc_macro_attribute]
+pub fn step(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand::stray_step(args.into(), item.into()).into()
+}

@@ -1,0 +1,433 @@
+//! What a step sees and returns: [`StepContext`], [`StepResult`] and
+//! [`StepError`].
+
+use std::any::{type_name, Any, TypeId};
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// The identifier of a task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TaskId(pub i64);
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// What a step returns: its output, or why it failed.
+///
+/// The output must be `Serialize + DeserializeOwned`: it is stored, and the
+/// steps that depend on this one receive it deserialized.
+pub type StepResult<T> = Result<T, StepError>;
+
+/// Why a step attempt failed, and whether trying again can help.
+///
+/// * [`StepError::retryable`]: a transient failure (timeout, 503, lock
+///   conflict). The step runs again after a backoff delay, while it has
+///   retries left.
+/// * [`StepError::permanent`]: retrying cannot help (invalid data, a
+///   declined card). The step fails at once and its task goes to `error`.
+/// * `?` on any other error type converts it into a retryable `StepError`
+///   whose class is the error's type name.
+///
+/// `StepError` does not implement [`std::error::Error`] itself, so that the
+/// blanket `From` conversion can exist (as with `anyhow::Error`).
+///
+/// ```
+/// use std::time::Duration;
+/// use tasker::prelude::*;
+///
+/// fn charge(amount_cents: i64) -> StepResult<String> {
+///     if amount_cents <= 0 {
+///         return Err(StepError::permanent("amount must be positive"));
+///     }
+///     // The payment provider asked us to come back in a minute.
+///     Err(StepError::retryable("provider is rate limiting").with_retry_after(Duration::from_secs(60)))
+/// }
+///
+/// let error = charge(-5).unwrap_err();
+/// assert!(!error.is_retryable());
+/// let error = charge(100).unwrap_err();
+/// assert_eq!(error.retry_after(), Some(Duration::from_secs(60)));
+///
+/// // `?` on any other error: retryable, classed by its type.
+/// fn parse(input: &str) -> StepResult<i64> {
+///     Ok(input.parse::<i64>()?)
+/// }
+/// let error = parse("x").unwrap_err();
+/// assert!(error.is_retryable());
+/// assert_eq!(error.class(), "core::num::error::ParseIntError");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepError {
+    kind: StepErrorKind,
+    message: String,
+    class: Cow<'static, str>,
+}
+
+/// Whether a failed attempt may be retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum StepErrorKind {
+    /// Worth another attempt, after the backoff delay or `after` when given.
+    Retryable {
+        /// Overrides the computed backoff delay.
+        after: Option<Duration>,
+    },
+    /// Another attempt cannot succeed.
+    Permanent,
+}
+
+impl StepError {
+    const DEFAULT_CLASS: &'static str = "StepError";
+
+    /// A transient failure: the step is attempted again while it has retries
+    /// left.
+    pub fn retryable(message: impl Into<String>) -> Self {
+        StepError {
+            kind: StepErrorKind::Retryable { after: None },
+            message: message.into(),
+            class: Cow::Borrowed(Self::DEFAULT_CLASS),
+        }
+    }
+
+    /// A failure another attempt cannot fix: the step fails now.
+    pub fn permanent(message: impl Into<String>) -> Self {
+        StepError {
+            kind: StepErrorKind::Permanent,
+            message: message.into(),
+            class: Cow::Borrowed(Self::DEFAULT_CLASS),
+        }
+    }
+
+    /// Makes the error retryable no sooner than `delay` from now, instead of
+    /// the computed backoff (an HTTP `Retry-After`, say).
+    #[must_use]
+    pub fn with_retry_after(mut self, delay: Duration) -> Self {
+        self.kind = StepErrorKind::Retryable { after: Some(delay) };
+        self
+    }
+
+    /// Sets the error class shown in events and the API (defaults to
+    /// `StepError`, or the source error's type name for `?`).
+    #[must_use]
+    pub fn with_class(mut self, class: impl Into<Cow<'static, str>>) -> Self {
+        self.class = class.into();
+        self
+    }
+
+    /// Whether another attempt may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self.kind, StepErrorKind::Retryable { .. })
+    }
+
+    /// The delay the step asked for before its next attempt, if any.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self.kind {
+            StepErrorKind::Retryable { after } => after,
+            StepErrorKind::Permanent => None,
+        }
+    }
+
+    /// Retryable or permanent.
+    pub fn kind(&self) -> StepErrorKind {
+        self.kind
+    }
+
+    /// The human-readable message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// A short classification of the error, usually a type name.
+    pub fn class(&self) -> &str {
+        &self.class
+    }
+}
+
+impl fmt::Display for StepError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = if self.is_retryable() {
+            "retryable"
+        } else {
+            "permanent"
+        };
+        write!(f, "{} ({kind}): {}", self.class, self.message)
+    }
+}
+
+impl<E> From<E> for StepError
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    fn from(error: E) -> Self {
+        let mut message = error.to_string();
+        let mut source = error.source();
+        while let Some(cause) = source {
+            message.push_str(": ");
+            message.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        StepError {
+            kind: StepErrorKind::Retryable { after: None },
+            message,
+            class: Cow::Borrowed(type_name::<E>()),
+        }
+    }
+}
+
+/// Converts any `Result` into a [`StepResult`] with the failure kind stated.
+///
+/// ```
+/// use tasker::prelude::*;
+///
+/// fn validate(input: &str) -> StepResult<u32> {
+///     // Bad input will not get better by retrying.
+///     input.parse::<u32>().permanent()
+/// }
+/// assert!(!validate("x").unwrap_err().is_retryable());
+/// ```
+pub trait StepResultExt<T> {
+    /// Any error is permanent.
+    fn permanent(self) -> StepResult<T>;
+    /// Any error is retryable.
+    fn retryable(self) -> StepResult<T>;
+}
+
+impl<T, E: fmt::Display> StepResultExt<T> for Result<T, E> {
+    fn permanent(self) -> StepResult<T> {
+        self.map_err(|e| StepError::permanent(e.to_string()).with_class(type_name::<E>()))
+    }
+
+    fn retryable(self) -> StepResult<T> {
+        self.map_err(|e| StepError::retryable(e.to_string()).with_class(type_name::<E>()))
+    }
+}
+
+/// Settings of a step, resolved from its `#[step(...)]` attribute and the
+/// worker's defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepConfig {
+    /// Retries after the first attempt: `retry_limit = 3` allows 4 attempts.
+    pub retry_limit: u32,
+    /// Whether a retryable error may be retried at all.
+    pub retryable: bool,
+    /// How long one attempt may run before it is failed as timed out.
+    pub timeout: Option<Duration>,
+}
+
+impl StepConfig {
+    /// Retries allowed when neither the step nor the worker says otherwise.
+    pub const DEFAULT_RETRY_LIMIT: u32 = 3;
+
+    /// Whether a failure of attempt number `attempt` (1-based) may be
+    /// followed by another attempt.
+    pub fn allows_retry_after(&self, attempt: u32) -> bool {
+        self.retryable && attempt <= self.retry_limit
+    }
+}
+
+impl Default for StepConfig {
+    fn default() -> Self {
+        StepConfig {
+            retry_limit: Self::DEFAULT_RETRY_LIMIT,
+            retryable: true,
+            timeout: None,
+        }
+    }
+}
+
+/// Shared resources (HTTP clients, pools, configuration) registered on a
+/// worker or runner and reachable from every step through
+/// [`StepContext::resource`]. One value per type.
+///
+/// ```
+/// use tasker::Resources;
+///
+/// struct ApiBase(String);
+/// let resources = Resources::new().with(ApiBase("https://example.test".into()));
+/// assert_eq!(resources.get::<ApiBase>().unwrap().0, "https://example.test");
+/// assert!(resources.get::<u32>().is_none());
+/// ```
+#[derive(Clone, Default)]
+pub struct Resources {
+    values: Arc<HashMap<TypeId, (&'static str, Arc<dyn Any + Send + Sync>)>>,
+}
+
+impl Resources {
+    /// No resources.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds (or replaces) the resource of type `T`.
+    #[must_use]
+    pub fn with<T: Send + Sync + 'static>(mut self, value: T) -> Self {
+        Arc::make_mut(&mut self.values)
+            .insert(TypeId::of::<T>(), (type_name::<T>(), Arc::new(value)));
+        self
+    }
+
+    /// The resource of type `T`, if registered.
+    pub fn get<T: Send + Sync + 'static>(&self) -> Option<&T> {
+        self.values
+            .get(&TypeId::of::<T>())
+            .and_then(|(_, value)| value.downcast_ref::<T>())
+    }
+
+    /// Type names of the registered resources.
+    pub fn type_names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.values.values().map(|(name, _)| *name)
+    }
+}
+
+impl fmt::Debug for Resources {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.type_names()).finish()
+    }
+}
+
+/// What a step receives: the task's typed context and facts about this
+/// attempt.
+///
+/// The engine builds it for each attempt. To unit-test a step, build one
+/// yourself and call the step as an ordinary function:
+///
+/// ```
+/// use tasker::prelude::*;
+///
+/// struct Greeting(&'static str);
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let ctx = StepContext::new(serde_json::json!({"name": "Ada"}))
+///     .with_attempt(2)
+///     .with_resource(Greeting("Hello"));
+/// assert_eq!(ctx.attempt(), 2);
+/// let greeting = ctx.resource::<Greeting>().unwrap().0;
+/// assert_eq!(format!("{greeting}, {}", ctx.context()["name"].as_str().unwrap()), "Hello, Ada");
+/// # });
+/// ```
+#[derive(Debug, Clone)]
+pub struct StepContext<C = serde_json::Value> {
+    context: C,
+    task_id: TaskId,
+    step_name: &'static str,
+    attempt: u32,
+    config: StepConfig,
+    resources: Resources,
+}
+
+impl<C> StepContext<C> {
+    /// A context for attempt 1 of a step of task 0, with default settings
+    /// and no resources; adjust with the `with_*` methods.
+    pub fn new(context: C) -> Self {
+        StepContext {
+            context,
+            task_id: TaskId(0),
+            step_name: "",
+            attempt: 1,
+            config: StepConfig::default(),
+            resources: Resources::new(),
+        }
+    }
+
+    /// Sets the task id.
+    #[must_use]
+    pub fn with_task_id(mut self, task_id: TaskId) -> Self {
+        self.task_id = task_id;
+        self
+    }
+
+    /// Sets the step name.
+    #[must_use]
+    pub fn with_step_name(mut self, step_name: &'static str) -> Self {
+        self.step_name = step_name;
+        self
+    }
+
+    /// Sets the attempt number (1 for the first attempt).
+    #[must_use]
+    pub fn with_attempt(mut self, attempt: u32) -> Self {
+        self.attempt = attempt;
+        self
+    }
+
+    /// Sets the step's settings.
+    #[must_use]
+    pub fn with_config(mut self, config: StepConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Adds a shared resource.
+    #[must_use]
+    pub fn with_resource<T: Send + Sync + 'static>(mut self, value: T) -> Self {
+        self.resources = self.resources.with(value);
+        self
+    }
+
+    /// Replaces all shared resources.
+    #[must_use]
+    pub fn with_resources(mut self, resources: Resources) -> Self {
+        self.resources = resources;
+        self
+    }
+
+    /// The task's context, as given when the task was created.
+    pub fn context(&self) -> &C {
+        &self.context
+    }
+
+    /// The task this step belongs to.
+    pub fn task_id(&self) -> TaskId {
+        self.task_id
+    }
+
+    /// This step's name.
+    pub fn step_name(&self) -> &str {
+        self.step_name
+    }
+
+    /// The attempt number, 1 for the first attempt.
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// Whether this is the last attempt the step's settings allow.
+    pub fn is_last_attempt(&self) -> bool {
+        !self.config.allows_retry_after(self.attempt)
+    }
+
+    /// The step's resolved settings (retry limit, timeout, ...).
+    pub fn config(&self) -> &StepConfig {
+        &self.config
+    }
+
+    /// The shared resource of type `T`.
+    ///
+    /// A missing resource is a permanent error naming the type, so `?`
+    /// fails the step with a message that says what to register.
+    pub fn resource<T: Send + Sync + 'static>(&self) -> StepResult<&T> {
+        self.resources.get::<T>().ok_or_else(|| {
+            StepError::permanent(format!(
+                "no resource of type `{}` is registered; add it with `.resource(...)` on the \
+                 worker or runner",
+                type_name::<T>()
+            ))
+            .with_class("MissingResource")
+        })
+    }
+
+    /// All shared resources.
+    pub fn resources(&self) -> &Resources {
+        &self.resources
+    }
+}

@@ -1,0 +1,376 @@
+//! Run a whole task in-process, without a database: for testing a
+//! workflow's logic end to end.
+//!
+//! [`TaskRunner`] runs the steps of one task one at a time in topological
+//! order, passes each step's output to the steps that read it, and applies
+//! the step settings a worker applies: retries up to `retry_limit` (at once,
+//! without backoff delays, so tests stay fast), `retryable = false`,
+//! permanent errors, timeouts, and panics (a failed, retryable attempt).
+//! When a step fails for good, the steps after it do not run and the task
+//! ends in [`TaskState::Error`].
+//!
+//! ```
+//! use serde::{Deserialize, Serialize};
+//! use tasker::prelude::*;
+//! use tasker::testing::TaskRunner;
+//!
+//! #[derive(Serialize, Deserialize)]
+//! pub struct Numbers { pub values: Vec<i64> }
+//!
+//! pub struct Stats;
+//!
+//! #[task_handler(namespace = "docs_testing", context = Numbers)]
+//! impl Stats {
+//!     #[step]
+//!     async fn sum(ctx: &StepContext<Numbers>) -> StepResult<i64> {
+//!         Ok(ctx.context().values.iter().sum())
+//!     }
+//!
+//!     #[step]
+//!     async fn count(ctx: &StepContext<Numbers>) -> StepResult<i64> {
+//!         Ok(ctx.context().values.len() as i64)
+//!     }
+//!
+//!     #[step(depends_on = [sum, count])]
+//!     async fn mean(sum: i64, count: i64) -> StepResult<f64> {
+//!         if count == 0 {
+//!             return Err(StepError::permanent("no values"));
+//!         }
+//!         Ok(sum as f64 / count as f64)
+//!     }
+//! }
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! let run = TaskRunner::new().run::<Stats>(Numbers { values: vec![1, 2, 6] }).await.unwrap();
+//! assert!(run.is_complete());
+//! assert_eq!(run.output::<f64>("mean").unwrap(), 3.0);
+//!
+//! let run = TaskRunner::new().run::<Stats>(Numbers { values: vec![] }).await.unwrap();
+//! assert_eq!(run.state(), tasker::TaskState::Error);
+//! assert_eq!(run.failure().unwrap().0, "mean");
+//! # });
+//! ```
+
+use std::any::Any;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::handler::{decode, Handler, StepInput, TaskHandler};
+use crate::state::{StepState, TaskState};
+use crate::step::{Resources, StepConfig, StepError, TaskId};
+
+/// Runs tasks in-process, one step at a time. See the [module
+/// docs](self).
+#[derive(Debug, Clone, Default)]
+pub struct TaskRunner {
+    resources: Resources,
+    defaults: StepConfig,
+}
+
+/// One step attempt, in the order the runner made them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Attempt {
+    /// The step.
+    pub step: &'static str,
+    /// 1-based attempt number.
+    pub attempt: u32,
+    /// `None` when the attempt succeeded.
+    pub error: Option<StepError>,
+}
+
+/// What happened to one step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepRun {
+    /// The step.
+    pub name: &'static str,
+    /// `complete`, `error`, or `pending` if it never ran because a step
+    /// before it failed.
+    pub state: StepState,
+    /// Attempts made.
+    pub attempts: u32,
+    /// The output, when complete.
+    pub output: Option<Value>,
+    /// The error of each failed attempt, oldest first.
+    pub errors: Vec<StepError>,
+}
+
+/// The outcome of one in-process task run.
+#[derive(Debug, Clone)]
+pub struct TaskRun {
+    handler: Handler,
+    task_id: TaskId,
+    state: TaskState,
+    steps: Vec<StepRun>,
+    attempts: Vec<Attempt>,
+}
+
+static NEXT_TASK_ID: AtomicI64 = AtomicI64::new(1);
+
+impl TaskRunner {
+    /// A runner with default step settings and no resources.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers a shared resource that steps reach with
+    /// `ctx.resource::<T>()`.
+    #[must_use]
+    pub fn resource<T: Send + Sync + 'static>(mut self, value: T) -> Self {
+        self.resources = self.resources.with(value);
+        self
+    }
+
+    /// Step settings for steps whose attribute does not set them.
+    #[must_use]
+    pub fn step_defaults(mut self, defaults: StepConfig) -> Self {
+        self.defaults = defaults;
+        self
+    }
+
+    /// Runs one task of handler `H` with a typed context.
+    pub async fn run<H: TaskHandler>(&self, context: H::Context) -> Result<TaskRun> {
+        let context = serde_json::to_value(&context).map_err(|source| Error::Serialize {
+            what: "task context",
+            source,
+        })?;
+        self.run_handler(&H::handler(), context).await
+    }
+
+    /// Runs one task of `handler` with a JSON context, checked against the
+    /// handler's context type first.
+    pub async fn run_handler(&self, handler: &Handler, context: Value) -> Result<TaskRun> {
+        handler.check_context(&context)?;
+        let task_id = TaskId(NEXT_TASK_ID.fetch_add(1, Ordering::Relaxed));
+        let context = Arc::new(context);
+        let definitions = handler.steps();
+        let mut steps: Vec<StepRun> = definitions
+            .iter()
+            .map(|d| StepRun {
+                name: d.name(),
+                state: StepState::Pending,
+                attempts: 0,
+                output: None,
+                errors: Vec::new(),
+            })
+            .collect();
+        let mut attempts = Vec::new();
+
+        let graph = handler.graph();
+        for name in graph.topological_order() {
+            let index = graph
+                .index_of(name)
+                .expect("graph steps are the handler's steps");
+            let definition = &definitions[index];
+            let parents_done = definition.depends_on().iter().all(|dep| {
+                steps
+                    .iter()
+                    .any(|s| s.name == *dep && s.state.satisfies_dependents())
+            });
+            if !parents_done {
+                continue;
+            }
+            let dependencies: Vec<(String, Value)> = definition
+                .depends_on()
+                .iter()
+                .filter_map(|dep| {
+                    let run = steps.iter().find(|s| s.name == *dep)?;
+                    Some(((*dep).to_owned(), run.output.clone()?))
+                })
+                .collect();
+            let config = definition.config(&self.defaults);
+            loop {
+                let attempt = steps[index].attempts + 1;
+                steps[index].attempts = attempt;
+                let input = StepInput {
+                    task_id,
+                    step_name: definition.name(),
+                    attempt,
+                    context: Arc::clone(&context),
+                    dependencies: dependencies.clone(),
+                    config,
+                    resources: self.resources.clone(),
+                };
+                let outcome = attempt_once(handler, index, input, &config).await;
+                tracing::debug!(task = %task_id, step = definition.name(), attempt, ok = outcome.is_ok(), "step attempt");
+                match outcome {
+                    Ok(output) => {
+                        attempts.push(Attempt {
+                            step: definition.name(),
+                            attempt,
+                            error: None,
+                        });
+                        steps[index].state = StepState::Complete;
+                        steps[index].output = Some(output);
+                        break;
+                    }
+                    Err(error) => {
+                        attempts.push(Attempt {
+                            step: definition.name(),
+                            attempt,
+                            error: Some(error.clone()),
+                        });
+                        let retry = error.is_retryable() && config.allows_retry_after(attempt);
+                        steps[index].errors.push(error);
+                        if !retry {
+                            steps[index].state = StepState::Error;
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        let state = if steps.iter().all(|s| s.state.satisfies_dependents()) {
+            TaskState::Complete
+        } else {
+            TaskState::Error
+        };
+        Ok(TaskRun {
+            handler: handler.clone(),
+            task_id,
+            state,
+            steps,
+            attempts,
+        })
+    }
+}
+
+/// Runs one attempt on its own tokio task, so a panic is caught, under the
+/// step's timeout.
+async fn attempt_once(
+    handler: &Handler,
+    index: usize,
+    input: StepInput,
+    config: &StepConfig,
+) -> Result<Value, StepError> {
+    let mut task = tokio::spawn(handler.run_step(index, input));
+    let joined = match config.timeout {
+        None => (&mut task).await,
+        Some(limit) => match tokio::time::timeout(limit, &mut task).await {
+            Ok(joined) => joined,
+            Err(_) => {
+                task.abort();
+                return Err(StepError::retryable(format!(
+                    "the step did not finish within its timeout of {limit:?}"
+                ))
+                .with_class("Timeout"));
+            }
+        },
+    };
+    match joined {
+        Ok(outcome) => outcome,
+        Err(e) if e.is_panic() => Err(StepError::retryable(format!(
+            "the step panicked: {}",
+            panic_message(&*e.into_panic())
+        ))
+        .with_class("Panic")),
+        Err(e) => {
+            Err(StepError::retryable(format!("the step was cancelled: {e}"))
+                .with_class("Cancelled"))
+        }
+    }
+}
+
+fn panic_message(payload: &(dyn Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(a non-string panic payload)")
+}
+
+impl TaskRun {
+    /// The handler that ran.
+    pub fn handler(&self) -> &Handler {
+        &self.handler
+    }
+
+    /// The task id the runner gave this run.
+    pub fn task_id(&self) -> TaskId {
+        self.task_id
+    }
+
+    /// `complete` when every step completed, otherwise `error`.
+    pub fn state(&self) -> TaskState {
+        self.state
+    }
+
+    /// Whether every step completed.
+    pub fn is_complete(&self) -> bool {
+        self.state == TaskState::Complete
+    }
+
+    /// Every step, in declaration order.
+    pub fn steps(&self) -> &[StepRun] {
+        &self.steps
+    }
+
+    /// One step.
+    pub fn step(&self, name: &str) -> Result<&StepRun> {
+        self.steps
+            .iter()
+            .find(|s| s.name == name)
+            .ok_or_else(|| Error::UnknownStep {
+                handler: self.handler.key(),
+                step: name.to_owned(),
+                steps: self
+                    .steps
+                    .iter()
+                    .map(|s| format!("`{}`", s.name))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+    }
+
+    /// Every attempt, in the order made.
+    pub fn attempts(&self) -> &[Attempt] {
+        &self.attempts
+    }
+
+    /// The steps in the order they completed.
+    pub fn completion_order(&self) -> Vec<&'static str> {
+        self.attempts
+            .iter()
+            .filter(|a| a.error.is_none())
+            .map(|a| a.step)
+            .collect()
+    }
+
+    /// The first step that failed for good, and its last error.
+    pub fn failure(&self) -> Option<(&'static str, &StepError)> {
+        self.attempts.iter().find_map(|a| {
+            let step = self
+                .steps
+                .iter()
+                .find(|s| s.name == a.step && s.state == StepState::Error)?;
+            Some((step.name, step.errors.last()?))
+        })
+    }
+
+    /// The output of step `name`, deserialized.
+    pub fn output<T: DeserializeOwned>(&self, name: &str) -> Result<T> {
+        let step = self.step(name)?;
+        let output = step.output.as_ref().ok_or_else(|| Error::NoOutput {
+            step: name.to_owned(),
+            state: match step.state {
+                StepState::Error => format!(
+                    "failed after {} attempt(s): {}",
+                    step.attempts,
+                    step.errors
+                        .last()
+                        .map(ToString::to_string)
+                        .unwrap_or_default()
+                ),
+                _ => "did not run because a step before it failed".to_owned(),
+            },
+        })?;
+        decode(output).map_err(|e| Error::OutputType {
+            step: name.to_owned(),
+            type_name: std::any::type_name::<T>(),
+            message: e.to_string(),
+        })
+    }
+}
