@@ -101,13 +101,18 @@ fn generate(args: &parse::HandlerArgs, handler: &parse::Handler, checked: &Check
         let mut decode = Vec::new();
         let mut call_args = Vec::new();
         if let Some(ctx_ty) = &step.context_param {
-            // Spanned at the user's parameter, so a context type that differs
-            // from the handler's is reported there.
-            let arg = quote_spanned!(ctx_ty.span()=> &__context);
-            call_args.push(arg);
-            decode.push(quote! {
-                let __context = __input.context::<#context_ty>()?;
+            // Decode the context as the type the step asks for, and check
+            // separately (spanned at the user's parameter) that it is the
+            // handler's: one clear error instead of a mismatch at the call.
+            let inner = context_inner(ctx_ty)
+                .map_or_else(|| quote!(#private::serde_json::Value), |t| quote!(#t));
+            decode.push(quote_spanned! {ctx_ty.span()=>
+                #private::assert_context_type::<#inner, #context_ty>();
             });
+            decode.push(quote! {
+                let __context = __input.context::<#inner>()?;
+            });
+            call_args.push(quote!(&__context));
         }
         for (position, input) in step.inputs.iter().enumerate() {
             let dep_index = handler
@@ -120,28 +125,27 @@ fn generate(args: &parse::HandlerArgs, handler: &parse::Handler, checked: &Check
                 .output
                 .as_ref()
                 .expect("validated: steps declare an output");
+            let param_ty = &input.ty;
             let var = format_ident!("__input_{}", position);
-            decode.push(quote! {
-                let #var = __input.dependency::<
-                    <#dep_output as #private::StepReturn>::Output
-                >(#dep_name)?;
+            // The parameter's type must equal the dependency's output type;
+            // the check is spanned at the user's parameter type.
+            decode.push(quote_spanned! {param_ty.span()=>
+                #private::assert_input_type::<#param_ty, <#dep_output as #private::StepReturn>::Output>();
             });
-            // The value has the dependency's output type; passing it with
-            // the parameter's span makes rustc report a type mismatch at the
-            // user's parameter.
-            let var = syn::Ident::new(&var.to_string(), input.ty.span());
+            decode.push(quote! {
+                let #var = __input.dependency::<#param_ty>(#dep_name)?;
+            });
             call_args.push(quote!(#var));
         }
-        let assert_output = quote_spanned! {output.span()=>
-            #private::assert_step_return::<#output>();
-        };
+        // Spanned at the return type, so a step that does not return
+        // `StepResult<T>` with a serializable `T` is reported there.
+        let encode = quote_spanned!(output.span()=> #private::encode_output::<#output>);
         glue.push(quote! {
             async fn #glue_fn(
                 __input: #private::StepInput,
             ) -> ::core::result::Result<#private::serde_json::Value, #private::StepError> {
-                #assert_output
                 #(#decode)*
-                #private::encode_output(#self_ty::#step_ident(#(#call_args),*).await)
+                #encode(#self_ty::#step_ident(#(#call_args),*).await)
             }
         });
         arms.push(quote! {
@@ -159,7 +163,7 @@ fn generate(args: &parse::HandlerArgs, handler: &parse::Handler, checked: &Check
             let nanos = u64::try_from(d.as_nanos()).expect("validated: timeout fits u64");
             quote!(::core::time::Duration::from_nanos(#nanos))
         }));
-        let output_type = type_text(output);
+        let output_type = output_text(output);
         let line = quote_spanned!(step.ident.span()=> ::core::line!());
         descriptors.push(quote! {
             #private::StepDefinition {
@@ -227,11 +231,46 @@ fn generate(args: &parse::HandlerArgs, handler: &parse::Handler, checked: &Check
     }
 }
 
+/// `X` of a `&StepContext<X>` parameter; `None` for `&StepContext` (the
+/// default, JSON).
+fn context_inner(ty: &syn::Type) -> Option<&syn::Type> {
+    let syn::Type::Reference(reference) = ty else {
+        return None;
+    };
+    let syn::Type::Path(path) = &*reference.elem else {
+        return None;
+    };
+    let syn::PathArguments::AngleBracketed(args) = &path.path.segments.last()?.arguments else {
+        return None;
+    };
+    args.args.iter().find_map(|arg| match arg {
+        syn::GenericArgument::Type(t) => Some(t),
+        _ => None,
+    })
+}
+
 fn option(value: Option<TokenStream>) -> TokenStream {
     match value {
         Some(v) => quote!(::core::option::Option::Some(#v)),
         None => quote!(::core::option::Option::None),
     }
+}
+
+/// The `T` of a `StepResult<T>` or `Result<T, _>` return type, as written;
+/// any other type as a whole (aliases are not resolved).
+fn output_text(ty: &syn::Type) -> String {
+    if let syn::Type::Path(path) = ty {
+        if let Some(last) = path.path.segments.last() {
+            if last.ident == "StepResult" || last.ident == "Result" {
+                if let syn::PathArguments::AngleBracketed(args) = &last.arguments {
+                    if let Some(syn::GenericArgument::Type(inner)) = args.args.first() {
+                        return type_text(inner);
+                    }
+                }
+            }
+        }
+    }
+    type_text(ty)
 }
 
 /// A type as the user wrote it, whitespace normalised (`Vec<u8>`).

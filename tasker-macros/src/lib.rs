@@ -5,9 +5,9 @@
 //! the generated code refers to.
 //!
 //! The macros work in three stages, each in its own module:
-//! [`parse`](parse) reads the attribute arguments and the `impl` block,
-//! [`validate`](validate) checks the step graph and collects every error, and
-//! [`expand`](expand) generates the registration and dispatch code.
+//! `parse` reads the attribute arguments and the `impl` block,
+//! `validate` checks the step graph and collects every error, and
+//! `expand` generates the registration and dispatch code.
 
 mod expand;
 mod parse;

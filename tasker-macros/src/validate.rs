@@ -50,7 +50,7 @@ pub(crate) fn handler(args: &HandlerArgs, handler: &Handler, errors: &mut Errors
         },
     };
 
-    if handler.steps.is_empty() {
+    if handler.steps.is_empty() && handler.item.trait_.is_none() {
         errors.at(
             &handler.item.self_ty,
             "this task handler has no steps; mark its `async fn`s with `#[step]`",

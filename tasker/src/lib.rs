@@ -109,8 +109,31 @@ pub mod __private {
         inventory::iter::<Registration>.into_iter().map(|r| r.0)
     }
 
-    /// Type check: a step's return type must be `StepResult<T>`.
-    pub fn assert_step_return<R: StepReturn>() {}
+    /// Type check: a step parameter's type is its dependency's output type.
+    pub fn assert_input_type<Param: SameOutput<Output>, Output>() {}
+
+    /// `Param: SameOutput<Output>` holds exactly when the types are equal.
+    #[diagnostic::on_unimplemented(
+        message = "this step parameter is `{Self}`, but the dependency it is named after outputs `{Output}`",
+        label = "change this type to `{Output}`",
+        note = "a parameter named after a dependency receives that dependency's output, so the types must be equal"
+    )]
+    pub trait SameOutput<Output> {}
+
+    impl<T> SameOutput<T> for T {}
+
+    /// Type check: a step's context parameter uses the handler's context.
+    pub fn assert_context_type<Param: SameContext<Handler>, Handler>() {}
+
+    /// `Param: SameContext<Handler>` holds exactly when the types are equal.
+    #[diagnostic::on_unimplemented(
+        message = "this step takes `&StepContext<{Self}>`, but the handler's context type is `{Handler}`",
+        label = "change this to `&StepContext<{Handler}>`",
+        note = "every step of a handler receives the handler's `context = ...` type"
+    )]
+    pub trait SameContext<Handler> {}
+
+    impl<T> SameContext<T> for T {}
 
     /// Serializes a step's output.
     pub fn encode_output<R: StepReturn>(result: R) -> Result<Value, StepError> {

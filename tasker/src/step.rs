@@ -259,8 +259,11 @@ impl Default for StepConfig {
 /// ```
 #[derive(Clone, Default)]
 pub struct Resources {
-    values: Arc<HashMap<TypeId, (&'static str, Arc<dyn Any + Send + Sync>)>>,
+    values: Arc<HashMap<TypeId, Resource>>,
 }
+
+/// One resource and its type name (for `Debug` and error messages).
+type Resource = (&'static str, Arc<dyn Any + Send + Sync>);
 
 impl Resources {
     /// No resources.

@@ -1,0 +1,10 @@
+use tasker::prelude::*;
+
+pub struct Empty;
+
+#[task_handler]
+impl Empty {
+    pub async fn helper() {}
+}
+
+fn main() {}
