@@ -46,6 +46,26 @@ pub enum Error {
         /// The deserialization error with its field path.
         message: String,
     },
+    /// A task request body that is not valid JSON of the expected shape.
+    #[error("malformed task request: {0}; send a JSON object with `namespace`, `name`, optional `version` and `context`")]
+    InvalidRequest(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// The handler exists but is not run by this worker (see the start-up
+    /// report).
+    #[error("task handler {0} is registered but not served by this worker")]
+    HandlerNotServed(String),
+    /// Waiting for a task took too long.
+    #[error("task {task_id} did not finish within {waited:?}; it is {state}")]
+    Timeout {
+        /// The task.
+        task_id: crate::TaskId,
+        /// How long we waited.
+        waited: std::time::Duration,
+        /// Its state when we gave up.
+        state: crate::TaskState,
+    },
     /// A value that could not be serialized to JSON.
     #[error("could not serialize the {what} to JSON: {source}")]
     Serialize {

@@ -54,25 +54,35 @@
 
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+mod engine;
 mod error;
 mod graph;
 mod handler;
 mod registry;
+mod request;
 mod state;
 mod step;
+pub mod store;
 pub mod testing;
+mod worker;
 
+pub use engine::{
+    Backoff, CoordinationMode, EngineConfig, RefusedHandler, StartupReport, Tasker, TaskerBuilder,
+};
 pub use error::{
     ContextError, DefinitionError, Error, LookupError, RegistryError, RegistryErrors, Result,
 };
 pub use graph::{Graph, GraphError};
 pub use handler::{Handler, HandlerDefinition, StepDefinition, StepReturn, TaskHandler};
 pub use registry::{Registry, VersionSelector};
+pub use request::TaskRequest;
 pub use semver::{Version, VersionReq};
 pub use state::{StepState, TaskState, UnknownState};
 pub use step::{
     Resources, StepConfig, StepContext, StepError, StepErrorKind, StepResult, StepResultExt, TaskId,
 };
+pub use store::{StepId, Store, StoreError};
+pub use worker::{Worker, WorkerCounts, WorkerStats};
 
 #[cfg(feature = "macros")]
 pub use tasker_macros::{step, task_handler};
@@ -81,7 +91,7 @@ pub use tasker_macros::{step, task_handler};
 pub mod prelude {
     #[cfg(feature = "macros")]
     pub use crate::{step, task_handler};
-    pub use crate::{StepContext, StepError, StepResult, StepResultExt, TaskHandler};
+    pub use crate::{StepContext, StepError, StepResult, StepResultExt, TaskHandler, TaskRequest};
 }
 
 /// Items the macros' generated code refers to. Not public API: no

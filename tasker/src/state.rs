@@ -123,7 +123,7 @@ impl TaskState {
                 Pending,
                 InProgress | Complete | Error | Cancelled | ResolvedManually
             ) | (InProgress, Complete | Error | Cancelled | ResolvedManually)
-                | (Error, InProgress | Cancelled | ResolvedManually)
+                | (Error, InProgress | Complete | Cancelled | ResolvedManually)
         )
     }
 }

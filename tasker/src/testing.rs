@@ -194,7 +194,7 @@ impl TaskRunner {
                     config,
                     resources: self.resources.clone(),
                 };
-                let outcome = attempt_once(handler, index, input, &config).await;
+                let outcome = run_attempt(handler, index, input, config.timeout).await;
                 tracing::debug!(task = %task_id, step = definition.name(), attempt, ok = outcome.is_ok(), "step attempt");
                 match outcome {
                     Ok(output) => {
@@ -240,14 +240,14 @@ impl TaskRunner {
 
 /// Runs one attempt on its own tokio task, so a panic is caught, under the
 /// step's timeout.
-async fn attempt_once(
+pub(crate) async fn run_attempt(
     handler: &Handler,
     index: usize,
     input: StepInput,
-    config: &StepConfig,
+    timeout: Option<std::time::Duration>,
 ) -> Result<Value, StepError> {
     let mut task = tokio::spawn(handler.run_step(index, input));
-    let joined = match config.timeout {
+    let joined = match timeout {
         None => (&mut task).await,
         Some(limit) => match tokio::time::timeout(limit, &mut task).await {
             Ok(joined) => joined,

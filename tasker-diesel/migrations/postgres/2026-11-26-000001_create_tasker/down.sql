@@ -1,0 +1,9 @@
+DROP TABLE tasker_task_annotations;
+DROP TABLE tasker_workflow_step_transitions;
+DROP TABLE tasker_task_transitions;
+DROP TABLE tasker_workflow_step_edges;
+DROP TABLE tasker_workflow_steps;
+DROP TABLE tasker_tasks;
+DROP TABLE tasker_named_steps;
+DROP TABLE tasker_named_tasks;
+DROP TABLE tasker_task_namespaces;

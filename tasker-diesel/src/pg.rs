@@ -1,0 +1,1032 @@
+//! The PostgreSQL store: diesel-async with a bb8 pool. Hot paths (create,
+//! claim, complete) are single statements with data-modifying CTEs: one
+//! round trip each, atomic without an explicit transaction.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use diesel::sql_types::{Array, BigInt, Double, Integer, Nullable, Text};
+use diesel::{sql_query, QueryableByName};
+use diesel_async::pooled_connection::bb8::{Pool, PooledConnection};
+use diesel_async::pooled_connection::{
+    AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
+};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
+use futures_util::StreamExt;
+use serde_json::Value;
+use tasker::store::{
+    Capabilities, ClaimRequest, ClaimedStep, Completed, Completion, Created, HandlerRecord,
+    NewTask, OperatorAction, Outcome, Store, StoreError, TaskFilter, TaskRecord, Transition,
+    UnfinishedHandler,
+};
+use tasker::{StepId, TaskId, TaskState};
+use tokio::sync::Notify;
+
+use crate::rows::{
+    lease_expired_error, ClaimRow, CountRow, IdRow, StateCountRow, StepRow, TaskRow, TransitionRow,
+    UnfinishedRow,
+};
+use crate::MIGRATIONS_POSTGRES;
+
+/// Options of a [`PgStore`].
+#[derive(Debug, Clone)]
+pub struct PgOptions {
+    /// The schema holding tasker's tables (created by `migrate`). Lowercase
+    /// letters, digits and `_`.
+    pub schema: String,
+    /// Connections in the pool.
+    pub pool_size: u32,
+}
+
+impl Default for PgOptions {
+    fn default() -> Self {
+        PgOptions {
+            schema: "public".to_owned(),
+            pool_size: 10,
+        }
+    }
+}
+
+/// The PostgreSQL store: many workers on many machines.
+pub struct PgStore {
+    pool: Pool<AsyncPgConnection>,
+    schema: String,
+    channel: String,
+    url: String,
+    wakeups: Arc<Notify>,
+    listener: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore")
+            .field("schema", &self.schema)
+            .finish()
+    }
+}
+
+fn db(doing: &'static str) -> impl Fn(diesel::result::Error) -> StoreError {
+    move |e| StoreError::database(doing, e)
+}
+
+/// Errors inside an operator transaction.
+enum TxError {
+    Diesel(diesel::result::Error),
+    Store(StoreError),
+}
+
+impl From<diesel::result::Error> for TxError {
+    fn from(e: diesel::result::Error) -> Self {
+        TxError::Diesel(e)
+    }
+}
+
+impl TxError {
+    fn into_store(self, doing: &'static str) -> StoreError {
+        match self {
+            TxError::Diesel(e) => StoreError::database(doing, e),
+            TxError::Store(e) => e,
+        }
+    }
+}
+
+const MS: &str = "(extract(epoch from {}) * 1000)::bigint";
+
+fn ms(column: &str) -> String {
+    MS.replace("{}", column)
+}
+
+impl PgStore {
+    /// Connects with default options (schema `public`, 10 connections).
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::connect_with(url, PgOptions::default()).await
+    }
+
+    /// Connects with `options`. Starts a listener connection for wake-ups.
+    pub async fn connect_with(url: &str, options: PgOptions) -> Result<Self, StoreError> {
+        if options.schema.is_empty()
+            || !options
+                .schema
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        {
+            return Err(StoreError::Unavailable(format!(
+                "invalid schema name {:?}: use lowercase letters, digits and `_`",
+                options.schema
+            )));
+        }
+        let schema = options.schema.clone();
+        let mut config = ManagerConfig::default();
+        config.recycling_method = RecyclingMethod::Fast;
+        let setup_schema = schema.clone();
+        config.custom_setup = Box::new(move |url| {
+            let schema = setup_schema.clone();
+            Box::pin(async move {
+                let mut conn = AsyncPgConnection::establish(url).await?;
+                conn.batch_execute(&format!("SET search_path TO \"{schema}\""))
+                    .await
+                    .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;
+                Ok(conn)
+            })
+        });
+        let manager = AsyncDieselConnectionManager::new_with_config(url, config);
+        let pool = Pool::builder()
+            .max_size(options.pool_size)
+            .connection_timeout(Duration::from_secs(10))
+            .build(manager)
+            .await
+            .map_err(|e| {
+                StoreError::Unavailable(format!("connecting to PostgreSQL failed: {e}"))
+            })?;
+        // Fail early, with a clear message, when the server is unreachable.
+        drop(pool.get().await.map_err(|e| {
+            StoreError::Unavailable(format!(
+                "cannot connect to PostgreSQL at {}: {e}; is the server running and the URL right?",
+                redact(url)
+            ))
+        })?);
+        let channel = format!("tasker_work_{schema}");
+        let wakeups = Arc::new(Notify::new());
+        let listener = tokio::spawn(listen(
+            url.to_owned(),
+            channel.clone(),
+            Arc::clone(&wakeups),
+        ));
+        Ok(PgStore {
+            pool,
+            schema,
+            channel,
+            url: url.to_owned(),
+            wakeups,
+            listener,
+        })
+    }
+
+    /// The schema holding tasker's tables.
+    pub fn schema(&self) -> &str {
+        &self.schema
+    }
+
+    async fn conn(&self) -> Result<PooledConnection<'_, AsyncPgConnection>, StoreError> {
+        self.pool.get().await.map_err(|e| {
+            StoreError::Unavailable(format!("no PostgreSQL connection available: {e}"))
+        })
+    }
+
+    async fn operator_tx(&self, action: OperatorAction, actor: &str) -> Result<(), TxError> {
+        let mut conn = self.conn().await.map_err(TxError::Store)?;
+        let channel = self.channel.clone();
+        let actor = actor.to_owned();
+        conn.transaction(async move |conn| -> Result<(), TxError> {
+            match action {
+                OperatorAction::RetryTask(task_id) => {
+                    let state = lock_task(conn, task_id.0).await?;
+                    if state != "error" {
+                        return Err(conflict(format!(
+                            "task {task_id} is {state}; only a task in `error` can be retried"
+                        )));
+                    }
+                    sql_query(
+                        "WITH s AS (
+                           UPDATE tasker_workflow_steps SET state = 'ready', run_at = now(),
+                             max_attempts = attempts + attempt_budget, updated_at = now()
+                           WHERE task_id = $1 AND state = 'error'
+                           RETURNING workflow_step_id, task_id, attempts)
+                         INSERT INTO tasker_workflow_step_transitions
+                           (workflow_step_id, task_id, from_state, to_state, attempt, actor)
+                         SELECT workflow_step_id, task_id, 'error', 'ready', attempts, $2 FROM s",
+                    )
+                    .bind::<BigInt, _>(task_id.0)
+                    .bind::<Text, _>(&actor)
+                    .execute(conn)
+                    .await?;
+                    set_task_state(conn, task_id.0, "error", "in_progress", &actor).await?;
+                }
+                OperatorAction::RetryStep(step_id) => {
+                    let task_id = task_of_step(conn, step_id.0).await?;
+                    let task_state = lock_task(conn, task_id).await?;
+                    let step_state = lock_step(conn, step_id.0).await?;
+                    if step_state != "error" {
+                        return Err(conflict(format!(
+                            "step {step_id} is {step_state}; only a step in `error` can be retried"
+                        )));
+                    }
+                    sql_query(
+                        "WITH s AS (
+                           UPDATE tasker_workflow_steps SET state = 'ready', run_at = now(),
+                             max_attempts = attempts + attempt_budget, updated_at = now()
+                           WHERE workflow_step_id = $1
+                           RETURNING workflow_step_id, task_id, attempts)
+                         INSERT INTO tasker_workflow_step_transitions
+                           (workflow_step_id, task_id, from_state, to_state, attempt, actor)
+                         SELECT workflow_step_id, task_id, 'error', 'ready', attempts, $2 FROM s",
+                    )
+                    .bind::<BigInt, _>(step_id.0)
+                    .bind::<Text, _>(&actor)
+                    .execute(conn)
+                    .await?;
+                    if task_state == "error" && errored_steps(conn, task_id).await? == 0 {
+                        set_task_state(conn, task_id, "error", "in_progress", &actor).await?;
+                    }
+                }
+                OperatorAction::CancelTask(task_id) => {
+                    let state = lock_task(conn, task_id.0).await?;
+                    if matches!(state.as_str(), "complete" | "cancelled" | "resolved_manually") {
+                        return Err(conflict(format!(
+                            "task {task_id} is already {state}; only an unfinished task can be cancelled"
+                        )));
+                    }
+                    sql_query(
+                        "WITH old AS (
+                           SELECT workflow_step_id, task_id, state, attempts FROM tasker_workflow_steps
+                           WHERE task_id = $1 AND state IN ('pending', 'ready', 'in_progress', 'error')
+                           FOR UPDATE),
+                         s AS (
+                           UPDATE tasker_workflow_steps w SET state = 'cancelled', lease_expires_at = NULL,
+                             updated_at = now()
+                           FROM old WHERE w.workflow_step_id = old.workflow_step_id
+                           RETURNING w.workflow_step_id)
+                         INSERT INTO tasker_workflow_step_transitions
+                           (workflow_step_id, task_id, from_state, to_state, attempt, actor)
+                         SELECT old.workflow_step_id, old.task_id, old.state, 'cancelled', old.attempts, $2
+                         FROM old JOIN s ON s.workflow_step_id = old.workflow_step_id",
+                    )
+                    .bind::<BigInt, _>(task_id.0)
+                    .bind::<Text, _>(&actor)
+                    .execute(conn)
+                    .await?;
+                    set_task_state(conn, task_id.0, &state, "cancelled", &actor).await?;
+                }
+                OperatorAction::ResolveStep { step_id, output } => {
+                    let task_id = task_of_step(conn, step_id.0).await?;
+                    let task_state = lock_task(conn, task_id).await?;
+                    if matches!(task_state.as_str(), "complete" | "cancelled" | "resolved_manually") {
+                        return Err(conflict(format!(
+                            "task {task_id} is {task_state}; its steps can no longer be resolved"
+                        )));
+                    }
+                    let step_state = lock_step(conn, step_id.0).await?;
+                    if !matches!(step_state.as_str(), "pending" | "ready" | "in_progress" | "error") {
+                        return Err(conflict(format!(
+                            "step {step_id} is already {step_state}; only an unfinished step can be resolved"
+                        )));
+                    }
+                    sql_query(
+                        "WITH s AS (
+                           UPDATE tasker_workflow_steps SET state = 'resolved_manually', results = $2::jsonb,
+                             lease_expires_at = NULL, updated_at = now()
+                           WHERE workflow_step_id = $1
+                           RETURNING workflow_step_id, task_id, attempts),
+                         audit AS (
+                           INSERT INTO tasker_workflow_step_transitions
+                             (workflow_step_id, task_id, from_state, to_state, attempt, actor)
+                           SELECT workflow_step_id, task_id, $3, 'resolved_manually', attempts, $4 FROM s),
+                         released AS (
+                           UPDATE tasker_workflow_steps c SET pending_parents = c.pending_parents - 1,
+                             state = CASE WHEN c.pending_parents = 1 AND c.state = 'pending' THEN 'ready' ELSE c.state END,
+                             run_at = now(), updated_at = now()
+                           FROM tasker_workflow_step_edges e, s
+                           WHERE e.from_step_id = s.workflow_step_id AND c.workflow_step_id = e.to_step_id
+                           RETURNING c.workflow_step_id, c.task_id, c.state)
+                         INSERT INTO tasker_workflow_step_transitions
+                           (workflow_step_id, task_id, from_state, to_state, actor)
+                         SELECT workflow_step_id, task_id, 'pending', 'ready', $4 FROM released WHERE state = 'ready'",
+                    )
+                    .bind::<BigInt, _>(step_id.0)
+                    .bind::<Text, _>(output.to_string())
+                    .bind::<Text, _>(&step_state)
+                    .bind::<Text, _>(&actor)
+                    .execute(conn)
+                    .await?;
+                    let unfinished = sql_query(
+                        "UPDATE tasker_tasks SET unfinished_steps = unfinished_steps - 1, updated_at = now()
+                         WHERE task_id = $1 RETURNING unfinished_steps::bigint AS count",
+                    )
+                    .bind::<BigInt, _>(task_id)
+                    .get_result::<CountRow>(conn)
+                    .await?
+                    .count;
+                    if unfinished == 0 {
+                        set_task_state(conn, task_id, &task_state, "complete", &actor).await?;
+                    } else if task_state == "error" && errored_steps(conn, task_id).await? == 0 {
+                        set_task_state(conn, task_id, "error", "in_progress", &actor).await?;
+                    }
+                }
+            }
+            sql_query("SELECT pg_notify($1, '')")
+                .bind::<Text, _>(&channel)
+                .execute(conn)
+                .await?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+fn conflict(message: String) -> TxError {
+    TxError::Store(StoreError::Conflict(message))
+}
+
+#[derive(QueryableByName)]
+struct StateRow {
+    #[diesel(sql_type = Text)]
+    state: String,
+}
+
+async fn task_of_step(conn: &mut AsyncPgConnection, step_id: i64) -> Result<i64, TxError> {
+    sql_query("SELECT task_id AS id FROM tasker_workflow_steps WHERE workflow_step_id = $1")
+        .bind::<BigInt, _>(step_id)
+        .get_results::<IdRow>(conn)
+        .await?
+        .pop()
+        .map(|r| r.id)
+        .ok_or(TxError::Store(StoreError::NotFound {
+            what: "step",
+            id: step_id,
+        }))
+}
+
+async fn lock_task(conn: &mut AsyncPgConnection, task_id: i64) -> Result<String, TxError> {
+    sql_query("SELECT state FROM tasker_tasks WHERE task_id = $1 FOR UPDATE")
+        .bind::<BigInt, _>(task_id)
+        .get_results::<StateRow>(conn)
+        .await?
+        .pop()
+        .map(|r| r.state)
+        .ok_or(TxError::Store(StoreError::NotFound {
+            what: "task",
+            id: task_id,
+        }))
+}
+
+async fn lock_step(conn: &mut AsyncPgConnection, step_id: i64) -> Result<String, TxError> {
+    sql_query("SELECT state FROM tasker_workflow_steps WHERE workflow_step_id = $1 FOR UPDATE")
+        .bind::<BigInt, _>(step_id)
+        .get_results::<StateRow>(conn)
+        .await?
+        .pop()
+        .map(|r| r.state)
+        .ok_or(TxError::Store(StoreError::NotFound {
+            what: "step",
+            id: step_id,
+        }))
+}
+
+async fn errored_steps(conn: &mut AsyncPgConnection, task_id: i64) -> Result<i64, TxError> {
+    Ok(sql_query(
+        "SELECT count(*) AS count FROM tasker_workflow_steps WHERE task_id = $1 AND state = 'error'",
+    )
+    .bind::<BigInt, _>(task_id)
+    .get_result::<CountRow>(conn)
+    .await?
+    .count)
+}
+
+async fn set_task_state(
+    conn: &mut AsyncPgConnection,
+    task_id: i64,
+    from: &str,
+    to: &str,
+    actor: &str,
+) -> Result<(), TxError> {
+    sql_query(
+        "WITH t AS (UPDATE tasker_tasks SET state = $3, updated_at = now()
+                    WHERE task_id = $1 AND state = $2 RETURNING task_id)
+         INSERT INTO tasker_task_transitions (task_id, from_state, to_state, actor)
+         SELECT task_id, $2, $3, $4 FROM t",
+    )
+    .bind::<BigInt, _>(task_id)
+    .bind::<Text, _>(from)
+    .bind::<Text, _>(to)
+    .bind::<Text, _>(actor)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Hides the password of a database URL for messages.
+pub(crate) fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.find(':') {
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme + 3],
+                    &credentials[..colon],
+                    &url[at..]
+                ),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Listens for wake-up notifications, reconnecting on failure.
+async fn listen(url: String, channel: String, wakeups: Arc<Notify>) {
+    loop {
+        match AsyncPgConnection::establish(&url).await {
+            Ok(mut conn) => {
+                if let Err(e) = conn.batch_execute(&format!("LISTEN \"{channel}\"")).await {
+                    tracing::warn!("LISTEN failed: {e}; relying on polling");
+                } else {
+                    let mut stream = std::pin::pin!(conn.notifications_stream());
+                    while let Some(notification) = stream.next().await {
+                        match notification {
+                            Ok(_) => wakeups.notify_one(),
+                            Err(e) => {
+                                tracing::warn!("notification listener failed: {e}; reconnecting");
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!("notification listener cannot connect: {e}; relying on polling")
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+#[derive(QueryableByName)]
+struct CompleteRow {
+    #[diesel(sql_type = BigInt)]
+    applied: i64,
+    #[diesel(sql_type = BigInt)]
+    released: i64,
+    #[diesel(sql_type = Nullable<Text>)]
+    task_state: Option<String>,
+}
+
+const COMPLETE_SQL: &str = "
+WITH done AS (
+  UPDATE tasker_workflow_steps SET state = 'complete', results = $2::jsonb, lease_expires_at = NULL,
+    updated_at = now()
+  WHERE workflow_step_id = $1 AND attempts = $3 AND state = 'in_progress'
+  RETURNING workflow_step_id, task_id
+), done_audit AS (
+  INSERT INTO tasker_workflow_step_transitions (workflow_step_id, task_id, from_state, to_state, attempt, actor)
+  SELECT workflow_step_id, task_id, 'in_progress', 'complete', $3, $4 FROM done
+), released AS (
+  UPDATE tasker_workflow_steps c SET pending_parents = c.pending_parents - 1,
+    state = CASE WHEN c.pending_parents = 1 AND c.state = 'pending' THEN 'ready' ELSE c.state END,
+    run_at = now(), updated_at = now()
+  FROM tasker_workflow_step_edges e, done
+  WHERE e.from_step_id = done.workflow_step_id AND c.workflow_step_id = e.to_step_id
+  RETURNING c.workflow_step_id, c.task_id, c.state
+), released_audit AS (
+  INSERT INTO tasker_workflow_step_transitions (workflow_step_id, task_id, from_state, to_state, actor)
+  SELECT workflow_step_id, task_id, 'pending', 'ready', $4 FROM released WHERE state = 'ready'
+), finished AS (
+  UPDATE tasker_tasks t SET unfinished_steps = t.unfinished_steps - 1,
+    state = CASE WHEN t.unfinished_steps = 1 AND t.state = 'in_progress' THEN 'complete' ELSE t.state END,
+    updated_at = now()
+  FROM done WHERE t.task_id = done.task_id
+  RETURNING t.task_id, t.state, t.unfinished_steps
+), finished_audit AS (
+  INSERT INTO tasker_task_transitions (task_id, from_state, to_state, actor)
+  SELECT task_id, 'in_progress', 'complete', $4 FROM finished WHERE state = 'complete' AND unfinished_steps = 0
+), wake AS (
+  SELECT pg_notify($5, '') FROM (SELECT 1 FROM released WHERE state = 'ready' LIMIT 1) r
+)
+SELECT (SELECT count(*) FROM done) AS applied,
+       (SELECT count(*) FROM released WHERE state = 'ready') + 0 * (SELECT count(*) FROM wake) AS released,
+       (SELECT state FROM finished WHERE state = 'complete' AND unfinished_steps = 0) AS task_state";
+
+const RETRY_SQL: &str = "
+WITH s AS (
+  UPDATE tasker_workflow_steps SET state = 'ready',
+    run_at = now() + make_interval(secs => $5), lease_expires_at = NULL, worker_id = NULL,
+    last_error = $2::jsonb, updated_at = now()
+  WHERE workflow_step_id = $1 AND attempts = $3 AND state = 'in_progress'
+  RETURNING workflow_step_id, task_id
+), audit AS (
+  INSERT INTO tasker_workflow_step_transitions (workflow_step_id, task_id, from_state, to_state, attempt, actor, error)
+  SELECT workflow_step_id, task_id, 'in_progress', 'ready', $3, $4, $6 FROM s
+)
+SELECT count(*) AS applied, 0::bigint AS released, NULL::text AS task_state FROM s";
+
+const FAIL_SQL: &str = "
+WITH s AS (
+  UPDATE tasker_workflow_steps SET state = 'error', lease_expires_at = NULL, last_error = $2::jsonb,
+    updated_at = now()
+  WHERE workflow_step_id = $1 AND attempts = $3 AND state = 'in_progress'
+  RETURNING workflow_step_id, task_id
+), audit AS (
+  INSERT INTO tasker_workflow_step_transitions (workflow_step_id, task_id, from_state, to_state, attempt, actor, error)
+  SELECT workflow_step_id, task_id, 'in_progress', 'error', $3, $4, $5 FROM s
+), t AS (
+  UPDATE tasker_tasks SET state = 'error', updated_at = now()
+  WHERE task_id IN (SELECT task_id FROM s) AND state = 'in_progress'
+  RETURNING task_id
+), t_audit AS (
+  INSERT INTO tasker_task_transitions (task_id, from_state, to_state, actor)
+  SELECT task_id, 'in_progress', 'error', $4 FROM t
+)
+SELECT (SELECT count(*) FROM s) AS applied, 0::bigint AS released,
+       (SELECT 'error'::text FROM t) AS task_state";
+
+fn recover_sql(all: bool) -> String {
+    let condition = if all {
+        "state = 'in_progress'"
+    } else {
+        "state = 'in_progress' AND lease_expires_at < now()"
+    };
+    format!(
+        "WITH expired AS (
+           SELECT workflow_step_id FROM tasker_workflow_steps WHERE {condition}
+           ORDER BY lease_expires_at LIMIT 1000 FOR UPDATE SKIP LOCKED
+         ), back AS (
+           UPDATE tasker_workflow_steps s
+           SET state = CASE WHEN s.attempts >= s.max_attempts THEN 'error' ELSE 'ready' END,
+             run_at = now(), lease_expires_at = NULL, worker_id = NULL, last_error = $1::jsonb,
+             updated_at = now()
+           FROM expired WHERE s.workflow_step_id = expired.workflow_step_id
+           RETURNING s.workflow_step_id, s.task_id, s.state, s.attempts
+         ), audit AS (
+           INSERT INTO tasker_workflow_step_transitions (workflow_step_id, task_id, from_state, to_state, attempt, actor, error)
+           SELECT workflow_step_id, task_id, 'in_progress', state, attempts, 'lease-recovery', $2 FROM back
+         ), t AS (
+           UPDATE tasker_tasks SET state = 'error', updated_at = now()
+           WHERE task_id IN (SELECT task_id FROM back WHERE state = 'error') AND state = 'in_progress'
+           RETURNING task_id
+         ), t_audit AS (
+           INSERT INTO tasker_task_transitions (task_id, from_state, to_state, actor)
+           SELECT task_id, 'in_progress', 'error', 'lease-recovery' FROM t
+         ), wake AS (
+           SELECT pg_notify($3, '') FROM (SELECT 1 FROM back WHERE state = 'ready' LIMIT 1) r
+         )
+         SELECT (SELECT count(*) FROM back) + 0 * (SELECT count(*) FROM wake) AS count"
+    )
+}
+
+const CLAIM_SQL: &str = "
+WITH picked AS (
+  SELECT workflow_step_id FROM tasker_workflow_steps
+  WHERE state = 'ready' AND run_at <= now() AND named_task_id = ANY($1)
+  ORDER BY run_at, workflow_step_id
+  LIMIT $2
+  FOR UPDATE SKIP LOCKED
+), claimed AS (
+  UPDATE tasker_workflow_steps s SET state = 'in_progress', attempts = s.attempts + 1,
+    lease_expires_at = now() + make_interval(secs => $3), worker_id = $4, updated_at = now()
+  FROM picked WHERE s.workflow_step_id = picked.workflow_step_id
+  RETURNING s.workflow_step_id, s.task_id, s.named_task_id, s.name, s.position, s.attempts, s.max_attempts
+), step_audit AS (
+  INSERT INTO tasker_workflow_step_transitions (workflow_step_id, task_id, from_state, to_state, attempt, actor)
+  SELECT workflow_step_id, task_id, 'ready', 'in_progress', attempts, $4 FROM claimed
+), started AS (
+  UPDATE tasker_tasks t SET state = 'in_progress', updated_at = now()
+  WHERE t.task_id IN (SELECT task_id FROM claimed) AND t.state = 'pending'
+  RETURNING t.task_id
+), task_audit AS (
+  INSERT INTO tasker_task_transitions (task_id, from_state, to_state, actor)
+  SELECT task_id, 'pending', 'in_progress', $4 FROM started
+)
+SELECT c.workflow_step_id, c.task_id, c.named_task_id, c.name, c.position, c.attempts, c.max_attempts,
+       t.context::text AS context,
+       COALESCE((SELECT json_agg(json_build_array(p.name, p.results))
+                 FROM tasker_workflow_step_edges e
+                 JOIN tasker_workflow_steps p ON p.workflow_step_id = e.from_step_id
+                 WHERE e.to_step_id = c.workflow_step_id), '[]'::json)::text AS inputs
+FROM claimed c JOIN tasker_tasks t ON t.task_id = c.task_id";
+
+const CREATE_SQL: &str = "
+WITH task AS (
+  INSERT INTO tasker_tasks (named_task_id, state, context, identity_key, initiator, source_system,
+                            reason, tags, unfinished_steps)
+  VALUES ($1, 'pending', $2::jsonb, $3, $4, $5, $6, $7::jsonb, $8)
+  ON CONFLICT (identity_key) DO NOTHING
+  RETURNING task_id
+), steps AS (
+  INSERT INTO tasker_workflow_steps (task_id, named_task_id, name, position, state, max_attempts,
+                                     attempt_budget, timeout_ms, pending_parents)
+  SELECT task.task_id, $1, s.name, s.position,
+         CASE WHEN s.parents = 0 THEN 'ready' ELSE 'pending' END,
+         s.max_attempts, s.max_attempts, s.timeout_ms, s.parents
+  FROM task, unnest($9::text[], $10::int[], $11::int[], $12::bigint[], $13::int[])
+       AS s(name, position, max_attempts, timeout_ms, parents)
+  RETURNING workflow_step_id, task_id, position, state
+), edges AS (
+  INSERT INTO tasker_workflow_step_edges (from_step_id, to_step_id, task_id)
+  SELECT f.workflow_step_id, t.workflow_step_id, f.task_id
+  FROM unnest($14::int[], $15::int[]) AS e(from_pos, to_pos)
+  JOIN steps f ON f.position = e.from_pos
+  JOIN steps t ON t.position = e.to_pos
+), task_audit AS (
+  INSERT INTO tasker_task_transitions (task_id, from_state, to_state, actor)
+  SELECT task_id, NULL, 'pending', $16 FROM task
+), step_audit AS (
+  INSERT INTO tasker_workflow_step_transitions (workflow_step_id, task_id, from_state, to_state, actor)
+  SELECT workflow_step_id, task_id, NULL, state, $16 FROM steps
+), wake AS (
+  SELECT pg_notify($17, '') FROM task
+)
+SELECT task_id AS id FROM task WHERE (SELECT count(*) FROM wake) >= 0";
+
+impl Store for PgStore {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            distributed: true,
+            skip_locked: true,
+            notify: true,
+            advisory_locks: true,
+        }
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let mut conn = AsyncPgConnection::establish(&self.url)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("connecting to migrate failed: {e}")))?;
+        // One migrator at a time across workers starting together.
+        conn.batch_execute(&format!(
+            "SELECT pg_advisory_lock(hashtext('tasker_migrate_{0}'));
+             CREATE SCHEMA IF NOT EXISTS \"{0}\";
+             SET search_path TO \"{0}\";",
+            self.schema
+        ))
+        .await
+        .map_err(db("preparing to migrate"))?;
+        let result = tokio::task::spawn_blocking(move || {
+            use diesel_migrations::MigrationHarness;
+            let mut harness = diesel_async::AsyncMigrationHarness::new(conn);
+            let outcome = harness
+                .run_pending_migrations(MIGRATIONS_POSTGRES)
+                .map(|applied| applied.len())
+                .map_err(|e| StoreError::Database {
+                    message: format!("applying migrations failed: {e}"),
+                    source: None,
+                });
+            (outcome, harness.into_inner())
+        })
+        .await
+        .map_err(|e| StoreError::Database {
+            message: format!("the migration task failed: {e}"),
+            source: None,
+        })?;
+        let (outcome, mut conn) = result;
+        let _ = conn.batch_execute("SELECT pg_advisory_unlock_all()").await;
+        let applied = outcome?;
+        if applied > 0 {
+            tracing::info!(applied, schema = %self.schema, "applied migrations");
+        }
+        Ok(())
+    }
+
+    async fn migrations_current(&self) -> Result<bool, StoreError> {
+        let mut conn = AsyncPgConnection::establish(&self.url)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("connecting failed: {e}")))?;
+        conn.batch_execute(&format!("SET search_path TO \"{}\"", self.schema))
+            .await
+            .map_err(db("setting the schema"))?;
+        tokio::task::spawn_blocking(move || {
+            use diesel_migrations::MigrationHarness;
+            let mut harness = diesel_async::AsyncMigrationHarness::new(conn);
+            harness
+                .has_pending_migration(MIGRATIONS_POSTGRES)
+                .map(|pending| !pending)
+                .map_err(|e| StoreError::Database {
+                    message: format!("reading the migration state failed: {e}"),
+                    source: None,
+                })
+        })
+        .await
+        .map_err(|e| StoreError::Database {
+            message: format!("the migration check failed: {e}"),
+            source: None,
+        })?
+    }
+
+    async fn register_handler(&self, handler: &HandlerRecord) -> Result<i64, StoreError> {
+        let mut conn = self.conn().await?;
+        let id = sql_query(
+            "WITH ns AS (
+               INSERT INTO tasker_task_namespaces (name) VALUES ($1)
+               ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name
+               RETURNING task_namespace_id
+             ), nt AS (
+               INSERT INTO tasker_named_tasks (task_namespace_id, name, version, fingerprint, description)
+               SELECT task_namespace_id, $2, $3, $4, $5 FROM ns
+               ON CONFLICT (task_namespace_id, name, version, fingerprint)
+               DO UPDATE SET description = EXCLUDED.description
+               RETURNING named_task_id
+             ), steps AS (
+               INSERT INTO tasker_named_steps (named_task_id, name, position)
+               SELECT nt.named_task_id, s.name, (s.n - 1)::int FROM nt,
+                 unnest($6::text[]) WITH ORDINALITY AS s(name, n)
+               ON CONFLICT (named_task_id, position) DO NOTHING
+             )
+             SELECT named_task_id AS id FROM nt",
+        )
+        .bind::<Text, _>(&handler.namespace)
+        .bind::<Text, _>(&handler.name)
+        .bind::<Text, _>(&handler.version)
+        .bind::<Text, _>(&handler.fingerprint)
+        .bind::<Text, _>(&handler.description)
+        .bind::<Array<Text>, _>(&handler.steps)
+        .get_result::<IdRow>(&mut conn)
+        .await
+        .map_err(db("registering a handler"))?;
+        Ok(id.id)
+    }
+
+    async fn unfinished_handlers(&self) -> Result<Vec<UnfinishedHandler>, StoreError> {
+        let mut conn = self.conn().await?;
+        let rows = sql_query(
+            "SELECT ns.name AS namespace, nt.name, nt.version, nt.fingerprint, count(*) AS tasks
+             FROM tasker_tasks t
+             JOIN tasker_named_tasks nt ON nt.named_task_id = t.named_task_id
+             JOIN tasker_task_namespaces ns ON ns.task_namespace_id = nt.task_namespace_id
+             WHERE t.state IN ('pending', 'in_progress', 'error')
+             GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4",
+        )
+        .load::<UnfinishedRow>(&mut conn)
+        .await
+        .map_err(db("listing unfinished handlers"))?;
+        Ok(rows
+            .into_iter()
+            .map(|r| UnfinishedHandler {
+                namespace: r.namespace,
+                name: r.name,
+                version: r.version,
+                fingerprint: r.fingerprint,
+                tasks: r.tasks,
+            })
+            .collect())
+    }
+
+    async fn create_task(&self, task: NewTask) -> Result<Created, StoreError> {
+        let mut conn = self.conn().await?;
+        let names: Vec<&str> = task.steps.iter().map(|s| s.name.as_str()).collect();
+        let positions: Vec<i32> = task.steps.iter().map(|s| s.index as i32).collect();
+        let max_attempts: Vec<i32> = task.steps.iter().map(|s| s.max_attempts as i32).collect();
+        let timeouts: Vec<Option<i64>> = task
+            .steps
+            .iter()
+            .map(|s| s.timeout.map(|t| t.as_millis() as i64))
+            .collect();
+        let parents: Vec<i32> = task.steps.iter().map(|s| s.parents.len() as i32).collect();
+        let (from, to): (Vec<i32>, Vec<i32>) = task
+            .steps
+            .iter()
+            .flat_map(|s| s.parents.iter().map(move |p| (*p as i32, s.index as i32)))
+            .unzip();
+        let actor = task
+            .initiator
+            .clone()
+            .unwrap_or_else(|| "tasker".to_owned());
+        let rows = sql_query(CREATE_SQL)
+            .bind::<BigInt, _>(task.handler_id)
+            .bind::<Text, _>(task.context.to_string())
+            .bind::<Nullable<Text>, _>(task.identity_key.as_deref())
+            .bind::<Nullable<Text>, _>(task.initiator.as_deref())
+            .bind::<Nullable<Text>, _>(task.source_system.as_deref())
+            .bind::<Nullable<Text>, _>(task.reason.as_deref())
+            .bind::<Text, _>(Value::from(task.tags.clone()).to_string())
+            .bind::<Integer, _>(task.steps.len() as i32)
+            .bind::<Array<Text>, _>(names)
+            .bind::<Array<Integer>, _>(positions)
+            .bind::<Array<Integer>, _>(max_attempts)
+            .bind::<Array<Nullable<BigInt>>, _>(timeouts)
+            .bind::<Array<Integer>, _>(parents)
+            .bind::<Array<Integer>, _>(from)
+            .bind::<Array<Integer>, _>(to)
+            .bind::<Text, _>(actor)
+            .bind::<Text, _>(&self.channel)
+            .load::<IdRow>(&mut conn)
+            .await
+            .map_err(db("creating a task"))?;
+        if let Some(row) = rows.into_iter().next() {
+            return Ok(Created::New(TaskId(row.id)));
+        }
+        // The identity key exists (possibly committed after this statement's
+        // snapshot): read it with a fresh one.
+        let key = task.identity_key.as_deref().unwrap_or_default();
+        let existing = sql_query("SELECT task_id AS id FROM tasker_tasks WHERE identity_key = $1")
+            .bind::<Text, _>(key)
+            .get_result::<IdRow>(&mut conn)
+            .await
+            .map_err(db("reading the task with an existing identity key"))?;
+        Ok(Created::Existing(TaskId(existing.id)))
+    }
+
+    async fn claim_steps(&self, request: ClaimRequest<'_>) -> Result<Vec<ClaimedStep>, StoreError> {
+        if request.handler_ids.is_empty() || request.limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.conn().await?;
+        let rows = sql_query(CLAIM_SQL)
+            .bind::<Array<BigInt>, _>(request.handler_ids)
+            .bind::<Integer, _>(request.limit as i32)
+            .bind::<Double, _>(request.lease.as_secs_f64())
+            .bind::<Text, _>(request.worker)
+            .load::<ClaimRow>(&mut conn)
+            .await
+            .map_err(db("claiming steps"))?;
+        rows.into_iter().map(ClaimRow::into_claimed).collect()
+    }
+
+    async fn renew_leases(
+        &self,
+        steps: &[(StepId, u32)],
+        lease: Duration,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        let ids: Vec<i64> = steps.iter().map(|(id, _)| id.0).collect();
+        let attempts: Vec<i32> = steps.iter().map(|(_, a)| *a as i32).collect();
+        sql_query(
+            "UPDATE tasker_workflow_steps s SET lease_expires_at = now() + make_interval(secs => $3)
+             FROM unnest($1::bigint[], $2::int[]) AS l(id, attempt)
+             WHERE s.workflow_step_id = l.id AND s.attempts = l.attempt AND s.state = 'in_progress'",
+        )
+        .bind::<Array<BigInt>, _>(ids)
+        .bind::<Array<Integer>, _>(attempts)
+        .bind::<Double, _>(lease.as_secs_f64())
+        .execute(&mut conn)
+        .await
+        .map_err(db("renewing leases"))?;
+        Ok(())
+    }
+
+    async fn complete_steps(
+        &self,
+        completions: &[Completion],
+    ) -> Result<Vec<Completed>, StoreError> {
+        let mut conn = self.conn().await?;
+        let mut results = Vec::with_capacity(completions.len());
+        // One statement per completion; each is atomic on its own.
+        for completion in completions {
+            let query = match &completion.outcome {
+                Outcome::Complete(output) => sql_query(COMPLETE_SQL)
+                    .into_boxed::<diesel::pg::Pg>()
+                    .bind::<BigInt, _>(completion.step_id.0)
+                    .bind::<Text, _>(output.to_string())
+                    .bind::<Integer, _>(completion.attempt as i32)
+                    .bind::<Text, _>(&completion.worker)
+                    .bind::<Text, _>(&self.channel),
+                Outcome::Retry { error, delay } => sql_query(RETRY_SQL)
+                    .into_boxed::<diesel::pg::Pg>()
+                    .bind::<BigInt, _>(completion.step_id.0)
+                    .bind::<Text, _>(serde_json::to_string(error).expect("errors serialize"))
+                    .bind::<Integer, _>(completion.attempt as i32)
+                    .bind::<Text, _>(&completion.worker)
+                    .bind::<Double, _>(delay.as_secs_f64())
+                    .bind::<Text, _>(error.to_string()),
+                Outcome::Fail(error) => sql_query(FAIL_SQL)
+                    .into_boxed::<diesel::pg::Pg>()
+                    .bind::<BigInt, _>(completion.step_id.0)
+                    .bind::<Text, _>(serde_json::to_string(error).expect("errors serialize"))
+                    .bind::<Integer, _>(completion.attempt as i32)
+                    .bind::<Text, _>(&completion.worker)
+                    .bind::<Text, _>(error.to_string()),
+            };
+            let row = query
+                .get_result::<CompleteRow>(&mut conn)
+                .await
+                .map_err(db("recording a step result"))?;
+            results.push(Completed {
+                applied: row.applied > 0,
+                released: row.released as u32,
+                task_state: row.task_state.and_then(|s| s.parse::<TaskState>().ok()),
+            });
+        }
+        Ok(results)
+    }
+
+    async fn recover_expired(&self, all_in_progress: bool) -> Result<u64, StoreError> {
+        let mut conn = self.conn().await?;
+        let row = sql_query(recover_sql(all_in_progress))
+            .bind::<Text, _>(lease_expired_error())
+            .bind::<Text, _>("the lease expired: the worker stopped or lost its connection")
+            .bind::<Text, _>(&self.channel)
+            .get_result::<CountRow>(&mut conn)
+            .await
+            .map_err(db("recovering expired leases"))?;
+        Ok(row.count as u64)
+    }
+
+    async fn wait_for_work(&self, timeout: Duration) {
+        let _ = tokio::time::timeout(timeout, self.wakeups.notified()).await;
+    }
+
+    async fn operator_action(&self, action: OperatorAction, actor: &str) -> Result<(), StoreError> {
+        self.operator_tx(action, actor)
+            .await
+            .map_err(|e| e.into_store("applying an operator action"))
+    }
+
+    async fn task(&self, task_id: TaskId) -> Result<TaskRecord, StoreError> {
+        let mut conn = self.conn().await?;
+        let task = sql_query(task_select("WHERE t.task_id = $1"))
+            .bind::<BigInt, _>(task_id.0)
+            .get_results::<TaskRow>(&mut conn)
+            .await
+            .map_err(db("reading a task"))?
+            .pop()
+            .ok_or(StoreError::NotFound {
+                what: "task",
+                id: task_id.0,
+            })?;
+        let steps = sql_query(format!(
+            "SELECT s.workflow_step_id, s.name, s.state, s.attempts, s.max_attempts,
+                    s.results::text AS results, s.last_error::text AS last_error,
+                    {} AS run_at_ms,
+                    COALESCE((SELECT json_agg(p.name ORDER BY p.position)
+                              FROM tasker_workflow_step_edges e
+                              JOIN tasker_workflow_steps p ON p.workflow_step_id = e.from_step_id
+                              WHERE e.to_step_id = s.workflow_step_id), '[]'::json)::text AS depends_on
+             FROM tasker_workflow_steps s WHERE s.task_id = $1 ORDER BY s.position",
+            ms("s.run_at")
+        ))
+        .bind::<BigInt, _>(task_id.0)
+        .load::<StepRow>(&mut conn)
+        .await
+        .map_err(db("reading a task's steps"))?;
+        let steps = steps
+            .into_iter()
+            .map(StepRow::into_record)
+            .collect::<Result<_, _>>()?;
+        task.into_record(steps)
+    }
+
+    async fn tasks(&self, filter: &TaskFilter) -> Result<Vec<TaskRecord>, StoreError> {
+        let mut conn = self.conn().await?;
+        let rows = sql_query(task_select(
+            "WHERE ($1::text IS NULL OR ns.name = $1) AND ($2::text IS NULL OR nt.name = $2)
+               AND ($3::text IS NULL OR nt.version = $3) AND ($4::text IS NULL OR t.state = $4)
+             ORDER BY t.created_at DESC, t.task_id DESC LIMIT $5 OFFSET $6",
+        ))
+        .bind::<Nullable<Text>, _>(filter.namespace.as_deref())
+        .bind::<Nullable<Text>, _>(filter.name.as_deref())
+        .bind::<Nullable<Text>, _>(filter.version.as_deref())
+        .bind::<Nullable<Text>, _>(filter.state.map(|s| s.as_str()))
+        .bind::<BigInt, _>(i64::from(if filter.limit == 0 {
+            100
+        } else {
+            filter.limit
+        }))
+        .bind::<BigInt, _>(i64::from(filter.offset))
+        .load::<TaskRow>(&mut conn)
+        .await
+        .map_err(db("listing tasks"))?;
+        rows.into_iter()
+            .map(|r| r.into_record(Vec::new()))
+            .collect()
+    }
+
+    async fn transitions(&self, task_id: TaskId) -> Result<Vec<Transition>, StoreError> {
+        let mut conn = self.conn().await?;
+        let rows = sql_query(format!(
+            "SELECT task_id, NULL::bigint AS workflow_step_id, from_state, to_state, NULL::int AS attempt,
+                    actor, NULL::text AS error, {} AS at_ms, created_at AS at
+             FROM tasker_task_transitions WHERE task_id = $1
+             UNION ALL
+             SELECT task_id, workflow_step_id, from_state, to_state, attempt, actor, error, {} AS at_ms,
+                    created_at AS at
+             FROM tasker_workflow_step_transitions WHERE task_id = $1
+             ORDER BY at",
+            ms("created_at"),
+            ms("created_at")
+        ))
+        .bind::<BigInt, _>(task_id.0)
+        .load::<TransitionRow>(&mut conn)
+        .await
+        .map_err(db("reading transitions"))?;
+        Ok(rows.into_iter().map(Transition::from).collect())
+    }
+
+    async fn task_counts(&self) -> Result<Vec<(TaskState, i64)>, StoreError> {
+        let mut conn = self.conn().await?;
+        let rows = sql_query(
+            "SELECT state, count(*) AS count FROM tasker_tasks GROUP BY state ORDER BY state",
+        )
+        .load::<StateCountRow>(&mut conn)
+        .await
+        .map_err(db("counting tasks"))?;
+        rows.into_iter().map(StateCountRow::into_pair).collect()
+    }
+}
+
+fn task_select(tail: &str) -> String {
+    format!(
+        "SELECT t.task_id, ns.name AS namespace, nt.name, nt.version, t.state,
+                t.context::text AS context, t.identity_key, t.initiator, t.source_system, t.reason,
+                t.tags::text AS tags, {} AS created_ms, {} AS updated_ms
+         FROM tasker_tasks t
+         JOIN tasker_named_tasks nt ON nt.named_task_id = t.named_task_id
+         JOIN tasker_task_namespaces ns ON ns.task_namespace_id = nt.task_namespace_id
+         {tail}",
+        ms("t.created_at"),
+        ms("t.updated_at")
+    )
+}

@@ -1,0 +1,254 @@
+//! Row types shared by both backends, and conversions into `tasker`'s
+//! types. Every query selects JSON as text and times as epoch
+//! milliseconds, so one set of row types serves PostgreSQL and SQLite.
+
+use chrono::{DateTime, TimeZone, Utc};
+use diesel::sql_types::{BigInt, Integer, Nullable, Text};
+use diesel::QueryableByName;
+use serde_json::Value;
+use tasker::store::{ClaimedStep, StepRecord, StoreError, TaskRecord, Transition};
+use tasker::{StepError, StepId, StepState, TaskId, TaskState};
+
+pub(crate) fn json(text: &str, what: &str) -> Result<Value, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::database(format!("reading {what}"), e))
+}
+
+pub(crate) fn time(ms: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
+}
+
+fn state<T: std::str::FromStr<Err = tasker::UnknownState>>(text: &str) -> Result<T, StoreError> {
+    text.parse()
+        .map_err(|e| StoreError::database("reading a state", e))
+}
+
+#[derive(QueryableByName)]
+pub(crate) struct IdRow {
+    #[diesel(sql_type = BigInt)]
+    pub(crate) id: i64,
+}
+
+#[derive(QueryableByName)]
+pub(crate) struct CountRow {
+    #[diesel(sql_type = BigInt)]
+    pub(crate) count: i64,
+}
+
+#[derive(QueryableByName)]
+pub(crate) struct ClaimRow {
+    #[diesel(sql_type = BigInt)]
+    pub(crate) workflow_step_id: i64,
+    #[diesel(sql_type = BigInt)]
+    pub(crate) task_id: i64,
+    #[diesel(sql_type = BigInt)]
+    pub(crate) named_task_id: i64,
+    #[diesel(sql_type = Text)]
+    pub(crate) name: String,
+    #[diesel(sql_type = Integer)]
+    pub(crate) position: i32,
+    #[diesel(sql_type = Integer)]
+    pub(crate) attempts: i32,
+    #[diesel(sql_type = Integer)]
+    pub(crate) max_attempts: i32,
+    #[diesel(sql_type = Text)]
+    pub(crate) context: String,
+    /// JSON array of `[name, output]` pairs.
+    #[diesel(sql_type = Text)]
+    pub(crate) inputs: String,
+}
+
+impl ClaimRow {
+    pub(crate) fn into_claimed(self) -> Result<ClaimedStep, StoreError> {
+        let inputs: Vec<(String, Value)> = serde_json::from_str(&self.inputs)
+            .map_err(|e| StoreError::database("reading step inputs", e))?;
+        Ok(ClaimedStep {
+            step_id: StepId(self.workflow_step_id),
+            task_id: TaskId(self.task_id),
+            handler_id: self.named_task_id,
+            name: self.name,
+            index: self.position as u32,
+            attempt: self.attempts as u32,
+            max_attempts: self.max_attempts as u32,
+            context: json(&self.context, "a task context")?,
+            inputs,
+        })
+    }
+}
+
+#[derive(QueryableByName)]
+pub(crate) struct TaskRow {
+    #[diesel(sql_type = BigInt)]
+    pub(crate) task_id: i64,
+    #[diesel(sql_type = Text)]
+    pub(crate) namespace: String,
+    #[diesel(sql_type = Text)]
+    pub(crate) name: String,
+    #[diesel(sql_type = Text)]
+    pub(crate) version: String,
+    #[diesel(sql_type = Text)]
+    pub(crate) state: String,
+    #[diesel(sql_type = Text)]
+    pub(crate) context: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub(crate) identity_key: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub(crate) initiator: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub(crate) source_system: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub(crate) reason: Option<String>,
+    #[diesel(sql_type = Text)]
+    pub(crate) tags: String,
+    #[diesel(sql_type = BigInt)]
+    pub(crate) created_ms: i64,
+    #[diesel(sql_type = BigInt)]
+    pub(crate) updated_ms: i64,
+}
+
+impl TaskRow {
+    pub(crate) fn into_record(self, steps: Vec<StepRecord>) -> Result<TaskRecord, StoreError> {
+        Ok(TaskRecord {
+            task_id: TaskId(self.task_id),
+            namespace: self.namespace,
+            name: self.name,
+            version: self.version,
+            state: state::<TaskState>(&self.state)?,
+            context: json(&self.context, "a task context")?,
+            identity_key: self.identity_key,
+            initiator: self.initiator,
+            source_system: self.source_system,
+            reason: self.reason,
+            tags: serde_json::from_str(&self.tags)
+                .map_err(|e| StoreError::database("reading task tags", e))?,
+            created_at: time(self.created_ms),
+            updated_at: time(self.updated_ms),
+            steps,
+        })
+    }
+}
+
+#[derive(QueryableByName)]
+pub(crate) struct StepRow {
+    #[diesel(sql_type = BigInt)]
+    pub(crate) workflow_step_id: i64,
+    #[diesel(sql_type = Text)]
+    pub(crate) name: String,
+    #[diesel(sql_type = Text)]
+    pub(crate) state: String,
+    #[diesel(sql_type = Integer)]
+    pub(crate) attempts: i32,
+    #[diesel(sql_type = Integer)]
+    pub(crate) max_attempts: i32,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub(crate) results: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub(crate) last_error: Option<String>,
+    #[diesel(sql_type = BigInt)]
+    pub(crate) run_at_ms: i64,
+    /// JSON array of parent names.
+    #[diesel(sql_type = Text)]
+    pub(crate) depends_on: String,
+}
+
+impl StepRow {
+    pub(crate) fn into_record(self) -> Result<StepRecord, StoreError> {
+        let state = state::<StepState>(&self.state)?;
+        Ok(StepRecord {
+            step_id: StepId(self.workflow_step_id),
+            name: self.name,
+            state,
+            attempts: self.attempts as u32,
+            max_attempts: self.max_attempts as u32,
+            output: self
+                .results
+                .as_deref()
+                .map(|r| json(r, "a step output"))
+                .transpose()?,
+            last_error: self
+                .last_error
+                .as_deref()
+                .map(|e| {
+                    serde_json::from_str::<StepError>(e)
+                        .map_err(|e| StoreError::database("reading a step error", e))
+                })
+                .transpose()?,
+            run_at: (state == StepState::Ready).then(|| time(self.run_at_ms)),
+            depends_on: serde_json::from_str(&self.depends_on)
+                .map_err(|e| StoreError::database("reading step dependencies", e))?,
+        })
+    }
+}
+
+#[derive(QueryableByName)]
+pub(crate) struct TransitionRow {
+    #[diesel(sql_type = BigInt)]
+    pub(crate) task_id: i64,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub(crate) workflow_step_id: Option<i64>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub(crate) from_state: Option<String>,
+    #[diesel(sql_type = Text)]
+    pub(crate) to_state: String,
+    #[diesel(sql_type = Nullable<Integer>)]
+    pub(crate) attempt: Option<i32>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub(crate) actor: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub(crate) error: Option<String>,
+    #[diesel(sql_type = BigInt)]
+    pub(crate) at_ms: i64,
+}
+
+impl From<TransitionRow> for Transition {
+    fn from(row: TransitionRow) -> Self {
+        Transition {
+            task_id: TaskId(row.task_id),
+            step_id: row.workflow_step_id.map(StepId),
+            from_state: row.from_state,
+            to_state: row.to_state,
+            attempt: row.attempt.map(|a| a as u32),
+            actor: row.actor,
+            error: row.error,
+            at: time(row.at_ms),
+        }
+    }
+}
+
+#[derive(QueryableByName)]
+pub(crate) struct UnfinishedRow {
+    #[diesel(sql_type = Text)]
+    pub(crate) namespace: String,
+    #[diesel(sql_type = Text)]
+    pub(crate) name: String,
+    #[diesel(sql_type = Text)]
+    pub(crate) version: String,
+    #[diesel(sql_type = Text)]
+    pub(crate) fingerprint: String,
+    #[diesel(sql_type = BigInt)]
+    pub(crate) tasks: i64,
+}
+
+#[derive(QueryableByName)]
+pub(crate) struct StateCountRow {
+    #[diesel(sql_type = Text)]
+    pub(crate) state: String,
+    #[diesel(sql_type = BigInt)]
+    pub(crate) count: i64,
+}
+
+impl StateCountRow {
+    pub(crate) fn into_pair(self) -> Result<(TaskState, i64), StoreError> {
+        Ok((state::<TaskState>(&self.state)?, self.count))
+    }
+}
+
+/// The error stored for a step whose lease expired.
+pub(crate) fn lease_expired_error() -> String {
+    serde_json::to_string(
+        &StepError::retryable(
+            "the lease expired: the worker running this attempt stopped or lost its connection",
+        )
+        .with_class("LeaseExpired"),
+    )
+    .expect("a StepError serializes")
+}

@@ -1,0 +1,992 @@
+//! The embedded SQLite store: one file, one process. Every operation runs as
+//! one immediate transaction on a blocking thread.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use diesel::connection::SimpleConnection;
+use diesel::sql_types::{BigInt, Integer, Nullable, Text};
+use diesel::{sql_query, Connection, QueryableByName, RunQueryDsl, SqliteConnection};
+use serde_json::Value;
+use tasker::store::{
+    Capabilities, ClaimRequest, ClaimedStep, Completed, Completion, Created, HandlerRecord,
+    NewTask, OperatorAction, Outcome, Store, StoreError, TaskFilter, TaskRecord, Transition,
+    UnfinishedHandler,
+};
+use tasker::{StepId, TaskId, TaskState};
+use tokio::sync::Notify;
+
+use crate::rows::{
+    lease_expired_error, ClaimRow, CountRow, IdRow, StateCountRow, StepRow, TaskRow, TransitionRow,
+    UnfinishedRow,
+};
+use crate::MIGRATIONS_SQLITE;
+
+/// The embedded SQLite store. One process owns the file: a second process
+/// opening it gets a clear error.
+pub struct SqliteStore {
+    conn: Arc<Mutex<SqliteConnection>>,
+    path: PathBuf,
+    wakeups: Arc<Notify>,
+    _lock: Option<File>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+/// Errors inside a transaction.
+enum TxError {
+    Diesel(diesel::result::Error),
+    Store(StoreError),
+}
+
+impl From<diesel::result::Error> for TxError {
+    fn from(e: diesel::result::Error) -> Self {
+        TxError::Diesel(e)
+    }
+}
+
+impl From<StoreError> for TxError {
+    fn from(e: StoreError) -> Self {
+        TxError::Store(e)
+    }
+}
+
+type Tx<T> = Result<T, TxError>;
+
+fn conflict<T>(message: String) -> Tx<T> {
+    Err(TxError::Store(StoreError::Conflict(message)))
+}
+
+#[derive(QueryableByName)]
+struct StepStateRow {
+    #[diesel(sql_type = BigInt)]
+    workflow_step_id: i64,
+    #[diesel(sql_type = BigInt)]
+    task_id: i64,
+    #[diesel(sql_type = Text)]
+    state: String,
+    #[diesel(sql_type = Integer)]
+    attempts: i32,
+}
+
+#[derive(QueryableByName)]
+struct TaskStateRow {
+    #[diesel(sql_type = Text)]
+    state: String,
+    #[diesel(sql_type = Integer)]
+    unfinished_steps: i32,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file at `path`, and takes an
+    /// exclusive lock on `<path>.lock` for this process.
+    pub async fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let lock_path = PathBuf::from(format!("{}.lock", path.display()));
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| {
+                StoreError::Unavailable(format!(
+                    "cannot open lock file {}: {e}",
+                    lock_path.display()
+                ))
+            })?;
+        if let Err(e) = lock.try_lock() {
+            return Err(StoreError::Unavailable(match e {
+                std::fs::TryLockError::WouldBlock => format!(
+                    "the SQLite database {} is in use by another tasker process; SQLite runs one \
+                     worker process at a time. Stop the other process, use another file, or use \
+                     PostgreSQL (DATABASE_URL=postgres://...) to run several workers",
+                    path.display()
+                ),
+                std::fs::TryLockError::Error(e) => {
+                    format!("cannot lock {}: {e}", lock_path.display())
+                }
+            }));
+        }
+        let url = path.to_string_lossy().into_owned();
+        let conn = tokio::task::spawn_blocking(move || open_connection(&url))
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("opening SQLite failed: {e}")))??;
+        Ok(SqliteStore {
+            conn: Arc::new(Mutex::new(conn)),
+            path,
+            wakeups: Arc::new(Notify::new()),
+            _lock: Some(lock),
+        })
+    }
+
+    /// A private in-memory database (tests).
+    pub async fn in_memory() -> Result<Self, StoreError> {
+        let conn = open_connection(":memory:")?;
+        Ok(SqliteStore {
+            conn: Arc::new(Mutex::new(conn)),
+            path: PathBuf::from(":memory:"),
+            wakeups: Arc::new(Notify::new()),
+            _lock: None,
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `work` in one immediate transaction on a blocking thread.
+    async fn tx<T: Send + 'static>(
+        &self,
+        doing: &'static str,
+        work: impl FnOnce(&mut SqliteConnection) -> Tx<T> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let conn = Arc::clone(&self.conn);
+        tokio::task::spawn_blocking(move || {
+            let mut conn = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            conn.immediate_transaction(|conn| work(conn))
+        })
+        .await
+        .map_err(|e| StoreError::Database {
+            message: format!("{doing}: the database thread failed: {e}"),
+            source: None,
+        })?
+        .map_err(|e| match e {
+            TxError::Diesel(e) => StoreError::database(doing, e),
+            TxError::Store(e) => e,
+        })
+    }
+}
+
+fn open_connection(url: &str) -> Result<SqliteConnection, StoreError> {
+    let mut conn = SqliteConnection::establish(url)
+        .map_err(|e| StoreError::Unavailable(format!("cannot open SQLite database {url}: {e}")))?;
+    conn.batch_execute(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
+         PRAGMA busy_timeout = 5000;",
+    )
+    .map_err(|e| StoreError::Unavailable(format!("cannot configure SQLite database {url}: {e}")))?;
+    Ok(conn)
+}
+
+fn step_audit(
+    conn: &mut SqliteConnection,
+    step_id: i64,
+    task_id: i64,
+    from: Option<&str>,
+    to: &str,
+    attempt: Option<i32>,
+    actor: &str,
+    error: Option<&str>,
+) -> Tx<()> {
+    sql_query(
+        "INSERT INTO tasker_workflow_step_transitions
+           (workflow_step_id, task_id, from_state, to_state, attempt, actor, error, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind::<BigInt, _>(step_id)
+    .bind::<BigInt, _>(task_id)
+    .bind::<Nullable<Text>, _>(from)
+    .bind::<Text, _>(to)
+    .bind::<Nullable<Integer>, _>(attempt)
+    .bind::<Text, _>(actor)
+    .bind::<Nullable<Text>, _>(error)
+    .bind::<BigInt, _>(now_ms())
+    .execute(conn)?;
+    Ok(())
+}
+
+fn task_audit(
+    conn: &mut SqliteConnection,
+    task_id: i64,
+    from: Option<&str>,
+    to: &str,
+    actor: &str,
+) -> Tx<()> {
+    sql_query(
+        "INSERT INTO tasker_task_transitions (task_id, from_state, to_state, actor, created_at)
+         VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind::<BigInt, _>(task_id)
+    .bind::<Nullable<Text>, _>(from)
+    .bind::<Text, _>(to)
+    .bind::<Text, _>(actor)
+    .bind::<BigInt, _>(now_ms())
+    .execute(conn)?;
+    Ok(())
+}
+
+/// Moves a task from `from` to `to` (if it is still `from`), audited.
+fn set_task_state(
+    conn: &mut SqliteConnection,
+    task_id: i64,
+    from: &str,
+    to: &str,
+    actor: &str,
+) -> Tx<bool> {
+    let changed = sql_query(
+        "UPDATE tasker_tasks SET state = ?, updated_at = ? WHERE task_id = ? AND state = ?",
+    )
+    .bind::<Text, _>(to)
+    .bind::<BigInt, _>(now_ms())
+    .bind::<BigInt, _>(task_id)
+    .bind::<Text, _>(from)
+    .execute(conn)?;
+    if changed > 0 {
+        task_audit(conn, task_id, Some(from), to, actor)?;
+    }
+    Ok(changed > 0)
+}
+
+fn task_state(conn: &mut SqliteConnection, task_id: i64) -> Tx<TaskStateRow> {
+    sql_query("SELECT state, unfinished_steps FROM tasker_tasks WHERE task_id = ?")
+        .bind::<BigInt, _>(task_id)
+        .get_results::<TaskStateRow>(conn)?
+        .pop()
+        .ok_or(TxError::Store(StoreError::NotFound {
+            what: "task",
+            id: task_id,
+        }))
+}
+
+fn step_state(conn: &mut SqliteConnection, step_id: i64) -> Tx<StepStateRow> {
+    sql_query("SELECT workflow_step_id, task_id, state, attempts FROM tasker_workflow_steps WHERE workflow_step_id = ?")
+        .bind::<BigInt, _>(step_id)
+        .get_results::<StepStateRow>(conn)?
+        .pop()
+        .ok_or(TxError::Store(StoreError::NotFound {
+            what: "step",
+            id: step_id,
+        }))
+}
+
+fn errored_steps(conn: &mut SqliteConnection, task_id: i64) -> Tx<i64> {
+    Ok(sql_query(
+        "SELECT count(*) AS count FROM tasker_workflow_steps WHERE task_id = ? AND state = 'error'",
+    )
+    .bind::<BigInt, _>(task_id)
+    .get_result::<CountRow>(conn)?
+    .count)
+}
+
+/// A step is done (complete or resolved): release its children whose
+/// parents are now all done, and count it off its task. Returns the number
+/// released and whether the task completed.
+fn finish_step(
+    conn: &mut SqliteConnection,
+    step_id: i64,
+    task_id: i64,
+    actor: &str,
+) -> Tx<(u32, bool)> {
+    let now = now_ms();
+    let children = sql_query(
+        "UPDATE tasker_workflow_steps SET pending_parents = pending_parents - 1,
+           state = CASE WHEN pending_parents = 1 AND state = 'pending' THEN 'ready' ELSE state END,
+           run_at = ?, updated_at = ?
+         WHERE workflow_step_id IN (SELECT to_step_id FROM tasker_workflow_step_edges WHERE from_step_id = ?)
+         RETURNING workflow_step_id, task_id, state, attempts",
+    )
+    .bind::<BigInt, _>(now)
+    .bind::<BigInt, _>(now)
+    .bind::<BigInt, _>(step_id)
+    .load::<StepStateRow>(conn)?;
+    let mut released = 0;
+    for child in children.iter().filter(|c| c.state == "ready") {
+        step_audit(
+            conn,
+            child.workflow_step_id,
+            task_id,
+            Some("pending"),
+            "ready",
+            None,
+            actor,
+            None,
+        )?;
+        released += 1;
+    }
+    let task = sql_query(
+        "UPDATE tasker_tasks SET unfinished_steps = unfinished_steps - 1, updated_at = ?
+         WHERE task_id = ? RETURNING state, unfinished_steps",
+    )
+    .bind::<BigInt, _>(now)
+    .bind::<BigInt, _>(task_id)
+    .get_result::<TaskStateRow>(conn)?;
+    let mut completed = false;
+    if task.unfinished_steps == 0
+        && matches!(task.state.as_str(), "pending" | "in_progress" | "error")
+    {
+        completed = set_task_state(conn, task_id, &task.state, "complete", actor)?;
+    }
+    Ok((released, completed))
+}
+
+fn give_new_attempts(conn: &mut SqliteConnection, step: &StepStateRow, actor: &str) -> Tx<()> {
+    sql_query(
+        "UPDATE tasker_workflow_steps SET state = 'ready', run_at = ?, max_attempts = attempts + attempt_budget,
+           updated_at = ? WHERE workflow_step_id = ?",
+    )
+    .bind::<BigInt, _>(now_ms())
+    .bind::<BigInt, _>(now_ms())
+    .bind::<BigInt, _>(step.workflow_step_id)
+    .execute(conn)?;
+    step_audit(
+        conn,
+        step.workflow_step_id,
+        step.task_id,
+        Some("error"),
+        "ready",
+        Some(step.attempts),
+        actor,
+        None,
+    )
+}
+
+fn operator(conn: &mut SqliteConnection, action: OperatorAction, actor: &str) -> Tx<()> {
+    match action {
+        OperatorAction::RetryTask(task_id) => {
+            let task = task_state(conn, task_id.0)?;
+            if task.state != "error" {
+                return conflict(format!(
+                    "task {task_id} is {}; only a task in `error` can be retried",
+                    task.state
+                ));
+            }
+            let failed = sql_query(
+                "SELECT workflow_step_id, task_id, state, attempts FROM tasker_workflow_steps
+                 WHERE task_id = ? AND state = 'error'",
+            )
+            .bind::<BigInt, _>(task_id.0)
+            .load::<StepStateRow>(conn)?;
+            for step in &failed {
+                give_new_attempts(conn, step, actor)?;
+            }
+            set_task_state(conn, task_id.0, "error", "in_progress", actor)?;
+        }
+        OperatorAction::RetryStep(step_id) => {
+            let step = step_state(conn, step_id.0)?;
+            if step.state != "error" {
+                return conflict(format!(
+                    "step {step_id} is {}; only a step in `error` can be retried",
+                    step.state
+                ));
+            }
+            give_new_attempts(conn, &step, actor)?;
+            if errored_steps(conn, step.task_id)? == 0 {
+                set_task_state(conn, step.task_id, "error", "in_progress", actor)?;
+            }
+        }
+        OperatorAction::CancelTask(task_id) => {
+            let task = task_state(conn, task_id.0)?;
+            if matches!(
+                task.state.as_str(),
+                "complete" | "cancelled" | "resolved_manually"
+            ) {
+                return conflict(format!(
+                    "task {task_id} is already {}; only an unfinished task can be cancelled",
+                    task.state
+                ));
+            }
+            let open = sql_query(
+                "SELECT workflow_step_id, task_id, state, attempts FROM tasker_workflow_steps
+                 WHERE task_id = ? AND state IN ('pending', 'ready', 'in_progress', 'error')",
+            )
+            .bind::<BigInt, _>(task_id.0)
+            .load::<StepStateRow>(conn)?;
+            for step in &open {
+                sql_query(
+                    "UPDATE tasker_workflow_steps SET state = 'cancelled', lease_expires_at = NULL, updated_at = ?
+                     WHERE workflow_step_id = ?",
+                )
+                .bind::<BigInt, _>(now_ms())
+                .bind::<BigInt, _>(step.workflow_step_id)
+                .execute(conn)?;
+                step_audit(
+                    conn,
+                    step.workflow_step_id,
+                    step.task_id,
+                    Some(&step.state),
+                    "cancelled",
+                    Some(step.attempts),
+                    actor,
+                    None,
+                )?;
+            }
+            set_task_state(conn, task_id.0, &task.state, "cancelled", actor)?;
+        }
+        OperatorAction::ResolveStep { step_id, output } => {
+            let step = step_state(conn, step_id.0)?;
+            let task = task_state(conn, step.task_id)?;
+            if matches!(
+                task.state.as_str(),
+                "complete" | "cancelled" | "resolved_manually"
+            ) {
+                return conflict(format!(
+                    "task {} is {}; its steps can no longer be resolved",
+                    step.task_id, task.state
+                ));
+            }
+            if !matches!(
+                step.state.as_str(),
+                "pending" | "ready" | "in_progress" | "error"
+            ) {
+                return conflict(format!(
+                    "step {step_id} is already {}; only an unfinished step can be resolved",
+                    step.state
+                ));
+            }
+            sql_query(
+                "UPDATE tasker_workflow_steps SET state = 'resolved_manually', results = ?,
+                   lease_expires_at = NULL, updated_at = ? WHERE workflow_step_id = ?",
+            )
+            .bind::<Text, _>(output.to_string())
+            .bind::<BigInt, _>(now_ms())
+            .bind::<BigInt, _>(step_id.0)
+            .execute(conn)?;
+            step_audit(
+                conn,
+                step_id.0,
+                step.task_id,
+                Some(&step.state),
+                "resolved_manually",
+                Some(step.attempts),
+                actor,
+                None,
+            )?;
+            let (_, completed) = finish_step(conn, step_id.0, step.task_id, actor)?;
+            if !completed && task.state == "error" && errored_steps(conn, step.task_id)? == 0 {
+                set_task_state(conn, step.task_id, "error", "in_progress", actor)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Store for SqliteStore {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            distributed: false,
+            skip_locked: false,
+            notify: false,
+            advisory_locks: false,
+        }
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let conn = Arc::clone(&self.conn);
+        tokio::task::spawn_blocking(move || {
+            use diesel_migrations::MigrationHarness;
+            let mut conn = conn.lock().unwrap_or_else(|p| p.into_inner());
+            conn.run_pending_migrations(MIGRATIONS_SQLITE)
+                .map(drop)
+                .map_err(|e| StoreError::Database {
+                    message: format!("applying migrations failed: {e}"),
+                    source: None,
+                })
+        })
+        .await
+        .map_err(|e| StoreError::Database {
+            message: format!("the migration thread failed: {e}"),
+            source: None,
+        })?
+    }
+
+    async fn migrations_current(&self) -> Result<bool, StoreError> {
+        let conn = Arc::clone(&self.conn);
+        tokio::task::spawn_blocking(move || {
+            use diesel_migrations::MigrationHarness;
+            let mut conn = conn.lock().unwrap_or_else(|p| p.into_inner());
+            conn.has_pending_migration(MIGRATIONS_SQLITE)
+                .map(|pending| !pending)
+                .map_err(|e| StoreError::Database {
+                    message: format!("reading the migration state failed: {e}"),
+                    source: None,
+                })
+        })
+        .await
+        .map_err(|e| StoreError::Database {
+            message: format!("the migration thread failed: {e}"),
+            source: None,
+        })?
+    }
+
+    async fn register_handler(&self, handler: &HandlerRecord) -> Result<i64, StoreError> {
+        let handler = handler.clone();
+        self.tx("registering a handler", move |conn| {
+            let now = now_ms();
+            sql_query("INSERT INTO tasker_task_namespaces (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING")
+                .bind::<Text, _>(&handler.namespace)
+                .bind::<BigInt, _>(now)
+                .execute(conn)?;
+            let ns = sql_query("SELECT task_namespace_id AS id FROM tasker_task_namespaces WHERE name = ?")
+                .bind::<Text, _>(&handler.namespace)
+                .get_result::<IdRow>(conn)?
+                .id;
+            sql_query(
+                "INSERT INTO tasker_named_tasks (task_namespace_id, name, version, fingerprint, description, created_at)
+                 VALUES (?, ?, ?, ?, ?, ?)
+                 ON CONFLICT (task_namespace_id, name, version, fingerprint) DO UPDATE SET description = excluded.description",
+            )
+            .bind::<BigInt, _>(ns)
+            .bind::<Text, _>(&handler.name)
+            .bind::<Text, _>(&handler.version)
+            .bind::<Text, _>(&handler.fingerprint)
+            .bind::<Text, _>(&handler.description)
+            .bind::<BigInt, _>(now)
+            .execute(conn)?;
+            let id = sql_query(
+                "SELECT named_task_id AS id FROM tasker_named_tasks
+                 WHERE task_namespace_id = ? AND name = ? AND version = ? AND fingerprint = ?",
+            )
+            .bind::<BigInt, _>(ns)
+            .bind::<Text, _>(&handler.name)
+            .bind::<Text, _>(&handler.version)
+            .bind::<Text, _>(&handler.fingerprint)
+            .get_result::<IdRow>(conn)?
+            .id;
+            for (position, name) in handler.steps.iter().enumerate() {
+                sql_query(
+                    "INSERT INTO tasker_named_steps (named_task_id, name, position) VALUES (?, ?, ?)
+                     ON CONFLICT (named_task_id, position) DO NOTHING",
+                )
+                .bind::<BigInt, _>(id)
+                .bind::<Text, _>(name)
+                .bind::<Integer, _>(position as i32)
+                .execute(conn)?;
+            }
+            Ok(id)
+        })
+        .await
+    }
+
+    async fn unfinished_handlers(&self) -> Result<Vec<UnfinishedHandler>, StoreError> {
+        self.tx("listing unfinished handlers", |conn| {
+            let rows = sql_query(
+                "SELECT ns.name AS namespace, nt.name, nt.version, nt.fingerprint, count(*) AS tasks
+                 FROM tasker_tasks t
+                 JOIN tasker_named_tasks nt ON nt.named_task_id = t.named_task_id
+                 JOIN tasker_task_namespaces ns ON ns.task_namespace_id = nt.task_namespace_id
+                 WHERE t.state IN ('pending', 'in_progress', 'error')
+                 GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4",
+            )
+            .load::<UnfinishedRow>(conn)?;
+            Ok(rows
+                .into_iter()
+                .map(|r| UnfinishedHandler {
+                    namespace: r.namespace,
+                    name: r.name,
+                    version: r.version,
+                    fingerprint: r.fingerprint,
+                    tasks: r.tasks,
+                })
+                .collect())
+        })
+        .await
+    }
+
+    async fn create_task(&self, task: NewTask) -> Result<Created, StoreError> {
+        let created = self
+            .tx("creating a task", move |conn| {
+                if let Some(key) = &task.identity_key {
+                    let existing = sql_query("SELECT task_id AS id FROM tasker_tasks WHERE identity_key = ?")
+                        .bind::<Text, _>(key)
+                        .get_results::<IdRow>(conn)?;
+                    if let Some(row) = existing.into_iter().next() {
+                        return Ok(Created::Existing(TaskId(row.id)));
+                    }
+                }
+                let now = now_ms();
+                let actor = task.initiator.clone().unwrap_or_else(|| "tasker".to_owned());
+                let task_id = sql_query(
+                    "INSERT INTO tasker_tasks (named_task_id, state, context, identity_key, initiator,
+                       source_system, reason, tags, unfinished_steps, created_at, updated_at)
+                     VALUES (?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING task_id AS id",
+                )
+                .bind::<BigInt, _>(task.handler_id)
+                .bind::<Text, _>(task.context.to_string())
+                .bind::<Nullable<Text>, _>(task.identity_key.as_deref())
+                .bind::<Nullable<Text>, _>(task.initiator.as_deref())
+                .bind::<Nullable<Text>, _>(task.source_system.as_deref())
+                .bind::<Nullable<Text>, _>(task.reason.as_deref())
+                .bind::<Text, _>(Value::from(task.tags.clone()).to_string())
+                .bind::<Integer, _>(task.steps.len() as i32)
+                .bind::<BigInt, _>(now)
+                .bind::<BigInt, _>(now)
+                .get_result::<IdRow>(conn)?
+                .id;
+                task_audit(conn, task_id, None, "pending", &actor)?;
+                let mut ids = vec![0i64; task.steps.len()];
+                for step in &task.steps {
+                    let state = if step.parents.is_empty() { "ready" } else { "pending" };
+                    let id = sql_query(
+                        "INSERT INTO tasker_workflow_steps (task_id, named_task_id, name, position, state,
+                           max_attempts, attempt_budget, timeout_ms, pending_parents, run_at, created_at, updated_at)
+                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING workflow_step_id AS id",
+                    )
+                    .bind::<BigInt, _>(task_id)
+                    .bind::<BigInt, _>(task.handler_id)
+                    .bind::<Text, _>(&step.name)
+                    .bind::<Integer, _>(step.index as i32)
+                    .bind::<Text, _>(state)
+                    .bind::<Integer, _>(step.max_attempts as i32)
+                    .bind::<Integer, _>(step.max_attempts as i32)
+                    .bind::<Nullable<BigInt>, _>(step.timeout.map(|t| t.as_millis() as i64))
+                    .bind::<Integer, _>(step.parents.len() as i32)
+                    .bind::<BigInt, _>(now)
+                    .bind::<BigInt, _>(now)
+                    .bind::<BigInt, _>(now)
+                    .get_result::<IdRow>(conn)?
+                    .id;
+                    ids[step.index as usize] = id;
+                    step_audit(conn, id, task_id, None, state, None, &actor, None)?;
+                }
+                for step in &task.steps {
+                    for parent in &step.parents {
+                        sql_query(
+                            "INSERT INTO tasker_workflow_step_edges (from_step_id, to_step_id, task_id) VALUES (?, ?, ?)",
+                        )
+                        .bind::<BigInt, _>(ids[*parent as usize])
+                        .bind::<BigInt, _>(ids[step.index as usize])
+                        .bind::<BigInt, _>(task_id)
+                        .execute(conn)?;
+                    }
+                }
+                Ok(Created::New(TaskId(task_id)))
+            })
+            .await?;
+        if matches!(created, Created::New(_)) {
+            self.wakeups.notify_one();
+        }
+        Ok(created)
+    }
+
+    async fn claim_steps(&self, request: ClaimRequest<'_>) -> Result<Vec<ClaimedStep>, StoreError> {
+        if request.handler_ids.is_empty() || request.limit == 0 {
+            return Ok(Vec::new());
+        }
+        let ids = request
+            .handler_ids
+            .iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let limit = request.limit as i64;
+        let lease_ms = request.lease.as_millis() as i64;
+        let worker = request.worker.to_owned();
+        let rows = self
+            .tx("claiming steps", move |conn| {
+                let now = now_ms();
+                let claimed = sql_query(format!(
+                    "UPDATE tasker_workflow_steps SET state = 'in_progress', attempts = attempts + 1,
+                       lease_expires_at = ?, worker_id = ?, updated_at = ?
+                     WHERE workflow_step_id IN (
+                       SELECT workflow_step_id FROM tasker_workflow_steps
+                       WHERE state = 'ready' AND run_at <= ? AND named_task_id IN ({ids})
+                       ORDER BY run_at, workflow_step_id LIMIT ?)
+                     RETURNING workflow_step_id, task_id, state, attempts"
+                ))
+                .bind::<BigInt, _>(now + lease_ms)
+                .bind::<Text, _>(&worker)
+                .bind::<BigInt, _>(now)
+                .bind::<BigInt, _>(now)
+                .bind::<BigInt, _>(limit)
+                .load::<StepStateRow>(conn)?;
+                if claimed.is_empty() {
+                    return Ok(Vec::new());
+                }
+                for step in &claimed {
+                    step_audit(conn, step.workflow_step_id, step.task_id, Some("ready"), "in_progress", Some(step.attempts), &worker, None)?;
+                    set_task_state(conn, step.task_id, "pending", "in_progress", &worker)?;
+                }
+                let step_ids = claimed
+                    .iter()
+                    .map(|s| s.workflow_step_id.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",");
+                Ok(sql_query(format!(
+                    "SELECT s.workflow_step_id, s.task_id, s.named_task_id, s.name, s.position, s.attempts,
+                            s.max_attempts, t.context,
+                            COALESCE((SELECT json_group_array(json_array(p.name, json(p.results)))
+                                      FROM tasker_workflow_step_edges e
+                                      JOIN tasker_workflow_steps p ON p.workflow_step_id = e.from_step_id
+                                      WHERE e.to_step_id = s.workflow_step_id), '[]') AS inputs
+                     FROM tasker_workflow_steps s JOIN tasker_tasks t ON t.task_id = s.task_id
+                     WHERE s.workflow_step_id IN ({step_ids})
+                     ORDER BY s.run_at, s.workflow_step_id"
+                ))
+                .load::<ClaimRow>(conn)?)
+            })
+            .await?;
+        rows.into_iter().map(ClaimRow::into_claimed).collect()
+    }
+
+    async fn renew_leases(
+        &self,
+        steps: &[(StepId, u32)],
+        lease: Duration,
+    ) -> Result<(), StoreError> {
+        let steps = steps.to_vec();
+        self.tx("renewing leases", move |conn| {
+            let until = now_ms() + lease.as_millis() as i64;
+            for (step, attempt) in steps {
+                sql_query(
+                    "UPDATE tasker_workflow_steps SET lease_expires_at = ?
+                     WHERE workflow_step_id = ? AND attempts = ? AND state = 'in_progress'",
+                )
+                .bind::<BigInt, _>(until)
+                .bind::<BigInt, _>(step.0)
+                .bind::<Integer, _>(attempt as i32)
+                .execute(conn)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn complete_steps(
+        &self,
+        completions: &[Completion],
+    ) -> Result<Vec<Completed>, StoreError> {
+        let completions = completions.to_vec();
+        let results = self
+            .tx("recording step results", move |conn| {
+                let mut results = Vec::with_capacity(completions.len());
+                for c in &completions {
+                    let now = now_ms();
+                    let (state, results_json, error) = match &c.outcome {
+                        Outcome::Complete(output) => ("complete", Some(output.to_string()), None),
+                        Outcome::Retry { error, .. } => ("ready", None, Some(error)),
+                        Outcome::Fail(error) => ("error", None, Some(error)),
+                    };
+                    let run_at = match &c.outcome {
+                        Outcome::Retry { delay, .. } => now + delay.as_millis() as i64,
+                        _ => now,
+                    };
+                    let updated = sql_query(
+                        "UPDATE tasker_workflow_steps SET state = ?, results = COALESCE(?, results),
+                           last_error = COALESCE(?, last_error), run_at = ?, lease_expires_at = NULL,
+                           updated_at = ?
+                         WHERE workflow_step_id = ? AND attempts = ? AND state = 'in_progress'
+                         RETURNING workflow_step_id, task_id, state, attempts",
+                    )
+                    .bind::<Text, _>(state)
+                    .bind::<Nullable<Text>, _>(results_json)
+                    .bind::<Nullable<Text>, _>(error.map(|e| serde_json::to_string(e).expect("errors serialize")))
+                    .bind::<BigInt, _>(run_at)
+                    .bind::<BigInt, _>(now)
+                    .bind::<BigInt, _>(c.step_id.0)
+                    .bind::<Integer, _>(c.attempt as i32)
+                    .load::<StepStateRow>(conn)?;
+                    let Some(step) = updated.into_iter().next() else {
+                        results.push(Completed {
+                            applied: false,
+                            released: 0,
+                            task_state: None,
+                        });
+                        continue;
+                    };
+                    let message = error.map(ToString::to_string);
+                    step_audit(conn, step.workflow_step_id, step.task_id, Some("in_progress"), state, Some(step.attempts), &c.worker, message.as_deref())?;
+                    let mut completed = Completed {
+                        applied: true,
+                        released: 0,
+                        task_state: None,
+                    };
+                    match &c.outcome {
+                        Outcome::Complete(_) => {
+                            let (released, done) = finish_step(conn, step.workflow_step_id, step.task_id, &c.worker)?;
+                            completed.released = released;
+                            completed.task_state = done.then_some(TaskState::Complete);
+                        }
+                        Outcome::Fail(_) => {
+                            if set_task_state(conn, step.task_id, "in_progress", "error", &c.worker)? {
+                                completed.task_state = Some(TaskState::Error);
+                            }
+                        }
+                        Outcome::Retry { .. } => {}
+                    }
+                    results.push(completed);
+                }
+                Ok(results)
+            })
+            .await?;
+        if results.iter().any(|r| r.released > 0) {
+            self.wakeups.notify_one();
+        }
+        Ok(results)
+    }
+
+    async fn recover_expired(&self, all_in_progress: bool) -> Result<u64, StoreError> {
+        let recovered = self
+            .tx("recovering expired leases", move |conn| {
+                let now = now_ms();
+                let condition = if all_in_progress {
+                    "state = 'in_progress'"
+                } else {
+                    "state = 'in_progress' AND lease_expires_at < ?"
+                };
+                let mut query = sql_query(format!(
+                    "SELECT workflow_step_id, task_id, state, attempts FROM tasker_workflow_steps WHERE {condition}"
+                ))
+                .into_boxed();
+                if !all_in_progress {
+                    query = query.bind::<BigInt, _>(now);
+                }
+                let expired = query.load::<StepStateRow>(conn)?;
+                let message = "the lease expired: the worker stopped or lost its connection";
+                for step in &expired {
+                    let back = sql_query(
+                        "UPDATE tasker_workflow_steps
+                         SET state = CASE WHEN attempts >= max_attempts THEN 'error' ELSE 'ready' END,
+                           run_at = ?, lease_expires_at = NULL, worker_id = NULL, last_error = ?, updated_at = ?
+                         WHERE workflow_step_id = ? RETURNING workflow_step_id, task_id, state, attempts",
+                    )
+                    .bind::<BigInt, _>(now)
+                    .bind::<Text, _>(lease_expired_error())
+                    .bind::<BigInt, _>(now)
+                    .bind::<BigInt, _>(step.workflow_step_id)
+                    .get_result::<StepStateRow>(conn)?;
+                    step_audit(conn, back.workflow_step_id, back.task_id, Some("in_progress"), &back.state, Some(back.attempts), "lease-recovery", Some(message))?;
+                    if back.state == "error" {
+                        set_task_state(conn, back.task_id, "in_progress", "error", "lease-recovery")?;
+                    }
+                }
+                Ok(expired.len() as u64)
+            })
+            .await?;
+        if recovered > 0 {
+            self.wakeups.notify_one();
+        }
+        Ok(recovered)
+    }
+
+    async fn wait_for_work(&self, timeout: Duration) {
+        let _ = tokio::time::timeout(timeout, self.wakeups.notified()).await;
+    }
+
+    async fn operator_action(&self, action: OperatorAction, actor: &str) -> Result<(), StoreError> {
+        let actor = actor.to_owned();
+        self.tx("applying an operator action", move |conn| {
+            operator(conn, action, &actor)
+        })
+        .await?;
+        self.wakeups.notify_one();
+        Ok(())
+    }
+
+    async fn task(&self, task_id: TaskId) -> Result<TaskRecord, StoreError> {
+        let (task, steps) = self
+            .tx("reading a task", move |conn| {
+                let task = sql_query(task_select("WHERE t.task_id = ?"))
+                    .bind::<BigInt, _>(task_id.0)
+                    .get_results::<TaskRow>(conn)?
+                    .pop()
+                    .ok_or(TxError::Store(StoreError::NotFound {
+                        what: "task",
+                        id: task_id.0,
+                    }))?;
+                let steps = sql_query(
+                    "SELECT s.workflow_step_id, s.name, s.state, s.attempts, s.max_attempts, s.results,
+                            s.last_error, s.run_at AS run_at_ms,
+                            COALESCE((SELECT json_group_array(name) FROM (
+                                SELECT p.name AS name FROM tasker_workflow_step_edges e
+                                JOIN tasker_workflow_steps p ON p.workflow_step_id = e.from_step_id
+                                WHERE e.to_step_id = s.workflow_step_id ORDER BY p.position)), '[]') AS depends_on
+                     FROM tasker_workflow_steps s WHERE s.task_id = ? ORDER BY s.position",
+                )
+                .bind::<BigInt, _>(task_id.0)
+                .load::<StepRow>(conn)?;
+                Ok((task, steps))
+            })
+            .await?;
+        let steps = steps
+            .into_iter()
+            .map(StepRow::into_record)
+            .collect::<Result<_, _>>()?;
+        task.into_record(steps)
+    }
+
+    async fn tasks(&self, filter: &TaskFilter) -> Result<Vec<TaskRecord>, StoreError> {
+        let filter = filter.clone();
+        let rows = self
+            .tx("listing tasks", move |conn| {
+                Ok(sql_query(task_select(
+                    "WHERE (?1 IS NULL OR ns.name = ?1) AND (?2 IS NULL OR nt.name = ?2)
+                       AND (?3 IS NULL OR nt.version = ?3) AND (?4 IS NULL OR t.state = ?4)
+                     ORDER BY t.created_at DESC, t.task_id DESC LIMIT ?5 OFFSET ?6",
+                ))
+                .bind::<Nullable<Text>, _>(filter.namespace.as_deref())
+                .bind::<Nullable<Text>, _>(filter.name.as_deref())
+                .bind::<Nullable<Text>, _>(filter.version.as_deref())
+                .bind::<Nullable<Text>, _>(filter.state.map(|s| s.as_str()))
+                .bind::<BigInt, _>(i64::from(if filter.limit == 0 {
+                    100
+                } else {
+                    filter.limit
+                }))
+                .bind::<BigInt, _>(i64::from(filter.offset))
+                .load::<TaskRow>(conn)?)
+            })
+            .await?;
+        rows.into_iter()
+            .map(|r| r.into_record(Vec::new()))
+            .collect()
+    }
+
+    async fn transitions(&self, task_id: TaskId) -> Result<Vec<Transition>, StoreError> {
+        let rows = self
+            .tx("reading transitions", move |conn| {
+                Ok(sql_query(
+                    "SELECT * FROM (
+                       SELECT task_id, NULL AS workflow_step_id, from_state, to_state, NULL AS attempt, actor,
+                              NULL AS error, created_at AS at_ms, 0 AS kind, task_transition_id AS seq
+                       FROM tasker_task_transitions WHERE task_id = ?1
+                       UNION ALL
+                       SELECT task_id, workflow_step_id, from_state, to_state, attempt, actor, error,
+                              created_at AS at_ms, 1 AS kind, workflow_step_transition_id AS seq
+                       FROM tasker_workflow_step_transitions WHERE task_id = ?1)
+                     ORDER BY at_ms, kind, seq",
+                )
+                .bind::<BigInt, _>(task_id.0)
+                .load::<TransitionRow>(conn)?)
+            })
+            .await?;
+        Ok(rows.into_iter().map(Transition::from).collect())
+    }
+
+    async fn task_counts(&self) -> Result<Vec<(TaskState, i64)>, StoreError> {
+        let rows = self
+            .tx("counting tasks", |conn| {
+                Ok(sql_query("SELECT state, count(*) AS count FROM tasker_tasks GROUP BY state ORDER BY state")
+                    .load::<StateCountRow>(conn)?)
+            })
+            .await?;
+        rows.into_iter().map(StateCountRow::into_pair).collect()
+    }
+}
+
+fn task_select(tail: &str) -> String {
+    format!(
+        "SELECT t.task_id, ns.name AS namespace, nt.name, nt.version, t.state, t.context, t.identity_key,
+                t.initiator, t.source_system, t.reason, t.tags, t.created_at AS created_ms,
+                t.updated_at AS updated_ms
+         FROM tasker_tasks t
+         JOIN tasker_named_tasks nt ON nt.named_task_id = t.named_task_id
+         JOIN tasker_task_namespaces ns ON ns.task_namespace_id = nt.task_namespace_id
+         {tail}"
+    )
+}

@@ -1,0 +1,202 @@
+//! [`TaskRequest`]: what to run, with which context.
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::handler::TaskHandler;
+
+/// A request to create a task: the handler (namespace, name, version) and
+/// its context, plus optional idempotency key and metadata.
+///
+/// Typed, from a handler (the exact version linked into the binary):
+///
+/// ```
+/// # use tasker::prelude::*;
+/// # #[derive(serde::Serialize, serde::Deserialize)] pub struct Order { pub order_id: i64 }
+/// # pub struct ProcessOrder;
+/// # #[task_handler(namespace = "payments", version = "2.1.0", context = Order)]
+/// # impl ProcessOrder { #[step] async fn a() -> StepResult<()> { Ok(()) } }
+/// let request = ProcessOrder::request(Order { order_id: 7 }).identity_key("order-7");
+/// assert_eq!(request.namespace(), "payments");
+/// assert_eq!(request.version(), Some("2.1.0"));
+/// ```
+///
+/// Untyped, for APIs: by name with a JSON context, checked against the
+/// handler's context type when the task is created.
+///
+/// ```
+/// use tasker::TaskRequest;
+///
+/// let request = TaskRequest::from_json(r#"{
+///     "namespace": "payments", "name": "process_order", "version": "^2",
+///     "context": {"order_id": 7}
+/// }"#).unwrap();
+/// assert_eq!(request.name(), "process_order");
+///
+/// let err = TaskRequest::from_json(r#"{"namespace": "payments""#).unwrap_err();
+/// assert!(err.to_string().starts_with("malformed task request"), "{err}");
+/// ```
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskRequest {
+    #[serde(default = "default_namespace")]
+    namespace: String,
+    name: String,
+    #[serde(default)]
+    version: Option<String>,
+    #[serde(default)]
+    context: Value,
+    #[serde(default)]
+    identity_key: Option<String>,
+    #[serde(default)]
+    initiator: Option<String>,
+    #[serde(default)]
+    source_system: Option<String>,
+    #[serde(default)]
+    reason: Option<String>,
+    #[serde(default)]
+    tags: Vec<String>,
+    #[serde(skip)]
+    context_error: Option<String>,
+}
+
+fn default_namespace() -> String {
+    "default".to_owned()
+}
+
+impl TaskRequest {
+    /// A request for the latest stable version of `namespace/name`.
+    pub fn new(namespace: impl Into<String>, name: impl Into<String>, context: Value) -> Self {
+        TaskRequest {
+            namespace: namespace.into(),
+            name: name.into(),
+            version: None,
+            context,
+            identity_key: None,
+            initiator: None,
+            source_system: None,
+            reason: None,
+            tags: Vec::new(),
+            context_error: None,
+        }
+    }
+
+    /// A request for exactly handler `H`, with a typed context.
+    pub fn for_handler<H: TaskHandler>(context: &H::Context) -> Self {
+        let definition = H::descriptor();
+        let (context, context_error) = match serde_json::to_value(context) {
+            Ok(value) => (value, None),
+            Err(e) => (Value::Null, Some(e.to_string())),
+        };
+        TaskRequest {
+            version: Some(definition.version.to_owned()),
+            context_error,
+            ..TaskRequest::new(definition.namespace, definition.name, context)
+        }
+    }
+
+    /// Parses a JSON request body: `namespace` (default `"default"`),
+    /// `name`, `version` (exact, requirement, or omitted for the latest),
+    /// `context`, and optional `identity_key`, `initiator`,
+    /// `source_system`, `reason`, `tags`.
+    pub fn from_json(body: &str) -> Result<Self> {
+        serde_json::from_str(body).map_err(|e| Error::InvalidRequest(e.to_string()))
+    }
+
+    /// Asks for a version: exact (`"2.1.0"`), a requirement (`"^2"`), or
+    /// `"latest"`.
+    #[must_use]
+    pub fn with_version(mut self, version: impl Into<String>) -> Self {
+        self.version = Some(version.into());
+        self
+    }
+
+    /// Sets the idempotency key: creating a second task with the same key
+    /// returns the first.
+    #[must_use]
+    pub fn identity_key(mut self, key: impl Into<String>) -> Self {
+        self.identity_key = Some(key.into());
+        self
+    }
+
+    /// Records who asked.
+    #[must_use]
+    pub fn initiator(mut self, initiator: impl Into<String>) -> Self {
+        self.initiator = Some(initiator.into());
+        self
+    }
+
+    /// Records the system the request came from.
+    #[must_use]
+    pub fn source_system(mut self, source: impl Into<String>) -> Self {
+        self.source_system = Some(source.into());
+        self
+    }
+
+    /// Records why.
+    #[must_use]
+    pub fn reason(mut self, reason: impl Into<String>) -> Self {
+        self.reason = Some(reason.into());
+        self
+    }
+
+    /// Adds a tag.
+    #[must_use]
+    pub fn tag(mut self, tag: impl Into<String>) -> Self {
+        self.tags.push(tag.into());
+        self
+    }
+
+    /// The namespace.
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// The handler name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The version asked for, if any.
+    pub fn version(&self) -> Option<&str> {
+        self.version.as_deref()
+    }
+
+    /// The context.
+    pub fn context(&self) -> &Value {
+        &self.context
+    }
+
+    pub(crate) fn into_parts(self) -> Result<RequestParts> {
+        if let Some(message) = self.context_error {
+            return Err(Error::Serialize {
+                what: "task context",
+                source: serde::ser::Error::custom(message),
+            });
+        }
+        Ok(RequestParts {
+            namespace: self.namespace,
+            name: self.name,
+            version: self.version,
+            context: self.context,
+            identity_key: self.identity_key,
+            initiator: self.initiator,
+            source_system: self.source_system,
+            reason: self.reason,
+            tags: self.tags,
+        })
+    }
+}
+
+pub(crate) struct RequestParts {
+    pub(crate) namespace: String,
+    pub(crate) name: String,
+    pub(crate) version: Option<String>,
+    pub(crate) context: Value,
+    pub(crate) identity_key: Option<String>,
+    pub(crate) initiator: Option<String>,
+    pub(crate) source_system: Option<String>,
+    pub(crate) reason: Option<String>,
+    pub(crate) tags: Vec<String>,
+}

@@ -1,0 +1,452 @@
+//! The persistence port: what the engine needs from a database, with no SQL.
+//!
+//! `tasker-diesel` implements [`Store`] for PostgreSQL and SQLite. Every
+//! method is one atomic unit: a store either applies all of it or none.
+//! Methods that change many rows take slices so a store can batch them into
+//! one round trip.
+
+use std::future::Future;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::state::{StepState, TaskState};
+use crate::step::{StepError, TaskId};
+
+/// The identifier of one step of one task (a workflow step).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct StepId(pub i64);
+
+impl std::fmt::Display for StepId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// What a store can do; the engine picks its coordination mode from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Capabilities {
+    /// Several worker processes, on several machines, may share the store.
+    pub distributed: bool,
+    /// Claims skip rows other workers have locked (`FOR UPDATE SKIP LOCKED`).
+    pub skip_locked: bool,
+    /// [`Store::wait_for_work`] wakes on notifications from other processes.
+    pub notify: bool,
+    /// The store can take advisory locks.
+    pub advisory_locks: bool,
+}
+
+/// A failure of the store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The row asked for does not exist.
+    #[error("{what} {id} does not exist")]
+    NotFound {
+        /// `task`, `step`, ...
+        what: &'static str,
+        /// The id asked for.
+        id: i64,
+    },
+    /// The change is not legal in the row's current state.
+    #[error("{0}")]
+    Conflict(String),
+    /// The database could not be opened, or is in use by another process.
+    #[error("{0}")]
+    Unavailable(String),
+    /// Any other database failure.
+    #[error("{message}")]
+    Database {
+        /// What was being done, and what failed.
+        message: String,
+        /// The driver's error.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+}
+
+impl StoreError {
+    /// A database failure with its cause.
+    pub fn database(
+        doing: impl std::fmt::Display,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        StoreError::Database {
+            message: format!("{doing}: {source}"),
+            source: Some(Box::new(source)),
+        }
+    }
+}
+
+/// A handler and its step graph, as the store records it.
+#[derive(Debug, Clone)]
+pub struct HandlerRecord {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// Version.
+    pub version: String,
+    /// Graph fingerprint.
+    pub fingerprint: String,
+    /// Description.
+    pub description: String,
+    /// Step names, in declaration order.
+    pub steps: Vec<String>,
+}
+
+/// Tasks that are not finished, grouped by the handler shape they were
+/// created from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnfinishedHandler {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// Version.
+    pub version: String,
+    /// Graph fingerprint at creation.
+    pub fingerprint: String,
+    /// How many unfinished tasks.
+    pub tasks: i64,
+}
+
+/// One step to create with a task.
+#[derive(Debug, Clone)]
+pub struct NewStep {
+    /// Step name.
+    pub name: String,
+    /// Position in the handler's declaration order.
+    pub index: u32,
+    /// Indices (into the task's steps) of the steps this one depends on.
+    pub parents: Vec<u32>,
+    /// Attempts allowed (`retry_limit + 1`, or 1 when not retryable).
+    pub max_attempts: u32,
+    /// Attempt timeout.
+    pub timeout: Option<Duration>,
+}
+
+/// A task to create: the task row, its steps and their edges.
+#[derive(Debug, Clone)]
+pub struct NewTask {
+    /// The handler's id from [`Store::register_handler`].
+    pub handler_id: i64,
+    /// The context, already checked against the context type.
+    pub context: Value,
+    /// Idempotency key: creating a task with a key that exists returns the
+    /// existing task.
+    pub identity_key: Option<String>,
+    /// Who asked (a user, a service).
+    pub initiator: Option<String>,
+    /// The system the request came from.
+    pub source_system: Option<String>,
+    /// Why.
+    pub reason: Option<String>,
+    /// Free-form tags.
+    pub tags: Vec<String>,
+    /// The steps.
+    pub steps: Vec<NewStep>,
+}
+
+/// The result of [`Store::create_task`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", content = "task_id", rename_all = "snake_case")]
+pub enum Created {
+    /// A new task.
+    New(TaskId),
+    /// A task with the same identity key already existed; nothing was written.
+    Existing(TaskId),
+}
+
+impl Created {
+    /// The task's id, new or existing.
+    pub fn task_id(self) -> TaskId {
+        match self {
+            Created::New(id) | Created::Existing(id) => id,
+        }
+    }
+}
+
+/// What to claim.
+#[derive(Debug, Clone)]
+pub struct ClaimRequest<'a> {
+    /// Only steps of tasks created from these handlers (the ones linked
+    /// into this worker, with matching fingerprints).
+    pub handler_ids: &'a [i64],
+    /// At most this many steps.
+    pub limit: u32,
+    /// The lease: the claim expires this long from now unless renewed.
+    pub lease: Duration,
+    /// The claiming worker, for the audit trail.
+    pub worker: &'a str,
+}
+
+/// A step claimed by a worker, with everything needed to run it.
+#[derive(Debug, Clone)]
+pub struct ClaimedStep {
+    /// The step.
+    pub step_id: StepId,
+    /// Its task.
+    pub task_id: TaskId,
+    /// The task's handler.
+    pub handler_id: i64,
+    /// The step's name.
+    pub name: String,
+    /// The step's index in declaration order.
+    pub index: u32,
+    /// This attempt's number (1-based); completions must quote it.
+    pub attempt: u32,
+    /// Attempts allowed in all.
+    pub max_attempts: u32,
+    /// The task context.
+    pub context: Value,
+    /// Outputs of the step's parents, by name.
+    pub inputs: Vec<(String, Value)>,
+}
+
+/// How an attempt ended, as the engine decided.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// Done, with its output.
+    Complete(Value),
+    /// Failed; run again after `delay`.
+    Retry {
+        /// The error.
+        error: StepError,
+        /// The backoff delay.
+        delay: Duration,
+    },
+    /// Failed for good: the step goes to `error` and its task too.
+    Fail(StepError),
+}
+
+/// The end of one attempt, to record.
+#[derive(Debug, Clone)]
+pub struct Completion {
+    /// The step.
+    pub step_id: StepId,
+    /// The attempt that ended; a completion for an older attempt (the lease
+    /// expired and another worker took over) is refused.
+    pub attempt: u32,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// The worker, for the audit trail.
+    pub worker: String,
+    /// How long the attempt ran.
+    pub duration: Duration,
+}
+
+/// What recording a completion did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Completed {
+    /// `false` when the completion was refused (stale attempt, or the step
+    /// was cancelled or resolved meanwhile).
+    pub applied: bool,
+    /// Children that became ready.
+    pub released: u32,
+    /// The task's new state, when this completion changed it.
+    pub task_state: Option<TaskState>,
+}
+
+/// A step as stored, for reading.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepRecord {
+    /// The step.
+    pub step_id: StepId,
+    /// Name.
+    pub name: String,
+    /// State.
+    pub state: StepState,
+    /// Attempts made.
+    pub attempts: u32,
+    /// Attempts allowed.
+    pub max_attempts: u32,
+    /// The output, when complete (or resolved with one).
+    pub output: Option<Value>,
+    /// The last error, if any.
+    pub last_error: Option<StepError>,
+    /// When it may next be claimed (for `ready` steps).
+    pub run_at: Option<DateTime<Utc>>,
+    /// The names of the steps it depends on.
+    pub depends_on: Vec<String>,
+}
+
+/// A task as stored, for reading.
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskRecord {
+    /// The task.
+    pub task_id: TaskId,
+    /// Namespace of its handler.
+    pub namespace: String,
+    /// Handler name.
+    pub name: String,
+    /// Handler version.
+    pub version: String,
+    /// State.
+    pub state: TaskState,
+    /// Context.
+    pub context: Value,
+    /// Idempotency key.
+    pub identity_key: Option<String>,
+    /// Who asked.
+    pub initiator: Option<String>,
+    /// The system the request came from.
+    pub source_system: Option<String>,
+    /// Why.
+    pub reason: Option<String>,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// When created.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed state.
+    pub updated_at: DateTime<Utc>,
+    /// Its steps, in declaration order.
+    pub steps: Vec<StepRecord>,
+}
+
+/// One audited state change.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Transition {
+    /// The task, or the task of the step.
+    pub task_id: TaskId,
+    /// The step, for a step transition.
+    pub step_id: Option<StepId>,
+    /// Previous state (`None` at creation).
+    pub from_state: Option<String>,
+    /// New state.
+    pub to_state: String,
+    /// Attempt number, for step transitions.
+    pub attempt: Option<u32>,
+    /// Worker or operator.
+    pub actor: Option<String>,
+    /// Error message, when the change came from a failure.
+    pub error: Option<String>,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// Filters for listing tasks.
+#[derive(Debug, Clone, Default)]
+pub struct TaskFilter {
+    /// Namespace.
+    pub namespace: Option<String>,
+    /// Handler name.
+    pub name: Option<String>,
+    /// Handler version.
+    pub version: Option<String>,
+    /// State.
+    pub state: Option<TaskState>,
+    /// At most this many (newest first).
+    pub limit: u32,
+    /// Skip this many.
+    pub offset: u32,
+}
+
+/// An operator action on a task or step.
+#[derive(Debug, Clone)]
+pub enum OperatorAction {
+    /// Give failed steps of the task a new set of attempts.
+    RetryTask(TaskId),
+    /// Give one failed step a new set of attempts.
+    RetryStep(StepId),
+    /// Cancel the task and every unfinished step.
+    CancelTask(TaskId),
+    /// Mark a step done by hand, with an output for the steps that read it.
+    ResolveStep {
+        /// The step.
+        step_id: StepId,
+        /// Its output (JSON `null` when none is given).
+        output: Value,
+    },
+}
+
+/// The persistence port. See the module docs.
+pub trait Store: Send + Sync + 'static {
+    /// What this store can do.
+    fn capabilities(&self) -> Capabilities;
+
+    /// Creates or updates tasker's tables.
+    fn migrate(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Whether every migration has been applied.
+    fn migrations_current(&self) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Records a handler shape; returns its id. Idempotent.
+    fn register_handler(
+        &self,
+        handler: &HandlerRecord,
+    ) -> impl Future<Output = Result<i64, StoreError>> + Send;
+
+    /// Handler shapes that unfinished tasks were created from.
+    fn unfinished_handlers(
+        &self,
+    ) -> impl Future<Output = Result<Vec<UnfinishedHandler>, StoreError>> + Send;
+
+    /// Writes the task, its steps (roots `ready`) and edges atomically, or
+    /// returns the existing task with the same identity key.
+    fn create_task(
+        &self,
+        task: NewTask,
+    ) -> impl Future<Output = Result<Created, StoreError>> + Send;
+
+    /// Claims up to `limit` ready steps whose time has come, under a lease,
+    /// moving them (and pending tasks) to `in_progress`.
+    fn claim_steps(
+        &self,
+        request: ClaimRequest<'_>,
+    ) -> impl Future<Output = Result<Vec<ClaimedStep>, StoreError>> + Send;
+
+    /// Extends the leases of steps still running.
+    fn renew_leases(
+        &self,
+        steps: &[(StepId, u32)],
+        lease: Duration,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Records the ends of attempts: output and release of children, retry
+    /// scheduling, or failure, with task finalisation; one transaction.
+    fn complete_steps(
+        &self,
+        completions: &[Completion],
+    ) -> impl Future<Output = Result<Vec<Completed>, StoreError>> + Send;
+
+    /// Steps whose lease expired go back to `ready` (or to `error` when out
+    /// of attempts). `all_in_progress` reclaims every running step at once:
+    /// for a single-process store at start-up, whose previous process died.
+    fn recover_expired(
+        &self,
+        all_in_progress: bool,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Waits until work may be available, or `timeout` passes.
+    fn wait_for_work(&self, timeout: Duration) -> impl Future<Output = ()> + Send;
+
+    /// Applies an operator action.
+    fn operator_action(
+        &self,
+        action: OperatorAction,
+        actor: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// One task with its steps.
+    fn task(&self, task_id: TaskId) -> impl Future<Output = Result<TaskRecord, StoreError>> + Send;
+
+    /// Tasks matching `filter`, newest first, without their steps.
+    fn tasks(
+        &self,
+        filter: &TaskFilter,
+    ) -> impl Future<Output = Result<Vec<TaskRecord>, StoreError>> + Send;
+
+    /// The audit trail of a task: its transitions and its steps', in order.
+    fn transitions(
+        &self,
+        task_id: TaskId,
+    ) -> impl Future<Output = Result<Vec<Transition>, StoreError>> + Send;
+
+    /// Counts of tasks by state.
+    fn task_counts(&self)
+        -> impl Future<Output = Result<Vec<(TaskState, i64)>, StoreError>> + Send;
+}
