@@ -1,6 +1,60 @@
-//! Cross-crate integration tests for tasker live in this package's test
-//! targets. This library only compiles the guide's examples as doctests, so
-//! the documentation cannot drift from the code.
+//! Shared pieces of tasker's integration tests: handlers used by both the
+//! tests and the `tasker-test-worker` process, and store set-up.
+//!
+//! The library also compiles the guide's examples as doctests, so the
+//! documentation cannot drift from the code.
+
+pub mod handlers;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tasker::{Registry, Tasker};
+use tasker_diesel::testing::TestDatabase;
+use tasker_diesel::{PgStore, SqliteStore};
+
+/// Engine settings for tests: short leases, quick polling, quick backoff.
+pub fn fast_config(config: &mut tasker::EngineConfig) {
+    config.poll_interval = Duration::from_millis(20);
+    config.lease = Duration::from_secs(2);
+    config.backoff = tasker::Backoff {
+        base: Duration::from_millis(50),
+        cap: Duration::from_millis(400),
+        jitter: true,
+    };
+}
+
+/// A migrated PostgreSQL store on a fresh database (dropped with the
+/// returned guard).
+pub async fn postgres() -> (PgStore, Arc<TestDatabase>) {
+    let db = TestDatabase::create().await.expect("a test database");
+    let store = PgStore::connect(db.url()).await.expect("connect");
+    tasker::Store::migrate(&store).await.expect("migrate");
+    (store, Arc::new(db))
+}
+
+/// A migrated in-memory SQLite store.
+pub async fn sqlite() -> SqliteStore {
+    let store = SqliteStore::in_memory().await.expect("open");
+    tasker::Store::migrate(&store).await.expect("migrate");
+    store
+}
+
+/// Every handler linked into the binary.
+pub fn registry() -> Registry {
+    Registry::from_inventory().expect("a valid registry")
+}
+
+/// An engine with test settings and `resources`.
+pub async fn tasker<S: tasker::Store>(
+    store: S,
+    configure: impl FnOnce(tasker::TaskerBuilder<S>) -> tasker::TaskerBuilder<S>,
+) -> Tasker<S> {
+    configure(Tasker::builder(store).configure(fast_config))
+        .build()
+        .await
+        .expect("engine starts")
+}
 
 /// `docs/getting-started.md`, compiled and run.
 #[cfg(doctest)]

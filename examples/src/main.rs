@@ -1,99 +1,392 @@
-//! The example worker: runs the example workflows and reports progress.
+//! The example worker, with tasker's command line.
 //!
-//! Today it runs each task in-process with `tasker::testing::TaskRunner`
-//! (no database); the durable worker on the embedded SQLite store replaces
-//! it when the engine lands.
+//! `cargo run` (no arguments) runs the demo: it opens the embedded SQLite
+//! database `tasker-example.sqlite` (or `DATABASE_URL`, e.g.
+//! `postgres://postgres@127.0.0.1/app`), creates five sample orders, runs a
+//! worker until they are all finished, printing each step as it advances,
+//! and prints a summary. `cargo run -- --help` lists the other commands.
 
+use std::collections::HashMap;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
-use tasker::testing::TaskRunner;
-use tasker::{Registry, TaskState};
-use tasker_examples::orders::{
-    sample_order, Confirmation, PaymentGateway, ProcessOrder, Warehouse,
-};
+use clap::{Parser, Subcommand, ValueEnum};
+use tasker::prelude::*;
+use tasker::store::{TaskFilter, TaskRecord};
+use tasker::{Registry, StepState, Store, TaskId, TaskState, Tasker};
+use tasker_diesel::AnyStore;
+use tasker_examples::orders::{sample_order, PaymentGateway, ProcessOrder, Warehouse};
+
+/// tasker's example worker.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Database: a SQLite file path (created if missing) or a postgres:// URL.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://tasker-example.sqlite",
+        global = true
+    )]
+    database_url: String,
+    /// Steps run at once by this worker.
+    #[arg(long, default_value_t = 16, global = true)]
+    concurrency: usize,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create five sample orders and run them to the end (the default).
+    Demo {
+        /// How many orders.
+        #[arg(long, default_value_t = 5)]
+        orders: i64,
+    },
+    /// Run a worker until Ctrl-C or SIGTERM, then drain in-flight steps.
+    Run,
+    /// Apply the database migrations.
+    Migrate,
+    /// List the task handlers linked into this binary.
+    Handlers,
+    /// Print a handler's step graph.
+    Graph {
+        /// Namespace.
+        namespace: String,
+        /// Handler name.
+        name: String,
+        /// Version (exact or a requirement); the latest stable if omitted.
+        #[arg(long)]
+        version: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Mermaid)]
+        format: Format,
+    },
+    /// Create, list, show, retry or cancel tasks.
+    #[command(subcommand)]
+    Task(TaskCommand),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Mermaid,
+    Dot,
+}
+
+#[derive(Subcommand)]
+enum TaskCommand {
+    /// Create a task from a JSON request:
+    /// '{"namespace": "ecommerce", "name": "process_order", "context": {...}}'.
+    Create {
+        /// The request body.
+        request: String,
+    },
+    /// List tasks, newest first.
+    List {
+        /// Only tasks in this state.
+        #[arg(long)]
+        state: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+    /// Show a task with its steps.
+    Show {
+        /// The task id.
+        id: i64,
+    },
+    /// Retry a task in `error`.
+    Retry {
+        /// The task id.
+        id: i64,
+    },
+    /// Cancel a task.
+    Cancel {
+        /// The task id.
+        id: i64,
+    },
+}
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let registry = match Registry::from_inventory() {
-        Ok(registry) => registry,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn,tasker=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
         }
-    };
-    println!("registered task handlers:");
-    for handler in registry.handlers() {
-        let graph = handler.graph();
-        println!(
-            "  {} ({} steps, fingerprint {})",
-            handler.key(),
-            graph.len(),
-            handler.fingerprint()
+    }
+}
+
+async fn engine(cli: &Cli) -> Result<Tasker<AnyStore>, String> {
+    let store = tasker_diesel::connect(&cli.database_url)
+        .await
+        .map_err(|e| e.to_string())?;
+    let concurrency = cli.concurrency;
+    let tasker = Tasker::builder(store)
+        .migrate(true)
+        // The gateway fails its first two charges with a 503, so the first
+        // order shows retries with backoff.
+        .resource(PaymentGateway::flaky(2))
+        .resource(Warehouse::with_stock([
+            ("widget", 1_000_000),
+            ("gadget", 1_000_000),
+        ]))
+        .configure(|c| {
+            c.concurrency = concurrency;
+            c.claim_batch = concurrency as u32;
+            c.backoff.base = Duration::from_millis(250);
+        })
+        .build()
+        .await
+        .map_err(|e| e.to_string())?;
+    for refused in &tasker.startup_report().refused {
+        eprintln!(
+            "warning: {} unfinished task(s) will not run here: {}",
+            refused.stored.tasks, refused.reason
         );
-        for (level, steps) in graph.levels().iter().enumerate() {
-            println!("    level {level}: {}", steps.join(", "));
+    }
+    Ok(tasker)
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    match &cli.command {
+        None => demo(&cli, 5).await,
+        Some(Command::Demo { orders }) => demo(&cli, *orders).await,
+        Some(Command::Run) => {
+            let tasker = engine(&cli).await?;
+            let worker = tasker.start_worker();
+            println!(
+                "worker running on {} ({:?}); Ctrl-C to stop",
+                describe(tasker.store()),
+                tasker.mode()
+            );
+            shutdown_signal().await;
+            println!("stopping: finishing the steps in flight...");
+            let counts = worker.shutdown().await;
+            println!("stopped: {counts:?}");
+            Ok(())
         }
-        println!("    critical path: {}", graph.critical_path().join(" -> "));
+        Some(Command::Migrate) => {
+            let store = tasker_diesel::connect(&cli.database_url)
+                .await
+                .map_err(|e| e.to_string())?;
+            store.migrate().await.map_err(|e| e.to_string())?;
+            println!("migrations are current on {}", describe(&store));
+            Ok(())
+        }
+        Some(Command::Handlers) => {
+            let registry = Registry::from_inventory().map_err(|e| e.to_string())?;
+            for handler in registry.handlers() {
+                println!(
+                    "{} ({} steps, fingerprint {})",
+                    handler.key(),
+                    handler.steps().len(),
+                    handler.fingerprint()
+                );
+                if !handler.description().is_empty() {
+                    println!("    {}", handler.description());
+                }
+            }
+            Ok(())
+        }
+        Some(Command::Graph {
+            namespace,
+            name,
+            version,
+            format,
+        }) => {
+            let registry = Registry::from_inventory().map_err(|e| e.to_string())?;
+            let handler = registry
+                .find(namespace, name, version.as_deref())
+                .map_err(|e| e.to_string())?;
+            match format {
+                Format::Mermaid => print!("{}", handler.graph().to_mermaid()),
+                Format::Dot => print!("{}", handler.graph().to_dot(&handler.key())),
+            }
+            Ok(())
+        }
+        Some(Command::Task(command)) => task_command(&cli, command).await,
+    }
+}
+
+async fn task_command(cli: &Cli, command: &TaskCommand) -> Result<(), String> {
+    let tasker = engine(cli).await?;
+    match command {
+        TaskCommand::Create { request } => {
+            let request = tasker::TaskRequest::from_json(request).map_err(|e| e.to_string())?;
+            let created = tasker
+                .create_task(request)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("{}", serde_json::to_string(&created).expect("serializable"));
+        }
+        TaskCommand::List { state, limit } => {
+            let state = state
+                .as_deref()
+                .map(str::parse::<TaskState>)
+                .transpose()
+                .map_err(|e| e.to_string())?;
+            let tasks = tasker
+                .tasks(&TaskFilter {
+                    state,
+                    limit: *limit,
+                    ..TaskFilter::default()
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+            for task in tasks {
+                println!(
+                    "{:>6}  {:<18} {}/{}@{}  {}",
+                    task.task_id,
+                    task.state,
+                    task.namespace,
+                    task.name,
+                    task.version,
+                    task.created_at
+                );
+            }
+        }
+        TaskCommand::Show { id } => {
+            let task = tasker.task(TaskId(*id)).await.map_err(|e| e.to_string())?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&task).expect("serializable")
+            );
+        }
+        TaskCommand::Retry { id } => {
+            tasker
+                .retry_task(TaskId(*id), "cli")
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("task {id} will be retried by the next worker");
+        }
+        TaskCommand::Cancel { id } => {
+            tasker
+                .cancel_task(TaskId(*id), "cli")
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("task {id} cancelled");
+        }
+    }
+    Ok(())
+}
+
+fn describe(store: &AnyStore) -> String {
+    match store {
+        AnyStore::Postgres(pg) => format!("PostgreSQL (schema {})", pg.schema()),
+        AnyStore::Sqlite(sqlite) => format!("SQLite file {}", sqlite.path().display()),
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("a SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+async fn demo(cli: &Cli, orders: i64) -> Result<(), String> {
+    let tasker = engine(cli).await?;
+    println!(
+        "tasker example worker on {} ({:?} mode)",
+        describe(tasker.store()),
+        tasker.mode()
+    );
+    for handler in tasker.registry().handlers() {
+        println!(
+            "  handler {}: {}",
+            handler.key(),
+            handler.graph().critical_path().join(" -> ")
+        );
+    }
+    let worker = tasker.start_worker();
+    let started = Instant::now();
+    let mut tasks: Vec<(i64, TaskId)> = Vec::new();
+    for n in 0..orders {
+        let order_id = 1001 + n;
+        // Every fourth order's card is declined: a permanent error.
+        let card = if n % 4 == 3 {
+            "declined_card"
+        } else {
+            "tok_visa"
+        };
+        let created = tasker
+            .create_task(ProcessOrder::request(sample_order(order_id, card)).initiator("demo"))
+            .await
+            .map_err(|e| e.to_string())?;
+        println!("order {order_id}: created task {}", created.task_id());
+        tasks.push((order_id, created.task_id()));
     }
 
-    // The gateway fails its first two charges with a 503, so the first order
-    // shows retries; order 1004's card is declined.
-    let runner = TaskRunner::new()
-        .resource(PaymentGateway::flaky(2))
-        .resource(Warehouse::with_stock([("widget", 100), ("gadget", 100)]));
-    let orders = [
-        sample_order(1001, "tok_visa"),
-        sample_order(1002, "tok_mastercard"),
-        sample_order(1003, "tok_amex"),
-        sample_order(1004, "declined_card"),
-        sample_order(1005, "tok_visa"),
-    ];
-
-    let (mut complete, mut failed, mut attempts) = (0, 0, 0);
-    for order in orders {
-        let order_id = order.order_id;
-        let run = match runner.run::<ProcessOrder>(order).await {
-            Ok(run) => run,
-            Err(e) => {
-                eprintln!("order {order_id}: could not start: {e}");
-                failed += 1;
+    // Follow the tasks, printing every step change, until all are done.
+    let mut seen: HashMap<(TaskId, String), (StepState, u32)> = HashMap::new();
+    let mut finished: HashMap<TaskId, TaskRecord> = HashMap::new();
+    while finished.len() < tasks.len() {
+        for (order_id, id) in &tasks {
+            if finished.contains_key(id) {
                 continue;
             }
-        };
-        attempts += run.attempts().len();
-        for attempt in run.attempts() {
-            match &attempt.error {
-                None => println!(
-                    "order {order_id}: {} done (attempt {})",
-                    attempt.step, attempt.attempt
-                ),
-                Some(e) => println!(
-                    "order {order_id}: {} failed (attempt {}): {e}",
-                    attempt.step, attempt.attempt
-                ),
+            let task = tasker.task(*id).await.map_err(|e| e.to_string())?;
+            for step in &task.steps {
+                let key = (*id, step.name.clone());
+                let now = (step.state, step.attempts);
+                if seen.get(&key) != Some(&now) {
+                    let note = match (&step.state, &step.last_error) {
+                        (StepState::Ready, Some(e)) if step.attempts > 0 => {
+                            format!(" after failure: {}", e.message())
+                        }
+                        (StepState::Error, Some(e)) => format!(": {}", e.message()),
+                        _ => String::new(),
+                    };
+                    println!(
+                        "order {order_id}: {:<18} {:<12} attempt {}{note}",
+                        step.name, step.state, step.attempts
+                    );
+                    seen.insert(key, now);
+                }
+            }
+            if task.state.is_finished() || task.state == TaskState::Error {
+                println!("order {order_id}: task {} is {}", task.task_id, task.state);
+                finished.insert(*id, task);
             }
         }
-        match run.state() {
-            TaskState::Complete => {
-                complete += 1;
-                let confirmation: Confirmation = run
-                    .output("send_confirmation")
-                    .expect("a complete run has every output");
-                println!(
-                    "order {order_id}: complete; emailed {}: {}",
-                    confirmation.sent_to, confirmation.subject
-                );
-            }
-            state => {
-                failed += 1;
-                let (step, error) = run.failure().expect("a failed run has a failed step");
-                println!(
-                    "order {order_id}: {state} at step {step}: {}",
-                    error.message()
-                );
-            }
-        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    println!("summary: {complete} complete, {failed} failed, {attempts} step attempts");
-    ExitCode::SUCCESS
+    let elapsed = started.elapsed();
+    let counts = worker.shutdown().await;
+    let complete = finished
+        .values()
+        .filter(|t| t.state == TaskState::Complete)
+        .count();
+    let failed = finished
+        .values()
+        .filter(|t| t.state == TaskState::Error)
+        .count();
+    println!(
+        "summary: {} tasks: {complete} complete, {failed} in error; {} steps completed, {} retried, {} failed; {:.2}s",
+        finished.len(),
+        counts.completed,
+        counts.retried,
+        counts.failed,
+        elapsed.as_secs_f64()
+    );
+    Ok(())
 }

@@ -683,28 +683,42 @@ impl Store for PgStore {
     }
 
     async fn migrations_current(&self) -> Result<bool, StoreError> {
-        let mut conn = AsyncPgConnection::establish(&self.url)
-            .await
-            .map_err(|e| StoreError::Unavailable(format!("connecting failed: {e}")))?;
-        conn.batch_execute(&format!("SET search_path TO \"{}\"", self.schema))
-            .await
-            .map_err(db("setting the schema"))?;
-        tokio::task::spawn_blocking(move || {
-            use diesel_migrations::MigrationHarness;
-            let mut harness = diesel_async::AsyncMigrationHarness::new(conn);
-            harness
-                .has_pending_migration(MIGRATIONS_POSTGRES)
-                .map(|pending| !pending)
-                .map_err(|e| StoreError::Database {
-                    message: format!("reading the migration state failed: {e}"),
-                    source: None,
-                })
-        })
+        use diesel::migration::MigrationSource;
+        // Read-only: a health check must not create the migrations table.
+        let mut conn = self.conn().await?;
+        let table = format!("\"{}\".__diesel_schema_migrations", self.schema);
+        let exists = sql_query(
+            "SELECT count(*) AS count FROM (SELECT to_regclass($1) AS t) r WHERE t IS NOT NULL",
+        )
+        .bind::<Text, _>(&table)
+        .get_result::<CountRow>(&mut conn)
         .await
-        .map_err(|e| StoreError::Database {
-            message: format!("the migration check failed: {e}"),
-            source: None,
-        })?
+        .map_err(db("checking for the migrations table"))?
+        .count
+            > 0;
+        if !exists {
+            return Ok(false);
+        }
+        #[derive(QueryableByName)]
+        struct VersionRow {
+            #[diesel(sql_type = Text)]
+            version: String,
+        }
+        let applied: Vec<String> = sql_query(format!("SELECT version FROM {table}"))
+            .load::<VersionRow>(&mut conn)
+            .await
+            .map_err(db("reading applied migrations"))?
+            .into_iter()
+            .map(|r| r.version)
+            .collect();
+        let expected = MigrationSource::<diesel::pg::Pg>::migrations(&MIGRATIONS_POSTGRES)
+            .map_err(|e| StoreError::Database {
+                message: format!("reading the embedded migrations failed: {e}"),
+                source: None,
+            })?;
+        Ok(expected
+            .iter()
+            .all(|m| applied.contains(&m.name().version().to_string())))
     }
 
     async fn register_handler(&self, handler: &HandlerRecord) -> Result<i64, StoreError> {
@@ -988,13 +1002,14 @@ impl Store for PgStore {
         let mut conn = self.conn().await?;
         let rows = sql_query(format!(
             "SELECT task_id, NULL::bigint AS workflow_step_id, from_state, to_state, NULL::int AS attempt,
-                    actor, NULL::text AS error, {} AS at_ms, created_at AS at
+                    actor, NULL::text AS error, {} AS at_ms, created_at AS at, 0 AS kind,
+                    task_transition_id AS seq
              FROM tasker_task_transitions WHERE task_id = $1
              UNION ALL
              SELECT task_id, workflow_step_id, from_state, to_state, attempt, actor, error, {} AS at_ms,
-                    created_at AS at
+                    created_at AS at, 1 AS kind, workflow_step_transition_id AS seq
              FROM tasker_workflow_step_transitions WHERE task_id = $1
-             ORDER BY at",
+             ORDER BY at, kind, seq",
             ms("created_at"),
             ms("created_at")
         ))

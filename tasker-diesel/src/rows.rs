@@ -197,6 +197,8 @@ pub(crate) struct TransitionRow {
     pub(crate) error: Option<String>,
     #[diesel(sql_type = BigInt)]
     pub(crate) at_ms: i64,
+    #[diesel(sql_type = BigInt)]
+    pub(crate) seq: i64,
 }
 
 impl From<TransitionRow> for Transition {
@@ -210,6 +212,7 @@ impl From<TransitionRow> for Transition {
             actor: row.actor,
             error: row.error,
             at: time(row.at_ms),
+            seq: row.seq,
         }
     }
 }

@@ -184,10 +184,10 @@ fn open_connection(url: &str) -> Result<SqliteConnection, StoreError> {
     Ok(conn)
 }
 
+/// Records a step transition; `(step_id, task_id)` name the step.
 fn step_audit(
     conn: &mut SqliteConnection,
-    step_id: i64,
-    task_id: i64,
+    (step_id, task_id): (i64, i64),
     from: Option<&str>,
     to: &str,
     attempt: Option<i32>,
@@ -309,8 +309,7 @@ fn finish_step(
     for child in children.iter().filter(|c| c.state == "ready") {
         step_audit(
             conn,
-            child.workflow_step_id,
-            task_id,
+            (child.workflow_step_id, task_id),
             Some("pending"),
             "ready",
             None,
@@ -346,8 +345,7 @@ fn give_new_attempts(conn: &mut SqliteConnection, step: &StepStateRow, actor: &s
     .execute(conn)?;
     step_audit(
         conn,
-        step.workflow_step_id,
-        step.task_id,
+        (step.workflow_step_id, step.task_id),
         Some("error"),
         "ready",
         Some(step.attempts),
@@ -417,8 +415,7 @@ fn operator(conn: &mut SqliteConnection, action: OperatorAction, actor: &str) ->
                 .execute(conn)?;
                 step_audit(
                     conn,
-                    step.workflow_step_id,
-                    step.task_id,
+                    (step.workflow_step_id, step.task_id),
                     Some(&step.state),
                     "cancelled",
                     Some(step.attempts),
@@ -459,8 +456,7 @@ fn operator(conn: &mut SqliteConnection, action: OperatorAction, actor: &str) ->
             .execute(conn)?;
             step_audit(
                 conn,
-                step_id.0,
-                step.task_id,
+                (step_id.0, step.task_id),
                 Some(&step.state),
                 "resolved_manually",
                 Some(step.attempts),
@@ -652,7 +648,7 @@ impl Store for SqliteStore {
                     .get_result::<IdRow>(conn)?
                     .id;
                     ids[step.index as usize] = id;
-                    step_audit(conn, id, task_id, None, state, None, &actor, None)?;
+                    step_audit(conn, (id, task_id), None, state, None, &actor, None)?;
                 }
                 for step in &task.steps {
                     for parent in &step.parents {
@@ -709,7 +705,7 @@ impl Store for SqliteStore {
                     return Ok(Vec::new());
                 }
                 for step in &claimed {
-                    step_audit(conn, step.workflow_step_id, step.task_id, Some("ready"), "in_progress", Some(step.attempts), &worker, None)?;
+                    step_audit(conn, (step.workflow_step_id, step.task_id), Some("ready"), "in_progress", Some(step.attempts), &worker, None)?;
                     set_task_state(conn, step.task_id, "pending", "in_progress", &worker)?;
                 }
                 let step_ids = claimed
@@ -800,7 +796,7 @@ impl Store for SqliteStore {
                         continue;
                     };
                     let message = error.map(ToString::to_string);
-                    step_audit(conn, step.workflow_step_id, step.task_id, Some("in_progress"), state, Some(step.attempts), &c.worker, message.as_deref())?;
+                    step_audit(conn, (step.workflow_step_id, step.task_id), Some("in_progress"), state, Some(step.attempts), &c.worker, message.as_deref())?;
                     let mut completed = Completed {
                         applied: true,
                         released: 0,
@@ -860,7 +856,7 @@ impl Store for SqliteStore {
                     .bind::<BigInt, _>(now)
                     .bind::<BigInt, _>(step.workflow_step_id)
                     .get_result::<StepStateRow>(conn)?;
-                    step_audit(conn, back.workflow_step_id, back.task_id, Some("in_progress"), &back.state, Some(back.attempts), "lease-recovery", Some(message))?;
+                    step_audit(conn, (back.workflow_step_id, back.task_id), Some("in_progress"), &back.state, Some(back.attempts), "lease-recovery", Some(message))?;
                     if back.state == "error" {
                         set_task_state(conn, back.task_id, "in_progress", "error", "lease-recovery")?;
                     }

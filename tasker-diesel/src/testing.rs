@@ -1,4 +1,34 @@
-//! Test support: a fresh PostgreSQL database per test.
+//! Test support: an engine on an embedded store, and a fresh PostgreSQL
+//! database per test.
+//!
+//! Run a workflow end to end, durably, without a server:
+//!
+//! ```
+//! use std::time::Duration;
+//! use tasker::prelude::*;
+//!
+//! pub struct Hello;
+//!
+//! #[task_handler(namespace = "docs_embedded")]
+//! impl Hello {
+//!     #[step]
+//!     async fn greet(ctx: &StepContext) -> StepResult<String> {
+//!         Ok(format!("hello {}", ctx.context()["name"].as_str().unwrap_or("world")))
+//!     }
+//! }
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let tasker = tasker_diesel::testing::embedded(|builder| builder).await.unwrap();
+//! let task = tasker
+//!     .run_task(Hello::request(serde_json::json!({"name": "Ada"})), Duration::from_secs(10))
+//!     .await
+//!     .unwrap();
+//! assert_eq!(task.state, tasker::TaskState::Complete);
+//! assert_eq!(task.steps[0].output, Some(serde_json::json!("hello Ada")));
+//! # });
+//! ```
+//!
+//! A database of its own for a test on PostgreSQL:
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), tasker::StoreError> {
@@ -9,7 +39,22 @@
 //! ```
 
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
-use tasker::StoreError;
+use tasker::{StoreError, Tasker, TaskerBuilder};
+
+use crate::SqliteStore;
+
+/// An engine on a private, migrated, in-memory SQLite database, serving
+/// every handler linked in; `configure` adds resources and settings.
+pub async fn embedded(
+    configure: impl FnOnce(TaskerBuilder<SqliteStore>) -> TaskerBuilder<SqliteStore>,
+) -> Result<Tasker<SqliteStore>, tasker::Error> {
+    let store = SqliteStore::in_memory().await?;
+    configure(Tasker::builder(store).migrate(true).configure(|c| {
+        c.poll_interval = std::time::Duration::from_millis(50);
+    }))
+    .build()
+    .await
+}
 
 /// The server tests use: `TASKER_TEST_DATABASE_URL`, or the local default.
 pub fn server_url() -> String {

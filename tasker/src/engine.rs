@@ -481,6 +481,17 @@ impl<S: Store> Tasker<S> {
         Worker::start(self.clone())
     }
 
+    /// Creates a task, runs a worker until the task is finished or in
+    /// `error`, and returns it: a whole workflow end to end, for tests and
+    /// scripts.
+    pub async fn run_task(&self, request: TaskRequest, timeout: Duration) -> Result<TaskRecord> {
+        let task_id = self.create_task(request).await?.task_id();
+        let worker = self.start_worker();
+        let outcome = self.wait_for_task(task_id, timeout).await;
+        worker.shutdown().await;
+        outcome
+    }
+
     /// Waits until the task is finished (complete, cancelled, resolved) or
     /// in `error`, polling every 20 ms, for at most `timeout`.
     pub async fn wait_for_task(&self, task_id: TaskId, timeout: Duration) -> Result<TaskRecord> {

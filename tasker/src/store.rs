@@ -326,6 +326,9 @@ pub struct Transition {
     pub error: Option<String>,
     /// When.
     pub at: DateTime<Utc>,
+    /// The audit row's id: increasing in the order rows were written, within
+    /// task transitions and within step transitions.
+    pub seq: i64,
 }
 
 /// Filters for listing tasks.

@@ -17,6 +17,7 @@ use crate::store::{ClaimRequest, ClaimedStep, Completion, Outcome, StepId, Store
 /// Counters of one worker.
 #[derive(Debug, Default)]
 pub struct WorkerStats {
+    claim_queries: AtomicU64,
     claimed: AtomicU64,
     completed: AtomicU64,
     retried: AtomicU64,
@@ -27,6 +28,8 @@ pub struct WorkerStats {
 /// A snapshot of [`WorkerStats`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WorkerCounts {
+    /// Claim round trips made (including those that found nothing).
+    pub claim_queries: u64,
     /// Attempts started.
     pub claimed: u64,
     /// Attempts that completed their step.
@@ -43,6 +46,7 @@ impl WorkerStats {
     /// The current counts.
     pub fn counts(&self) -> WorkerCounts {
         WorkerCounts {
+            claim_queries: self.claim_queries.load(Ordering::Relaxed),
             claimed: self.claimed.load(Ordering::Relaxed),
             completed: self.completed.load(Ordering::Relaxed),
             retried: self.retried.load(Ordering::Relaxed),
@@ -108,14 +112,20 @@ async fn run<S: Store>(
             break;
         }
         let free = config.concurrency.saturating_sub(in_flight.len());
+        // Claim in batches: wait for enough free slots (or an idle worker)
+        // rather than making one round trip per finished step.
+        let worth_claiming = (config.claim_batch as usize)
+            .min(config.concurrency / 2)
+            .max(1);
         let mut claimed_any = false;
-        if free > 0 {
+        if free >= worth_claiming || in_flight.is_empty() {
             let request = ClaimRequest {
                 handler_ids: &tasker.inner.served_ids,
                 limit: config.claim_batch.min(free as u32).max(1),
                 lease: config.lease,
                 worker: &config.worker_id,
             };
+            stats.claim_queries.fetch_add(1, Ordering::Relaxed);
             match tasker.store().claim_steps(request).await {
                 Ok(claimed) => {
                     claimed_any = !claimed.is_empty();
@@ -141,14 +151,14 @@ async fn run<S: Store>(
                 }
             }
         }
-        if claimed_any && in_flight.len() < config.concurrency {
+        if claimed_any && config.concurrency - in_flight.len() >= worth_claiming {
             // More may be waiting: claim again at once.
             continue;
         }
         tokio::select! {
             _ = stopped.changed() => {}
             Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
-            () = tasker.store().wait_for_work(config.poll_interval), if in_flight.len() < config.concurrency => {}
+            () = tasker.store().wait_for_work(config.poll_interval), if free >= worth_claiming || in_flight.is_empty() => {}
             _ = maintenance.tick() => maintain(&tasker, &leases).await,
         }
     }

@@ -1,0 +1,630 @@
+//! The engine end to end on both stores: one conformance suite, run against
+//! PostgreSQL (a fresh database per test) and SQLite.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use tasker::prelude::*;
+use tasker::store::{Created, Transition};
+use tasker::{Error, StepState, Store, TaskId, TaskRequest, TaskState};
+use tasker_tests::handlers::{Attempts, Diamond, Flaky, Job, Script, Seed, SlowJob, Switch};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// Every transition in the audit trail is legal and continues from the
+/// previous state of the same row.
+fn assert_legal(transitions: &[Transition]) {
+    let mut last: HashMap<(bool, i64), String> = HashMap::new();
+    let mut sorted = transitions.to_vec();
+    sorted.sort_by_key(|t| (t.step_id.is_some(), t.seq));
+    for t in &sorted {
+        let key = (t.step_id.is_some(), t.step_id.map_or(t.task_id.0, |s| s.0));
+        match (&t.from_state, last.get(&key)) {
+            (None, None) => {}
+            (Some(from), Some(prev)) => {
+                assert_eq!(from, prev, "transition {t:?} does not continue from {prev}")
+            }
+            (from, prev) => {
+                panic!("transition {t:?} breaks the chain (from {from:?}, previous {prev:?})")
+            }
+        }
+        if let Some(from) = &t.from_state {
+            let legal = if t.step_id.is_some() {
+                from.parse::<StepState>()
+                    .unwrap()
+                    .can_transition_to(t.to_state.parse().unwrap())
+            } else {
+                from.parse::<TaskState>()
+                    .unwrap()
+                    .can_transition_to(t.to_state.parse().unwrap())
+            };
+            assert!(legal, "illegal transition {t:?}");
+        } else if t.step_id.is_some() {
+            assert!(matches!(t.to_state.as_str(), "pending" | "ready"), "{t:?}");
+        } else {
+            assert_eq!(t.to_state, "pending", "{t:?}");
+        }
+        last.insert(key, t.to_state.clone());
+    }
+}
+
+fn step_id_of(task: &tasker::store::TaskRecord, name: &str) -> tasker::StepId {
+    task.steps.iter().find(|s| s.name == name).unwrap().step_id
+}
+
+async fn diamond_runs_in_order_with_outputs<S: Store>(store: S) {
+    let tasker = tasker_tests::tasker(store, |b| b).await;
+    let worker = tasker.start_worker();
+    let id = tasker
+        .create_task(Diamond::request(Seed { value: 4 }))
+        .await
+        .unwrap()
+        .task_id();
+    let task = tasker.wait_for_task(id, WAIT).await.unwrap();
+    assert_eq!(task.state, TaskState::Complete);
+    assert_eq!(task.namespace, "tests");
+    assert_eq!(task.name, "diamond");
+    assert_eq!(task.version, "1.0.0");
+    let outputs: HashMap<&str, i64> = task
+        .steps
+        .iter()
+        .map(|s| {
+            (
+                s.name.as_str(),
+                serde_json::from_value(s.output.clone().unwrap()).unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        outputs,
+        HashMap::from([("a", 4), ("b", 5), ("c", 40), ("d", 45)])
+    );
+    assert_eq!(task.steps[3].depends_on, ["b", "c"]);
+    assert!(task
+        .steps
+        .iter()
+        .all(|s| s.state == StepState::Complete && s.attempts == 1));
+
+    let transitions = tasker.transitions(id).await.unwrap();
+    assert_legal(&transitions);
+    let seq = |step: &str, to: &str| {
+        let step_id = step_id_of(&task, step);
+        transitions
+            .iter()
+            .find(|t| t.step_id == Some(step_id) && t.to_state == to)
+            .unwrap_or_else(|| panic!("no {to} transition for {step}"))
+            .seq
+    };
+    assert!(seq("d", "in_progress") > seq("b", "complete"));
+    assert!(seq("d", "in_progress") > seq("c", "complete"));
+    let task_states: Vec<&str> = transitions
+        .iter()
+        .filter(|t| t.step_id.is_none())
+        .map(|t| t.to_state.as_str())
+        .collect();
+    assert_eq!(task_states, ["pending", "in_progress", "complete"]);
+    let counts = worker.shutdown().await;
+    assert_eq!((counts.completed, counts.failed, counts.stale), (4, 0, 0));
+}
+
+async fn identity_key_is_idempotent<S: Store>(store: S) {
+    let tasker = tasker_tests::tasker(store, |b| b).await;
+    let request = || Diamond::request(Seed { value: 1 }).identity_key("order-42");
+    let first = tasker.create_task(request()).await.unwrap();
+    let second = tasker.create_task(request()).await.unwrap();
+    assert!(matches!(first, Created::New(_)));
+    assert_eq!(second, Created::Existing(first.task_id()));
+    assert_eq!(
+        tasker.store().task_counts().await.unwrap(),
+        [(TaskState::Pending, 1)]
+    );
+}
+
+async fn bad_input_writes_nothing<S: Store>(store: S) {
+    let tasker = tasker_tests::tasker(store, |b| b).await;
+    let err = tasker
+        .create_task(TaskRequest::new("nope", "diamond", json!({"value": 1})))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().starts_with("unknown namespace \"nope\""),
+        "{err}"
+    );
+    let err = tasker
+        .create_task(TaskRequest::new("tests", "diamnd", json!({"value": 1})))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("its handlers are"), "{err}");
+    assert!(err.to_string().contains("\"diamond\""), "{err}");
+    let err = tasker
+        .create_task(TaskRequest::new("tests", "diamond", json!({"value": 1})).with_version("^2"))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("no version of tests/diamond matches requirement ^2"),
+        "{err}"
+    );
+    let err = tasker
+        .create_task(TaskRequest::new(
+            "tests",
+            "diamond",
+            json!({"value": "four"}),
+        ))
+        .await
+        .unwrap_err();
+    let Error::Context(context) = &err else {
+        panic!("expected a context error, got {err}")
+    };
+    assert_eq!(context.path, "value");
+    assert!(
+        err.to_string()
+            .contains("invalid type: string \"four\", expected i64"),
+        "{err}"
+    );
+    let err = TaskRequest::from_json(
+        r#"{"namespace": "tests", "name": "diamond", "context": {"value": 1}"#,
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("malformed task request: EOF while parsing"),
+        "{err}"
+    );
+    let err = TaskRequest::from_json(r#"{"namespace": "tests", "name": "diamond", "contxt": {}}"#)
+        .unwrap_err();
+    assert!(err.to_string().contains("unknown field `contxt`"), "{err}");
+    assert!(tasker.store().task_counts().await.unwrap().is_empty());
+}
+
+fn flaky_tasker_parts<S: Store>(b: tasker::TaskerBuilder<S>) -> tasker::TaskerBuilder<S> {
+    b.resource(Arc::new(Attempts::default()))
+        .resource(Arc::new(Switch::default()))
+}
+
+async fn retries_with_backoff_then_success<S: Store>(store: S) {
+    let tasker = tasker_tests::tasker(store, flaky_tasker_parts).await;
+    let worker = tasker.start_worker();
+    let script = Script {
+        fail_times: 2,
+        key: "retry".into(),
+        ..Script::default()
+    };
+    let id = tasker
+        .create_task(Flaky::request(script))
+        .await
+        .unwrap()
+        .task_id();
+    let task = tasker.wait_for_task(id, WAIT).await.unwrap();
+    assert_eq!(task.state, TaskState::Complete);
+    let work = &task.steps[0];
+    assert_eq!(work.attempts, 3);
+    assert_eq!(task.steps[1].output, Some(json!("work took 3 attempt(s)")));
+    assert_eq!(
+        work.last_error.as_ref().unwrap().message(),
+        "planned failure 2"
+    );
+
+    let transitions = tasker.transitions(id).await.unwrap();
+    assert_legal(&transitions);
+    let work_id = work.step_id;
+    let of_work: Vec<&Transition> = transitions
+        .iter()
+        .filter(|t| t.step_id == Some(work_id))
+        .collect();
+    // ready, (in_progress, ready) x2, in_progress, complete
+    let states: Vec<&str> = of_work.iter().map(|t| t.to_state.as_str()).collect();
+    assert_eq!(
+        states,
+        [
+            "ready",
+            "in_progress",
+            "ready",
+            "in_progress",
+            "ready",
+            "in_progress",
+            "complete"
+        ]
+    );
+    // Backoff: base 50 ms, doubled, jitter in [d/2, d]; the gap between a
+    // failure and the next claim is at least d/2 and not much more than d.
+    for (retry, full_ms) in [(2usize, 50i64), (4, 100)] {
+        let failed_at = of_work[retry].at;
+        let claimed_at = of_work[retry + 1].at;
+        let gap = (claimed_at - failed_at).num_milliseconds();
+        assert!(
+            gap >= full_ms / 2 - 1,
+            "retry {retry}: waited {gap} ms, less than {} ms",
+            full_ms / 2
+        );
+        assert!(
+            gap <= full_ms + 500,
+            "retry {retry}: waited {gap} ms, far beyond {full_ms} ms"
+        );
+        assert!(of_work[retry]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("planned failure"));
+    }
+    worker.shutdown().await;
+}
+
+async fn retry_after_from_the_error_wins_over_backoff<S: Store>(store: S) {
+    let tasker = tasker_tests::tasker(store, flaky_tasker_parts).await;
+    let worker = tasker.start_worker();
+    let script = Script {
+        fail_times: 1,
+        retry_after_ms: Some(600),
+        key: "retry_after".into(),
+        ..Script::default()
+    };
+    let id = tasker
+        .create_task(Flaky::request(script))
+        .await
+        .unwrap()
+        .task_id();
+    let task = tasker.wait_for_task(id, WAIT).await.unwrap();
+    assert_eq!(task.state, TaskState::Complete);
+    let work_id = task.steps[0].step_id;
+    let transitions = tasker.transitions(id).await.unwrap();
+    let of_work: Vec<&Transition> = transitions
+        .iter()
+        .filter(|t| t.step_id == Some(work_id))
+        .collect();
+    let gap = (of_work[3].at - of_work[2].at).num_milliseconds();
+    // The backoff would have been at most 50 ms; the step asked for 600.
+    assert!(gap >= 599, "waited only {gap} ms");
+    worker.shutdown().await;
+}
+
+async fn permanent_error_then_operator_retry<S: Store>(store: S) {
+    let switch = Arc::new(Switch::default());
+    let tasker = tasker_tests::tasker(store, |b| {
+        b.resource(Arc::new(Attempts::default()))
+            .resource(Arc::clone(&switch))
+    })
+    .await;
+    let worker = tasker.start_worker();
+    let script = Script {
+        permanent_until_switched: true,
+        key: "permanent".into(),
+        ..Script::default()
+    };
+    let id = tasker
+        .create_task(Flaky::request(script))
+        .await
+        .unwrap()
+        .task_id();
+    let task = tasker.wait_for_task(id, WAIT).await.unwrap();
+    assert_eq!(task.state, TaskState::Error);
+    let work = &task.steps[0];
+    assert_eq!(
+        (work.state, work.attempts),
+        (StepState::Error, 1),
+        "permanent: no retry"
+    );
+    let error = work.last_error.as_ref().unwrap();
+    assert_eq!(
+        (error.class(), error.message()),
+        ("SwitchOff", "the switch is off")
+    );
+    assert_eq!(task.steps[1].state, StepState::Pending);
+
+    // Retrying a step that is not in error is refused, naming the state.
+    let err = tasker
+        .retry_step(task.steps[1].step_id, "ops")
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("is pending; only a step in `error` can be retried"),
+        "{err}"
+    );
+
+    switch.0.store(1, Ordering::SeqCst);
+    tasker
+        .retry_step(work.step_id, "ops@example.com")
+        .await
+        .unwrap();
+    let task = tasker.wait_for_task(id, WAIT).await.unwrap();
+    assert_eq!(task.state, TaskState::Complete);
+    assert_eq!(task.steps[0].attempts, 2);
+    let transitions = tasker.transitions(id).await.unwrap();
+    assert_legal(&transitions);
+    assert!(transitions.iter().any(|t| t.to_state == "ready"
+        && t.from_state.as_deref() == Some("error")
+        && t.actor.as_deref() == Some("ops@example.com")));
+    worker.shutdown().await;
+}
+
+async fn exhausted_retries_then_operator_retry_task<S: Store>(store: S) {
+    let tasker = tasker_tests::tasker(store, flaky_tasker_parts).await;
+    let worker = tasker.start_worker();
+    let script = Script {
+        fail_times: 5,
+        key: "exhausted".into(),
+        ..Script::default()
+    };
+    let id = tasker
+        .create_task(Flaky::request(script))
+        .await
+        .unwrap()
+        .task_id();
+    let task = tasker.wait_for_task(id, WAIT).await.unwrap();
+    assert_eq!(task.state, TaskState::Error);
+    // retry_limit = 3: four attempts.
+    assert_eq!(
+        (task.steps[0].state, task.steps[0].attempts),
+        (StepState::Error, 4)
+    );
+    assert_eq!(
+        task.steps[0].last_error.as_ref().unwrap().message(),
+        "planned failure 4"
+    );
+
+    let err = tasker
+        .retry_task(TaskId(id.0 + 1000), "ops")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!("task {} does not exist", id.0 + 1000)
+    );
+    tasker.retry_task(id, "ops").await.unwrap();
+    let task = tasker.wait_for_task(id, WAIT).await.unwrap();
+    assert_eq!(task.state, TaskState::Complete, "{task:?}");
+    assert_eq!(
+        task.steps[0].attempts, 6,
+        "two more attempts: the fifth fails, the sixth succeeds"
+    );
+    assert_legal(&tasker.transitions(id).await.unwrap());
+    let err = tasker.retry_task(id, "ops").await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("is complete; only a task in `error` can be retried"),
+        "{err}"
+    );
+    worker.shutdown().await;
+}
+
+async fn cancel_discards_the_running_attempt<S: Store>(store: S) {
+    let tasker = tasker_tests::tasker(store, flaky_tasker_parts).await;
+    let worker = tasker.start_worker();
+    let script = Script {
+        sleep_ms: 600,
+        key: "cancel".into(),
+        ..Script::default()
+    };
+    let id = tasker
+        .create_task(Flaky::request(script))
+        .await
+        .unwrap()
+        .task_id();
+    // Wait until the slow step runs, then cancel.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while tasker.task(id).await.unwrap().steps[0].state != StepState::InProgress {
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tasker.cancel_task(id, "ops").await.unwrap();
+    let counts = worker.shutdown().await;
+    assert_eq!(
+        counts.stale, 1,
+        "the finished attempt's result is discarded"
+    );
+    let task = tasker.task(id).await.unwrap();
+    assert_eq!(task.state, TaskState::Cancelled);
+    assert!(task.steps.iter().all(|s| s.state == StepState::Cancelled));
+    assert_eq!(task.steps[0].output, None);
+    assert_legal(&tasker.transitions(id).await.unwrap());
+    let err = tasker.cancel_task(id, "ops").await.unwrap_err();
+    assert!(err.to_string().contains("is already cancelled"), "{err}");
+}
+
+async fn resolve_by_hand_releases_children<S: Store>(store: S) {
+    let tasker = tasker_tests::tasker(store, flaky_tasker_parts).await;
+    let worker = tasker.start_worker();
+    let script = Script {
+        permanent_until_switched: true,
+        key: "resolve".into(),
+        ..Script::default()
+    };
+    let id = tasker
+        .create_task(Flaky::request(script))
+        .await
+        .unwrap()
+        .task_id();
+    let task = tasker.wait_for_task(id, WAIT).await.unwrap();
+    assert_eq!(task.state, TaskState::Error);
+    tasker
+        .resolve_step(task.steps[0].step_id, json!(7), "ops")
+        .await
+        .unwrap();
+    let task = tasker.wait_for_task(id, WAIT).await.unwrap();
+    assert_eq!(task.state, TaskState::Complete);
+    assert_eq!(task.steps[0].state, StepState::ResolvedManually);
+    assert_eq!(task.steps[1].output, Some(json!("work took 7 attempt(s)")));
+    assert_legal(&tasker.transitions(id).await.unwrap());
+    worker.shutdown().await;
+}
+
+async fn graceful_shutdown_drains_in_flight_steps<S: Store>(store: S) {
+    let tasker = tasker_tests::tasker(store, |b| b).await;
+    let worker = tasker.start_worker();
+    let id = tasker
+        .create_task(SlowJob::request(Job { sleep_ms: 300 }))
+        .await
+        .unwrap()
+        .task_id();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while tasker.task(id).await.unwrap().steps[0].state != StepState::InProgress {
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let counts = worker.shutdown().await;
+    assert_eq!(
+        counts.completed, 1,
+        "the running step finished and was recorded"
+    );
+    let task = tasker.task(id).await.unwrap();
+    assert_eq!(task.steps[0].state, StepState::Complete);
+    assert_eq!(
+        task.steps[1].state,
+        StepState::Ready,
+        "nothing new was claimed after shutdown"
+    );
+}
+
+async fn startup_refuses_unknown_and_changed_handlers<S: Store>(store: S) {
+    use tasker::store::{HandlerRecord, NewStep, NewTask};
+    // Tasks of a handler this binary does not have, and of a changed shape.
+    for (name, fingerprint) in [("retired", "0000"), ("diamond", "ffff")] {
+        let handler_id = store
+            .register_handler(&HandlerRecord {
+                namespace: "tests".into(),
+                name: name.into(),
+                version: "1.0.0".into(),
+                fingerprint: fingerprint.into(),
+                description: String::new(),
+                steps: vec!["only".into()],
+            })
+            .await
+            .unwrap();
+        store
+            .create_task(NewTask {
+                handler_id,
+                context: json!({"value": 1}),
+                identity_key: None,
+                initiator: None,
+                source_system: None,
+                reason: None,
+                tags: vec![],
+                steps: vec![NewStep {
+                    name: "only".into(),
+                    index: 0,
+                    parents: vec![],
+                    max_attempts: 1,
+                    timeout: None,
+                }],
+            })
+            .await
+            .unwrap();
+    }
+    let tasker = tasker_tests::tasker(store, |b| b).await;
+    let refused = &tasker.startup_report().refused;
+    assert_eq!(refused.len(), 2, "{refused:?}");
+    assert!(
+        refused[0]
+            .reason
+            .contains("tests/diamond@1.0.0 has changed shape"),
+        "{}",
+        refused[0].reason
+    );
+    assert!(refused[0].reason.contains("ffff"), "{}", refused[0].reason);
+    assert_eq!(
+        refused[1].reason,
+        "handler tests/retired@1.0.0 is not linked into this binary"
+    );
+    // The worker leaves them alone.
+    let worker = tasker.start_worker();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(worker.shutdown().await.claimed, 0);
+    assert_eq!(
+        tasker.store().task_counts().await.unwrap(),
+        [(TaskState::Pending, 2)]
+    );
+}
+
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let (store, _db) = tasker_tests::postgres().await;
+                    super::$name(store).await;
+                }
+            )*
+        }
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(tasker_tests::sqlite().await).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    diamond_runs_in_order_with_outputs,
+    identity_key_is_idempotent,
+    bad_input_writes_nothing,
+    retries_with_backoff_then_success,
+    retry_after_from_the_error_wins_over_backoff,
+    permanent_error_then_operator_retry,
+    exhausted_retries_then_operator_retry_task,
+    cancel_discards_the_running_attempt,
+    resolve_by_hand_releases_children,
+    graceful_shutdown_drains_in_flight_steps,
+    startup_refuses_unknown_and_changed_handlers,
+);
+
+#[tokio::test]
+async fn a_second_process_on_one_sqlite_file_gets_a_clear_error() {
+    let dir = std::env::temp_dir().join(format!("tasker-lock-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("tasker.sqlite");
+    let first = tasker_diesel::SqliteStore::open(&path).await.unwrap();
+    first.migrate().await.unwrap();
+    let err = tasker_diesel::SqliteStore::open(&path).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("is in use by another tasker process"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("PostgreSQL"), "{err}");
+    drop(first);
+    // Once the first is gone, the file opens again.
+    let again = tasker_diesel::SqliteStore::open(&path).await.unwrap();
+    assert!(again.migrations_current().await.unwrap());
+    drop(again);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_order_example_runs_end_to_end_on_the_embedded_store() {
+    use tasker_examples::orders::{
+        sample_order, Confirmation, PaymentGateway, ProcessOrder, Warehouse,
+    };
+    let tasker = tasker_diesel::testing::embedded(|b| {
+        b.resource(PaymentGateway::flaky(1))
+            .resource(Warehouse::with_stock([("widget", 5), ("gadget", 5)]))
+            .configure(|c| c.backoff.base = Duration::from_millis(10))
+    })
+    .await
+    .unwrap();
+    let task = tasker
+        .run_task(ProcessOrder::request(sample_order(9, "tok_visa")), WAIT)
+        .await
+        .unwrap();
+    assert_eq!(task.state, TaskState::Complete);
+    let charge = task
+        .steps
+        .iter()
+        .find(|s| s.name == "charge_payment")
+        .unwrap();
+    assert_eq!(
+        charge.attempts, 2,
+        "one transient gateway failure, then success"
+    );
+    let confirmation: Confirmation =
+        serde_json::from_value(task.steps.last().unwrap().output.clone().unwrap()).unwrap();
+    assert_eq!(confirmation.sent_to, "customer9@example.com");
+    assert_legal(&tasker.transitions(task.task_id).await.unwrap());
+}

@@ -1,0 +1,148 @@
+//! Handlers the integration tests run.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tasker::prelude::*;
+
+/// A diamond, `a -> {b, c} -> d`, that adds up numbers along the way.
+pub struct Diamond;
+
+/// Context of [`Diamond`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Seed {
+    /// Starting value.
+    pub value: i64,
+}
+
+#[task_handler(namespace = "tests", version = "1.0.0", context = Seed)]
+impl Diamond {
+    /// The root.
+    #[step]
+    async fn a(ctx: &StepContext<Seed>) -> StepResult<i64> {
+        Ok(ctx.context().value)
+    }
+
+    /// One branch.
+    #[step(depends_on = a)]
+    async fn b(a: i64) -> StepResult<i64> {
+        Ok(a + 1)
+    }
+
+    /// The other branch.
+    #[step(depends_on = a)]
+    async fn c(a: i64) -> StepResult<i64> {
+        Ok(a * 10)
+    }
+
+    /// The join.
+    #[step(depends_on = [b, c])]
+    async fn d(b: i64, c: i64) -> StepResult<i64> {
+        Ok(b + c)
+    }
+}
+
+/// Instructions for [`Flaky`]: how each step should behave, by step name.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Script {
+    /// Fail this many attempts (retryably) before succeeding.
+    #[serde(default)]
+    pub fail_times: u32,
+    /// Fail permanently while the `Switch` resource is off.
+    #[serde(default)]
+    pub permanent_until_switched: bool,
+    /// Sleep this long in `work` (milliseconds).
+    #[serde(default)]
+    pub sleep_ms: u64,
+    /// Ask for this retry delay (milliseconds) on planned failures.
+    #[serde(default)]
+    pub retry_after_ms: Option<u64>,
+    /// Distinguishes tasks in the shared attempt counters.
+    pub key: String,
+}
+
+/// Counts attempts per task key, shared through an `Arc<Attempts>` resource.
+#[derive(Debug, Default)]
+pub struct Attempts(pub Mutex<HashMap<String, u32>>);
+
+impl Attempts {
+    /// Attempts recorded for `key`.
+    pub fn get(&self, key: &str) -> u32 {
+        self.0.lock().unwrap().get(key).copied().unwrap_or(0)
+    }
+}
+
+/// A switch tests flip to make a permanently failing step succeed; an
+/// `Arc<Switch>` resource.
+#[derive(Debug, Default)]
+pub struct Switch(pub AtomicU32);
+
+/// A two-step workflow whose first step fails on command.
+pub struct Flaky;
+
+#[task_handler(namespace = "tests", version = "1.0.0", context = Script)]
+impl Flaky {
+    /// Fails as the script says, then succeeds.
+    #[step(retry_limit = 3)]
+    async fn work(ctx: &StepContext<Script>) -> StepResult<u32> {
+        let script = ctx.context();
+        let n = {
+            let attempts = ctx.resource::<Arc<Attempts>>()?;
+            let mut map = attempts.0.lock().unwrap();
+            let n = map.entry(script.key.clone()).or_default();
+            *n += 1;
+            *n
+        };
+        if script.sleep_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(script.sleep_ms)).await;
+        }
+        if script.permanent_until_switched
+            && ctx.resource::<Arc<Switch>>()?.0.load(Ordering::SeqCst) == 0
+        {
+            return Err(StepError::permanent("the switch is off").with_class("SwitchOff"));
+        }
+        if n <= script.fail_times {
+            let error = StepError::retryable(format!("planned failure {n}"));
+            return Err(match script.retry_after_ms {
+                Some(ms) => error.with_retry_after(Duration::from_millis(ms)),
+                None => error,
+            });
+        }
+        Ok(n)
+    }
+
+    /// Runs after `work`.
+    #[step(depends_on = work)]
+    async fn after(work: u32) -> StepResult<String> {
+        Ok(format!("work took {work} attempt(s)"))
+    }
+}
+
+/// Context of [`SlowJob`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Job {
+    /// How long `work` sleeps.
+    pub sleep_ms: u64,
+}
+
+/// A two-step job with a slow first step, for the crash test.
+pub struct SlowJob;
+
+#[task_handler(namespace = "tests", version = "1.0.0", context = Job)]
+impl SlowJob {
+    /// Sleeps.
+    #[step]
+    async fn work(ctx: &StepContext<Job>) -> StepResult<u64> {
+        tokio::time::sleep(Duration::from_millis(ctx.context().sleep_ms)).await;
+        Ok(ctx.context().sleep_ms)
+    }
+
+    /// Runs after `work`.
+    #[step(depends_on = work)]
+    async fn done(work: u64) -> StepResult<u64> {
+        Ok(work)
+    }
+}
