@@ -121,6 +121,31 @@ impl Flaky {
     }
 }
 
+/// What [`Announcer`] should publish.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Announcement {
+    /// The event name to publish.
+    pub event: String,
+    /// The amount to report.
+    pub amount_cents: i64,
+}
+
+/// Publishes a custom event from its step.
+pub struct Announcer;
+
+#[task_handler(namespace = "tests", version = "1.0.0", context = Announcement)]
+impl Announcer {
+    /// Publishes `payment.processed` (declared) or whatever the context says.
+    #[step(events = ["payment.processed", "payment.risk_flagged"], retryable = false)]
+    async fn announce(ctx: &StepContext<Announcement>) -> StepResult<()> {
+        let a = ctx.context();
+        ctx.publish(
+            &a.event,
+            serde_json::json!({ "amount_cents": a.amount_cents }),
+        )
+    }
+}
+
 /// Context of [`SlowJob`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Job {

@@ -32,6 +32,15 @@ struct Cli {
     /// Steps run at once by this worker.
     #[arg(long, default_value_t = 16, global = true)]
     concurrency: usize,
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464).
+    #[arg(long, global = true)]
+    metrics_addr: Option<std::net::SocketAddr>,
+    /// Write logs as JSON lines.
+    #[arg(long, global = true)]
+    json_logs: bool,
+    /// Export spans to this OTLP/HTTP collector (e.g. http://127.0.0.1:4318).
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", global = true)]
+    otlp_endpoint: Option<String>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -110,15 +119,20 @@ enum TaskCommand {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "warn,tasker=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
     let cli = Cli::parse();
+    let telemetry = tasker::telemetry::init(tasker::telemetry::TelemetryConfig {
+        service_name: "tasker-example-worker".to_owned(),
+        json_logs: cli.json_logs,
+        filter: std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".to_owned()),
+        otlp_endpoint: cli.otlp_endpoint.clone(),
+    });
+    let _telemetry = match telemetry {
+        Ok(guard) => guard,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
@@ -150,6 +164,12 @@ async fn engine(cli: &Cli) -> Result<Tasker<AnyStore>, String> {
         .build()
         .await
         .map_err(|e| e.to_string())?;
+    if let Some(addr) = cli.metrics_addr {
+        let (bound, _server) = tasker::http::serve_metrics(tasker.metrics().clone(), addr)
+            .await
+            .map_err(|e| format!("cannot serve metrics on {addr}: {e}"))?;
+        eprintln!("metrics at http://{bound}/metrics");
+    }
     for refused in &tasker.startup_report().refused {
         eprintln!(
             "warning: {} unfinished task(s) will not run here: {}",

@@ -117,6 +117,14 @@ impl Store for AnyStore {
         delegate!(self, s => s.transitions(task_id).await)
     }
 
+    async fn task_of_step(&self, step_id: StepId) -> Result<TaskId, StoreError> {
+        delegate!(self, s => s.task_of_step(step_id).await)
+    }
+
+    async fn ready_steps(&self) -> Result<i64, StoreError> {
+        delegate!(self, s => s.ready_steps().await)
+    }
+
     async fn task_counts(&self) -> Result<Vec<(TaskState, i64)>, StoreError> {
         delegate!(self, s => s.task_counts().await)
     }

@@ -597,7 +597,8 @@ SELECT c.workflow_step_id, c.task_id, c.named_task_id, c.name, c.position, c.att
        COALESCE((SELECT json_agg(json_build_array(p.name, p.results))
                  FROM tasker_workflow_step_edges e
                  JOIN tasker_workflow_steps p ON p.workflow_step_id = e.from_step_id
-                 WHERE e.to_step_id = c.workflow_step_id), '[]'::json)::text AS inputs
+                 WHERE e.to_step_id = c.workflow_step_id), '[]'::json)::text AS inputs,
+       c.task_id IN (SELECT task_id FROM started) AS task_started
 FROM claimed c JOIN tasker_tasks t ON t.task_id = c.task_id";
 
 const CREATE_SQL: &str = "
@@ -1018,6 +1019,32 @@ impl Store for PgStore {
         .await
         .map_err(db("reading transitions"))?;
         Ok(rows.into_iter().map(Transition::from).collect())
+    }
+
+    async fn task_of_step(&self, step_id: StepId) -> Result<TaskId, StoreError> {
+        let mut conn = self.conn().await?;
+        sql_query("SELECT task_id AS id FROM tasker_workflow_steps WHERE workflow_step_id = $1")
+            .bind::<BigInt, _>(step_id.0)
+            .get_results::<IdRow>(&mut conn)
+            .await
+            .map_err(db("reading a step"))?
+            .pop()
+            .map(|r| TaskId(r.id))
+            .ok_or(StoreError::NotFound {
+                what: "step",
+                id: step_id.0,
+            })
+    }
+
+    async fn ready_steps(&self) -> Result<i64, StoreError> {
+        let mut conn = self.conn().await?;
+        Ok(sql_query(
+            "SELECT count(*) AS count FROM tasker_workflow_steps WHERE state = 'ready' AND run_at <= now()",
+        )
+        .get_result::<CountRow>(&mut conn)
+        .await
+        .map_err(db("counting ready steps"))?
+        .count)
     }
 
     async fn task_counts(&self) -> Result<Vec<(TaskState, i64)>, StoreError> {

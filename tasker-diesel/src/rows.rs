@@ -3,7 +3,7 @@
 //! milliseconds, so one set of row types serves PostgreSQL and SQLite.
 
 use chrono::{DateTime, TimeZone, Utc};
-use diesel::sql_types::{BigInt, Integer, Nullable, Text};
+use diesel::sql_types::{BigInt, Bool, Integer, Nullable, Text};
 use diesel::QueryableByName;
 use serde_json::Value;
 use tasker::store::{ClaimedStep, StepRecord, StoreError, TaskRecord, Transition};
@@ -55,6 +55,8 @@ pub(crate) struct ClaimRow {
     /// JSON array of `[name, output]` pairs.
     #[diesel(sql_type = Text)]
     pub(crate) inputs: String,
+    #[diesel(sql_type = Bool)]
+    pub(crate) task_started: bool,
 }
 
 impl ClaimRow {
@@ -65,6 +67,7 @@ impl ClaimRow {
             step_id: StepId(self.workflow_step_id),
             task_id: TaskId(self.task_id),
             handler_id: self.named_task_id,
+            task_started: self.task_started,
             name: self.name,
             index: self.position as u32,
             attempt: self.attempts as u32,

@@ -704,10 +704,18 @@ impl Store for SqliteStore {
                 if claimed.is_empty() {
                     return Ok(Vec::new());
                 }
+                let mut started = Vec::new();
                 for step in &claimed {
                     step_audit(conn, (step.workflow_step_id, step.task_id), Some("ready"), "in_progress", Some(step.attempts), &worker, None)?;
-                    set_task_state(conn, step.task_id, "pending", "in_progress", &worker)?;
+                    if set_task_state(conn, step.task_id, "pending", "in_progress", &worker)? {
+                        started.push(step.task_id);
+                    }
                 }
+                let started = started
+                    .iter()
+                    .map(i64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",");
                 let step_ids = claimed
                     .iter()
                     .map(|s| s.workflow_step_id.to_string())
@@ -715,7 +723,7 @@ impl Store for SqliteStore {
                     .join(",");
                 Ok(sql_query(format!(
                     "SELECT s.workflow_step_id, s.task_id, s.named_task_id, s.name, s.position, s.attempts,
-                            s.max_attempts, t.context,
+                            s.max_attempts, t.context, s.task_id IN ({started}) AS task_started,
                             COALESCE((SELECT json_group_array(json_array(p.name, json(p.results)))
                                       FROM tasker_workflow_step_edges e
                                       JOIN tasker_workflow_steps p ON p.workflow_step_id = e.from_step_id
@@ -962,6 +970,25 @@ impl Store for SqliteStore {
             })
             .await?;
         Ok(rows.into_iter().map(Transition::from).collect())
+    }
+
+    async fn task_of_step(&self, step_id: StepId) -> Result<TaskId, StoreError> {
+        self.tx("reading a step", move |conn| {
+            Ok(TaskId(step_state(conn, step_id.0)?.task_id))
+        })
+        .await
+    }
+
+    async fn ready_steps(&self) -> Result<i64, StoreError> {
+        self.tx("counting ready steps", |conn| {
+            Ok(sql_query(
+                "SELECT count(*) AS count FROM tasker_workflow_steps WHERE state = 'ready' AND run_at <= ?",
+            )
+            .bind::<BigInt, _>(now_ms())
+            .get_result::<CountRow>(conn)?
+            .count)
+        })
+        .await
     }
 
     async fn task_counts(&self) -> Result<Vec<(TaskState, i64)>, StoreError> {

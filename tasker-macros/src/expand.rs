@@ -164,6 +164,7 @@ fn generate(args: &parse::HandlerArgs, handler: &parse::Handler, checked: &Check
             quote!(::core::time::Duration::from_nanos(#nanos))
         }));
         let output_type = output_text(output);
+        let events = &step.args.events;
         let line = quote_spanned!(step.ident.span()=> ::core::line!());
         descriptors.push(quote! {
             #private::StepDefinition {
@@ -175,6 +176,7 @@ fn generate(args: &parse::HandlerArgs, handler: &parse::Handler, checked: &Check
                 retryable: #retryable,
                 timeout: #timeout,
                 output_type: #output_type,
+                events: &[#(#events),*],
                 line: #line,
             },
         });

@@ -52,7 +52,13 @@ pub(crate) struct HandlerArgs {
 }
 
 const HANDLER_KEYS: &[&str] = &["namespace", "name", "version", "context"];
-const STEP_KEYS: &[&str] = &["depends_on", "retry_limit", "retryable", "timeout"];
+const STEP_KEYS: &[&str] = &[
+    "depends_on",
+    "retry_limit",
+    "retryable",
+    "timeout",
+    "events",
+];
 
 /// Arguments of `#[step(...)]`.
 #[derive(Default)]
@@ -61,6 +67,8 @@ pub(crate) struct StepArgs {
     pub(crate) retry_limit: Option<u32>,
     pub(crate) retryable: Option<bool>,
     pub(crate) timeout: Option<Duration>,
+    /// Custom events the step may publish.
+    pub(crate) events: Vec<LitStr>,
 }
 
 /// The annotated `impl` block, with `#[step]` attributes taken off.
@@ -245,6 +253,7 @@ pub(crate) fn step_args(attr: &Attribute, errors: &mut Errors) -> StepArgs {
     parse_pairs(tokens, "step", STEP_KEYS, errors, |key, input, errors| {
         match key.to_string().as_str() {
             "depends_on" => args.depends_on = dependency_list(input)?,
+            "events" => args.events = event_list(input)?,
             "retry_limit" => {
                 let lit: LitInt = input.parse().map_err(|e| {
                     syn::Error::new(
@@ -287,6 +296,29 @@ pub(crate) fn step_args(attr: &Attribute, errors: &mut Errors) -> StepArgs {
         Ok(())
     });
     args
+}
+
+/// `events = ["payment.processed", ...]`.
+fn event_list(input: ParseStream<'_>) -> syn::Result<Vec<LitStr>> {
+    let expected = "`events` takes a list of event names: `events = [\"payment.processed\"]`";
+    if !input.peek(syn::token::Bracket) {
+        return Err(input.error(expected));
+    }
+    let content;
+    syn::bracketed!(content in input);
+    let mut events = Vec::new();
+    while !content.is_empty() {
+        events.push(
+            content
+                .parse::<LitStr>()
+                .map_err(|e| syn::Error::new(e.span(), expected))?,
+        );
+        if content.is_empty() {
+            break;
+        }
+        content.parse::<Token![,]>()?;
+    }
+    Ok(events)
 }
 
 /// `depends_on = a` or `depends_on = [a, b]`.

@@ -139,6 +139,10 @@ pub(crate) fn handler(args: &HandlerArgs, handler: &Handler, errors: &mut Errors
         dependencies.push(deps);
     }
 
+    for step in &handler.steps {
+        check_events(&step.args.events, errors);
+    }
+
     report_cycles(handler, &dependencies, errors);
 
     Checked {
@@ -146,6 +150,41 @@ pub(crate) fn handler(args: &HandlerArgs, handler: &Handler, errors: &mut Errors
         name,
         version,
         dependencies,
+    }
+}
+
+/// Prefixes of the engine's own events, which custom events may not use.
+const RESERVED_PREFIXES: &[&str] = &["task.", "step.", "workflow.", "registry.", "worker."];
+
+/// Custom event names: dotted lowercase words (`payment.risk_flagged`),
+/// outside the engine's own prefixes, each listed once.
+fn check_events(events: &[LitStr], errors: &mut Errors) {
+    for (i, lit) in events.iter().enumerate() {
+        let name = lit.value();
+        let words_ok = name.split('.').count() >= 2
+            && name.split('.').all(|w| {
+                !w.is_empty()
+                    && w.bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            });
+        if !words_ok {
+            errors.at(
+                lit,
+                format!(
+                    "invalid event name {name:?}: use dotted lowercase words such as \"payment.processed\""
+                ),
+            );
+        } else if let Some(prefix) = RESERVED_PREFIXES.iter().find(|p| name.starts_with(**p)) {
+            errors.at(
+                lit,
+                format!(
+                    "event name {name:?} uses the engine's prefix `{prefix}`; name custom events \
+                     after your domain, e.g. \"payment.processed\""
+                ),
+            );
+        } else if events[..i].iter().any(|e| e.value() == name) {
+            errors.at(lit, format!("event {name:?} is listed twice"));
+        }
     }
 }
 

@@ -8,10 +8,14 @@ use std::time::Duration;
 use semver::Version;
 
 use crate::error::{Error, Result};
+use crate::events::{
+    names, Catalog, ErasedSubscriber, Event, EventBus, Subscriber, SubscriberFailures,
+};
 use crate::handler::Handler;
+use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::request::TaskRequest;
-use crate::state::TaskState;
+use crate::state::{StepState, TaskState};
 use crate::step::{Resources, StepConfig, TaskId};
 use crate::store::{
     Capabilities, Created, HandlerRecord, NewStep, NewTask, OperatorAction, StepId, Store,
@@ -89,6 +93,10 @@ pub struct EngineConfig {
     pub claim_batch: u32,
     /// This process's worker name in the audit trail.
     pub worker_id: String,
+    /// How long one subscriber call may run before it is abandoned.
+    pub subscriber_timeout: Duration,
+    /// Events queued per subscriber before new ones are dropped.
+    pub subscriber_queue: usize,
 }
 
 impl Default for EngineConfig {
@@ -101,6 +109,8 @@ impl Default for EngineConfig {
             concurrency: 16,
             claim_batch: 16,
             worker_id: default_worker_id(),
+            subscriber_timeout: Duration::from_secs(5),
+            subscriber_queue: 1024,
         }
     }
 }
@@ -180,6 +190,7 @@ pub(crate) struct Inner<S> {
     pub(crate) config: EngineConfig,
     pub(crate) mode: CoordinationMode,
     pub(crate) report: StartupReport,
+    pub(crate) events: EventBus,
 }
 
 /// Builds a [`Tasker`]: see [`Tasker::builder`].
@@ -189,9 +200,27 @@ pub struct TaskerBuilder<S: Store> {
     resources: Resources,
     config: EngineConfig,
     migrate: bool,
+    subscribers: Vec<Arc<dyn ErasedSubscriber>>,
+    registered_subscribers: bool,
 }
 
 impl<S: Store> TaskerBuilder<S> {
+    /// Adds an event subscriber (besides those registered with
+    /// [`register_subscriber!`](crate::register_subscriber)).
+    #[must_use]
+    pub fn subscriber(mut self, subscriber: impl Subscriber) -> Self {
+        self.subscribers.push(Arc::new(subscriber));
+        self
+    }
+
+    /// Leaves out the subscribers registered with
+    /// [`register_subscriber!`](crate::register_subscriber).
+    #[must_use]
+    pub fn without_registered_subscribers(mut self) -> Self {
+        self.registered_subscribers = false;
+        self
+    }
+
     /// Serve these handlers instead of every handler linked in.
     #[must_use]
     pub fn registry(mut self, registry: Registry) -> Self {
@@ -237,7 +266,18 @@ impl<S: Store> TaskerBuilder<S> {
             resources,
             config,
             migrate,
+            mut subscribers,
+            registered_subscribers,
         } = self;
+        if registered_subscribers {
+            subscribers.extend(crate::events::registered_subscribers());
+        }
+        let events = EventBus::start(
+            subscribers,
+            config.subscriber_queue,
+            config.subscriber_timeout,
+            Arc::new(Metrics::new()),
+        );
         if migrate {
             store.migrate().await?;
         }
@@ -272,6 +312,11 @@ impl<S: Store> TaskerBuilder<S> {
                 id,
             );
             report.registered.push(handler.key());
+            events.publish(
+                Event::new(names::REGISTRY_HANDLER_REGISTERED)
+                    .of(handler)
+                    .with_data(handler.fingerprint().into()),
+            );
         }
         for stored in store.unfinished_handlers().await? {
             let linked = Version::parse(&stored.version).ok().and_then(|v| {
@@ -298,6 +343,12 @@ impl<S: Store> TaskerBuilder<S> {
                 tasks = stored.tasks,
                 "{reason}; these tasks will not run here"
             );
+            events.publish(
+                Event::new(names::REGISTRY_HANDLER_REFUSED)
+                    .with_handler(&stored.namespace, &stored.name, &stored.version)
+                    .with_count(stored.tasks as u64)
+                    .with_message(reason.clone()),
+            );
             report.refused.push(RefusedHandler { stored, reason });
         }
         let mode = CoordinationMode::for_capabilities(store.capabilities());
@@ -316,6 +367,7 @@ impl<S: Store> TaskerBuilder<S> {
                 config,
                 mode,
                 report,
+                events,
             }),
         })
     }
@@ -330,7 +382,29 @@ impl<S: Store> Tasker<S> {
             resources: Resources::new(),
             config: EngineConfig::default(),
             migrate: false,
+            subscribers: Vec::new(),
+            registered_subscribers: true,
         }
+    }
+
+    /// The engine's Prometheus metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        self.inner.events.metrics()
+    }
+
+    /// The events this engine can publish: the built-ins and the custom
+    /// events its handlers declare.
+    pub fn event_catalog(&self) -> Catalog {
+        Catalog::new(&self.inner.registry)
+    }
+
+    /// Delivery failures per subscriber.
+    pub fn subscriber_failures(&self) -> HashMap<String, SubscriberFailures> {
+        self.inner.events.failures()
+    }
+
+    pub(crate) fn publish(&self, event: Event) {
+        self.inner.events.publish(event);
     }
 
     /// The store.
@@ -408,6 +482,7 @@ impl<S: Store> Tasker<S> {
                 }
             })
             .collect();
+        let actor = request.initiator.clone();
         let created = self
             .inner
             .store
@@ -422,6 +497,14 @@ impl<S: Store> Tasker<S> {
                 steps,
             })
             .await?;
+        if let Created::New(task_id) = created {
+            self.publish(
+                Event::new(names::TASK_CREATED)
+                    .with_task(task_id)
+                    .of(handler)
+                    .with_actor(actor.as_deref().unwrap_or("tasker")),
+            );
+        }
         Ok(created)
     }
 
@@ -472,7 +555,70 @@ impl<S: Store> Tasker<S> {
 
     async fn operator(&self, action: OperatorAction, actor: &str) -> Result<()> {
         tracing::info!(?action, actor, "operator action");
-        Ok(self.inner.store.operator_action(action, actor).await?)
+        let store = &self.inner.store;
+        let task_id = match &action {
+            OperatorAction::RetryTask(id) | OperatorAction::CancelTask(id) => *id,
+            OperatorAction::RetryStep(step) | OperatorAction::ResolveStep { step_id: step, .. } => {
+                store.task_of_step(*step).await?
+            }
+        };
+        let before = store.task(task_id).await?;
+        store.operator_action(action.clone(), actor).await?;
+        let after = store.task(task_id).await?;
+        self.publish_operator_events(&action, &before, &after, actor);
+        Ok(())
+    }
+
+    /// Events for what an operator action changed, read from the task
+    /// before and after.
+    fn publish_operator_events(
+        &self,
+        action: &OperatorAction,
+        before: &TaskRecord,
+        after: &TaskRecord,
+        actor: &str,
+    ) {
+        let task_event = |name: &'static str| {
+            Event::new(name)
+                .with_task(after.task_id)
+                .with_handler(&after.namespace, &after.name, &after.version)
+                .with_actor(actor)
+        };
+        if matches!(action, OperatorAction::RetryTask(_)) {
+            self.publish(task_event(names::TASK_RETRY_REQUESTED));
+        }
+        if before.state != after.state && after.state == TaskState::Cancelled {
+            self.publish(task_event(names::TASK_CANCELLED));
+        }
+        for (old, new) in before.steps.iter().zip(&after.steps) {
+            let name = match (old.state, new.state) {
+                (StepState::Error, StepState::Ready) => names::STEP_RETRY_REQUESTED,
+                (from, StepState::Cancelled) if from != StepState::Cancelled => {
+                    names::STEP_CANCELLED
+                }
+                (from, StepState::ResolvedManually) if from != StepState::ResolvedManually => {
+                    names::STEP_RESOLVED_MANUALLY
+                }
+                _ => continue,
+            };
+            let mut event = task_event(name).with_step(new.step_id, &new.name);
+            if let Some(output) = new
+                .output
+                .clone()
+                .filter(|_| name == names::STEP_RESOLVED_MANUALLY)
+            {
+                event = event.with_data(output);
+            }
+            self.publish(event);
+        }
+        if before.state != after.state && after.state == TaskState::Complete {
+            self.publish(task_event(names::TASK_COMPLETED));
+        }
+        if before.state != after.state
+            && matches!(after.state, TaskState::Complete | TaskState::Cancelled)
+        {
+            self.publish(task_event(names::WORKFLOW_TASK_FINALIZED).with_task_state(after.state));
+        }
     }
 
     /// Starts a worker on this runtime: it claims and runs steps until

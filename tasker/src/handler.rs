@@ -128,6 +128,8 @@ pub struct StepDefinition {
     #[doc(hidden)]
     pub output_type: &'static str,
     #[doc(hidden)]
+    pub events: &'static [&'static str],
+    #[doc(hidden)]
     pub line: u32,
 }
 
@@ -155,6 +157,11 @@ impl StepDefinition {
     /// The output type as written in the source.
     pub fn output_type(&self) -> &'static str {
         self.output_type
+    }
+
+    /// Custom events the step may publish (`events = [...]`).
+    pub fn events(&self) -> &'static [&'static str] {
+        self.events
     }
 
     /// `retry_limit` from the attribute, if given.
@@ -352,6 +359,8 @@ pub struct StepInput {
     pub config: StepConfig,
     /// Shared resources.
     pub resources: Resources,
+    /// Where the step's custom events go (none: they are discarded).
+    pub events: Option<crate::events::StepEventSink>,
 }
 
 impl StepInput {
@@ -369,7 +378,8 @@ impl StepInput {
             .with_step_name(self.step_name)
             .with_attempt(self.attempt)
             .with_config(self.config)
-            .with_resources(self.resources.clone()))
+            .with_resources(self.resources.clone())
+            .with_events(self.events.clone()))
     }
 
     /// Deserializes the output of dependency `name`.

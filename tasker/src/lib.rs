@@ -56,13 +56,18 @@
 
 mod engine;
 mod error;
+pub mod events;
 mod graph;
 mod handler;
+#[cfg(feature = "http")]
+pub mod http;
+pub mod metrics;
 mod registry;
 mod request;
 mod state;
 mod step;
 pub mod store;
+pub mod telemetry;
 pub mod testing;
 mod worker;
 
@@ -101,6 +106,7 @@ pub mod __private {
     use serde::de::DeserializeOwned;
     use serde_json::Value;
 
+    pub use crate::events::SubscriberRegistration;
     pub use crate::handler::{
         HandlerDefinition, StepDefinition, StepFuture, StepInput, StepReturn, TaskHandler,
     };

@@ -297,6 +297,7 @@ mod tests {
         retryable: None,
         timeout: None,
         output_type: "()",
+        events: &[],
         line: 1,
     }];
 

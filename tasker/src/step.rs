@@ -326,6 +326,7 @@ pub struct StepContext<C = serde_json::Value> {
     attempt: u32,
     config: StepConfig,
     resources: Resources,
+    events: Option<crate::events::StepEventSink>,
 }
 
 impl<C> StepContext<C> {
@@ -339,7 +340,13 @@ impl<C> StepContext<C> {
             attempt: 1,
             config: StepConfig::default(),
             resources: Resources::new(),
+            events: None,
         }
+    }
+
+    pub(crate) fn with_events(mut self, events: Option<crate::events::StepEventSink>) -> Self {
+        self.events = events;
+        self
     }
 
     /// Sets the task id.
@@ -432,5 +439,25 @@ impl<C> StepContext<C> {
     /// All shared resources.
     pub fn resources(&self) -> &Resources {
         &self.resources
+    }
+
+    /// Publishes a custom event the step declares in
+    /// `#[step(events = [...])]`, with `data` as its payload; subscribers
+    /// receive it with the task, step and attempt filled in.
+    ///
+    /// Publishing an event the step does not declare is a permanent error
+    /// naming it, so `?` fails the step and the mistake shows at once. A
+    /// context built with [`StepContext::new`] (a unit test calling the step
+    /// directly) has nowhere to publish to: events are discarded there.
+    pub fn publish(&self, name: &str, data: impl Serialize) -> StepResult<()> {
+        let Some(events) = &self.events else {
+            return Ok(());
+        };
+        let data = serde_json::to_value(data).map_err(|e| {
+            StepError::permanent(format!(
+                "the payload of event {name:?} does not serialize: {e}"
+            ))
+        })?;
+        events.publish(name, data)
     }
 }

@@ -197,6 +197,8 @@ pub struct ClaimedStep {
     pub name: String,
     /// The step's index in declaration order.
     pub index: u32,
+    /// Whether this claim started the task (pending -> in_progress).
+    pub task_started: bool,
     /// This attempt's number (1-based); completions must quote it.
     pub attempt: u32,
     /// Attempts allowed in all.
@@ -448,6 +450,15 @@ pub trait Store: Send + Sync + 'static {
         &self,
         task_id: TaskId,
     ) -> impl Future<Output = Result<Vec<Transition>, StoreError>> + Send;
+
+    /// The task a step belongs to.
+    fn task_of_step(
+        &self,
+        step_id: StepId,
+    ) -> impl Future<Output = Result<TaskId, StoreError>> + Send;
+
+    /// Steps ready to run now (the ready queue's depth).
+    fn ready_steps(&self) -> impl Future<Output = Result<i64, StoreError>> + Send;
 
     /// Counts of tasks by state.
     fn task_counts(&self)

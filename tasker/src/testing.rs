@@ -59,6 +59,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
+use crate::events::{Event, EventSink, StepEventSink};
 use crate::handler::{decode, Handler, StepInput, TaskHandler};
 use crate::state::{StepState, TaskState};
 use crate::step::{Resources, StepConfig, StepError, TaskId};
@@ -106,6 +107,7 @@ pub struct TaskRun {
     state: TaskState,
     steps: Vec<StepRun>,
     attempts: Vec<Attempt>,
+    events: Vec<Event>,
 }
 
 static NEXT_TASK_ID: AtomicI64 = AtomicI64::new(1);
@@ -158,6 +160,7 @@ impl TaskRunner {
             })
             .collect();
         let mut attempts = Vec::new();
+        let events = Arc::new(std::sync::Mutex::new(Vec::new()));
 
         let graph = handler.graph();
         for name in graph.topological_order() {
@@ -193,6 +196,15 @@ impl TaskRunner {
                     dependencies: dependencies.clone(),
                     config,
                     resources: self.resources.clone(),
+                    events: Some(StepEventSink {
+                        bus: EventSink::Log(Arc::clone(&events)),
+                        declared: definition.events(),
+                        base: Event::new("custom")
+                            .with_task(task_id)
+                            .of(handler)
+                            .with_step_name(definition.name())
+                            .with_attempt(attempt),
+                    }),
                 };
                 let outcome = run_attempt(handler, index, input, config.timeout).await;
                 tracing::debug!(task = %task_id, step = definition.name(), attempt, ok = outcome.is_ok(), "step attempt");
@@ -234,8 +246,13 @@ impl TaskRunner {
             state,
             steps,
             attempts,
+            events: take_events(&events),
         })
     }
+}
+
+fn take_events(log: &std::sync::Mutex<Vec<Event>>) -> Vec<Event> {
+    std::mem::take(&mut *log.lock().expect("event log"))
 }
 
 /// Runs one attempt on its own tokio task, so a panic is caught, under the
@@ -323,6 +340,11 @@ impl TaskRun {
                     .collect::<Vec<_>>()
                     .join(", "),
             })
+    }
+
+    /// The custom events the steps published, in order.
+    pub fn events(&self) -> &[Event] {
+        &self.events
     }
 
     /// Every attempt, in the order made.

@@ -9,8 +9,12 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use tracing::Instrument;
+
 use crate::engine::{CoordinationMode, Tasker};
-use crate::handler::StepInput;
+use crate::events::{names, Event, EventSink, StepEventSink};
+use crate::handler::{Handler, StepInput};
+use crate::state::TaskState;
 use crate::step::{StepError, TaskId};
 use crate::store::{ClaimRequest, ClaimedStep, Completion, Outcome, StepId, Store};
 
@@ -106,17 +110,19 @@ async fn run<S: Store>(
     let mut maintenance = tokio::time::interval(config.lease / 3);
     maintenance.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tracing::info!(worker = %config.worker_id, mode = ?tasker.mode(), "worker started");
+    tasker.publish(Event::new(names::WORKER_STARTED).with_worker(&config.worker_id));
+    // Claim in batches: wait for enough free slots (or an idle worker)
+    // rather than making one round trip per finished step.
+    let worth_claiming = (config.claim_batch as usize)
+        .min(config.concurrency / 2)
+        .max(1);
+    let mut busy = false;
 
     loop {
         if *stopped.borrow() {
             break;
         }
         let free = config.concurrency.saturating_sub(in_flight.len());
-        // Claim in batches: wait for enough free slots (or an idle worker)
-        // rather than making one round trip per finished step.
-        let worth_claiming = (config.claim_batch as usize)
-            .min(config.concurrency / 2)
-            .max(1);
         let mut claimed_any = false;
         if free >= worth_claiming || in_flight.is_empty() {
             let request = ClaimRequest {
@@ -126,12 +132,23 @@ async fn run<S: Store>(
                 worker: &config.worker_id,
             };
             stats.claim_queries.fetch_add(1, Ordering::Relaxed);
+            let started = Instant::now();
             match tasker.store().claim_steps(request).await {
                 Ok(claimed) => {
+                    tasker.metrics().claimed(started.elapsed(), claimed.len());
                     claimed_any = !claimed.is_empty();
+                    if claimed_any {
+                        busy = true;
+                    } else if std::mem::take(&mut busy) {
+                        tasker.publish(
+                            Event::new(names::WORKFLOW_NO_VIABLE_STEPS)
+                                .with_worker(&config.worker_id),
+                        );
+                    }
                     stats
                         .claimed
                         .fetch_add(claimed.len() as u64, Ordering::Relaxed);
+                    publish_claimed(&tasker, &claimed, &config.worker_id);
                     for step in claimed {
                         leases
                             .lock()
@@ -151,7 +168,8 @@ async fn run<S: Store>(
                 }
             }
         }
-        if claimed_any && config.concurrency - in_flight.len() >= worth_claiming {
+        let free = config.concurrency.saturating_sub(in_flight.len());
+        if claimed_any && free >= worth_claiming {
             // More may be waiting: claim again at once.
             continue;
         }
@@ -166,10 +184,61 @@ async fn run<S: Store>(
     tracing::info!(worker = %config.worker_id, in_flight = in_flight.len(), "worker draining");
     while in_flight.join_next().await.is_some() {}
     tracing::info!(worker = %config.worker_id, "worker stopped");
+    let counts = stats.counts();
+    tasker.publish(
+        Event::new(names::WORKER_STOPPED)
+            .with_worker(&config.worker_id)
+            .with_count(counts.completed + counts.retried + counts.failed),
+    );
 }
 
-/// Renews the leases of running steps and, in distributed mode, returns
-/// other workers' expired steps to the queue.
+/// An event about `handler` (when linked), unset otherwise.
+fn about(name: &'static str, handler: Option<&Handler>) -> Event {
+    match handler {
+        Some(handler) => Event::new(name).of(handler),
+        None => Event::new(name),
+    }
+}
+
+/// Publishes what one claim found: per task, `task.started` (when the claim
+/// started it) and `workflow.viable_steps_discovered`; per step,
+/// `step.execution_requested`.
+fn publish_claimed<S: Store>(tasker: &Tasker<S>, claimed: &[ClaimedStep], worker: &str) {
+    let mut tasks: Vec<TaskId> = claimed.iter().map(|s| s.task_id).collect();
+    tasks.sort_unstable();
+    tasks.dedup();
+    for task_id in tasks {
+        let steps: Vec<&ClaimedStep> = claimed.iter().filter(|s| s.task_id == task_id).collect();
+        let handler = tasker.handler_by_id(steps[0].handler_id);
+        if steps.iter().any(|s| s.task_started) {
+            tasker.publish(
+                about(names::TASK_STARTED, handler)
+                    .with_task(task_id)
+                    .with_worker(worker),
+            );
+        }
+        let step_names: Vec<&str> = steps.iter().map(|s| s.name.as_str()).collect();
+        tasker.publish(
+            about(names::WORKFLOW_VIABLE_STEPS_DISCOVERED, handler)
+                .with_task(task_id)
+                .with_count(steps.len() as u64)
+                .with_worker(worker)
+                .with_data(serde_json::json!(step_names)),
+        );
+        for step in steps {
+            tasker.publish(
+                about(names::STEP_EXECUTION_REQUESTED, handler)
+                    .with_task(task_id)
+                    .with_step(step.step_id, &step.name)
+                    .with_attempt(step.attempt)
+                    .with_worker(worker),
+            );
+        }
+    }
+}
+
+/// Renews the leases of running steps, samples the ready queue's depth and,
+/// in distributed mode, returns other workers' expired steps to the queue.
 async fn maintain<S: Store>(tasker: &Tasker<S>, leases: &Leases) {
     let held: Vec<(StepId, u32)> = leases
         .lock()
@@ -186,6 +255,10 @@ async fn maintain<S: Store>(tasker: &Tasker<S>, leases: &Leases) {
             tracing::warn!("renewing {} leases failed: {e}", held.len());
         }
     }
+    match tasker.store().ready_steps().await {
+        Ok(ready) => tasker.metrics().ready_steps(ready),
+        Err(e) => tracing::warn!("counting ready steps failed: {e}"),
+    }
     if tasker.mode() == CoordinationMode::Distributed {
         match tasker.store().recover_expired(false).await {
             Ok(0) => {}
@@ -195,18 +268,69 @@ async fn maintain<S: Store>(tasker: &Tasker<S>, leases: &Leases) {
     }
 }
 
-/// Runs one claimed attempt and records its outcome.
+/// Runs one claimed attempt and records its outcome, in a `task` span with
+/// a `step` span inside.
 async fn attempt<S: Store>(
     tasker: Tasker<S>,
     step: ClaimedStep,
     leases: Leases,
     stats: Arc<WorkerStats>,
 ) {
+    let handler = tasker.handler_by_id(step.handler_id);
+    let (namespace, name, version) = handler.map_or_else(
+        || (String::new(), String::new(), String::new()),
+        |h| {
+            (
+                h.namespace().to_owned(),
+                h.name().to_owned(),
+                h.version().to_string(),
+            )
+        },
+    );
+    let correlation_id = format!("tsk_{}", step.task_id);
+    let task_span = tracing::info_span!(
+        "task",
+        task_id = step.task_id.0,
+        correlation_id = %correlation_id,
+        namespace = %namespace,
+        handler = %name,
+        version = %version,
+    );
+    crate::telemetry::link_to_task(&task_span, step.task_id);
+    let step_span = tracing::info_span!(
+        parent: &task_span,
+        "step",
+        task_id = step.task_id.0,
+        correlation_id = %correlation_id,
+        namespace = %namespace,
+        handler = %name,
+        version = %version,
+        step = %step.name,
+        attempt = step.attempt,
+    );
+    run_and_record(tasker, step, leases, stats)
+        .instrument(step_span)
+        .await;
+}
+
+async fn run_and_record<S: Store>(
+    tasker: Tasker<S>,
+    step: ClaimedStep,
+    leases: Leases,
+    stats: Arc<WorkerStats>,
+) {
+    let handler = tasker.handler_by_id(step.handler_id);
+    let event = |name: &'static str| {
+        about(name, handler)
+            .with_task(step.task_id)
+            .with_step(step.step_id, &step.name)
+            .with_attempt(step.attempt)
+    };
     let started = Instant::now();
-    let step_id = step.step_id;
-    let attempt_no = step.attempt;
-    let outcome = run_step(&tasker, step.clone()).await;
-    let outcome = match outcome {
+    tasker.publish(event(names::STEP_BEFORE_HANDLE));
+    let result = run_step(&tasker, step.clone(), event("custom")).await;
+    let duration = started.elapsed();
+    let outcome = match result {
         Ok(output) => Outcome::Complete(output),
         Err(error) if error.is_retryable() && step.attempt < step.max_attempts => {
             let delay = error
@@ -216,66 +340,112 @@ async fn attempt<S: Store>(
         }
         Err(error) => Outcome::Fail(error),
     };
-    let counter = match &outcome {
-        Outcome::Complete(_) => &stats.completed,
-        Outcome::Retry { .. } => &stats.retried,
-        Outcome::Fail(_) => &stats.failed,
-    };
     match &outcome {
-        Outcome::Complete(_) => {
-            tracing::debug!(task = %step.task_id, step = %step.name, attempt = attempt_no, "step completed")
-        }
+        Outcome::Complete(_) => tracing::debug!("step completed"),
         Outcome::Retry { error, delay } => {
-            tracing::info!(task = %step.task_id, step = %step.name, attempt = attempt_no, ?delay, "step failed, will retry: {error}")
+            tracing::info!(?delay, "step failed, will retry: {error}")
         }
-        Outcome::Fail(error) => {
-            tracing::warn!(task = %step.task_id, step = %step.name, attempt = attempt_no, "step failed for good: {error}")
-        }
+        Outcome::Fail(error) => tracing::warn!("step failed for good: {error}"),
     }
     let completion = Completion {
-        step_id,
-        attempt: attempt_no,
+        step_id: step.step_id,
+        attempt: step.attempt,
         outcome,
         worker: tasker.config().worker_id.clone(),
-        duration: started.elapsed(),
+        duration,
     };
-    // Record it; a store hiccup must not lose a finished attempt, so retry a
-    // few times before leaving it to lease recovery.
+    let recorded = record(&tasker, &completion).await;
+    leases.lock().expect("lease map").remove(&step.step_id);
+    let Some(recorded) = recorded else {
+        return;
+    };
+    if !recorded.applied {
+        stats.stale.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!("result discarded: the step was reclaimed, cancelled or resolved meanwhile");
+        tasker.publish(event(names::STEP_RESULT_DISCARDED).with_duration(duration));
+        return;
+    }
+    match &completion.outcome {
+        Outcome::Complete(_) => {
+            stats.completed.fetch_add(1, Ordering::Relaxed);
+            tasker.publish(event(names::STEP_COMPLETED).with_duration(duration));
+        }
+        Outcome::Retry { error, delay } => {
+            stats.retried.fetch_add(1, Ordering::Relaxed);
+            tasker.publish(
+                event(names::STEP_FAILED)
+                    .with_duration(duration)
+                    .with_error(error),
+            );
+            tasker.publish(event(names::STEP_BACKOFF).with_delay(*delay));
+        }
+        Outcome::Fail(error) => {
+            stats.failed.fetch_add(1, Ordering::Relaxed);
+            tasker.publish(
+                event(names::STEP_FAILED)
+                    .with_duration(duration)
+                    .with_error(error),
+            );
+            if error.is_retryable() {
+                tasker.publish(event(names::STEP_MAX_RETRIES_REACHED).with_error(error));
+            }
+        }
+    }
+    if let Some(state) = recorded.task_state {
+        let task_event = |name: &'static str| about(name, handler).with_task(step.task_id);
+        match (state, &completion.outcome) {
+            (TaskState::Complete, _) => tasker.publish(task_event(names::TASK_COMPLETED)),
+            (TaskState::Error, Outcome::Fail(error)) => tasker.publish(
+                task_event(names::TASK_FAILED)
+                    .with_step_name(&step.name)
+                    .with_error(error),
+            ),
+            _ => {}
+        }
+        tasker.publish(task_event(names::WORKFLOW_TASK_FINALIZED).with_task_state(state));
+    }
+}
+
+/// Records an attempt's end. A store hiccup must not lose a finished
+/// attempt, so it retries a few times before leaving the step to lease
+/// recovery (`None`).
+async fn record<S: Store>(
+    tasker: &Tasker<S>,
+    completion: &Completion,
+) -> Option<crate::store::Completed> {
     let mut tries = 0;
     loop {
         match tasker
             .store()
-            .complete_steps(std::slice::from_ref(&completion))
+            .complete_steps(std::slice::from_ref(completion))
             .await
         {
-            Ok(results) => {
-                if results.first().is_some_and(|r| r.applied) {
-                    counter.fetch_add(1, Ordering::Relaxed);
-                } else {
-                    stats.stale.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(task = %step.task_id, step = %step.name, attempt = attempt_no, "result discarded: the step was reclaimed, cancelled or resolved meanwhile");
-                }
-                break;
-            }
+            Ok(results) => return results.into_iter().next(),
             Err(e) if tries < 5 => {
                 tries += 1;
-                tracing::warn!("recording step {step_id} failed (try {tries}): {e}");
+                tracing::warn!(
+                    "recording step {} failed (try {tries}): {e}",
+                    completion.step_id
+                );
                 tokio::time::sleep(Duration::from_millis(100 * tries)).await;
             }
             Err(e) => {
-                tracing::error!("recording step {step_id} failed: {e}; its lease will expire and it will run again");
-                break;
+                tracing::error!(
+                    "recording step {} failed: {e}; its lease will expire and it will run again",
+                    completion.step_id
+                );
+                return None;
             }
         }
     }
-    leases.lock().expect("lease map").remove(&step_id);
 }
 
 /// Runs the step's code on its own task (so a panic is caught) under its
-/// timeout.
+/// timeout. `base` fills in the custom events the step publishes.
 async fn run_step<S: Store>(
     tasker: &Tasker<S>,
     step: ClaimedStep,
+    base: Event,
 ) -> Result<serde_json::Value, StepError> {
     let Some(handler) = tasker.handler_by_id(step.handler_id) else {
         return Err(StepError::permanent(format!(
@@ -293,13 +463,18 @@ async fn run_step<S: Store>(
     };
     let config = definition.config(&tasker.config().step_defaults);
     let input = StepInput {
-        task_id: TaskId(step.task_id.0),
+        task_id: step.task_id,
         step_name: definition.name(),
         attempt: step.attempt,
         context: Arc::new(step.context),
         dependencies: step.inputs,
         config,
         resources: tasker.inner.resources.clone(),
+        events: Some(StepEventSink {
+            bus: EventSink::Bus(tasker.inner.events.clone()),
+            declared: definition.events(),
+            base,
+        }),
     };
     crate::testing::run_attempt(handler, index, input, config.timeout).await
 }

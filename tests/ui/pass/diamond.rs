@@ -31,7 +31,13 @@ impl ProcessOrder {
         })
     }
 
-    #[step(depends_on = validate_order, retry_limit = 5, retryable = true, timeout = "1m 30s")]
+    #[step(
+        depends_on = validate_order,
+        retry_limit = 5,
+        retryable = true,
+        timeout = "1m 30s",
+        events = ["payment.processed", "payment.risk_flagged"]
+    )]
     async fn charge(validate_order: Validated) -> StepResult<String> {
         Ok(format!("charged {}", validate_order.amount_cents))
     }
@@ -77,6 +83,7 @@ fn main() {
     assert_eq!(charge.retry_limit(), Some(5));
     assert_eq!(charge.retryable(), Some(true));
     assert_eq!(charge.timeout(), Some(Duration::from_secs(90)));
+    assert_eq!(charge.events(), ["payment.processed", "payment.risk_flagged"]);
     let ship = handler.step("ship").unwrap();
     assert_eq!(ship.depends_on(), ["charge", "reserve", "validate_order"]);
     assert_eq!(ship.reads(), ["reserve", "charge"]);
