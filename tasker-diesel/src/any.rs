@@ -74,6 +74,10 @@ impl Store for AnyStore {
         delegate!(self, s => s.create_task(task).await)
     }
 
+    async fn create_tasks(&self, tasks: Vec<NewTask>) -> Result<Vec<Created>, StoreError> {
+        delegate!(self, s => s.create_tasks(tasks).await)
+    }
+
     async fn claim_steps(&self, request: ClaimRequest<'_>) -> Result<Vec<ClaimedStep>, StoreError> {
         delegate!(self, s => s.claim_steps(request).await)
     }

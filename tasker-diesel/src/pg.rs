@@ -290,7 +290,7 @@ impl PgStore {
                          released AS (
                            UPDATE tasker_workflow_steps c SET pending_parents = c.pending_parents - 1,
                              state = CASE WHEN c.pending_parents = 1 AND c.state = 'pending' THEN 'ready' ELSE c.state END,
-                             run_at = now(), updated_at = now()
+                             updated_at = now()
                            FROM tasker_workflow_step_edges e, s
                            WHERE e.from_step_id = s.workflow_step_id AND c.workflow_step_id = e.to_step_id
                            RETURNING c.workflow_step_id, c.task_id, c.state)
@@ -457,6 +457,16 @@ async fn listen(url: String, channel: String, wakeups: Arc<Notify>) {
     }
 }
 
+impl CompleteRow {
+    fn into_completed(self) -> Completed {
+        Completed {
+            applied: self.applied > 0,
+            released: self.released as u32,
+            task_state: self.task_state.and_then(|s| s.parse::<TaskState>().ok()),
+        }
+    }
+}
+
 #[derive(QueryableByName)]
 struct CompleteRow {
     #[diesel(sql_type = BigInt)]
@@ -467,30 +477,42 @@ struct CompleteRow {
     task_state: Option<String>,
 }
 
-const COMPLETE_SQL: &str = "
-WITH done AS (
-  UPDATE tasker_workflow_steps SET state = 'complete', results = $2::jsonb, lease_expires_at = NULL,
-    updated_at = now()
-  WHERE workflow_step_id = $1 AND attempts = $3 AND state = 'in_progress'
-  RETURNING workflow_step_id, task_id
+/// Completes many steps in one statement: the batched form of
+/// `COMPLETE_SQL`. Children of several completed parents are decremented by
+/// the number of them; a task finished by the batch is reported once, on
+/// its highest completed step.
+const COMPLETE_BATCH_SQL: &str = "
+WITH input AS (
+  SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[]) AS i(step_id, attempt, results)
+), done AS (
+  UPDATE tasker_workflow_steps s SET state = 'complete', results = i.results::jsonb,
+    lease_expires_at = NULL, updated_at = now()
+  FROM input i
+  WHERE s.workflow_step_id = i.step_id AND s.attempts = i.attempt AND s.state = 'in_progress'
+  RETURNING s.workflow_step_id, s.task_id, s.attempts
 ), done_audit AS (
   INSERT INTO tasker_workflow_step_transitions (workflow_step_id, task_id, from_state, to_state, attempt, actor)
-  SELECT workflow_step_id, task_id, 'in_progress', 'complete', $3, $4 FROM done
+  SELECT workflow_step_id, task_id, 'in_progress', 'complete', attempts, $4 FROM done
+), parents_done AS (
+  SELECT e.to_step_id, count(*)::int AS n
+  FROM tasker_workflow_step_edges e JOIN done ON e.from_step_id = done.workflow_step_id
+  GROUP BY e.to_step_id
 ), released AS (
-  UPDATE tasker_workflow_steps c SET pending_parents = c.pending_parents - 1,
-    state = CASE WHEN c.pending_parents = 1 AND c.state = 'pending' THEN 'ready' ELSE c.state END,
-    run_at = now(), updated_at = now()
-  FROM tasker_workflow_step_edges e, done
-  WHERE e.from_step_id = done.workflow_step_id AND c.workflow_step_id = e.to_step_id
+  UPDATE tasker_workflow_steps c SET pending_parents = c.pending_parents - p.n,
+    state = CASE WHEN c.pending_parents = p.n AND c.state = 'pending' THEN 'ready' ELSE c.state END,
+    updated_at = now()
+  FROM parents_done p WHERE c.workflow_step_id = p.to_step_id
   RETURNING c.workflow_step_id, c.task_id, c.state
 ), released_audit AS (
   INSERT INTO tasker_workflow_step_transitions (workflow_step_id, task_id, from_state, to_state, actor)
   SELECT workflow_step_id, task_id, 'pending', 'ready', $4 FROM released WHERE state = 'ready'
+), steps_done AS (
+  SELECT task_id, count(*)::int AS n, max(workflow_step_id) AS last_step FROM done GROUP BY task_id
 ), finished AS (
-  UPDATE tasker_tasks t SET unfinished_steps = t.unfinished_steps - 1,
-    state = CASE WHEN t.unfinished_steps = 1 AND t.state = 'in_progress' THEN 'complete' ELSE t.state END,
+  UPDATE tasker_tasks t SET unfinished_steps = t.unfinished_steps - d.n,
+    state = CASE WHEN t.unfinished_steps = d.n AND t.state = 'in_progress' THEN 'complete' ELSE t.state END,
     updated_at = now()
-  FROM done WHERE t.task_id = done.task_id
+  FROM steps_done d WHERE t.task_id = d.task_id
   RETURNING t.task_id, t.state, t.unfinished_steps
 ), finished_audit AS (
   INSERT INTO tasker_task_transitions (task_id, from_state, to_state, actor)
@@ -498,9 +520,14 @@ WITH done AS (
 ), wake AS (
   SELECT pg_notify($5, '') FROM (SELECT 1 FROM released WHERE state = 'ready' LIMIT 1) r
 )
-SELECT (SELECT count(*) FROM done) AS applied,
-       (SELECT count(*) FROM released WHERE state = 'ready') + 0 * (SELECT count(*) FROM wake) AS released,
-       (SELECT state FROM finished WHERE state = 'complete' AND unfinished_steps = 0) AS task_state";
+SELECT (d.workflow_step_id IS NOT NULL)::int::bigint AS applied,
+       (SELECT count(*) FROM released r JOIN tasker_workflow_step_edges e ON e.to_step_id = r.workflow_step_id
+        WHERE e.from_step_id = i.step_id AND r.state = 'ready')
+         + 0 * (SELECT count(*) FROM wake) AS released,
+       (SELECT f.state FROM finished f JOIN steps_done sd ON sd.task_id = f.task_id
+        WHERE f.task_id = d.task_id AND f.state = 'complete' AND f.unfinished_steps = 0
+          AND sd.last_step = i.step_id) AS task_state
+FROM input i LEFT JOIN done d ON d.workflow_step_id = i.step_id";
 
 const RETRY_SQL: &str = "
 WITH s AS (
@@ -633,6 +660,63 @@ WITH task AS (
   SELECT pg_notify($17, '') FROM task
 )
 SELECT task_id AS id FROM task WHERE (SELECT count(*) FROM wake) >= 0";
+
+/// Writes one task with its steps and edges: one statement.
+async fn create_one(
+    conn: &mut AsyncPgConnection,
+    task: &NewTask,
+    channel: &str,
+) -> Result<Created, diesel::result::Error> {
+    let names: Vec<&str> = task.steps.iter().map(|s| s.name.as_str()).collect();
+    let positions: Vec<i32> = task.steps.iter().map(|s| s.index as i32).collect();
+    let max_attempts: Vec<i32> = task.steps.iter().map(|s| s.max_attempts as i32).collect();
+    let timeouts: Vec<Option<i64>> = task
+        .steps
+        .iter()
+        .map(|s| s.timeout.map(|t| t.as_millis() as i64))
+        .collect();
+    let parents: Vec<i32> = task.steps.iter().map(|s| s.parents.len() as i32).collect();
+    let (from, to): (Vec<i32>, Vec<i32>) = task
+        .steps
+        .iter()
+        .flat_map(|s| s.parents.iter().map(move |p| (*p as i32, s.index as i32)))
+        .unzip();
+    let actor = task
+        .initiator
+        .clone()
+        .unwrap_or_else(|| "tasker".to_owned());
+    let rows = sql_query(CREATE_SQL)
+        .bind::<BigInt, _>(task.handler_id)
+        .bind::<Text, _>(task.context.to_string())
+        .bind::<Nullable<Text>, _>(task.identity_key.as_deref())
+        .bind::<Nullable<Text>, _>(task.initiator.as_deref())
+        .bind::<Nullable<Text>, _>(task.source_system.as_deref())
+        .bind::<Nullable<Text>, _>(task.reason.as_deref())
+        .bind::<Text, _>(Value::from(task.tags.clone()).to_string())
+        .bind::<Integer, _>(task.steps.len() as i32)
+        .bind::<Array<Text>, _>(names)
+        .bind::<Array<Integer>, _>(positions)
+        .bind::<Array<Integer>, _>(max_attempts)
+        .bind::<Array<Nullable<BigInt>>, _>(timeouts)
+        .bind::<Array<Integer>, _>(parents)
+        .bind::<Array<Integer>, _>(from)
+        .bind::<Array<Integer>, _>(to)
+        .bind::<Text, _>(actor)
+        .bind::<Text, _>(channel)
+        .load::<IdRow>(conn)
+        .await?;
+    if let Some(row) = rows.into_iter().next() {
+        return Ok(Created::New(TaskId(row.id)));
+    }
+    // The identity key exists (possibly committed after this statement's
+    // snapshot): read it with a fresh one.
+    let key = task.identity_key.as_deref().unwrap_or_default();
+    let existing = sql_query("SELECT task_id AS id FROM tasker_tasks WHERE identity_key = $1")
+        .bind::<Text, _>(key)
+        .get_result::<IdRow>(conn)
+        .await?;
+    Ok(Created::Existing(TaskId(existing.id)))
+}
 
 impl Store for PgStore {
     fn capabilities(&self) -> Capabilities {
@@ -782,57 +866,25 @@ impl Store for PgStore {
 
     async fn create_task(&self, task: NewTask) -> Result<Created, StoreError> {
         let mut conn = self.conn().await?;
-        let names: Vec<&str> = task.steps.iter().map(|s| s.name.as_str()).collect();
-        let positions: Vec<i32> = task.steps.iter().map(|s| s.index as i32).collect();
-        let max_attempts: Vec<i32> = task.steps.iter().map(|s| s.max_attempts as i32).collect();
-        let timeouts: Vec<Option<i64>> = task
-            .steps
-            .iter()
-            .map(|s| s.timeout.map(|t| t.as_millis() as i64))
-            .collect();
-        let parents: Vec<i32> = task.steps.iter().map(|s| s.parents.len() as i32).collect();
-        let (from, to): (Vec<i32>, Vec<i32>) = task
-            .steps
-            .iter()
-            .flat_map(|s| s.parents.iter().map(move |p| (*p as i32, s.index as i32)))
-            .unzip();
-        let actor = task
-            .initiator
-            .clone()
-            .unwrap_or_else(|| "tasker".to_owned());
-        let rows = sql_query(CREATE_SQL)
-            .bind::<BigInt, _>(task.handler_id)
-            .bind::<Text, _>(task.context.to_string())
-            .bind::<Nullable<Text>, _>(task.identity_key.as_deref())
-            .bind::<Nullable<Text>, _>(task.initiator.as_deref())
-            .bind::<Nullable<Text>, _>(task.source_system.as_deref())
-            .bind::<Nullable<Text>, _>(task.reason.as_deref())
-            .bind::<Text, _>(Value::from(task.tags.clone()).to_string())
-            .bind::<Integer, _>(task.steps.len() as i32)
-            .bind::<Array<Text>, _>(names)
-            .bind::<Array<Integer>, _>(positions)
-            .bind::<Array<Integer>, _>(max_attempts)
-            .bind::<Array<Nullable<BigInt>>, _>(timeouts)
-            .bind::<Array<Integer>, _>(parents)
-            .bind::<Array<Integer>, _>(from)
-            .bind::<Array<Integer>, _>(to)
-            .bind::<Text, _>(actor)
-            .bind::<Text, _>(&self.channel)
-            .load::<IdRow>(&mut conn)
+        create_one(&mut conn, &task, &self.channel)
             .await
-            .map_err(db("creating a task"))?;
-        if let Some(row) = rows.into_iter().next() {
-            return Ok(Created::New(TaskId(row.id)));
-        }
-        // The identity key exists (possibly committed after this statement's
-        // snapshot): read it with a fresh one.
-        let key = task.identity_key.as_deref().unwrap_or_default();
-        let existing = sql_query("SELECT task_id AS id FROM tasker_tasks WHERE identity_key = $1")
-            .bind::<Text, _>(key)
-            .get_result::<IdRow>(&mut conn)
-            .await
-            .map_err(db("reading the task with an existing identity key"))?;
-        Ok(Created::Existing(TaskId(existing.id)))
+            .map_err(db("creating a task"))
+    }
+
+    async fn create_tasks(&self, tasks: Vec<NewTask>) -> Result<Vec<Created>, StoreError> {
+        let mut conn = self.conn().await?;
+        let channel = self.channel.clone();
+        conn.transaction(
+            async move |conn| -> Result<Vec<Created>, diesel::result::Error> {
+                let mut created = Vec::with_capacity(tasks.len());
+                for task in &tasks {
+                    created.push(create_one(conn, task, &channel).await?);
+                }
+                Ok(created)
+            },
+        )
+        .await
+        .map_err(db("creating tasks"))
     }
 
     async fn claim_steps(&self, request: ClaimRequest<'_>) -> Result<Vec<ClaimedStep>, StoreError> {
@@ -878,17 +930,37 @@ impl Store for PgStore {
         completions: &[Completion],
     ) -> Result<Vec<Completed>, StoreError> {
         let mut conn = self.conn().await?;
-        let mut results = Vec::with_capacity(completions.len());
-        // One statement per completion; each is atomic on its own.
-        for completion in completions {
+        let mut results: Vec<Option<Completed>> = vec![None; completions.len()];
+        // Successes: one statement for all of them.
+        let successes: Vec<(usize, &Completion, &Value)> = completions
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| match &c.outcome {
+                Outcome::Complete(output) => Some((i, c, output)),
+                _ => None,
+            })
+            .collect();
+        if let Some((_, first, _)) = <[_]>::first(&successes) {
+            let ids: Vec<i64> = successes.iter().map(|(_, c, _)| c.step_id.0).collect();
+            let attempts: Vec<i32> = successes.iter().map(|(_, c, _)| c.attempt as i32).collect();
+            let outputs: Vec<String> = successes.iter().map(|(_, _, o)| o.to_string()).collect();
+            let rows = sql_query(COMPLETE_BATCH_SQL)
+                .bind::<Array<BigInt>, _>(ids)
+                .bind::<Array<Integer>, _>(attempts)
+                .bind::<Array<Text>, _>(outputs)
+                .bind::<Text, _>(&first.worker)
+                .bind::<Text, _>(&self.channel)
+                .load::<CompleteRow>(&mut conn)
+                .await
+                .map_err(db("recording step results"))?;
+            for ((i, _, _), row) in successes.iter().zip(rows) {
+                results[*i] = Some(row.into_completed());
+            }
+        }
+        // Failures: one statement each (they are rare).
+        for (i, completion) in completions.iter().enumerate() {
             let query = match &completion.outcome {
-                Outcome::Complete(output) => sql_query(COMPLETE_SQL)
-                    .into_boxed::<diesel::pg::Pg>()
-                    .bind::<BigInt, _>(completion.step_id.0)
-                    .bind::<Text, _>(output.to_string())
-                    .bind::<Integer, _>(completion.attempt as i32)
-                    .bind::<Text, _>(&completion.worker)
-                    .bind::<Text, _>(&self.channel),
+                Outcome::Complete(_) => continue,
                 Outcome::Retry { error, delay } => sql_query(RETRY_SQL)
                     .into_boxed::<diesel::pg::Pg>()
                     .bind::<BigInt, _>(completion.step_id.0)
@@ -908,14 +980,13 @@ impl Store for PgStore {
             let row = query
                 .get_result::<CompleteRow>(&mut conn)
                 .await
-                .map_err(db("recording a step result"))?;
-            results.push(Completed {
-                applied: row.applied > 0,
-                released: row.released as u32,
-                task_state: row.task_state.and_then(|s| s.parse::<TaskState>().ok()),
-            });
+                .map_err(db("recording a step failure"))?;
+            results[i] = Some(row.into_completed());
         }
-        Ok(results)
+        Ok(results
+            .into_iter()
+            .map(|r| r.expect("every completion has a result"))
+            .collect())
     }
 
     async fn recover_expired(&self, all_in_progress: bool) -> Result<u64, StoreError> {

@@ -297,11 +297,10 @@ fn finish_step(
     let children = sql_query(
         "UPDATE tasker_workflow_steps SET pending_parents = pending_parents - 1,
            state = CASE WHEN pending_parents = 1 AND state = 'pending' THEN 'ready' ELSE state END,
-           run_at = ?, updated_at = ?
+           updated_at = ?
          WHERE workflow_step_id IN (SELECT to_step_id FROM tasker_workflow_step_edges WHERE from_step_id = ?)
          RETURNING workflow_step_id, task_id, state, attempts",
     )
-    .bind::<BigInt, _>(now)
     .bind::<BigInt, _>(now)
     .bind::<BigInt, _>(step_id)
     .load::<StepStateRow>(conn)?;
@@ -472,6 +471,82 @@ fn operator(conn: &mut SqliteConnection, action: OperatorAction, actor: &str) ->
     Ok(())
 }
 
+/// Writes one task, its steps and edges (inside the caller's transaction).
+fn create_one(conn: &mut SqliteConnection, task: &NewTask) -> Tx<Created> {
+    if let Some(key) = &task.identity_key {
+        let existing = sql_query("SELECT task_id AS id FROM tasker_tasks WHERE identity_key = ?")
+            .bind::<Text, _>(key)
+            .get_results::<IdRow>(conn)?;
+        if let Some(row) = existing.into_iter().next() {
+            return Ok(Created::Existing(TaskId(row.id)));
+        }
+    }
+    let now = now_ms();
+    let actor = task
+        .initiator
+        .clone()
+        .unwrap_or_else(|| "tasker".to_owned());
+    let task_id = sql_query(
+        "INSERT INTO tasker_tasks (named_task_id, state, context, identity_key, initiator,
+           source_system, reason, tags, unfinished_steps, created_at, updated_at)
+         VALUES (?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING task_id AS id",
+    )
+    .bind::<BigInt, _>(task.handler_id)
+    .bind::<Text, _>(task.context.to_string())
+    .bind::<Nullable<Text>, _>(task.identity_key.as_deref())
+    .bind::<Nullable<Text>, _>(task.initiator.as_deref())
+    .bind::<Nullable<Text>, _>(task.source_system.as_deref())
+    .bind::<Nullable<Text>, _>(task.reason.as_deref())
+    .bind::<Text, _>(Value::from(task.tags.clone()).to_string())
+    .bind::<Integer, _>(task.steps.len() as i32)
+    .bind::<BigInt, _>(now)
+    .bind::<BigInt, _>(now)
+    .get_result::<IdRow>(conn)?
+    .id;
+    task_audit(conn, task_id, None, "pending", &actor)?;
+    let mut ids = vec![0i64; task.steps.len()];
+    for step in &task.steps {
+        let state = if step.parents.is_empty() {
+            "ready"
+        } else {
+            "pending"
+        };
+        let id = sql_query(
+            "INSERT INTO tasker_workflow_steps (task_id, named_task_id, name, position, state,
+               max_attempts, attempt_budget, timeout_ms, pending_parents, run_at, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING workflow_step_id AS id",
+        )
+        .bind::<BigInt, _>(task_id)
+        .bind::<BigInt, _>(task.handler_id)
+        .bind::<Text, _>(&step.name)
+        .bind::<Integer, _>(step.index as i32)
+        .bind::<Text, _>(state)
+        .bind::<Integer, _>(step.max_attempts as i32)
+        .bind::<Integer, _>(step.max_attempts as i32)
+        .bind::<Nullable<BigInt>, _>(step.timeout.map(|t| t.as_millis() as i64))
+        .bind::<Integer, _>(step.parents.len() as i32)
+        .bind::<BigInt, _>(now)
+        .bind::<BigInt, _>(now)
+        .bind::<BigInt, _>(now)
+        .get_result::<IdRow>(conn)?
+        .id;
+        ids[step.index as usize] = id;
+        step_audit(conn, (id, task_id), None, state, None, &actor, None)?;
+    }
+    for step in &task.steps {
+        for parent in &step.parents {
+            sql_query(
+                "INSERT INTO tasker_workflow_step_edges (from_step_id, to_step_id, task_id) VALUES (?, ?, ?)",
+            )
+            .bind::<BigInt, _>(ids[*parent as usize])
+            .bind::<BigInt, _>(ids[step.index as usize])
+            .bind::<BigInt, _>(task_id)
+            .execute(conn)?;
+        }
+    }
+    Ok(Created::New(TaskId(task_id)))
+}
+
 impl Store for SqliteStore {
     fn capabilities(&self) -> Capabilities {
         Capabilities {
@@ -595,76 +670,20 @@ impl Store for SqliteStore {
     }
 
     async fn create_task(&self, task: NewTask) -> Result<Created, StoreError> {
+        let mut created = self.create_tasks(vec![task]).await?;
+        Ok(created.pop().expect("one task in, one out"))
+    }
+
+    async fn create_tasks(&self, tasks: Vec<NewTask>) -> Result<Vec<Created>, StoreError> {
         let created = self
-            .tx("creating a task", move |conn| {
-                if let Some(key) = &task.identity_key {
-                    let existing = sql_query("SELECT task_id AS id FROM tasker_tasks WHERE identity_key = ?")
-                        .bind::<Text, _>(key)
-                        .get_results::<IdRow>(conn)?;
-                    if let Some(row) = existing.into_iter().next() {
-                        return Ok(Created::Existing(TaskId(row.id)));
-                    }
-                }
-                let now = now_ms();
-                let actor = task.initiator.clone().unwrap_or_else(|| "tasker".to_owned());
-                let task_id = sql_query(
-                    "INSERT INTO tasker_tasks (named_task_id, state, context, identity_key, initiator,
-                       source_system, reason, tags, unfinished_steps, created_at, updated_at)
-                     VALUES (?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING task_id AS id",
-                )
-                .bind::<BigInt, _>(task.handler_id)
-                .bind::<Text, _>(task.context.to_string())
-                .bind::<Nullable<Text>, _>(task.identity_key.as_deref())
-                .bind::<Nullable<Text>, _>(task.initiator.as_deref())
-                .bind::<Nullable<Text>, _>(task.source_system.as_deref())
-                .bind::<Nullable<Text>, _>(task.reason.as_deref())
-                .bind::<Text, _>(Value::from(task.tags.clone()).to_string())
-                .bind::<Integer, _>(task.steps.len() as i32)
-                .bind::<BigInt, _>(now)
-                .bind::<BigInt, _>(now)
-                .get_result::<IdRow>(conn)?
-                .id;
-                task_audit(conn, task_id, None, "pending", &actor)?;
-                let mut ids = vec![0i64; task.steps.len()];
-                for step in &task.steps {
-                    let state = if step.parents.is_empty() { "ready" } else { "pending" };
-                    let id = sql_query(
-                        "INSERT INTO tasker_workflow_steps (task_id, named_task_id, name, position, state,
-                           max_attempts, attempt_budget, timeout_ms, pending_parents, run_at, created_at, updated_at)
-                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING workflow_step_id AS id",
-                    )
-                    .bind::<BigInt, _>(task_id)
-                    .bind::<BigInt, _>(task.handler_id)
-                    .bind::<Text, _>(&step.name)
-                    .bind::<Integer, _>(step.index as i32)
-                    .bind::<Text, _>(state)
-                    .bind::<Integer, _>(step.max_attempts as i32)
-                    .bind::<Integer, _>(step.max_attempts as i32)
-                    .bind::<Nullable<BigInt>, _>(step.timeout.map(|t| t.as_millis() as i64))
-                    .bind::<Integer, _>(step.parents.len() as i32)
-                    .bind::<BigInt, _>(now)
-                    .bind::<BigInt, _>(now)
-                    .bind::<BigInt, _>(now)
-                    .get_result::<IdRow>(conn)?
-                    .id;
-                    ids[step.index as usize] = id;
-                    step_audit(conn, (id, task_id), None, state, None, &actor, None)?;
-                }
-                for step in &task.steps {
-                    for parent in &step.parents {
-                        sql_query(
-                            "INSERT INTO tasker_workflow_step_edges (from_step_id, to_step_id, task_id) VALUES (?, ?, ?)",
-                        )
-                        .bind::<BigInt, _>(ids[*parent as usize])
-                        .bind::<BigInt, _>(ids[step.index as usize])
-                        .bind::<BigInt, _>(task_id)
-                        .execute(conn)?;
-                    }
-                }
-                Ok(Created::New(TaskId(task_id)))
+            .tx("creating tasks", move |conn| {
+                tasks
+                    .iter()
+                    .map(|task| create_one(conn, task))
+                    .collect::<Tx<Vec<_>>>()
             })
             .await?;
-        if matches!(created, Created::New(_)) {
+        if created.iter().any(|c| matches!(c, Created::New(_))) {
             self.wakeups.notify_one();
         }
         Ok(created)

@@ -437,6 +437,43 @@ impl<S: Store> Tasker<S> {
     /// identity key that exists, returns the existing task instead. On any
     /// error nothing is written.
     pub async fn create_task(&self, request: TaskRequest) -> Result<Created> {
+        let (task, handler) = self.prepare(request)?;
+        let actor = task.initiator.clone();
+        let created = self.inner.store.create_task(task).await?;
+        self.announce_created(created, handler, actor.as_deref());
+        Ok(created)
+    }
+
+    /// Creates several tasks in one transaction: every request is checked
+    /// first, and on any error nothing is written. Faster than one by one.
+    pub async fn create_tasks(&self, requests: Vec<TaskRequest>) -> Result<Vec<Created>> {
+        let mut tasks = Vec::with_capacity(requests.len());
+        let mut announce = Vec::with_capacity(requests.len());
+        for request in requests {
+            let (task, handler) = self.prepare(request)?;
+            announce.push((handler, task.initiator.clone()));
+            tasks.push(task);
+        }
+        let created = self.inner.store.create_tasks(tasks).await?;
+        for (created, (handler, actor)) in created.iter().zip(announce) {
+            self.announce_created(*created, handler, actor.as_deref());
+        }
+        Ok(created)
+    }
+
+    fn announce_created(&self, created: Created, handler: &Handler, actor: Option<&str>) {
+        if let Created::New(task_id) = created {
+            self.publish(
+                Event::new(names::TASK_CREATED)
+                    .with_task(task_id)
+                    .of(handler)
+                    .with_actor(actor.unwrap_or("tasker")),
+            );
+        }
+    }
+
+    /// Finds the handler, checks the context, and builds the rows to write.
+    fn prepare(&self, request: TaskRequest) -> Result<(NewTask, &Handler)> {
         let request = request.into_parts()?;
         let handler = self
             .inner
@@ -482,30 +519,17 @@ impl<S: Store> Tasker<S> {
                 }
             })
             .collect();
-        let actor = request.initiator.clone();
-        let created = self
-            .inner
-            .store
-            .create_task(NewTask {
-                handler_id,
-                context: request.context,
-                identity_key: request.identity_key,
-                initiator: request.initiator,
-                source_system: request.source_system,
-                reason: request.reason,
-                tags: request.tags,
-                steps,
-            })
-            .await?;
-        if let Created::New(task_id) = created {
-            self.publish(
-                Event::new(names::TASK_CREATED)
-                    .with_task(task_id)
-                    .of(handler)
-                    .with_actor(actor.as_deref().unwrap_or("tasker")),
-            );
-        }
-        Ok(created)
+        let task = NewTask {
+            handler_id,
+            context: request.context,
+            identity_key: request.identity_key,
+            initiator: request.initiator,
+            source_system: request.source_system,
+            reason: request.reason,
+            tags: request.tags,
+            steps,
+        };
+        Ok((task, handler))
     }
 
     /// One task with its steps.

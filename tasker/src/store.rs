@@ -397,6 +397,12 @@ pub trait Store: Send + Sync + 'static {
         task: NewTask,
     ) -> impl Future<Output = Result<Created, StoreError>> + Send;
 
+    /// Creates several tasks in one transaction: all or none.
+    fn create_tasks(
+        &self,
+        tasks: Vec<NewTask>,
+    ) -> impl Future<Output = Result<Vec<Created>, StoreError>> + Send;
+
     /// Claims up to `limit` ready steps whose time has come, under a lease,
     /// moving them (and pending tasks) to `in_progress`.
     fn claim_steps(

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
 use tracing::Instrument;
@@ -16,7 +16,7 @@ use crate::events::{names, Event, EventSink, StepEventSink};
 use crate::handler::{Handler, StepInput};
 use crate::state::TaskState;
 use crate::step::{StepError, TaskId};
-use crate::store::{ClaimRequest, ClaimedStep, Completion, Outcome, StepId, Store};
+use crate::store::{ClaimRequest, ClaimedStep, Completed, Completion, Outcome, StepId, Store};
 
 /// Counters of one worker.
 #[derive(Debug, Default)]
@@ -68,6 +68,12 @@ pub struct Worker {
     stats: Arc<WorkerStats>,
 }
 
+/// An attempt's end on its way to the store, and where to send the result.
+type Pending = (Completion, oneshot::Sender<Option<Completed>>);
+
+/// Sends finished attempts to the worker's completer.
+type Completer = mpsc::UnboundedSender<Pending>;
+
 /// Leases held by this worker: step -> attempt.
 type Leases = Arc<Mutex<HashMap<StepId, u32>>>;
 
@@ -107,6 +113,12 @@ async fn run<S: Store>(
     let config = tasker.config().clone();
     let leases: Leases = Arc::default();
     let mut in_flight = JoinSet::new();
+    let (completer, completions) = mpsc::unbounded_channel();
+    let completer_task = tokio::spawn(complete_in_batches(
+        tasker.clone(),
+        completions,
+        config.claim_batch.max(1) as usize,
+    ));
     let mut maintenance = tokio::time::interval(config.lease / 3);
     maintenance.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tracing::info!(worker = %config.worker_id, mode = ?tasker.mode(), "worker started");
@@ -159,6 +171,7 @@ async fn run<S: Store>(
                             step,
                             Arc::clone(&leases),
                             Arc::clone(&stats),
+                            completer.clone(),
                         ));
                     }
                 }
@@ -183,6 +196,10 @@ async fn run<S: Store>(
 
     tracing::info!(worker = %config.worker_id, in_flight = in_flight.len(), "worker draining");
     while in_flight.join_next().await.is_some() {}
+    drop(completer);
+    if let Err(e) = completer_task.await {
+        tracing::error!("the completer task ended abnormally: {e}");
+    }
     tracing::info!(worker = %config.worker_id, "worker stopped");
     let counts = stats.counts();
     tasker.publish(
@@ -275,6 +292,7 @@ async fn attempt<S: Store>(
     step: ClaimedStep,
     leases: Leases,
     stats: Arc<WorkerStats>,
+    completer: Completer,
 ) {
     let handler = tasker.handler_by_id(step.handler_id);
     let (namespace, name, version) = handler.map_or_else(
@@ -308,7 +326,7 @@ async fn attempt<S: Store>(
         step = %step.name,
         attempt = step.attempt,
     );
-    run_and_record(tasker, step, leases, stats)
+    run_and_record(tasker, step, leases, stats, completer)
         .instrument(step_span)
         .await;
 }
@@ -318,6 +336,7 @@ async fn run_and_record<S: Store>(
     step: ClaimedStep,
     leases: Leases,
     stats: Arc<WorkerStats>,
+    completer: Completer,
 ) {
     let handler = tasker.handler_by_id(step.handler_id);
     let event = |name: &'static str| {
@@ -347,6 +366,12 @@ async fn run_and_record<S: Store>(
         }
         Outcome::Fail(error) => tracing::warn!("step failed for good: {error}"),
     }
+    // What the events need once the outcome is recorded (not the output).
+    let ended = match &outcome {
+        Outcome::Complete(_) => Ended::Completed,
+        Outcome::Retry { error, delay } => Ended::Retry(error.clone(), *delay),
+        Outcome::Fail(error) => Ended::Failed(error.clone()),
+    };
     let completion = Completion {
         step_id: step.step_id,
         attempt: step.attempt,
@@ -354,7 +379,11 @@ async fn run_and_record<S: Store>(
         worker: tasker.config().worker_id.clone(),
         duration,
     };
-    let recorded = record(&tasker, &completion).await;
+    let (reply, recorded) = oneshot::channel();
+    let recorded = match completer.send((completion, reply)) {
+        Ok(()) => recorded.await.ok().flatten(),
+        Err(_) => None,
+    };
     leases.lock().expect("lease map").remove(&step.step_id);
     let Some(recorded) = recorded else {
         return;
@@ -365,12 +394,12 @@ async fn run_and_record<S: Store>(
         tasker.publish(event(names::STEP_RESULT_DISCARDED).with_duration(duration));
         return;
     }
-    match &completion.outcome {
-        Outcome::Complete(_) => {
+    match &ended {
+        Ended::Completed => {
             stats.completed.fetch_add(1, Ordering::Relaxed);
             tasker.publish(event(names::STEP_COMPLETED).with_duration(duration));
         }
-        Outcome::Retry { error, delay } => {
+        Ended::Retry(error, delay) => {
             stats.retried.fetch_add(1, Ordering::Relaxed);
             tasker.publish(
                 event(names::STEP_FAILED)
@@ -379,7 +408,7 @@ async fn run_and_record<S: Store>(
             );
             tasker.publish(event(names::STEP_BACKOFF).with_delay(*delay));
         }
-        Outcome::Fail(error) => {
+        Ended::Failed(error) => {
             stats.failed.fetch_add(1, Ordering::Relaxed);
             tasker.publish(
                 event(names::STEP_FAILED)
@@ -393,9 +422,9 @@ async fn run_and_record<S: Store>(
     }
     if let Some(state) = recorded.task_state {
         let task_event = |name: &'static str| about(name, handler).with_task(step.task_id);
-        match (state, &completion.outcome) {
+        match (state, &ended) {
             (TaskState::Complete, _) => tasker.publish(task_event(names::TASK_COMPLETED)),
-            (TaskState::Error, Outcome::Fail(error)) => tasker.publish(
+            (TaskState::Error, Ended::Failed(error)) => tasker.publish(
                 task_event(names::TASK_FAILED)
                     .with_step_name(&step.name)
                     .with_error(error),
@@ -406,33 +435,60 @@ async fn run_and_record<S: Store>(
     }
 }
 
-/// Records an attempt's end. A store hiccup must not lose a finished
-/// attempt, so it retries a few times before leaving the step to lease
-/// recovery (`None`).
+/// How an attempt ended, as far as its events care.
+enum Ended {
+    Completed,
+    Retry(StepError, Duration),
+    Failed(StepError),
+}
+
+/// Records finished attempts: whatever has queued up while the previous
+/// batch was being written goes in one call, so a busy worker writes many
+/// results per round trip and an idle one writes each at once.
+async fn complete_in_batches<S: Store>(
+    tasker: Tasker<S>,
+    mut queue: mpsc::UnboundedReceiver<Pending>,
+    max_batch: usize,
+) {
+    while let Some(first) = queue.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < max_batch {
+            match queue.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let (completions, replies): (Vec<Completion>, Vec<_>) = batch.into_iter().unzip();
+        let results = record(&tasker, &completions).await;
+        for (i, reply) in replies.into_iter().enumerate() {
+            let _ = reply.send(results.as_ref().and_then(|r| r.get(i).copied()));
+        }
+    }
+}
+
+/// Records attempts' ends. A store hiccup must not lose finished attempts,
+/// so it retries a few times before leaving the steps to lease recovery
+/// (`None`).
 async fn record<S: Store>(
     tasker: &Tasker<S>,
-    completion: &Completion,
-) -> Option<crate::store::Completed> {
+    completions: &[Completion],
+) -> Option<Vec<Completed>> {
     let mut tries = 0;
     loop {
-        match tasker
-            .store()
-            .complete_steps(std::slice::from_ref(completion))
-            .await
-        {
-            Ok(results) => return results.into_iter().next(),
+        match tasker.store().complete_steps(completions).await {
+            Ok(results) => return Some(results),
             Err(e) if tries < 5 => {
                 tries += 1;
                 tracing::warn!(
-                    "recording step {} failed (try {tries}): {e}",
-                    completion.step_id
+                    "recording {} step results failed (try {tries}): {e}",
+                    completions.len()
                 );
-                tokio::time::sleep(Duration::from_millis(100 * tries)).await;
+                tokio::time::sleep(Duration::from_millis(50 * tries)).await;
             }
             Err(e) => {
                 tracing::error!(
-                    "recording step {} failed: {e}; its lease will expire and it will run again",
-                    completion.step_id
+                    "recording {} step results failed: {e}; their leases will expire and they will run again",
+                    completions.len()
                 );
                 return None;
             }
