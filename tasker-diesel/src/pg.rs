@@ -5,6 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use diesel::pg::Pg;
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::sql_types::{Array, BigInt, Double, Integer, Nullable, Text};
 use diesel::{sql_query, QueryableByName};
 use diesel_async::pooled_connection::bb8::{Pool, PooledConnection};
@@ -36,6 +38,14 @@ pub struct PgOptions {
     pub schema: String,
     /// Connections in the pool.
     pub pool_size: u32,
+    /// `true` (the default): every write waits for its WAL flush. `false`:
+    /// claims, step results and lease changes commit without waiting
+    /// (`synchronous_commit = off`); task creation and operator actions
+    /// still wait. After a crash of the PostgreSQL *server* the last few
+    /// hundred milliseconds of step results may be lost, and those steps
+    /// run again, which at-least-once steps allow; nothing is corrupted
+    /// and no created task is lost. Roughly halves a chain's per-step time.
+    pub synchronous_commit: bool,
 }
 
 impl Default for PgOptions {
@@ -43,6 +53,7 @@ impl Default for PgOptions {
         PgOptions {
             schema: "public".to_owned(),
             pool_size: 10,
+            synchronous_commit: true,
         }
     }
 }
@@ -50,6 +61,7 @@ impl Default for PgOptions {
 /// The PostgreSQL store: many workers on many machines.
 pub struct PgStore {
     pool: Pool<AsyncPgConnection>,
+    synchronous_commit: bool,
     schema: String,
     channel: String,
     url: String,
@@ -73,6 +85,32 @@ impl std::fmt::Debug for PgStore {
 
 fn db(doing: &'static str) -> impl Fn(diesel::result::Error) -> StoreError {
     move |e| StoreError::database(doing, e)
+}
+
+/// A hand-written statement whose text never changes, marked safe to keep
+/// prepared: diesel treats every `sql_query` as dynamic SQL and re-plans it
+/// on each execution, which for the multi-CTE hot paths costs more than
+/// running them. PostgreSQL then plans each prepared statement once per
+/// connection (or keeps custom plans where they are better).
+struct Prepared<Q>(Q);
+
+impl<Q: QueryFragment<Pg>> QueryFragment<Pg> for Prepared<Q> {
+    fn walk_ast<'b>(&'b self, pass: AstPass<'_, 'b, Pg>) -> diesel::QueryResult<()> {
+        self.0.walk_ast(pass)
+    }
+
+    fn is_safe_to_cache_prepared(&self, _backend: &Pg) -> diesel::QueryResult<bool> {
+        Ok(true)
+    }
+}
+
+impl<Q> QueryId for Prepared<Q> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<Q: Query> Query for Prepared<Q> {
+    type SqlType = Q::SqlType;
 }
 
 /// Errors inside an operator transaction.
@@ -125,13 +163,20 @@ impl PgStore {
         let mut config = ManagerConfig::default();
         config.recycling_method = RecyclingMethod::Fast;
         let setup_schema = schema.clone();
+        let commit = if options.synchronous_commit {
+            "on"
+        } else {
+            "off"
+        };
         config.custom_setup = Box::new(move |url| {
             let schema = setup_schema.clone();
             Box::pin(async move {
                 let mut conn = AsyncPgConnection::establish(url).await?;
-                conn.batch_execute(&format!("SET search_path TO \"{schema}\""))
-                    .await
-                    .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;
+                conn.batch_execute(&format!(
+                    "SET search_path TO \"{schema}\"; SET synchronous_commit = {commit}"
+                ))
+                .await
+                .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;
                 Ok(conn)
             })
         });
@@ -160,6 +205,7 @@ impl PgStore {
         ));
         Ok(PgStore {
             pool,
+            synchronous_commit: options.synchronous_commit,
             schema,
             channel,
             url: url.to_owned(),
@@ -183,7 +229,11 @@ impl PgStore {
         let mut conn = self.conn().await.map_err(TxError::Store)?;
         let channel = self.channel.clone();
         let actor = actor.to_owned();
+        let durable = !self.synchronous_commit;
         conn.transaction(async move |conn| -> Result<(), TxError> {
+            if durable {
+                conn.batch_execute("SET LOCAL synchronous_commit = on").await?;
+            }
             match action {
                 OperatorAction::RetryTask(task_id) => {
                     let state = lock_task(conn, task_id.0).await?;
@@ -457,12 +507,81 @@ async fn listen(url: String, channel: String, wakeups: Arc<Notify>) {
     }
 }
 
+#[derive(QueryableByName)]
+struct BatchRow {
+    #[diesel(embed)]
+    result: CompleteRow,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    next_step_id: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    next_task_id: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    next_named_task_id: Option<i64>,
+    #[diesel(sql_type = Nullable<Text>)]
+    next_name: Option<String>,
+    #[diesel(sql_type = Nullable<Integer>)]
+    next_position: Option<i32>,
+    #[diesel(sql_type = Nullable<Integer>)]
+    next_attempts: Option<i32>,
+    #[diesel(sql_type = Nullable<Integer>)]
+    next_max_attempts: Option<i32>,
+    #[diesel(sql_type = Nullable<Text>)]
+    next_context: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    next_inputs: Option<String>,
+}
+
+impl BatchRow {
+    fn into_completed(self) -> Result<Completed, StoreError> {
+        let mut completed = self.result.into_completed();
+        if let (
+            Some(step_id),
+            Some(task_id),
+            Some(named_task_id),
+            Some(name),
+            Some(position),
+            Some(attempts),
+            Some(max_attempts),
+            Some(context),
+            Some(inputs),
+        ) = (
+            self.next_step_id,
+            self.next_task_id,
+            self.next_named_task_id,
+            self.next_name,
+            self.next_position,
+            self.next_attempts,
+            self.next_max_attempts,
+            self.next_context,
+            self.next_inputs,
+        ) {
+            completed.next = Some(
+                ClaimRow {
+                    workflow_step_id: step_id,
+                    task_id,
+                    named_task_id,
+                    name,
+                    position,
+                    attempts,
+                    max_attempts,
+                    context,
+                    inputs,
+                    task_started: false,
+                }
+                .into_claimed()?,
+            );
+        }
+        Ok(completed)
+    }
+}
+
 impl CompleteRow {
     fn into_completed(self) -> Completed {
         Completed {
             applied: self.applied > 0,
             released: self.released as u32,
             task_state: self.task_state.and_then(|s| s.parse::<TaskState>().ok()),
+            next: None,
         }
     }
 }
@@ -477,11 +596,109 @@ struct CompleteRow {
     task_state: Option<String>,
 }
 
-/// Completes many steps in one statement: the batched form of
-/// `COMPLETE_SQL`. Children of several completed parents are decremented by
+/// Completes many steps in one statement. Children of several completed
+/// parents are decremented by the number of them; a task finished by the
+/// batch is reported once, on its highest completed step. A completion that
+/// asks for it (`take`) gets one of the children it releases claimed for the
+/// same worker (`$4`, lease `$7` seconds), returned with its context and
+/// inputs, so a chain needs one round trip per step.
+const COMPLETE_BATCH_SQL: &str = "
+WITH input AS (
+  SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[], $6::bool[]) AS i(step_id, attempt, results, take)
+), done AS (
+  UPDATE tasker_workflow_steps s SET state = 'complete', results = i.results::jsonb,
+    lease_expires_at = NULL, updated_at = now()
+  FROM input i
+  WHERE s.workflow_step_id = i.step_id AND s.attempts = i.attempt AND s.state = 'in_progress'
+  RETURNING s.workflow_step_id, s.task_id, s.attempts
+), parents_done AS (
+  SELECT e.to_step_id, count(*)::int AS n
+  FROM tasker_workflow_step_edges e JOIN done ON e.from_step_id = done.workflow_step_id
+  GROUP BY e.to_step_id
+), candidates AS (
+  SELECT DISTINCT ON (e.to_step_id) e.from_step_id, e.to_step_id
+  FROM tasker_workflow_step_edges e
+  JOIN input i ON i.step_id = e.from_step_id AND i.take
+  JOIN done d ON d.workflow_step_id = e.from_step_id
+  JOIN parents_done p ON p.to_step_id = e.to_step_id
+  JOIN tasker_workflow_steps c ON c.workflow_step_id = e.to_step_id
+  WHERE c.pending_parents = p.n AND c.state = 'pending'
+  ORDER BY e.to_step_id, e.from_step_id
+), take AS (
+  SELECT DISTINCT ON (from_step_id) from_step_id, to_step_id FROM candidates
+  ORDER BY from_step_id, to_step_id
+), released AS (
+  UPDATE tasker_workflow_steps c SET pending_parents = c.pending_parents - p.n,
+    state = CASE WHEN c.pending_parents = p.n AND c.state = 'pending'
+                 THEN CASE WHEN t.to_step_id IS NULL THEN 'ready' ELSE 'in_progress' END
+                 ELSE c.state END,
+    attempts = c.attempts + CASE WHEN c.pending_parents = p.n AND c.state = 'pending'
+                                  AND t.to_step_id IS NOT NULL THEN 1 ELSE 0 END,
+    lease_expires_at = CASE WHEN c.pending_parents = p.n AND c.state = 'pending' AND t.to_step_id IS NOT NULL
+                            THEN now() + make_interval(secs => $7) ELSE c.lease_expires_at END,
+    worker_id = CASE WHEN c.pending_parents = p.n AND c.state = 'pending' AND t.to_step_id IS NOT NULL
+                     THEN $4 ELSE c.worker_id END,
+    updated_at = now()
+  FROM parents_done p LEFT JOIN take t ON t.to_step_id = p.to_step_id
+  WHERE c.workflow_step_id = p.to_step_id
+  RETURNING c.workflow_step_id, c.task_id, c.state, c.attempts, c.named_task_id, c.name, c.position,
+            c.max_attempts
+), audit AS (
+  -- One insert, ordered: completions, then releases, then claims, so the
+  -- audit trail's sequence follows cause and effect.
+  INSERT INTO tasker_workflow_step_transitions (workflow_step_id, task_id, from_state, to_state, attempt, actor)
+  SELECT workflow_step_id, task_id, from_state, to_state, attempt, $4 FROM (
+    SELECT 0 AS k, workflow_step_id, task_id, 'in_progress' AS from_state, 'complete' AS to_state,
+           attempts AS attempt
+    FROM done
+    UNION ALL
+    SELECT v.k, r.workflow_step_id, r.task_id, v.from_state, v.to_state, v.attempt
+    FROM released r
+    CROSS JOIN LATERAL (VALUES (1, 'pending', 'ready', NULL::int), (2, 'ready', 'in_progress', r.attempts))
+      AS v(k, from_state, to_state, attempt)
+    WHERE r.state = 'ready' AND v.k = 1 OR r.state = 'in_progress'
+  ) rows
+  ORDER BY k, workflow_step_id
+), steps_done AS (
+  SELECT task_id, count(*)::int AS n, max(workflow_step_id) AS last_step FROM done GROUP BY task_id
+), finished AS (
+  UPDATE tasker_tasks t SET unfinished_steps = t.unfinished_steps - d.n,
+    state = CASE WHEN t.unfinished_steps = d.n AND t.state = 'in_progress' THEN 'complete' ELSE t.state END,
+    updated_at = now()
+  FROM steps_done d WHERE t.task_id = d.task_id
+  RETURNING t.task_id, t.state, t.unfinished_steps
+), finished_audit AS (
+  INSERT INTO tasker_task_transitions (task_id, from_state, to_state, actor)
+  SELECT task_id, 'in_progress', 'complete', $4 FROM finished WHERE state = 'complete' AND unfinished_steps = 0
+), wake AS (
+  SELECT pg_notify($5, '') FROM (SELECT 1 FROM released WHERE state = 'ready' LIMIT 1) r
+)
+SELECT (d.workflow_step_id IS NOT NULL)::int::bigint AS applied,
+       (SELECT count(*) FROM released r JOIN tasker_workflow_step_edges e ON e.to_step_id = r.workflow_step_id
+        WHERE e.from_step_id = i.step_id AND r.state = 'ready')
+         + 0 * (SELECT count(*) FROM wake) AS released,
+       (SELECT f.state FROM finished f JOIN steps_done sd ON sd.task_id = f.task_id
+        WHERE f.task_id = d.task_id AND f.state = 'complete' AND f.unfinished_steps = 0
+          AND sd.last_step = i.step_id) AS task_state,
+       n.workflow_step_id AS next_step_id, n.task_id AS next_task_id,
+       n.named_task_id AS next_named_task_id, n.name AS next_name, n.position AS next_position,
+       n.attempts AS next_attempts, n.max_attempts AS next_max_attempts,
+       (SELECT t.context::text FROM tasker_tasks t WHERE t.task_id = n.task_id) AS next_context,
+       (SELECT COALESCE(json_agg(json_build_array(p.name, COALESCE(pi.results::json, p.results::json))), '[]'::json)::text
+        FROM tasker_workflow_step_edges e
+        JOIN tasker_workflow_steps p ON p.workflow_step_id = e.from_step_id
+        LEFT JOIN input pi ON pi.step_id = p.workflow_step_id
+        WHERE e.to_step_id = n.workflow_step_id) AS next_inputs
+FROM input i
+LEFT JOIN done d ON d.workflow_step_id = i.step_id
+LEFT JOIN take tk ON tk.from_step_id = i.step_id
+LEFT JOIN released n ON n.workflow_step_id = tk.to_step_id AND n.state = 'in_progress'";
+
+/// `COMPLETE_BATCH_SQL` without claim on release, for batches where no
+/// completion asks for it (cheaper for PostgreSQL to run). Children of several completed parents are decremented by
 /// the number of them; a task finished by the batch is reported once, on
 /// its highest completed step.
-const COMPLETE_BATCH_SQL: &str = "
+const COMPLETE_BATCH_SIMPLE_SQL: &str = "
 WITH input AS (
   SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[]) AS i(step_id, attempt, results)
 ), done AS (
@@ -526,7 +743,10 @@ SELECT (d.workflow_step_id IS NOT NULL)::int::bigint AS applied,
          + 0 * (SELECT count(*) FROM wake) AS released,
        (SELECT f.state FROM finished f JOIN steps_done sd ON sd.task_id = f.task_id
         WHERE f.task_id = d.task_id AND f.state = 'complete' AND f.unfinished_steps = 0
-          AND sd.last_step = i.step_id) AS task_state
+          AND sd.last_step = i.step_id) AS task_state,
+       NULL::bigint AS next_step_id, NULL::bigint AS next_task_id, NULL::bigint AS next_named_task_id,
+       NULL::text AS next_name, NULL::int AS next_position, NULL::int AS next_attempts,
+       NULL::int AS next_max_attempts, NULL::text AS next_context, NULL::text AS next_inputs
 FROM input i LEFT JOIN done d ON d.workflow_step_id = i.step_id";
 
 const RETRY_SQL: &str = "
@@ -685,26 +905,28 @@ async fn create_one(
         .initiator
         .clone()
         .unwrap_or_else(|| "tasker".to_owned());
-    let rows = sql_query(CREATE_SQL)
-        .bind::<BigInt, _>(task.handler_id)
-        .bind::<Text, _>(task.context.to_string())
-        .bind::<Nullable<Text>, _>(task.identity_key.as_deref())
-        .bind::<Nullable<Text>, _>(task.initiator.as_deref())
-        .bind::<Nullable<Text>, _>(task.source_system.as_deref())
-        .bind::<Nullable<Text>, _>(task.reason.as_deref())
-        .bind::<Text, _>(Value::from(task.tags.clone()).to_string())
-        .bind::<Integer, _>(task.steps.len() as i32)
-        .bind::<Array<Text>, _>(names)
-        .bind::<Array<Integer>, _>(positions)
-        .bind::<Array<Integer>, _>(max_attempts)
-        .bind::<Array<Nullable<BigInt>>, _>(timeouts)
-        .bind::<Array<Integer>, _>(parents)
-        .bind::<Array<Integer>, _>(from)
-        .bind::<Array<Integer>, _>(to)
-        .bind::<Text, _>(actor)
-        .bind::<Text, _>(channel)
-        .load::<IdRow>(conn)
-        .await?;
+    let rows = Prepared(
+        sql_query(CREATE_SQL)
+            .bind::<BigInt, _>(task.handler_id)
+            .bind::<Text, _>(task.context.to_string())
+            .bind::<Nullable<Text>, _>(task.identity_key.as_deref())
+            .bind::<Nullable<Text>, _>(task.initiator.as_deref())
+            .bind::<Nullable<Text>, _>(task.source_system.as_deref())
+            .bind::<Nullable<Text>, _>(task.reason.as_deref())
+            .bind::<Text, _>(Value::from(task.tags.clone()).to_string())
+            .bind::<Integer, _>(task.steps.len() as i32)
+            .bind::<Array<Text>, _>(names)
+            .bind::<Array<Integer>, _>(positions)
+            .bind::<Array<Integer>, _>(max_attempts)
+            .bind::<Array<Nullable<BigInt>>, _>(timeouts)
+            .bind::<Array<Integer>, _>(parents)
+            .bind::<Array<Integer>, _>(from)
+            .bind::<Array<Integer>, _>(to)
+            .bind::<Text, _>(actor)
+            .bind::<Text, _>(channel),
+    )
+    .load::<IdRow>(conn)
+    .await?;
     if let Some(row) = rows.into_iter().next() {
         return Ok(Created::New(TaskId(row.id)));
     }
@@ -865,6 +1087,11 @@ impl Store for PgStore {
     }
 
     async fn create_task(&self, task: NewTask) -> Result<Created, StoreError> {
+        if !self.synchronous_commit {
+            // Creation is acknowledged to a caller: it must be durable.
+            let mut created = self.create_tasks(vec![task]).await?;
+            return Ok(created.pop().expect("one task in, one out"));
+        }
         let mut conn = self.conn().await?;
         create_one(&mut conn, &task, &self.channel)
             .await
@@ -892,14 +1119,16 @@ impl Store for PgStore {
             return Ok(Vec::new());
         }
         let mut conn = self.conn().await?;
-        let rows = sql_query(CLAIM_SQL)
-            .bind::<Array<BigInt>, _>(request.handler_ids)
-            .bind::<Integer, _>(request.limit as i32)
-            .bind::<Double, _>(request.lease.as_secs_f64())
-            .bind::<Text, _>(request.worker)
-            .load::<ClaimRow>(&mut conn)
-            .await
-            .map_err(db("claiming steps"))?;
+        let rows = Prepared(
+            sql_query(CLAIM_SQL)
+                .bind::<Array<BigInt>, _>(request.handler_ids)
+                .bind::<Integer, _>(request.limit as i32)
+                .bind::<Double, _>(request.lease.as_secs_f64())
+                .bind::<Text, _>(request.worker),
+        )
+        .load::<ClaimRow>(&mut conn)
+        .await
+        .map_err(db("claiming steps"))?;
         rows.into_iter().map(ClaimRow::into_claimed).collect()
     }
 
@@ -944,17 +1173,39 @@ impl Store for PgStore {
             let ids: Vec<i64> = successes.iter().map(|(_, c, _)| c.step_id.0).collect();
             let attempts: Vec<i32> = successes.iter().map(|(_, c, _)| c.attempt as i32).collect();
             let outputs: Vec<String> = successes.iter().map(|(_, _, o)| o.to_string()).collect();
-            let rows = sql_query(COMPLETE_BATCH_SQL)
-                .bind::<Array<BigInt>, _>(ids)
-                .bind::<Array<Integer>, _>(attempts)
-                .bind::<Array<Text>, _>(outputs)
-                .bind::<Text, _>(&first.worker)
-                .bind::<Text, _>(&self.channel)
-                .load::<CompleteRow>(&mut conn)
+            let take: Vec<bool> = successes
+                .iter()
+                .map(|(_, c, _)| c.take_next.is_some())
+                .collect();
+            let lease = successes
+                .iter()
+                .find_map(|(_, c, _)| c.take_next)
+                .unwrap_or_default();
+            let query = if take.iter().any(|t| *t) {
+                sql_query(COMPLETE_BATCH_SQL)
+                    .into_boxed::<diesel::pg::Pg>()
+                    .bind::<Array<BigInt>, _>(ids)
+                    .bind::<Array<Integer>, _>(attempts)
+                    .bind::<Array<Text>, _>(outputs)
+                    .bind::<Text, _>(&first.worker)
+                    .bind::<Text, _>(&self.channel)
+                    .bind::<Array<diesel::sql_types::Bool>, _>(take)
+                    .bind::<Double, _>(lease.as_secs_f64())
+            } else {
+                sql_query(COMPLETE_BATCH_SIMPLE_SQL)
+                    .into_boxed::<diesel::pg::Pg>()
+                    .bind::<Array<BigInt>, _>(ids)
+                    .bind::<Array<Integer>, _>(attempts)
+                    .bind::<Array<Text>, _>(outputs)
+                    .bind::<Text, _>(&first.worker)
+                    .bind::<Text, _>(&self.channel)
+            };
+            let rows = Prepared(query)
+                .load::<BatchRow>(&mut conn)
                 .await
                 .map_err(db("recording step results"))?;
             for ((i, _, _), row) in successes.iter().zip(rows) {
-                results[*i] = Some(row.into_completed());
+                results[*i] = Some(row.into_completed()?);
             }
         }
         // Failures: one statement each (they are rare).

@@ -292,7 +292,7 @@ fn finish_step(
     step_id: i64,
     task_id: i64,
     actor: &str,
-) -> Tx<(u32, bool)> {
+) -> Tx<(Vec<i64>, bool)> {
     let now = now_ms();
     let children = sql_query(
         "UPDATE tasker_workflow_steps SET pending_parents = pending_parents - 1,
@@ -304,7 +304,7 @@ fn finish_step(
     .bind::<BigInt, _>(now)
     .bind::<BigInt, _>(step_id)
     .load::<StepStateRow>(conn)?;
-    let mut released = 0;
+    let mut released = Vec::new();
     for child in children.iter().filter(|c| c.state == "ready") {
         step_audit(
             conn,
@@ -315,7 +315,7 @@ fn finish_step(
             actor,
             None,
         )?;
-        released += 1;
+        released.push(child.workflow_step_id);
     }
     let task = sql_query(
         "UPDATE tasker_tasks SET unfinished_steps = unfinished_steps - 1, updated_at = ?
@@ -469,6 +469,56 @@ fn operator(conn: &mut SqliteConnection, action: OperatorAction, actor: &str) ->
         }
     }
     Ok(())
+}
+
+/// Claims a just-released child for the worker that released it.
+fn take_child(
+    conn: &mut SqliteConnection,
+    step_id: i64,
+    lease: Duration,
+    worker: &str,
+) -> Tx<ClaimedStep> {
+    let now = now_ms();
+    let step = sql_query(
+        "UPDATE tasker_workflow_steps SET state = 'in_progress', attempts = attempts + 1,
+           lease_expires_at = ?, worker_id = ?, updated_at = ?
+         WHERE workflow_step_id = ? AND state = 'ready'
+         RETURNING workflow_step_id, task_id, state, attempts",
+    )
+    .bind::<BigInt, _>(now + lease.as_millis() as i64)
+    .bind::<Text, _>(worker)
+    .bind::<BigInt, _>(now)
+    .bind::<BigInt, _>(step_id)
+    .get_result::<StepStateRow>(conn)?;
+    step_audit(
+        conn,
+        (step.workflow_step_id, step.task_id),
+        Some("ready"),
+        "in_progress",
+        Some(step.attempts),
+        worker,
+        None,
+    )?;
+    let row = claim_rows(conn, &step.workflow_step_id.to_string(), "")?
+        .pop()
+        .expect("the step just claimed exists");
+    Ok(row.into_claimed()?)
+}
+
+/// Claim rows (context and parents' outputs) of the steps with these ids.
+fn claim_rows(conn: &mut SqliteConnection, step_ids: &str, started: &str) -> Tx<Vec<ClaimRow>> {
+    Ok(sql_query(format!(
+        "SELECT s.workflow_step_id, s.task_id, s.named_task_id, s.name, s.position, s.attempts,
+                s.max_attempts, t.context, s.task_id IN ({started}) AS task_started,
+                COALESCE((SELECT json_group_array(json_array(p.name, json(p.results)))
+                          FROM tasker_workflow_step_edges e
+                          JOIN tasker_workflow_steps p ON p.workflow_step_id = e.from_step_id
+                          WHERE e.to_step_id = s.workflow_step_id), '[]') AS inputs
+         FROM tasker_workflow_steps s JOIN tasker_tasks t ON t.task_id = s.task_id
+         WHERE s.workflow_step_id IN ({step_ids})
+         ORDER BY s.run_at, s.workflow_step_id"
+    ))
+    .load::<ClaimRow>(conn)?)
 }
 
 /// Writes one task, its steps and edges (inside the caller's transaction).
@@ -740,18 +790,7 @@ impl Store for SqliteStore {
                     .map(|s| s.workflow_step_id.to_string())
                     .collect::<Vec<_>>()
                     .join(",");
-                Ok(sql_query(format!(
-                    "SELECT s.workflow_step_id, s.task_id, s.named_task_id, s.name, s.position, s.attempts,
-                            s.max_attempts, t.context, s.task_id IN ({started}) AS task_started,
-                            COALESCE((SELECT json_group_array(json_array(p.name, json(p.results)))
-                                      FROM tasker_workflow_step_edges e
-                                      JOIN tasker_workflow_steps p ON p.workflow_step_id = e.from_step_id
-                                      WHERE e.to_step_id = s.workflow_step_id), '[]') AS inputs
-                     FROM tasker_workflow_steps s JOIN tasker_tasks t ON t.task_id = s.task_id
-                     WHERE s.workflow_step_id IN ({step_ids})
-                     ORDER BY s.run_at, s.workflow_step_id"
-                ))
-                .load::<ClaimRow>(conn)?)
+                claim_rows(conn, &step_ids, &started)
             })
             .await?;
         rows.into_iter().map(ClaimRow::into_claimed).collect()
@@ -819,6 +858,7 @@ impl Store for SqliteStore {
                             applied: false,
                             released: 0,
                             task_state: None,
+                            next: None,
                         });
                         continue;
                     };
@@ -828,12 +868,17 @@ impl Store for SqliteStore {
                         applied: true,
                         released: 0,
                         task_state: None,
+                        next: None,
                     };
                     match &c.outcome {
                         Outcome::Complete(_) => {
                             let (released, done) = finish_step(conn, step.workflow_step_id, step.task_id, &c.worker)?;
-                            completed.released = released;
+                            completed.released = released.len() as u32;
                             completed.task_state = done.then_some(TaskState::Complete);
+                            if let (Some(lease), Some(child)) = (c.take_next, released.first()) {
+                                completed.next = Some(take_child(conn, *child, lease, &c.worker)?);
+                                completed.released -= 1;
+                            }
                         }
                         Outcome::Fail(_) => {
                             if set_task_state(conn, step.task_id, "in_progress", "error", &c.worker)? {

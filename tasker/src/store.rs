@@ -239,10 +239,14 @@ pub struct Completion {
     pub worker: String,
     /// How long the attempt ran.
     pub duration: Duration,
+    /// For a successful attempt: claim one of the children it releases for
+    /// the same worker, under this lease, and return it in
+    /// [`Completed::next`] (so a chain costs one round trip per step).
+    pub take_next: Option<Duration>,
 }
 
 /// What recording a completion did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Completed {
     /// `false` when the completion was refused (stale attempt, or the step
     /// was cancelled or resolved meanwhile).
@@ -251,6 +255,9 @@ pub struct Completed {
     pub released: u32,
     /// The task's new state, when this completion changed it.
     pub task_state: Option<TaskState>,
+    /// A released child claimed for the same worker (see
+    /// [`Completion::take_next`]), already `in_progress` under its lease.
+    pub next: Option<ClaimedStep>,
 }
 
 /// A step as stored, for reading.

@@ -2,7 +2,7 @@
 //! timeout, and records the outcome.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -114,6 +114,7 @@ async fn run<S: Store>(
     let leases: Leases = Arc::default();
     let mut in_flight = JoinSet::new();
     let (completer, completions) = mpsc::unbounded_channel();
+    let stopping = Arc::new(AtomicBool::new(false));
     let completer_task = tokio::spawn(complete_in_batches(
         tasker.clone(),
         completions,
@@ -169,9 +170,12 @@ async fn run<S: Store>(
                         in_flight.spawn(attempt(
                             tasker.clone(),
                             step,
-                            Arc::clone(&leases),
-                            Arc::clone(&stats),
-                            completer.clone(),
+                            Slot {
+                                leases: Arc::clone(&leases),
+                                stats: Arc::clone(&stats),
+                                completer: completer.clone(),
+                                stopping: Arc::clone(&stopping),
+                            },
                         ));
                     }
                 }
@@ -195,6 +199,7 @@ async fn run<S: Store>(
     }
 
     tracing::info!(worker = %config.worker_id, in_flight = in_flight.len(), "worker draining");
+    stopping.store(true, Ordering::Relaxed);
     while in_flight.join_next().await.is_some() {}
     drop(completer);
     if let Err(e) = completer_task.await {
@@ -285,15 +290,43 @@ async fn maintain<S: Store>(tasker: &Tasker<S>, leases: &Leases) {
     }
 }
 
-/// Runs one claimed attempt and records its outcome, in a `task` span with
-/// a `step` span inside.
-async fn attempt<S: Store>(
-    tasker: Tasker<S>,
-    step: ClaimedStep,
+/// What one concurrency slot shares with its worker.
+struct Slot {
     leases: Leases,
     stats: Arc<WorkerStats>,
     completer: Completer,
-) {
+    stopping: Arc<AtomicBool>,
+}
+
+/// Runs claimed attempts in one concurrency slot: the claimed step, then
+/// each child its completion claimed for this worker (claim on release), so
+/// a chain runs hop after hop without another claim round trip.
+async fn attempt<S: Store>(tasker: Tasker<S>, step: ClaimedStep, slot: Slot) {
+    let mut next = Some(step);
+    while let Some(step) = next.take() {
+        next = attempt_one(&tasker, step, &slot).await;
+        if let Some(child) = &next {
+            slot.stats.claimed.fetch_add(1, Ordering::Relaxed);
+            slot.leases
+                .lock()
+                .expect("lease map")
+                .insert(child.step_id, child.attempt);
+            publish_claimed(
+                &tasker,
+                std::slice::from_ref(child),
+                &tasker.config().worker_id,
+            );
+        }
+    }
+}
+
+/// Runs one attempt and records its outcome, in a `task` span with a
+/// `step` span inside. Returns the child claimed on release, if any.
+async fn attempt_one<S: Store>(
+    tasker: &Tasker<S>,
+    step: ClaimedStep,
+    slot: &Slot,
+) -> Option<ClaimedStep> {
     let handler = tasker.handler_by_id(step.handler_id);
     let (namespace, name, version) = handler.map_or_else(
         || (String::new(), String::new(), String::new()),
@@ -326,18 +359,22 @@ async fn attempt<S: Store>(
         step = %step.name,
         attempt = step.attempt,
     );
-    run_and_record(tasker, step, leases, stats, completer)
+    run_and_record(tasker, step, slot)
         .instrument(step_span)
-        .await;
+        .await
 }
 
 async fn run_and_record<S: Store>(
-    tasker: Tasker<S>,
+    tasker: &Tasker<S>,
     step: ClaimedStep,
-    leases: Leases,
-    stats: Arc<WorkerStats>,
-    completer: Completer,
-) {
+    slot: &Slot,
+) -> Option<ClaimedStep> {
+    let Slot {
+        leases,
+        stats,
+        completer,
+        stopping,
+    } = slot;
     let handler = tasker.handler_by_id(step.handler_id);
     let event = |name: &'static str| {
         about(name, handler)
@@ -347,7 +384,7 @@ async fn run_and_record<S: Store>(
     };
     let started = Instant::now();
     tasker.publish(event(names::STEP_BEFORE_HANDLE));
-    let result = run_step(&tasker, step.clone(), event("custom")).await;
+    let result = run_step(tasker, step.clone(), event("custom")).await;
     let duration = started.elapsed();
     let outcome = match result {
         Ok(output) => Outcome::Complete(output),
@@ -378,6 +415,11 @@ async fn run_and_record<S: Store>(
         outcome,
         worker: tasker.config().worker_id.clone(),
         duration,
+        // Take a released child along, unless the step has none or the
+        // worker is stopping.
+        take_next: (!stopping.load(Ordering::Relaxed)
+            && handler.is_some_and(|h| !h.graph().dependents(&step.name).is_empty()))
+        .then_some(tasker.config().lease),
     };
     let (reply, recorded) = oneshot::channel();
     let recorded = match completer.send((completion, reply)) {
@@ -385,14 +427,12 @@ async fn run_and_record<S: Store>(
         Err(_) => None,
     };
     leases.lock().expect("lease map").remove(&step.step_id);
-    let Some(recorded) = recorded else {
-        return;
-    };
+    let recorded = recorded?;
     if !recorded.applied {
         stats.stale.fetch_add(1, Ordering::Relaxed);
         tracing::warn!("result discarded: the step was reclaimed, cancelled or resolved meanwhile");
         tasker.publish(event(names::STEP_RESULT_DISCARDED).with_duration(duration));
-        return;
+        return None;
     }
     match &ended {
         Ended::Completed => {
@@ -433,6 +473,7 @@ async fn run_and_record<S: Store>(
         }
         tasker.publish(task_event(names::WORKFLOW_TASK_FINALIZED).with_task_state(state));
     }
+    recorded.next
 }
 
 /// How an attempt ended, as far as its events care.
@@ -459,9 +500,17 @@ async fn complete_in_batches<S: Store>(
             }
         }
         let (completions, replies): (Vec<Completion>, Vec<_>) = batch.into_iter().unzip();
-        let results = record(&tasker, &completions).await;
-        for (i, reply) in replies.into_iter().enumerate() {
-            let _ = reply.send(results.as_ref().and_then(|r| r.get(i).copied()));
+        match record(&tasker, &completions).await {
+            Some(results) => {
+                for (reply, result) in replies.into_iter().zip(results) {
+                    let _ = reply.send(Some(result));
+                }
+            }
+            None => {
+                for reply in replies {
+                    let _ = reply.send(None);
+                }
+            }
         }
     }
 }

@@ -66,6 +66,10 @@ struct Args {
     /// Scenarios to run, comma separated.
     #[arg(long, default_value = "RAW,S1,S2,S3,S4,S5")]
     scenarios: String,
+    /// Step results commit without waiting for the WAL flush
+    /// (`PgOptions::synchronous_commit = false`).
+    #[arg(long)]
+    relaxed_commits: bool,
     /// Run one scenario in this process (used by the parent).
     #[arg(long, hide = true)]
     child: Option<String>,
@@ -112,6 +116,9 @@ async fn main() {
             .stderr(Stdio::inherit());
         if args.quick {
             command.arg("--quick");
+        }
+        if args.relaxed_commits {
+            command.arg("--relaxed-commits");
         }
         let output = command.output().expect("the scenario process runs");
         let line = String::from_utf8_lossy(&output.stdout).trim().to_owned();
@@ -236,6 +243,7 @@ async fn engine(args: &Args, url: &str, migrate: bool) -> Tasker<PgStore> {
         url,
         PgOptions {
             pool_size: args.pool,
+            synchronous_commit: !args.relaxed_commits,
             ..PgOptions::default()
         },
     )
@@ -338,12 +346,13 @@ async fn run_scenario(args: &Args, scenario: &str) -> String {
     };
     let xacts = (xacts_after - xacts_before - 2) as f64 / steps;
     let mut line = format!(
-        "scenario={scenario} tasks={tasks} steps={expected} workers={} concurrency={} batch={} \
+        "scenario={scenario} tasks={tasks} steps={expected} workers={} concurrency={} batch={} relaxed_commits={} \
          created_tasks_per_s={:.0} steps_per_s={:.0} drain_s={:.3} round_trips_per_step={statements} \
          transactions_per_step={xacts:.2} claims={claims} peak_rss_mib={:.1}",
         args.workers,
         args.concurrency,
         args.batch,
+        args.relaxed_commits,
         tasks as f64 / created_in.as_secs_f64(),
         steps / drained_in.as_secs_f64(),
         drained_in.as_secs_f64(),
