@@ -55,6 +55,22 @@ enum Command {
     },
     /// Run a worker until Ctrl-C or SIGTERM, then drain in-flight steps.
     Run,
+    /// Run a worker and serve the REST API (and /metrics) until Ctrl-C.
+    ///
+    /// Credentials: TASKER_API_TOKENS="token=perm,perm;token2=*" (static
+    /// tokens), or TASKER_JWT_SECRET with TASKER_JWT_ISSUER and
+    /// TASKER_JWT_AUDIENCE (HS256 JWTs), or --no-auth for local use.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: std::net::SocketAddr,
+        /// Path prefix of the API.
+        #[arg(long, default_value = "/tasker")]
+        prefix: String,
+        /// Accept every request without credentials (local use only).
+        #[arg(long)]
+        no_auth: bool,
+    },
     /// Apply the database migrations.
     Migrate,
     /// List the task handlers linked into this binary.
@@ -197,6 +213,30 @@ async fn run(cli: Cli) -> Result<(), String> {
             println!("stopped: {counts:?}");
             Ok(())
         }
+        Some(Command::Serve {
+            addr,
+            prefix,
+            no_auth,
+        }) => {
+            let mut config = api_config(*no_auth)?;
+            config.prefix = prefix.clone();
+            let tasker = engine(&cli).await?;
+            let worker = tasker.start_worker();
+            let app = tasker::api::router(tasker.clone(), config);
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+            println!(
+                "API on http://{addr}{prefix} (OpenAPI at {prefix}/openapi.json); Ctrl-C to stop"
+            );
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown_signal())
+                .await
+                .map_err(|e| format!("the server failed: {e}"))?;
+            println!("stopping: finishing the steps in flight...");
+            worker.shutdown().await;
+            Ok(())
+        }
         Some(Command::Migrate) => {
             let store = tasker_diesel::connect(&cli.database_url)
                 .await
@@ -300,6 +340,41 @@ async fn task_command(cli: &Cli, command: &TaskCommand) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Authentication for `serve`, from the environment.
+fn api_config(no_auth: bool) -> Result<tasker::api::ApiConfig, String> {
+    use tasker::api::{ApiConfig, JwtAuthenticator, NoAuthentication, StaticTokens};
+    if no_auth {
+        eprintln!("warning: --no-auth: every request is allowed");
+        return Ok(ApiConfig::new(NoAuthentication));
+    }
+    if let Ok(secret) = std::env::var("TASKER_JWT_SECRET") {
+        let issuer = std::env::var("TASKER_JWT_ISSUER")
+            .map_err(|_| "TASKER_JWT_SECRET needs TASKER_JWT_ISSUER".to_owned())?;
+        let audience = std::env::var("TASKER_JWT_AUDIENCE")
+            .map_err(|_| "TASKER_JWT_SECRET needs TASKER_JWT_AUDIENCE".to_owned())?;
+        return Ok(ApiConfig::new(JwtAuthenticator::hs256(
+            secret.as_bytes(),
+            &issuer,
+            &audience,
+        )));
+    }
+    if let Ok(spec) = std::env::var("TASKER_API_TOKENS") {
+        let mut tokens = StaticTokens::new();
+        for entry in spec.split(';').filter(|e| !e.trim().is_empty()) {
+            let (token, permissions) = entry.split_once('=').ok_or_else(|| {
+                format!("TASKER_API_TOKENS entry {entry:?} is not token=perm,perm")
+            })?;
+            tokens = tokens.token(
+                token.trim(),
+                token.trim(),
+                permissions.split(',').map(str::trim),
+            );
+        }
+        return Ok(ApiConfig::new(tokens));
+    }
+    Err("no API credentials configured: set TASKER_API_TOKENS or TASKER_JWT_SECRET, or pass --no-auth for local use".to_owned())
 }
 
 fn describe(store: &AnyStore) -> String {

@@ -54,6 +54,9 @@
 
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+pub mod analysis;
+#[cfg(feature = "http")]
+pub mod api;
 mod engine;
 mod error;
 pub mod events;

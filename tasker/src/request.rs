@@ -148,6 +148,11 @@ impl TaskRequest {
         self
     }
 
+    /// Whether no initiator was given.
+    pub fn initiator_is_unset(&self) -> bool {
+        self.initiator.is_none()
+    }
+
     /// The namespace.
     pub fn namespace(&self) -> &str {
         &self.namespace

@@ -1,0 +1,393 @@
+//! GraphQL (feature `graphql`) over the same operations as the REST API,
+//! each field and mutation guarded by the same permission as its REST
+//! route ([`GRAPHQL_OPERATIONS`]).
+//!
+//! `POST {prefix}/graphql` with `{"query": ..., "variables": ...}`.
+//! Unauthenticated requests get 401; a response whose every error is a
+//! missing permission gets 403; otherwise 200 with `data` and `errors`,
+//! each error carrying `extensions.code`.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use async_graphql::{
+    Context, EmptySubscription, ErrorExtensions, InputObject, Json, Object, Schema, SimpleObject,
+};
+use serde_json::Value;
+
+use super::{ApiError, Authorizer, Principal};
+use crate::store::{StepId, StepRecord, Store, TaskFilter, TaskRecord};
+use crate::{Registry, TaskId, TaskRequest, TaskState, Tasker};
+
+/// Every GraphQL operation with the permission it needs.
+pub const GRAPHQL_OPERATIONS: &[(&str, &str)] = &[
+    ("tasks", "tasker.task:index"),
+    ("task", "tasker.task:show"),
+    ("step", "tasker.workflow_step:show"),
+    ("handlers", "tasker.handler:index"),
+    ("createTask", "tasker.task:create"),
+    ("cancelTask", "tasker.task:cancel"),
+    ("retryTask", "tasker.task:retry"),
+    ("retryStep", "tasker.workflow_step:retry"),
+    ("resolveStep", "tasker.workflow_step:resolve"),
+];
+
+type BoxFut<'a, T> = Pin<Box<dyn Future<Output = crate::Result<T>> + Send + 'a>>;
+
+/// The engine operations GraphQL needs, without the store type.
+trait Backend: Send + Sync {
+    fn task(&self, id: TaskId) -> BoxFut<'_, TaskRecord>;
+    fn tasks(&self, filter: TaskFilter) -> BoxFut<'_, Vec<TaskRecord>>;
+    fn task_of_step(&self, id: StepId) -> BoxFut<'_, TaskId>;
+    fn create(&self, request: TaskRequest) -> BoxFut<'_, TaskId>;
+    fn cancel(&self, id: TaskId, actor: String) -> BoxFut<'_, ()>;
+    fn retry(&self, id: TaskId, actor: String) -> BoxFut<'_, ()>;
+    fn retry_step(&self, id: StepId, actor: String) -> BoxFut<'_, ()>;
+    fn resolve_step(&self, id: StepId, output: Value, actor: String) -> BoxFut<'_, ()>;
+    fn registry(&self) -> &Registry;
+}
+
+impl<S: Store> Backend for Tasker<S> {
+    fn task(&self, id: TaskId) -> BoxFut<'_, TaskRecord> {
+        Box::pin(Tasker::task(self, id))
+    }
+    fn tasks(&self, filter: TaskFilter) -> BoxFut<'_, Vec<TaskRecord>> {
+        Box::pin(async move { Tasker::tasks(self, &filter).await })
+    }
+    fn task_of_step(&self, id: StepId) -> BoxFut<'_, TaskId> {
+        Box::pin(async move { Ok(self.store().task_of_step(id).await?) })
+    }
+    fn create(&self, request: TaskRequest) -> BoxFut<'_, TaskId> {
+        Box::pin(async move { Ok(self.create_task(request).await?.task_id()) })
+    }
+    fn cancel(&self, id: TaskId, actor: String) -> BoxFut<'_, ()> {
+        Box::pin(async move { self.cancel_task(id, &actor).await })
+    }
+    fn retry(&self, id: TaskId, actor: String) -> BoxFut<'_, ()> {
+        Box::pin(async move { self.retry_task(id, &actor).await })
+    }
+    fn retry_step(&self, id: StepId, actor: String) -> BoxFut<'_, ()> {
+        Box::pin(async move { Tasker::retry_step(self, id, &actor).await })
+    }
+    fn resolve_step(&self, id: StepId, output: Value, actor: String) -> BoxFut<'_, ()> {
+        Box::pin(async move { Tasker::resolve_step(self, id, output, &actor).await })
+    }
+    fn registry(&self) -> &Registry {
+        Tasker::registry(self)
+    }
+}
+
+/// The caller of one GraphQL request.
+struct Caller {
+    principal: Principal,
+    authorizer: Arc<dyn Authorizer>,
+}
+
+fn guard<'a>(
+    ctx: &Context<'a>,
+    permission: &str,
+) -> async_graphql::Result<(&'a dyn Backend, &'a Caller)> {
+    let caller = ctx.data::<Caller>()?;
+    if !caller.authorizer.authorize(&caller.principal, permission) {
+        return Err(async_graphql::Error::new(format!(
+            "`{}` lacks the permission `{permission}`",
+            caller.principal.subject
+        ))
+        .extend_with(|_, e| e.set("code", "FORBIDDEN")));
+    }
+    let backend = ctx.data::<Arc<dyn Backend>>()?;
+    Ok((backend.as_ref(), caller))
+}
+
+fn gql_error(e: crate::Error) -> async_graphql::Error {
+    let api = ApiError::from(e);
+    async_graphql::Error::new(api.message)
+        .extend_with(|_, ext| ext.set("code", api.code.to_uppercase()))
+}
+
+/// A task.
+#[derive(SimpleObject)]
+#[graphql(name = "Task")]
+struct GqlTask {
+    task_id: i64,
+    namespace: String,
+    name: String,
+    version: String,
+    state: String,
+    context: Json<Value>,
+    identity_key: Option<String>,
+    initiator: Option<String>,
+    created_at: String,
+    updated_at: String,
+    steps: Vec<GqlStep>,
+}
+
+/// A step of a task.
+#[derive(SimpleObject)]
+#[graphql(name = "Step")]
+struct GqlStep {
+    step_id: i64,
+    name: String,
+    state: String,
+    attempts: u32,
+    max_attempts: u32,
+    output: Option<Json<Value>>,
+    last_error: Option<String>,
+    depends_on: Vec<String>,
+}
+
+/// A registered handler.
+#[derive(SimpleObject)]
+#[graphql(name = "Handler")]
+struct GqlHandler {
+    namespace: String,
+    name: String,
+    version: String,
+    description: String,
+    fingerprint: String,
+    context_type: String,
+    steps: Vec<String>,
+    levels: Vec<Vec<String>>,
+    critical_path: Vec<String>,
+    mermaid: String,
+}
+
+/// What `createTask` takes.
+#[derive(InputObject)]
+struct TaskInput {
+    namespace: Option<String>,
+    name: String,
+    version: Option<String>,
+    context: Json<Value>,
+    identity_key: Option<String>,
+}
+
+fn step(s: &StepRecord) -> GqlStep {
+    GqlStep {
+        step_id: s.step_id.0,
+        name: s.name.clone(),
+        state: s.state.to_string(),
+        attempts: s.attempts,
+        max_attempts: s.max_attempts,
+        output: s.output.clone().map(Json),
+        last_error: s.last_error.as_ref().map(ToString::to_string),
+        depends_on: s.depends_on.clone(),
+    }
+}
+
+fn task(t: TaskRecord) -> GqlTask {
+    GqlTask {
+        task_id: t.task_id.0,
+        steps: t.steps.iter().map(step).collect(),
+        namespace: t.namespace,
+        name: t.name,
+        version: t.version,
+        state: t.state.to_string(),
+        context: Json(t.context),
+        identity_key: t.identity_key,
+        initiator: t.initiator,
+        created_at: t.created_at.to_rfc3339(),
+        updated_at: t.updated_at.to_rfc3339(),
+    }
+}
+
+/// Queries.
+pub(crate) struct QueryRoot;
+
+#[Object]
+impl QueryRoot {
+    /// Tasks, newest first (`tasker.task:index`).
+    #[allow(clippy::too_many_arguments)]
+    async fn tasks(
+        &self,
+        ctx: &Context<'_>,
+        namespace: Option<String>,
+        name: Option<String>,
+        version: Option<String>,
+        state: Option<String>,
+        limit: Option<u32>,
+        offset: Option<u32>,
+    ) -> async_graphql::Result<Vec<GqlTask>> {
+        let (backend, _) = guard(ctx, "tasker.task:index")?;
+        let state = state
+            .as_deref()
+            .map(str::parse::<TaskState>)
+            .transpose()
+            .map_err(|e| {
+                async_graphql::Error::new(e.to_string())
+                    .extend_with(|_, x| x.set("code", "INVALID_REQUEST"))
+            })?;
+        let tasks = backend
+            .tasks(TaskFilter {
+                namespace,
+                name,
+                version,
+                state,
+                limit: limit.unwrap_or(50).clamp(1, 500),
+                offset: offset.unwrap_or(0),
+            })
+            .await
+            .map_err(gql_error)?;
+        Ok(tasks.into_iter().map(task).collect())
+    }
+
+    /// One task with its steps (`tasker.task:show`).
+    async fn task(&self, ctx: &Context<'_>, id: i64) -> async_graphql::Result<GqlTask> {
+        let (backend, _) = guard(ctx, "tasker.task:show")?;
+        Ok(task(backend.task(TaskId(id)).await.map_err(gql_error)?))
+    }
+
+    /// One step (`tasker.workflow_step:show`).
+    async fn step(&self, ctx: &Context<'_>, id: i64) -> async_graphql::Result<GqlStep> {
+        let (backend, _) = guard(ctx, "tasker.workflow_step:show")?;
+        let task_id = backend.task_of_step(StepId(id)).await.map_err(gql_error)?;
+        let record = backend.task(task_id).await.map_err(gql_error)?;
+        record
+            .steps
+            .iter()
+            .find(|s| s.step_id == StepId(id))
+            .map(step)
+            .ok_or_else(|| async_graphql::Error::new(format!("step {id} does not exist")))
+    }
+
+    /// Every registered handler (`tasker.handler:index`).
+    async fn handlers(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<GqlHandler>> {
+        let (backend, _) = guard(ctx, "tasker.handler:index")?;
+        Ok(backend
+            .registry()
+            .handlers()
+            .map(|h| GqlHandler {
+                namespace: h.namespace().to_owned(),
+                name: h.name().to_owned(),
+                version: h.version().to_string(),
+                description: h.description().to_owned(),
+                fingerprint: h.fingerprint().to_owned(),
+                context_type: h.context_type().to_owned(),
+                steps: h.steps().iter().map(|s| s.name().to_owned()).collect(),
+                levels: h
+                    .graph()
+                    .levels()
+                    .into_iter()
+                    .map(|l| l.into_iter().map(str::to_owned).collect())
+                    .collect(),
+                critical_path: h
+                    .graph()
+                    .critical_path()
+                    .into_iter()
+                    .map(str::to_owned)
+                    .collect(),
+                mermaid: h.graph().to_mermaid(),
+            })
+            .collect())
+    }
+}
+
+/// Mutations.
+pub(crate) struct MutationRoot;
+
+#[Object]
+impl MutationRoot {
+    /// Creates a task (`tasker.task:create`).
+    async fn create_task(
+        &self,
+        ctx: &Context<'_>,
+        input: TaskInput,
+    ) -> async_graphql::Result<GqlTask> {
+        let (backend, caller) = guard(ctx, "tasker.task:create")?;
+        let mut request = TaskRequest::new(
+            input.namespace.unwrap_or_else(|| "default".to_owned()),
+            input.name,
+            input.context.0,
+        )
+        .initiator(caller.principal.subject.clone());
+        if let Some(version) = input.version {
+            request = request.with_version(version);
+        }
+        if let Some(key) = input.identity_key {
+            request = request.identity_key(key);
+        }
+        let id = backend.create(request).await.map_err(gql_error)?;
+        Ok(task(backend.task(id).await.map_err(gql_error)?))
+    }
+
+    /// Cancels a task (`tasker.task:cancel`).
+    async fn cancel_task(&self, ctx: &Context<'_>, id: i64) -> async_graphql::Result<GqlTask> {
+        let (backend, caller) = guard(ctx, "tasker.task:cancel")?;
+        backend
+            .cancel(TaskId(id), caller.principal.subject.clone())
+            .await
+            .map_err(gql_error)?;
+        Ok(task(backend.task(TaskId(id)).await.map_err(gql_error)?))
+    }
+
+    /// Retries a task in error (`tasker.task:retry`).
+    async fn retry_task(&self, ctx: &Context<'_>, id: i64) -> async_graphql::Result<GqlTask> {
+        let (backend, caller) = guard(ctx, "tasker.task:retry")?;
+        backend
+            .retry(TaskId(id), caller.principal.subject.clone())
+            .await
+            .map_err(gql_error)?;
+        Ok(task(backend.task(TaskId(id)).await.map_err(gql_error)?))
+    }
+
+    /// Retries a step in error (`tasker.workflow_step:retry`).
+    async fn retry_step(&self, ctx: &Context<'_>, id: i64) -> async_graphql::Result<bool> {
+        let (backend, caller) = guard(ctx, "tasker.workflow_step:retry")?;
+        backend
+            .retry_step(StepId(id), caller.principal.subject.clone())
+            .await
+            .map_err(gql_error)?;
+        Ok(true)
+    }
+
+    /// Resolves a step by hand (`tasker.workflow_step:resolve`).
+    async fn resolve_step(
+        &self,
+        ctx: &Context<'_>,
+        id: i64,
+        output: Option<Json<Value>>,
+    ) -> async_graphql::Result<bool> {
+        let (backend, caller) = guard(ctx, "tasker.workflow_step:resolve")?;
+        let output = output.map_or(Value::Null, |o| o.0);
+        backend
+            .resolve_step(StepId(id), output, caller.principal.subject.clone())
+            .await
+            .map_err(gql_error)?;
+        Ok(true)
+    }
+}
+
+/// The executable schema of one API.
+pub(crate) type TaskerSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+
+pub(crate) fn schema<S: Store>(tasker: Tasker<S>) -> TaskerSchema {
+    let backend: Arc<dyn Backend> = Arc::new(tasker);
+    Schema::build(QueryRoot, MutationRoot, EmptySubscription)
+        .data(backend)
+        .limit_depth(8)
+        .limit_complexity(500)
+        .finish()
+}
+
+/// The schema in SDL, for clients and docs.
+pub fn sdl() -> String {
+    Schema::build(QueryRoot, MutationRoot, EmptySubscription)
+        .finish()
+        .sdl()
+}
+
+/// Runs one GraphQL request for `principal`.
+pub(crate) async fn execute(
+    schema: &TaskerSchema,
+    request: async_graphql::Request,
+    principal: Principal,
+    authorizer: Arc<dyn Authorizer>,
+) -> async_graphql::Response {
+    schema
+        .execute(request.data(Caller {
+            principal,
+            authorizer,
+        }))
+        .await
+}

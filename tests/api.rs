@@ -1,0 +1,822 @@
+//! The REST API over a real loopback server and a real HTTP client:
+//! create and watch a task, diagrams and analysis, the permission matrix of
+//! every route, authentication failures, bad input, and the OpenAPI
+//! document.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::{Client, Method, StatusCode};
+use serde_json::{json, Value};
+use tasker::api::{ApiConfig, JwtAuthenticator, StaticTokens, ROUTES};
+use tasker::{Store, Tasker};
+use tasker_diesel::SqliteStore;
+use tasker_tests::handlers::{Attempts, Switch};
+
+const ALL: &str = "all-permissions";
+
+/// Every permission some route needs.
+fn permissions() -> Vec<&'static str> {
+    let mut all: Vec<&str> = ROUTES.iter().filter_map(|r| r.permission).collect();
+    all.sort_unstable();
+    all.dedup();
+    all
+}
+
+fn tokens() -> StaticTokens {
+    let mut tokens = StaticTokens::new().token(ALL, "admin", ["*"]);
+    for permission in permissions() {
+        tokens = tokens
+            .token(format!("only:{permission}"), "narrow", [permission])
+            .token(
+                format!("all-but:{permission}"),
+                "broad",
+                permissions().into_iter().filter(|p| *p != permission),
+            );
+    }
+    tokens
+}
+
+async fn engine() -> Tasker<SqliteStore> {
+    tasker_diesel::testing::embedded(|b| {
+        b.resource(Arc::new(Attempts::default()))
+            .resource(Arc::new(Switch::default()))
+            .configure(|c| c.backoff.base = Duration::from_millis(10))
+    })
+    .await
+    .unwrap()
+}
+
+/// Serves the API on a free loopback port; returns its base URL.
+async fn serve(tasker: Tasker<SqliteStore>, config: ApiConfig) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = tasker::api::router(tasker, config);
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}/tasker")
+}
+
+async fn call(
+    client: &Client,
+    method: Method,
+    url: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> (StatusCode, Value) {
+    let mut request = client.request(method, url);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        request = request
+            .header("content-type", "application/json")
+            .body(body.to_owned());
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+async fn wait_complete(client: &Client, base: &str, id: i64) -> Value {
+    for _ in 0..500 {
+        let (status, body) = call(
+            client,
+            Method::GET,
+            &format!("{base}/tasks/{id}"),
+            Some(ALL),
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        if body["task"]["state"] == "complete" || body["task"]["state"] == "error" {
+            return body["task"].clone();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("task {id} did not finish");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_a_task_over_rest_watch_it_complete_and_draw_it() {
+    let tasker = engine().await;
+    let worker = tasker.start_worker();
+    let base = serve(tasker.clone(), ApiConfig::new(tokens())).await;
+    let client = Client::new();
+
+    let body = r#"{"namespace": "tests", "name": "diamond", "version": "^1", "context": {"value": 3}, "identity_key": "rest-1"}"#;
+    let (status, created) = call(
+        &client,
+        Method::POST,
+        &format!("{base}/tasks"),
+        Some(ALL),
+        Some(body),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["created"], true);
+    let id = created["task"]["task_id"].as_i64().unwrap();
+    assert_eq!(
+        created["task"]["initiator"], "admin",
+        "the caller is recorded"
+    );
+    // The same identity key: the existing task, 200.
+    let (status, again) = call(
+        &client,
+        Method::POST,
+        &format!("{base}/tasks"),
+        Some(ALL),
+        Some(body),
+    )
+    .await;
+    assert_eq!(
+        (
+            status,
+            again["created"].clone(),
+            again["task"]["task_id"].as_i64()
+        ),
+        (StatusCode::OK, json!(false), Some(id))
+    );
+
+    let task = wait_complete(&client, &base, id).await;
+    assert_eq!(task["state"], "complete");
+    let d = task["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "d")
+        .unwrap();
+    assert_eq!(d["output"], json!(3 + 1 + 30));
+
+    let response = client
+        .get(format!("{base}/tasks/{id}/diagram?format=mermaid"))
+        .bearer_auth(ALL)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/vnd.mermaid"));
+    let mermaid = response.text().await.unwrap();
+    assert!(mermaid.starts_with("flowchart TD"), "{mermaid}");
+    assert!(mermaid.contains("class s3 complete"), "{mermaid}");
+    let dot = client
+        .get(format!("{base}/tasks/{id}/diagram?format=dot"))
+        .bearer_auth(ALL)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        dot.contains(
+            "\"d\" [style=\"rounded,filled\", fillcolor=\"#c8e6c9\", xlabel=\"complete\"];"
+        ),
+        "{dot}"
+    );
+
+    let (status, analysis) = call(
+        &client,
+        Method::GET,
+        &format!("{base}/tasks/{id}/analysis"),
+        Some(ALL),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        analysis["analysis"]["critical_path"],
+        json!(["a", "b", "d"])
+    );
+    assert_eq!(analysis["analysis"]["completion"], json!(1.0));
+    assert_eq!(analysis["analysis"]["bottlenecks"], json!([]));
+
+    let (status, list) = call(
+        &client,
+        Method::GET,
+        &format!("{base}/tasks?namespace=tests&name=diamond&state=complete&limit=10"),
+        Some(ALL),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(list["tasks"].as_array().unwrap().len(), 1);
+    let (_, handlers) = call(
+        &client,
+        Method::GET,
+        &format!("{base}/handlers"),
+        Some(ALL),
+        None,
+    )
+    .await;
+    assert!(handlers["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|n| n["namespace"] == "tests"));
+    let (status, handler) = call(
+        &client,
+        Method::GET,
+        &format!("{base}/handlers/tests/diamond?version=1.0.0"),
+        Some(ALL),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(handler["levels"], json!([["a"], ["b", "c"], ["d"]]));
+    let (status, _) = call(
+        &client,
+        Method::GET,
+        &format!("{base}/handlers/tests/diamond/diagram?format=dot"),
+        Some(ALL),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    worker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_needs_its_permission() {
+    let tasker = engine().await;
+    let base = serve(tasker.clone(), ApiConfig::new(tokens())).await;
+    let client = Client::new();
+    // A task and a step to address.
+    let body = r#"{"namespace": "tests", "name": "diamond", "context": {"value": 1}}"#;
+    let (_, created) = call(
+        &client,
+        Method::POST,
+        &format!("{base}/tasks"),
+        Some(ALL),
+        Some(body),
+    )
+    .await;
+    let task_id = created["task"]["task_id"].as_i64().unwrap();
+    let step_id = created["task"]["steps"][0]["step_id"].as_i64().unwrap();
+
+    for route in ROUTES {
+        let url = format!(
+            "{base}{}",
+            route
+                .path
+                .replace("{task_id}", &task_id.to_string())
+                .replace("{step_id}", &step_id.to_string())
+                .replace("{namespace}", "tests")
+                .replace("{name}", "diamond")
+        );
+        let method = Method::from_bytes(route.method.as_bytes()).unwrap();
+        let body = (route.path == "/tasks" && route.method == "POST").then_some(body);
+        let Some(permission) = route.permission else {
+            let (status, _) = call(&client, method, &url, None, None).await;
+            assert_eq!(
+                status, 200,
+                "{} {} needs no credentials",
+                route.method, route.path
+            );
+            continue;
+        };
+        let (status, error) = call(
+            &client,
+            method.clone(),
+            &url,
+            Some(&format!("all-but:{permission}")),
+            body,
+        )
+        .await;
+        assert_eq!(
+            status,
+            StatusCode::FORBIDDEN,
+            "{} {} without {permission}: {error}",
+            route.method,
+            route.path
+        );
+        assert_eq!(error["error"]["code"], "forbidden");
+        assert!(error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(permission));
+        let (status, response) = call(
+            &client,
+            method.clone(),
+            &url,
+            Some(&format!("only:{permission}")),
+            body,
+        )
+        .await;
+        assert!(
+            status != StatusCode::FORBIDDEN && status != StatusCode::UNAUTHORIZED,
+            "{} {} with {permission} got {status}: {response}",
+            route.method,
+            route.path
+        );
+        let (status, error) = call(&client, method.clone(), &url, None, body).await;
+        assert_eq!(
+            status,
+            StatusCode::UNAUTHORIZED,
+            "{} {} without credentials",
+            route.method,
+            route.path
+        );
+        assert_eq!(error["error"]["code"], "unauthorized");
+        let (status, _) = call(&client, method, &url, Some("not-a-token"), body).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    // A malformed Authorization header.
+    let response = client
+        .get(format!("{base}/tasks"))
+        .header("authorization", "Basic abc")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[derive(serde::Serialize)]
+struct Claims<'a> {
+    sub: &'a str,
+    iss: &'a str,
+    aud: &'a str,
+    exp: u64,
+    permissions: Vec<&'a str>,
+}
+
+fn jwt(secret: &[u8], iss: &str, aud: &str, exp_offset: i64, permissions: Vec<&str>) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let claims = Claims {
+        sub: "svc-billing",
+        iss,
+        aud,
+        exp: (now + exp_offset) as u64,
+        permissions,
+    };
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret),
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jwt_tokens_are_checked_for_signature_expiry_issuer_and_audience() {
+    let tasker = engine().await;
+    let secret = b"a-long-enough-test-secret-for-hs256";
+    let base = serve(
+        tasker,
+        ApiConfig::new(JwtAuthenticator::hs256(secret, "auth.example", "tasker")),
+    )
+    .await;
+    let client = Client::new();
+    let url = format!("{base}/tasks");
+    let get = |token: String| {
+        let client = client.clone();
+        let url = url.clone();
+        async move { call(&client, Method::GET, &url, Some(&token), None).await }
+    };
+    let (status, _) = get(jwt(
+        secret,
+        "auth.example",
+        "tasker",
+        300,
+        vec!["tasker.task:index"],
+    ))
+    .await;
+    assert_eq!(status, 200);
+    let (status, body) = get(jwt(
+        secret,
+        "auth.example",
+        "tasker",
+        -120,
+        vec!["tasker.task:index"],
+    ))
+    .await;
+    assert_eq!(status, 401, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("expired"),
+        "{body}"
+    );
+    let (status, body) = get(jwt(
+        b"some-other-secret-of-enough-length",
+        "auth.example",
+        "tasker",
+        300,
+        vec!["tasker.task:index"],
+    ))
+    .await;
+    assert_eq!(status, 401, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("signature"),
+        "{body}"
+    );
+    let (status, _) = get(jwt(
+        secret,
+        "evil.example",
+        "tasker",
+        300,
+        vec!["tasker.task:index"],
+    ))
+    .await;
+    assert_eq!(status, 401);
+    let (status, _) = get(jwt(
+        secret,
+        "auth.example",
+        "other-service",
+        300,
+        vec!["tasker.task:index"],
+    ))
+    .await;
+    assert_eq!(status, 401);
+    let (status, body) = get("not.a.jwt".to_owned()).await;
+    assert_eq!(status, 401);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("malformed"),
+        "{body}"
+    );
+    let (status, _) = get(jwt(
+        secret,
+        "auth.example",
+        "tasker",
+        300,
+        vec!["tasker.handler:index"],
+    ))
+    .await;
+    assert_eq!(status, 403, "valid token, wrong permission");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_a_clear_4xx_and_writes_nothing() {
+    let tasker = engine().await;
+    let config = ApiConfig {
+        body_limit: 4096,
+        ..ApiConfig::new(tokens())
+    };
+    let base = serve(tasker.clone(), config).await;
+    let client = Client::new();
+    let post = |body: String| {
+        let client = client.clone();
+        let url = format!("{base}/tasks");
+        async move { call(&client, Method::POST, &url, Some(ALL), Some(&body)).await }
+    };
+    let (status, body) =
+        post(r#"{"namespace": "tests", "name": "diamond", "context": {"value": 1}"#.into()).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_request")),
+        "{body}"
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("malformed task request"),
+        "{body}"
+    );
+    let (status, body) =
+        post(r#"{"namespace": "tests", "name": "diamond", "context": {"value": "three"}}"#.into())
+            .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_context")),
+        "{body}"
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("at `value`"),
+        "{body}"
+    );
+    let (status, body) =
+        post(r#"{"namespace": "tests", "name": "no_such_handler", "context": {}}"#.into()).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("unknown_handler")),
+        "{body}"
+    );
+    let huge = format!(
+        r#"{{"namespace": "tests", "name": "diamond", "context": {{"value": 1, "pad": "{}"}}}}"#,
+        "x".repeat(10_000)
+    );
+    let (status, body) = post(huge).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, Some("payload_too_large")),
+        "{body}"
+    );
+    assert!(
+        tasker.store().task_counts().await.unwrap().is_empty(),
+        "nothing was written"
+    );
+
+    let (status, body) = call(
+        &client,
+        Method::GET,
+        &format!("{base}/tasks/999999"),
+        Some(ALL),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found")),
+        "{body}"
+    );
+    let (status, _) = call(
+        &client,
+        Method::GET,
+        &format!("{base}/tasks/abc"),
+        Some(ALL),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = call(
+        &client,
+        Method::GET,
+        &format!("{base}/steps/424242"),
+        Some(ALL),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = call(
+        &client,
+        Method::GET,
+        &format!("{base}/handlers/tests/nope"),
+        Some(ALL),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = call(
+        &client,
+        Method::GET,
+        &format!("{base}/no/such/route"),
+        Some(ALL),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // A state conflict: retrying a task that is not in error.
+    let (_, created) =
+        post(r#"{"namespace": "tests", "name": "diamond", "context": {"value": 1}}"#.into()).await;
+    let id = created["task"]["task_id"].as_i64().unwrap();
+    let (status, body) = call(
+        &client,
+        Method::POST,
+        &format!("{base}/tasks/{id}/retry"),
+        Some(ALL),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("conflict")),
+        "{body}"
+    );
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("only a task in `error` can be retried"));
+    // Errors never carry SQL or internals.
+    assert!(!body.to_string().to_lowercase().contains("sql"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_validates_and_lists_every_route() {
+    let tasker = engine().await;
+    let base = serve(tasker, ApiConfig::new(tokens())).await;
+    let client = Client::new();
+    let (status, doc) = call(
+        &client,
+        Method::GET,
+        &format!("{base}/openapi.json"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let parsed: openapiv3::OpenAPI =
+        serde_json::from_value(doc.clone()).expect("a valid OpenAPI 3 document");
+    assert_eq!(parsed.openapi, "3.0.3");
+    for route in ROUTES {
+        let item = parsed
+            .paths
+            .paths
+            .get(&format!("/tasker{}", route.path))
+            .unwrap_or_else(|| panic!("{} missing", route.path))
+            .as_item()
+            .unwrap();
+        let operation = match route.method {
+            "GET" => item.get.as_ref(),
+            "POST" => item.post.as_ref(),
+            _ => None,
+        }
+        .unwrap_or_else(|| panic!("{} {} missing", route.method, route.path));
+        assert_eq!(
+            operation
+                .extensions
+                .get("x-permission")
+                .and_then(Value::as_str),
+            route.permission,
+            "{} {}",
+            route.method,
+            route.path
+        );
+    }
+    assert_eq!(doc, tasker::api::openapi_document("/tasker"));
+}
+
+async fn graphql(
+    client: &Client,
+    base: &str,
+    token: Option<&str>,
+    query: &str,
+) -> (StatusCode, Value) {
+    let body = json!({ "query": query }).to_string();
+    call(
+        client,
+        Method::POST,
+        &format!("{base}/graphql"),
+        token,
+        Some(&body),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_through_graphql() {
+    let tasker = engine().await;
+    let worker = tasker.start_worker();
+    let base = serve(tasker.clone(), ApiConfig::new(tokens())).await;
+    let client = Client::new();
+    let (status, body) = graphql(
+        &client,
+        &base,
+        Some(ALL),
+        r#"mutation { createTask(input: {namespace: "tests", name: "diamond", context: {value: 5}}) { taskId state namespace } }"#,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.get("errors").is_none(), "{body}");
+    let id = body["data"]["createTask"]["taskId"].as_i64().unwrap();
+    let mut state = String::new();
+    for _ in 0..500 {
+        let (_, body) = graphql(
+            &client,
+            &base,
+            Some(ALL),
+            &format!("{{ task(id: {id}) {{ state steps {{ name state output }} }} }}"),
+        )
+        .await;
+        state = body["data"]["task"]["state"].as_str().unwrap().to_owned();
+        if state == "complete" {
+            let d = body["data"]["task"]["steps"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["name"] == "d")
+                .unwrap()
+                .clone();
+            assert_eq!(d["output"], json!(5 + 1 + 50));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(state, "complete");
+    let (_, body) = graphql(
+        &client,
+        &base,
+        Some(ALL),
+        "{ handlers { namespace name levels } }",
+    )
+    .await;
+    assert!(body["data"]["handlers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|h| h["name"] == "diamond" && h["levels"] == json!([["a"], ["b", "c"], ["d"]])));
+    // Errors carry a code and say what to fix.
+    let (status, body) = graphql(&client, &base, Some(ALL), r#"mutation { createTask(input: {namespace: "tests", name: "diamond", context: {value: "x"}}) { taskId } }"#).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "INVALID_CONTEXT",
+        "{body}"
+    );
+    let (status, body) = graphql(
+        &client,
+        &base,
+        Some(ALL),
+        &format!("mutation {{ retryTask(id: {id}) {{ state }} }}"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "CONFLICT",
+        "{body}"
+    );
+    let (status, _) = call(
+        &client,
+        Method::POST,
+        &format!("{base}/graphql"),
+        Some(ALL),
+        Some("{not json"),
+    )
+    .await;
+    assert_eq!(status, 400);
+    worker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_graphql_operation_needs_its_permission() {
+    let tasker = engine().await;
+    let base = serve(tasker.clone(), ApiConfig::new(tokens())).await;
+    let client = Client::new();
+    let (_, created) = call(
+        &client,
+        Method::POST,
+        &format!("{base}/tasks"),
+        Some(ALL),
+        Some(r#"{"namespace": "tests", "name": "diamond", "context": {"value": 1}}"#),
+    )
+    .await;
+    let task_id = created["task"]["task_id"].as_i64().unwrap();
+    let step_id = created["task"]["steps"][0]["step_id"].as_i64().unwrap();
+    let query_for = |operation: &str| -> String {
+        match operation {
+            "tasks" => "{ tasks { taskId } }".to_owned(),
+            "task" => format!("{{ task(id: {task_id}) {{ taskId }} }}"),
+            "step" => format!("{{ step(id: {step_id}) {{ name }} }}"),
+            "handlers" => "{ handlers { name } }".to_owned(),
+            "createTask" => r#"mutation { createTask(input: {namespace: "tests", name: "diamond", context: {value: 2}}) { taskId } }"#.to_owned(),
+            "cancelTask" => format!("mutation {{ cancelTask(id: {task_id}) {{ state }} }}"),
+            "retryTask" => format!("mutation {{ retryTask(id: {task_id}) {{ state }} }}"),
+            "retryStep" => format!("mutation {{ retryStep(id: {step_id}) }}"),
+            "resolveStep" => format!("mutation {{ resolveStep(id: {step_id}, output: 1) }}"),
+            other => panic!("no query for {other}: add one"),
+        }
+    };
+    for (operation, permission) in tasker::api::GRAPHQL_OPERATIONS {
+        let query = query_for(operation);
+        let (status, body) = graphql(
+            &client,
+            &base,
+            Some(&format!("all-but:{permission}")),
+            &query,
+        )
+        .await;
+        assert_eq!(
+            status,
+            StatusCode::FORBIDDEN,
+            "{operation} without {permission}: {body}"
+        );
+        assert_eq!(
+            body["errors"][0]["extensions"]["code"], "FORBIDDEN",
+            "{body}"
+        );
+        let (status, body) =
+            graphql(&client, &base, Some(&format!("only:{permission}")), &query).await;
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "{operation} with {permission}: {body}"
+        );
+        let codes: Vec<&Value> = body["errors"]
+            .as_array()
+            .map(|e| e.iter().map(|x| &x["extensions"]["code"]).collect())
+            .unwrap_or_default();
+        assert!(!codes.contains(&&json!("FORBIDDEN")), "{operation}: {body}");
+        let (status, _) = graphql(&client, &base, None, &query).await;
+        assert_eq!(
+            status,
+            StatusCode::UNAUTHORIZED,
+            "{operation} without credentials"
+        );
+    }
+    // The schema lists exactly these operations.
+    let sdl = tasker::api::graphql_sdl();
+    for (operation, _) in tasker::api::GRAPHQL_OPERATIONS {
+        assert!(
+            sdl.contains(&format!("{operation}(")) || sdl.contains(&format!("{operation}:")),
+            "{operation} not in\n{sdl}"
+        );
+    }
+}
