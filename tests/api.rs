@@ -770,6 +770,7 @@ async fn every_graphql_operation_needs_its_permission() {
             "cancelTask" => format!("mutation {{ cancelTask(id: {task_id}) {{ state }} }}"),
             "retryTask" => format!("mutation {{ retryTask(id: {task_id}) {{ state }} }}"),
             "retryStep" => format!("mutation {{ retryStep(id: {step_id}) }}"),
+            "cancelStep" => format!("mutation {{ cancelStep(id: {step_id}) }}"),
             "resolveStep" => format!("mutation {{ resolveStep(id: {step_id}, output: 1) }}"),
             other => panic!("no query for {other}: add one"),
         }

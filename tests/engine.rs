@@ -425,6 +425,69 @@ async fn cancel_discards_the_running_attempt<S: Store>(store: S) {
     assert!(err.to_string().contains("is already cancelled"), "{err}");
 }
 
+async fn cancelling_a_step_cancels_what_follows_and_ends_the_task_cancelled<S: Store>(store: S) {
+    let tasker = tasker_tests::tasker(store, flaky_tasker_parts).await;
+    let worker = tasker.start_worker();
+    // While `work` runs, cancel `after`: `work` still completes, then the
+    // task ends cancelled instead of complete.
+    let script = Script {
+        sleep_ms: 400,
+        key: "cancel-step".into(),
+        ..Script::default()
+    };
+    let id = tasker
+        .create_task(Flaky::request(script))
+        .await
+        .unwrap()
+        .task_id();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while tasker.task(id).await.unwrap().steps[0].state != StepState::InProgress {
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let task = tasker.task(id).await.unwrap();
+    tasker
+        .cancel_step(task.steps[1].step_id, "ops")
+        .await
+        .unwrap();
+    let task = tasker.wait_for_task(id, WAIT).await.unwrap();
+    assert_eq!(task.state, TaskState::Cancelled, "{task:?}");
+    assert_eq!(task.steps[0].state, StepState::Complete);
+    assert_eq!(task.steps[1].state, StepState::Cancelled);
+    assert_legal(&tasker.transitions(id).await.unwrap());
+
+    // Cancelling the first step cancels both; nothing is left to run.
+    let permanent = Script {
+        permanent_until_switched: true,
+        key: "cancel-step-2".into(),
+        ..Script::default()
+    };
+    let id = tasker
+        .create_task(Flaky::request(permanent))
+        .await
+        .unwrap()
+        .task_id();
+    let task = tasker.wait_for_task(id, WAIT).await.unwrap();
+    assert_eq!(task.state, TaskState::Error);
+    tasker
+        .cancel_step(task.steps[0].step_id, "ops")
+        .await
+        .unwrap();
+    let task = tasker.task(id).await.unwrap();
+    assert_eq!(task.state, TaskState::Cancelled);
+    assert!(task.steps.iter().all(|s| s.state == StepState::Cancelled));
+    let err = tasker
+        .cancel_step(task.steps[0].step_id, "ops")
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("can no longer be cancelled"),
+        "{err}"
+    );
+    assert_legal(&tasker.transitions(id).await.unwrap());
+    worker.shutdown().await;
+}
+
 async fn resolve_by_hand_releases_children<S: Store>(store: S) {
     let tasker = tasker_tests::tasker(store, flaky_tasker_parts).await;
     let worker = tasker.start_worker();
@@ -571,6 +634,7 @@ conformance!(
     exhausted_retries_then_operator_retry_task,
     cancel_discards_the_running_attempt,
     resolve_by_hand_releases_children,
+    cancelling_a_step_cancels_what_follows_and_ends_the_task_cancelled,
     graceful_shutdown_drains_in_flight_steps,
     startup_refuses_unknown_and_changed_handlers,
 );

@@ -313,6 +313,62 @@ impl PgStore {
                     .await?;
                     set_task_state(conn, task_id.0, &state, "cancelled", &actor).await?;
                 }
+                OperatorAction::CancelStep(step_id) => {
+                    let task_id = task_of_step(conn, step_id.0).await?;
+                    let task_state = lock_task(conn, task_id).await?;
+                    if matches!(task_state.as_str(), "complete" | "cancelled" | "resolved_manually") {
+                        return Err(conflict(format!(
+                            "task {task_id} is {task_state}; its steps can no longer be cancelled"
+                        )));
+                    }
+                    let step_state = lock_step(conn, step_id.0).await?;
+                    if !matches!(step_state.as_str(), "pending" | "ready" | "in_progress" | "error") {
+                        return Err(conflict(format!(
+                            "step {step_id} is already {step_state}; only an unfinished step can be cancelled"
+                        )));
+                    }
+                    // The step and every unfinished step after it.
+                    let cancelled = sql_query(
+                        "WITH RECURSIVE down(id) AS (
+                           SELECT $1::bigint
+                           UNION SELECT e.to_step_id FROM tasker_workflow_step_edges e JOIN down ON e.from_step_id = down.id
+                         ), old AS (
+                           SELECT s.workflow_step_id, s.task_id, s.state, s.attempts
+                           FROM tasker_workflow_steps s JOIN down ON s.workflow_step_id = down.id
+                           WHERE s.state IN ('pending', 'ready', 'in_progress', 'error')
+                           FOR UPDATE OF s
+                         ), upd AS (
+                           UPDATE tasker_workflow_steps w SET state = 'cancelled', lease_expires_at = NULL,
+                             updated_at = now()
+                           FROM old WHERE w.workflow_step_id = old.workflow_step_id
+                           RETURNING w.workflow_step_id
+                         ), audit AS (
+                           INSERT INTO tasker_workflow_step_transitions
+                             (workflow_step_id, task_id, from_state, to_state, attempt, actor)
+                           SELECT old.workflow_step_id, old.task_id, old.state, 'cancelled', old.attempts, $2
+                           FROM old JOIN upd ON upd.workflow_step_id = old.workflow_step_id
+                         )
+                         SELECT count(*) AS count FROM upd",
+                    )
+                    .bind::<BigInt, _>(step_id.0)
+                    .bind::<Text, _>(&actor)
+                    .get_result::<CountRow>(conn)
+                    .await?
+                    .count;
+                    let remaining = sql_query(
+                        "UPDATE tasker_tasks SET unfinished_steps = unfinished_steps - $2, updated_at = now()
+                         WHERE task_id = $1 RETURNING unfinished_steps::bigint AS count",
+                    )
+                    .bind::<BigInt, _>(task_id)
+                    .bind::<Integer, _>(cancelled as i32)
+                    .get_result::<CountRow>(conn)
+                    .await?
+                    .count;
+                    // Nothing left to run or to retry: the task ends cancelled.
+                    if remaining == 0 {
+                        set_task_state(conn, task_id, &task_state, "cancelled", &actor).await?;
+                    }
+                }
                 OperatorAction::ResolveStep { step_id, output } => {
                     let task_id = task_of_step(conn, step_id.0).await?;
                     let task_state = lock_task(conn, task_id).await?;
@@ -363,7 +419,8 @@ impl PgStore {
                     .await?
                     .count;
                     if unfinished == 0 {
-                        set_task_state(conn, task_id, &task_state, "complete", &actor).await?;
+                        let end = if cancelled_steps(conn, task_id).await? > 0 { "cancelled" } else { "complete" };
+                        set_task_state(conn, task_id, &task_state, end, &actor).await?;
                     } else if task_state == "error" && errored_steps(conn, task_id).await? == 0 {
                         set_task_state(conn, task_id, "error", "in_progress", &actor).await?;
                     }
@@ -426,6 +483,16 @@ async fn lock_step(conn: &mut AsyncPgConnection, step_id: i64) -> Result<String,
             what: "step",
             id: step_id,
         }))
+}
+
+async fn cancelled_steps(conn: &mut AsyncPgConnection, task_id: i64) -> Result<i64, TxError> {
+    Ok(sql_query(
+        "SELECT count(*) AS count FROM tasker_workflow_steps WHERE task_id = $1 AND state = 'cancelled'",
+    )
+    .bind::<BigInt, _>(task_id)
+    .get_result::<CountRow>(conn)
+    .await?
+    .count)
 }
 
 async fn errored_steps(conn: &mut AsyncPgConnection, task_id: i64) -> Result<i64, TxError> {
@@ -663,13 +730,18 @@ WITH input AS (
   SELECT task_id, count(*)::int AS n, max(workflow_step_id) AS last_step FROM done GROUP BY task_id
 ), finished AS (
   UPDATE tasker_tasks t SET unfinished_steps = t.unfinished_steps - d.n,
-    state = CASE WHEN t.unfinished_steps = d.n AND t.state = 'in_progress' THEN 'complete' ELSE t.state END,
+    state = CASE WHEN t.unfinished_steps = d.n AND t.state = 'in_progress'
+                 THEN CASE WHEN EXISTS (SELECT 1 FROM tasker_workflow_steps x
+                                        WHERE x.task_id = t.task_id AND x.state = 'cancelled')
+                           THEN 'cancelled' ELSE 'complete' END
+                 ELSE t.state END,
     updated_at = now()
   FROM steps_done d WHERE t.task_id = d.task_id
   RETURNING t.task_id, t.state, t.unfinished_steps
 ), finished_audit AS (
   INSERT INTO tasker_task_transitions (task_id, from_state, to_state, actor)
-  SELECT task_id, 'in_progress', 'complete', $4 FROM finished WHERE state = 'complete' AND unfinished_steps = 0
+  SELECT task_id, 'in_progress', state, $4 FROM finished
+  WHERE state IN ('complete', 'cancelled') AND unfinished_steps = 0
 ), wake AS (
   SELECT pg_notify($5, '') FROM (SELECT 1 FROM released WHERE state = 'ready' LIMIT 1) r
 )
@@ -678,7 +750,7 @@ SELECT (d.workflow_step_id IS NOT NULL)::int::bigint AS applied,
         WHERE e.from_step_id = i.step_id AND r.state = 'ready')
          + 0 * (SELECT count(*) FROM wake) AS released,
        (SELECT f.state FROM finished f JOIN steps_done sd ON sd.task_id = f.task_id
-        WHERE f.task_id = d.task_id AND f.state = 'complete' AND f.unfinished_steps = 0
+        WHERE f.task_id = d.task_id AND f.state IN ('complete', 'cancelled') AND f.unfinished_steps = 0
           AND sd.last_step = i.step_id) AS task_state,
        n.workflow_step_id AS next_step_id, n.task_id AS next_task_id,
        n.named_task_id AS next_named_task_id, n.name AS next_name, n.position AS next_position,
@@ -727,13 +799,18 @@ WITH input AS (
   SELECT task_id, count(*)::int AS n, max(workflow_step_id) AS last_step FROM done GROUP BY task_id
 ), finished AS (
   UPDATE tasker_tasks t SET unfinished_steps = t.unfinished_steps - d.n,
-    state = CASE WHEN t.unfinished_steps = d.n AND t.state = 'in_progress' THEN 'complete' ELSE t.state END,
+    state = CASE WHEN t.unfinished_steps = d.n AND t.state = 'in_progress'
+                 THEN CASE WHEN EXISTS (SELECT 1 FROM tasker_workflow_steps x
+                                        WHERE x.task_id = t.task_id AND x.state = 'cancelled')
+                           THEN 'cancelled' ELSE 'complete' END
+                 ELSE t.state END,
     updated_at = now()
   FROM steps_done d WHERE t.task_id = d.task_id
   RETURNING t.task_id, t.state, t.unfinished_steps
 ), finished_audit AS (
   INSERT INTO tasker_task_transitions (task_id, from_state, to_state, actor)
-  SELECT task_id, 'in_progress', 'complete', $4 FROM finished WHERE state = 'complete' AND unfinished_steps = 0
+  SELECT task_id, 'in_progress', state, $4 FROM finished
+  WHERE state IN ('complete', 'cancelled') AND unfinished_steps = 0
 ), wake AS (
   SELECT pg_notify($5, '') FROM (SELECT 1 FROM released WHERE state = 'ready' LIMIT 1) r
 )
@@ -742,7 +819,7 @@ SELECT (d.workflow_step_id IS NOT NULL)::int::bigint AS applied,
         WHERE e.from_step_id = i.step_id AND r.state = 'ready')
          + 0 * (SELECT count(*) FROM wake) AS released,
        (SELECT f.state FROM finished f JOIN steps_done sd ON sd.task_id = f.task_id
-        WHERE f.task_id = d.task_id AND f.state = 'complete' AND f.unfinished_steps = 0
+        WHERE f.task_id = d.task_id AND f.state IN ('complete', 'cancelled') AND f.unfinished_steps = 0
           AND sd.last_step = i.step_id) AS task_state,
        NULL::bigint AS next_step_id, NULL::bigint AS next_task_id, NULL::bigint AS next_named_task_id,
        NULL::text AS next_name, NULL::int AS next_position, NULL::int AS next_attempts,
@@ -1074,16 +1151,7 @@ impl Store for PgStore {
         .load::<UnfinishedRow>(&mut conn)
         .await
         .map_err(db("listing unfinished handlers"))?;
-        Ok(rows
-            .into_iter()
-            .map(|r| UnfinishedHandler {
-                namespace: r.namespace,
-                name: r.name,
-                version: r.version,
-                fingerprint: r.fingerprint,
-                tasks: r.tasks,
-            })
-            .collect())
+        Ok(rows.into_iter().map(UnfinishedHandler::from).collect())
     }
 
     async fn create_task(&self, task: NewTask) -> Result<Created, StoreError> {
@@ -1345,17 +1413,10 @@ impl Store for PgStore {
 
     async fn task_of_step(&self, step_id: StepId) -> Result<TaskId, StoreError> {
         let mut conn = self.conn().await?;
-        sql_query("SELECT task_id AS id FROM tasker_workflow_steps WHERE workflow_step_id = $1")
-            .bind::<BigInt, _>(step_id.0)
-            .get_results::<IdRow>(&mut conn)
+        task_of_step(&mut conn, step_id.0)
             .await
-            .map_err(db("reading a step"))?
-            .pop()
-            .map(|r| TaskId(r.id))
-            .ok_or(StoreError::NotFound {
-                what: "step",
-                id: step_id.0,
-            })
+            .map(TaskId)
+            .map_err(|e| e.into_store("reading a step"))
     }
 
     async fn ready_steps(&self) -> Result<i64, StoreError> {

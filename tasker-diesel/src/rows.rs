@@ -234,6 +234,18 @@ pub(crate) struct UnfinishedRow {
     pub(crate) tasks: i64,
 }
 
+impl From<UnfinishedRow> for tasker::store::UnfinishedHandler {
+    fn from(r: UnfinishedRow) -> Self {
+        tasker::store::UnfinishedHandler {
+            namespace: r.namespace,
+            name: r.name,
+            version: r.version,
+            fingerprint: r.fingerprint,
+            tasks: r.tasks,
+        }
+    }
+}
+
 #[derive(QueryableByName)]
 pub(crate) struct StateCountRow {
     #[diesel(sql_type = Text)]

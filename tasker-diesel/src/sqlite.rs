@@ -275,6 +275,16 @@ fn step_state(conn: &mut SqliteConnection, step_id: i64) -> Tx<StepStateRow> {
         }))
 }
 
+fn count_in_state(conn: &mut SqliteConnection, task_id: i64, state: &str) -> Tx<i64> {
+    Ok(sql_query(
+        "SELECT count(*) AS count FROM tasker_workflow_steps WHERE task_id = ? AND state = ?",
+    )
+    .bind::<BigInt, _>(task_id)
+    .bind::<Text, _>(state)
+    .get_result::<CountRow>(conn)?
+    .count)
+}
+
 fn errored_steps(conn: &mut SqliteConnection, task_id: i64) -> Tx<i64> {
     Ok(sql_query(
         "SELECT count(*) AS count FROM tasker_workflow_steps WHERE task_id = ? AND state = 'error'",
@@ -328,7 +338,13 @@ fn finish_step(
     if task.unfinished_steps == 0
         && matches!(task.state.as_str(), "pending" | "in_progress" | "error")
     {
-        completed = set_task_state(conn, task_id, &task.state, "complete", actor)?;
+        // A task with a cancelled step ends cancelled, not complete.
+        let end = if count_in_state(conn, task_id, "cancelled")? > 0 {
+            "cancelled"
+        } else {
+            "complete"
+        };
+        completed = set_task_state(conn, task_id, &task.state, end, actor)?;
     }
     Ok((released, completed))
 }
@@ -423,6 +439,70 @@ fn operator(conn: &mut SqliteConnection, action: OperatorAction, actor: &str) ->
                 )?;
             }
             set_task_state(conn, task_id.0, &task.state, "cancelled", actor)?;
+        }
+        OperatorAction::CancelStep(step_id) => {
+            let step = step_state(conn, step_id.0)?;
+            let task = task_state(conn, step.task_id)?;
+            if matches!(
+                task.state.as_str(),
+                "complete" | "cancelled" | "resolved_manually"
+            ) {
+                return conflict(format!(
+                    "task {} is {}; its steps can no longer be cancelled",
+                    step.task_id, task.state
+                ));
+            }
+            if !matches!(
+                step.state.as_str(),
+                "pending" | "ready" | "in_progress" | "error"
+            ) {
+                return conflict(format!(
+                    "step {step_id} is already {}; only an unfinished step can be cancelled",
+                    step.state
+                ));
+            }
+            // The step and every unfinished step after it.
+            let doomed = sql_query(
+                "WITH RECURSIVE down(id) AS (
+                   SELECT ?
+                   UNION SELECT e.to_step_id FROM tasker_workflow_step_edges e JOIN down ON e.from_step_id = down.id
+                 )
+                 SELECT s.workflow_step_id, s.task_id, s.state, s.attempts
+                 FROM tasker_workflow_steps s JOIN down ON s.workflow_step_id = down.id
+                 WHERE s.state IN ('pending', 'ready', 'in_progress', 'error')",
+            )
+            .bind::<BigInt, _>(step_id.0)
+            .load::<StepStateRow>(conn)?;
+            for s in &doomed {
+                sql_query(
+                    "UPDATE tasker_workflow_steps SET state = 'cancelled', lease_expires_at = NULL, updated_at = ?
+                     WHERE workflow_step_id = ?",
+                )
+                .bind::<BigInt, _>(now_ms())
+                .bind::<BigInt, _>(s.workflow_step_id)
+                .execute(conn)?;
+                step_audit(
+                    conn,
+                    (s.workflow_step_id, s.task_id),
+                    Some(&s.state),
+                    "cancelled",
+                    Some(s.attempts),
+                    actor,
+                    None,
+                )?;
+            }
+            let remaining = sql_query(
+                "UPDATE tasker_tasks SET unfinished_steps = unfinished_steps - ?, updated_at = ?
+                 WHERE task_id = ? RETURNING state, unfinished_steps",
+            )
+            .bind::<Integer, _>(doomed.len() as i32)
+            .bind::<BigInt, _>(now_ms())
+            .bind::<BigInt, _>(step.task_id)
+            .get_result::<TaskStateRow>(conn)?;
+            // Nothing left to run or to retry: the task ends cancelled.
+            if remaining.unfinished_steps == 0 {
+                set_task_state(conn, step.task_id, &task.state, "cancelled", actor)?;
+            }
         }
         OperatorAction::ResolveStep { step_id, output } => {
             let step = step_state(conn, step_id.0)?;
@@ -705,16 +785,7 @@ impl Store for SqliteStore {
                  GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4",
             )
             .load::<UnfinishedRow>(conn)?;
-            Ok(rows
-                .into_iter()
-                .map(|r| UnfinishedHandler {
-                    namespace: r.namespace,
-                    name: r.name,
-                    version: r.version,
-                    fingerprint: r.fingerprint,
-                    tasks: r.tasks,
-                })
-                .collect())
+            Ok(rows.into_iter().map(UnfinishedHandler::from).collect())
         })
         .await
     }

@@ -566,6 +566,14 @@ impl<S: Store> Tasker<S> {
             .await
     }
 
+    /// Cancels one unfinished step and every unfinished step after it; the
+    /// rest of the task runs on, and the task ends `cancelled` once nothing
+    /// else is left to run.
+    pub async fn cancel_step(&self, step_id: StepId, actor: &str) -> Result<()> {
+        self.operator(OperatorAction::CancelStep(step_id), actor)
+            .await
+    }
+
     /// Marks a step done by hand with `output` for the steps that read it.
     pub async fn resolve_step(
         &self,
@@ -582,7 +590,9 @@ impl<S: Store> Tasker<S> {
         let store = &self.inner.store;
         let task_id = match &action {
             OperatorAction::RetryTask(id) | OperatorAction::CancelTask(id) => *id,
-            OperatorAction::RetryStep(step) | OperatorAction::ResolveStep { step_id: step, .. } => {
+            OperatorAction::RetryStep(step)
+            | OperatorAction::CancelStep(step)
+            | OperatorAction::ResolveStep { step_id: step, .. } => {
                 store.task_of_step(*step).await?
             }
         };

@@ -145,7 +145,7 @@ built_in! {
     STEP_RETRY_REQUESTED = "step.retry_requested", Step, ["task_id", "step_id", "namespace", "name", "version", "step", "actor"],
         "An operator gave a failed step a new set of attempts.";
     STEP_CANCELLED = "step.cancelled", Step, ["task_id", "step_id", "namespace", "name", "version", "step", "actor"],
-        "The step was cancelled with its task.";
+        "The step was cancelled: with its task, or by itself together with the steps after it.";
     STEP_RESOLVED_MANUALLY = "step.resolved_manually", Step, ["task_id", "step_id", "namespace", "name", "version", "step", "actor", "data"],
         "An operator marked the step done by hand, with `data` as its output.";
     STEP_RESULT_DISCARDED = "step.result_discarded", Step, ["task_id", "step_id", "namespace", "name", "version", "step", "attempt"],

@@ -366,6 +366,10 @@ pub enum OperatorAction {
     RetryStep(StepId),
     /// Cancel the task and every unfinished step.
     CancelTask(TaskId),
+    /// Cancel one unfinished step and every unfinished step after it. The
+    /// rest of the task runs on; a task with a cancelled step ends
+    /// `cancelled` once nothing else is left to run.
+    CancelStep(StepId),
     /// Mark a step done by hand, with an output for the steps that read it.
     ResolveStep {
         /// The step.

@@ -30,6 +30,7 @@ pub const GRAPHQL_OPERATIONS: &[(&str, &str)] = &[
     ("cancelTask", "tasker.task:cancel"),
     ("retryTask", "tasker.task:retry"),
     ("retryStep", "tasker.workflow_step:retry"),
+    ("cancelStep", "tasker.workflow_step:cancel"),
     ("resolveStep", "tasker.workflow_step:resolve"),
 ];
 
@@ -44,6 +45,7 @@ trait Backend: Send + Sync {
     fn cancel(&self, id: TaskId, actor: String) -> BoxFut<'_, ()>;
     fn retry(&self, id: TaskId, actor: String) -> BoxFut<'_, ()>;
     fn retry_step(&self, id: StepId, actor: String) -> BoxFut<'_, ()>;
+    fn cancel_step(&self, id: StepId, actor: String) -> BoxFut<'_, ()>;
     fn resolve_step(&self, id: StepId, output: Value, actor: String) -> BoxFut<'_, ()>;
     fn registry(&self) -> &Registry;
 }
@@ -72,6 +74,9 @@ impl<S: Store> Backend for Tasker<S> {
     }
     fn resolve_step(&self, id: StepId, output: Value, actor: String) -> BoxFut<'_, ()> {
         Box::pin(async move { Tasker::resolve_step(self, id, output, &actor).await })
+    }
+    fn cancel_step(&self, id: StepId, actor: String) -> BoxFut<'_, ()> {
+        Box::pin(async move { Tasker::cancel_step(self, id, &actor).await })
     }
     fn registry(&self) -> &Registry {
         Tasker::registry(self)
@@ -336,6 +341,17 @@ impl MutationRoot {
         let (backend, caller) = guard(ctx, "tasker.workflow_step:retry")?;
         backend
             .retry_step(StepId(id), caller.principal.subject.clone())
+            .await
+            .map_err(gql_error)?;
+        Ok(true)
+    }
+
+    /// Cancels a step and the unfinished steps after it
+    /// (`tasker.workflow_step:cancel`).
+    async fn cancel_step(&self, ctx: &Context<'_>, id: i64) -> async_graphql::Result<bool> {
+        let (backend, caller) = guard(ctx, "tasker.workflow_step:cancel")?;
+        backend
+            .cancel_step(StepId(id), caller.principal.subject.clone())
             .await
             .map_err(gql_error)?;
         Ok(true)

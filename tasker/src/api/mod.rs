@@ -81,6 +81,7 @@ routes! {
     "GET" "/steps/{step_id}" Some("tasker.workflow_step:show"), "One step of a task.";
     "POST" "/steps/{step_id}/retry" Some("tasker.workflow_step:retry"), "Retry a step in error.";
     "POST" "/steps/{step_id}/resolve" Some("tasker.workflow_step:resolve"), "Resolve a step by hand (body: {\"output\": ...}).";
+    "POST" "/steps/{step_id}/cancel" Some("tasker.workflow_step:cancel"), "Cancel a step and the unfinished steps after it.";
     "GET" "/handlers" Some("tasker.handler:index"), "Namespaces, handlers and versions.";
     "GET" "/handlers/{namespace}/{name}" Some("tasker.handler:show"), "One handler with its step graph (version=...).";
     "GET" "/handlers/{namespace}/{name}/diagram" Some("tasker.handler:show"), "A handler's graph (format=mermaid|dot, version=...).";
@@ -244,6 +245,7 @@ pub fn router<S: Store>(tasker: Tasker<S>, config: ApiConfig) -> Router {
         .route("/steps/{step_id}", get(show_step::<S>))
         .route("/steps/{step_id}/retry", post(retry_step::<S>))
         .route("/steps/{step_id}/resolve", post(resolve_step::<S>))
+        .route("/steps/{step_id}/cancel", post(cancel_step::<S>))
         .route("/handlers", get(list_handlers::<S>))
         .route("/handlers/{namespace}/{name}", get(show_handler::<S>))
         .route(
@@ -550,6 +552,20 @@ async fn retry_step<S: Store>(
     let step_id = StepId(parse_id(&id, "step_id")?);
     api.tasker.retry_step(step_id, &who.subject).await?;
     Ok(Json(json!({ "step_id": step_id, "state": "ready" })))
+}
+
+async fn cancel_step<S: Store>(
+    State(api): Shared<S>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let who = authorize(&api, &headers, "tasker.workflow_step:cancel").await?;
+    let step_id = StepId(parse_id(&id, "step_id")?);
+    api.tasker.cancel_step(step_id, &who.subject).await?;
+    let task_id = api.tasker.store().task_of_step(step_id).await?;
+    Ok(Json(
+        json!({ "step_id": step_id, "state": "cancelled", "task": api.tasker.task(task_id).await? }),
+    ))
 }
 
 #[derive(Deserialize)]
