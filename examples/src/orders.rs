@@ -277,7 +277,7 @@ impl ProcessOrder {
     }
 }
 
-/// A sample order of `lines` widgets.
+/// A sample order: two widgets and a gadget, paid with `card_token`.
 pub fn sample_order(order_id: i64, card_token: &str) -> Order {
     Order {
         order_id,
