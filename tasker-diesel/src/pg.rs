@@ -25,8 +25,8 @@ use tasker::{StepId, TaskId, TaskState};
 use tokio::sync::Notify;
 
 use crate::rows::{
-    lease_expired_error, ClaimRow, CountRow, IdRow, StateCountRow, StepRow, TaskRow, TransitionRow,
-    UnfinishedRow,
+    lease_expired_error, step_finished, task_finished, ClaimRow, CountRow, IdRow, StateCountRow,
+    StepRow, TaskRow, TransitionRow, UnfinishedRow,
 };
 use crate::MIGRATIONS_POSTGRES;
 
@@ -287,7 +287,7 @@ impl PgStore {
                 }
                 OperatorAction::CancelTask(task_id) => {
                     let state = lock_task(conn, task_id.0).await?;
-                    if matches!(state.as_str(), "complete" | "cancelled" | "resolved_manually") {
+                    if task_finished(&state) {
                         return Err(conflict(format!(
                             "task {task_id} is already {state}; only an unfinished task can be cancelled"
                         )));
@@ -316,13 +316,13 @@ impl PgStore {
                 OperatorAction::CancelStep(step_id) => {
                     let task_id = task_of_step(conn, step_id.0).await?;
                     let task_state = lock_task(conn, task_id).await?;
-                    if matches!(task_state.as_str(), "complete" | "cancelled" | "resolved_manually") {
+                    if task_finished(&task_state) {
                         return Err(conflict(format!(
                             "task {task_id} is {task_state}; its steps can no longer be cancelled"
                         )));
                     }
                     let step_state = lock_step(conn, step_id.0).await?;
-                    if !matches!(step_state.as_str(), "pending" | "ready" | "in_progress" | "error") {
+                    if step_finished(&step_state) {
                         return Err(conflict(format!(
                             "step {step_id} is already {step_state}; only an unfinished step can be cancelled"
                         )));
@@ -372,13 +372,13 @@ impl PgStore {
                 OperatorAction::ResolveStep { step_id, output } => {
                     let task_id = task_of_step(conn, step_id.0).await?;
                     let task_state = lock_task(conn, task_id).await?;
-                    if matches!(task_state.as_str(), "complete" | "cancelled" | "resolved_manually") {
+                    if task_finished(&task_state) {
                         return Err(conflict(format!(
                             "task {task_id} is {task_state}; its steps can no longer be resolved"
                         )));
                     }
                     let step_state = lock_step(conn, step_id.0).await?;
-                    if !matches!(step_state.as_str(), "pending" | "ready" | "in_progress" | "error") {
+                    if step_finished(&step_state) {
                         return Err(conflict(format!(
                             "step {step_id} is already {step_state}; only an unfinished step can be resolved"
                         )));

@@ -260,6 +260,16 @@ impl StateCountRow {
     }
 }
 
+/// Whether a stored task state is final (see `TaskState::is_finished`).
+pub(crate) fn task_finished(state: &str) -> bool {
+    state.parse::<TaskState>().is_ok_and(TaskState::is_finished)
+}
+
+/// Whether a stored step state is final (see `StepState::is_finished`).
+pub(crate) fn step_finished(state: &str) -> bool {
+    state.parse::<StepState>().is_ok_and(StepState::is_finished)
+}
+
 /// The error stored for a step whose lease expired.
 pub(crate) fn lease_expired_error() -> String {
     serde_json::to_string(

@@ -19,8 +19,8 @@ use tasker::{StepId, TaskId, TaskState};
 use tokio::sync::Notify;
 
 use crate::rows::{
-    lease_expired_error, ClaimRow, CountRow, IdRow, StateCountRow, StepRow, TaskRow, TransitionRow,
-    UnfinishedRow,
+    lease_expired_error, step_finished, task_finished, ClaimRow, CountRow, IdRow, StateCountRow,
+    StepRow, TaskRow, TransitionRow, UnfinishedRow,
 };
 use crate::MIGRATIONS_SQLITE;
 
@@ -349,6 +349,29 @@ fn finish_step(
     Ok((released, completed))
 }
 
+/// Cancels `steps`, audited.
+fn cancel_steps(conn: &mut SqliteConnection, steps: &[StepStateRow], actor: &str) -> Tx<()> {
+    for step in steps {
+        sql_query(
+            "UPDATE tasker_workflow_steps SET state = 'cancelled', lease_expires_at = NULL, updated_at = ?
+             WHERE workflow_step_id = ?",
+        )
+        .bind::<BigInt, _>(now_ms())
+        .bind::<BigInt, _>(step.workflow_step_id)
+        .execute(conn)?;
+        step_audit(
+            conn,
+            (step.workflow_step_id, step.task_id),
+            Some(&step.state),
+            "cancelled",
+            Some(step.attempts),
+            actor,
+            None,
+        )?;
+    }
+    Ok(())
+}
+
 fn give_new_attempts(conn: &mut SqliteConnection, step: &StepStateRow, actor: &str) -> Tx<()> {
     sql_query(
         "UPDATE tasker_workflow_steps SET state = 'ready', run_at = ?, max_attempts = attempts + attempt_budget,
@@ -405,10 +428,7 @@ fn operator(conn: &mut SqliteConnection, action: OperatorAction, actor: &str) ->
         }
         OperatorAction::CancelTask(task_id) => {
             let task = task_state(conn, task_id.0)?;
-            if matches!(
-                task.state.as_str(),
-                "complete" | "cancelled" | "resolved_manually"
-            ) {
+            if task_finished(&task.state) {
                 return conflict(format!(
                     "task {task_id} is already {}; only an unfinished task can be cancelled",
                     task.state
@@ -420,42 +440,19 @@ fn operator(conn: &mut SqliteConnection, action: OperatorAction, actor: &str) ->
             )
             .bind::<BigInt, _>(task_id.0)
             .load::<StepStateRow>(conn)?;
-            for step in &open {
-                sql_query(
-                    "UPDATE tasker_workflow_steps SET state = 'cancelled', lease_expires_at = NULL, updated_at = ?
-                     WHERE workflow_step_id = ?",
-                )
-                .bind::<BigInt, _>(now_ms())
-                .bind::<BigInt, _>(step.workflow_step_id)
-                .execute(conn)?;
-                step_audit(
-                    conn,
-                    (step.workflow_step_id, step.task_id),
-                    Some(&step.state),
-                    "cancelled",
-                    Some(step.attempts),
-                    actor,
-                    None,
-                )?;
-            }
+            cancel_steps(conn, &open, actor)?;
             set_task_state(conn, task_id.0, &task.state, "cancelled", actor)?;
         }
         OperatorAction::CancelStep(step_id) => {
             let step = step_state(conn, step_id.0)?;
             let task = task_state(conn, step.task_id)?;
-            if matches!(
-                task.state.as_str(),
-                "complete" | "cancelled" | "resolved_manually"
-            ) {
+            if task_finished(&task.state) {
                 return conflict(format!(
                     "task {} is {}; its steps can no longer be cancelled",
                     step.task_id, task.state
                 ));
             }
-            if !matches!(
-                step.state.as_str(),
-                "pending" | "ready" | "in_progress" | "error"
-            ) {
+            if step_finished(&step.state) {
                 return conflict(format!(
                     "step {step_id} is already {}; only an unfinished step can be cancelled",
                     step.state
@@ -473,24 +470,7 @@ fn operator(conn: &mut SqliteConnection, action: OperatorAction, actor: &str) ->
             )
             .bind::<BigInt, _>(step_id.0)
             .load::<StepStateRow>(conn)?;
-            for s in &doomed {
-                sql_query(
-                    "UPDATE tasker_workflow_steps SET state = 'cancelled', lease_expires_at = NULL, updated_at = ?
-                     WHERE workflow_step_id = ?",
-                )
-                .bind::<BigInt, _>(now_ms())
-                .bind::<BigInt, _>(s.workflow_step_id)
-                .execute(conn)?;
-                step_audit(
-                    conn,
-                    (s.workflow_step_id, s.task_id),
-                    Some(&s.state),
-                    "cancelled",
-                    Some(s.attempts),
-                    actor,
-                    None,
-                )?;
-            }
+            cancel_steps(conn, &doomed, actor)?;
             let remaining = sql_query(
                 "UPDATE tasker_tasks SET unfinished_steps = unfinished_steps - ?, updated_at = ?
                  WHERE task_id = ? RETURNING state, unfinished_steps",
@@ -507,19 +487,13 @@ fn operator(conn: &mut SqliteConnection, action: OperatorAction, actor: &str) ->
         OperatorAction::ResolveStep { step_id, output } => {
             let step = step_state(conn, step_id.0)?;
             let task = task_state(conn, step.task_id)?;
-            if matches!(
-                task.state.as_str(),
-                "complete" | "cancelled" | "resolved_manually"
-            ) {
+            if task_finished(&task.state) {
                 return conflict(format!(
                     "task {} is {}; its steps can no longer be resolved",
                     step.task_id, task.state
                 ));
             }
-            if !matches!(
-                step.state.as_str(),
-                "pending" | "ready" | "in_progress" | "error"
-            ) {
+            if step_finished(&step.state) {
                 return conflict(format!(
                     "step {step_id} is already {}; only an unfinished step can be resolved",
                     step.state
