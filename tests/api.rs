@@ -769,6 +769,7 @@ async fn every_graphql_operation_needs_its_permission() {
             "createTask" => r#"mutation { createTask(input: {namespace: "tests", name: "diamond", context: {value: 2}}) { taskId } }"#.to_owned(),
             "cancelTask" => format!("mutation {{ cancelTask(id: {task_id}) {{ state }} }}"),
             "retryTask" => format!("mutation {{ retryTask(id: {task_id}) {{ state }} }}"),
+            "resolveTask" => format!("mutation {{ resolveTask(id: {task_id}) {{ state }} }}"),
             "retryStep" => format!("mutation {{ retryStep(id: {step_id}) }}"),
             "cancelStep" => format!("mutation {{ cancelStep(id: {step_id}) }}"),
             "resolveStep" => format!("mutation {{ resolveStep(id: {step_id}, output: 1) }}"),

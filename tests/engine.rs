@@ -488,6 +488,41 @@ async fn cancelling_a_step_cancels_what_follows_and_ends_the_task_cancelled<S: S
     worker.shutdown().await;
 }
 
+async fn resolving_a_task_by_hand_finishes_it<S: Store>(store: S) {
+    let tasker = tasker_tests::tasker(store, flaky_tasker_parts).await;
+    let worker = tasker.start_worker();
+    let script = Script {
+        permanent_until_switched: true,
+        key: "resolve-task".into(),
+        ..Script::default()
+    };
+    let id = tasker
+        .create_task(Flaky::request(script))
+        .await
+        .unwrap()
+        .task_id();
+    assert_eq!(
+        tasker.wait_for_task(id, WAIT).await.unwrap().state,
+        TaskState::Error
+    );
+    tasker.resolve_task(id, "ops").await.unwrap();
+    let task = tasker.task(id).await.unwrap();
+    assert_eq!(task.state, TaskState::ResolvedManually);
+    assert!(
+        task.steps
+            .iter()
+            .all(|s| s.state == StepState::ResolvedManually),
+        "{task:?}"
+    );
+    assert_legal(&tasker.transitions(id).await.unwrap());
+    let err = tasker.resolve_task(id, "ops").await.unwrap_err();
+    assert!(
+        err.to_string().contains("is already resolved_manually"),
+        "{err}"
+    );
+    worker.shutdown().await;
+}
+
 async fn resolve_by_hand_releases_children<S: Store>(store: S) {
     let tasker = tasker_tests::tasker(store, flaky_tasker_parts).await;
     let worker = tasker.start_worker();
@@ -634,6 +669,7 @@ conformance!(
     exhausted_retries_then_operator_retry_task,
     cancel_discards_the_running_attempt,
     resolve_by_hand_releases_children,
+    resolving_a_task_by_hand_finishes_it,
     cancelling_a_step_cancels_what_follows_and_ends_the_task_cancelled,
     graceful_shutdown_drains_in_flight_steps,
     startup_refuses_unknown_and_changed_handlers,

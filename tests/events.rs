@@ -359,7 +359,11 @@ async fn broken_subscribers_never_break_or_stall_workflows() {
         of("Sleeper").dropped >= 1,
         "the full queue drops: {failures:?}"
     );
-    assert_eq!(of("Failer").errors, 10, "{failures:?}");
+    // Ten task.completed events: each an error, or dropped when the small
+    // queue was full.
+    let failer = of("Failer");
+    assert!(failer.errors >= 1, "{failures:?}");
+    assert_eq!(failer.errors + failer.dropped, 10, "{failures:?}");
     let metrics = tasker.metrics().encode();
     assert!(metrics.contains("kind=\"panic\""), "{metrics}");
 }

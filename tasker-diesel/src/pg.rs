@@ -180,6 +180,14 @@ impl PgStore {
                 Ok(conn)
             })
         });
+        // Fail early, with a clear message, when the server is unreachable
+        // (the pool would retry until its timeout).
+        drop(AsyncPgConnection::establish(url).await.map_err(|e| {
+            StoreError::Unavailable(format!(
+                "cannot connect to PostgreSQL at {}: {e}; is the server running and the URL right?",
+                redact(url)
+            ))
+        })?);
         let manager = AsyncDieselConnectionManager::new_with_config(url, config);
         let pool = Pool::builder()
             .max_size(options.pool_size)
@@ -189,13 +197,6 @@ impl PgStore {
             .map_err(|e| {
                 StoreError::Unavailable(format!("connecting to PostgreSQL failed: {e}"))
             })?;
-        // Fail early, with a clear message, when the server is unreachable.
-        drop(pool.get().await.map_err(|e| {
-            StoreError::Unavailable(format!(
-                "cannot connect to PostgreSQL at {}: {e}; is the server running and the URL right?",
-                redact(url)
-            ))
-        })?);
         let channel = format!("tasker_work_{schema}");
         let wakeups = Arc::new(Notify::new());
         let listener = tokio::spawn(listen(
@@ -312,6 +313,38 @@ impl PgStore {
                     .execute(conn)
                     .await?;
                     set_task_state(conn, task_id.0, &state, "cancelled", &actor).await?;
+                }
+                OperatorAction::ResolveTask(task_id) => {
+                    let state = lock_task(conn, task_id.0).await?;
+                    if task_finished(&state) {
+                        return Err(conflict(format!(
+                            "task {task_id} is already {state}; only an unfinished task can be resolved"
+                        )));
+                    }
+                    sql_query(
+                        "WITH old AS (
+                           SELECT workflow_step_id, task_id, state, attempts FROM tasker_workflow_steps
+                           WHERE task_id = $1 AND state IN ('pending', 'ready', 'in_progress', 'error')
+                           FOR UPDATE),
+                         s AS (
+                           UPDATE tasker_workflow_steps w SET state = 'resolved_manually', lease_expires_at = NULL,
+                             updated_at = now()
+                           FROM old WHERE w.workflow_step_id = old.workflow_step_id
+                           RETURNING w.workflow_step_id)
+                         INSERT INTO tasker_workflow_step_transitions
+                           (workflow_step_id, task_id, from_state, to_state, attempt, actor)
+                         SELECT old.workflow_step_id, old.task_id, old.state, 'resolved_manually', old.attempts, $2
+                         FROM old JOIN s ON s.workflow_step_id = old.workflow_step_id",
+                    )
+                    .bind::<BigInt, _>(task_id.0)
+                    .bind::<Text, _>(&actor)
+                    .execute(conn)
+                    .await?;
+                    sql_query("UPDATE tasker_tasks SET unfinished_steps = 0 WHERE task_id = $1")
+                        .bind::<BigInt, _>(task_id.0)
+                        .execute(conn)
+                        .await?;
+                    set_task_state(conn, task_id.0, &state, "resolved_manually", &actor).await?;
                 }
                 OperatorAction::CancelStep(step_id) => {
                     let task_id = task_of_step(conn, step_id.0).await?;

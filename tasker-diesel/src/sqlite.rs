@@ -349,13 +349,20 @@ fn finish_step(
     Ok((released, completed))
 }
 
-/// Cancels `steps`, audited.
-fn cancel_steps(conn: &mut SqliteConnection, steps: &[StepStateRow], actor: &str) -> Tx<()> {
+/// Moves `steps` to the final state `to` (cancelled or resolved by hand),
+/// audited.
+fn set_steps_state(
+    conn: &mut SqliteConnection,
+    steps: &[StepStateRow],
+    to: &str,
+    actor: &str,
+) -> Tx<()> {
     for step in steps {
         sql_query(
-            "UPDATE tasker_workflow_steps SET state = 'cancelled', lease_expires_at = NULL, updated_at = ?
+            "UPDATE tasker_workflow_steps SET state = ?, lease_expires_at = NULL, updated_at = ?
              WHERE workflow_step_id = ?",
         )
+        .bind::<Text, _>(to)
         .bind::<BigInt, _>(now_ms())
         .bind::<BigInt, _>(step.workflow_step_id)
         .execute(conn)?;
@@ -363,7 +370,7 @@ fn cancel_steps(conn: &mut SqliteConnection, steps: &[StepStateRow], actor: &str
             conn,
             (step.workflow_step_id, step.task_id),
             Some(&step.state),
-            "cancelled",
+            to,
             Some(step.attempts),
             actor,
             None,
@@ -440,8 +447,28 @@ fn operator(conn: &mut SqliteConnection, action: OperatorAction, actor: &str) ->
             )
             .bind::<BigInt, _>(task_id.0)
             .load::<StepStateRow>(conn)?;
-            cancel_steps(conn, &open, actor)?;
+            set_steps_state(conn, &open, "cancelled", actor)?;
             set_task_state(conn, task_id.0, &task.state, "cancelled", actor)?;
+        }
+        OperatorAction::ResolveTask(task_id) => {
+            let task = task_state(conn, task_id.0)?;
+            if task_finished(&task.state) {
+                return conflict(format!(
+                    "task {task_id} is already {}; only an unfinished task can be resolved",
+                    task.state
+                ));
+            }
+            let open = sql_query(
+                "SELECT workflow_step_id, task_id, state, attempts FROM tasker_workflow_steps
+                 WHERE task_id = ? AND state IN ('pending', 'ready', 'in_progress', 'error')",
+            )
+            .bind::<BigInt, _>(task_id.0)
+            .load::<StepStateRow>(conn)?;
+            set_steps_state(conn, &open, "resolved_manually", actor)?;
+            sql_query("UPDATE tasker_tasks SET unfinished_steps = 0 WHERE task_id = ?")
+                .bind::<BigInt, _>(task_id.0)
+                .execute(conn)?;
+            set_task_state(conn, task_id.0, &task.state, "resolved_manually", actor)?;
         }
         OperatorAction::CancelStep(step_id) => {
             let step = step_state(conn, step_id.0)?;
@@ -470,7 +497,7 @@ fn operator(conn: &mut SqliteConnection, action: OperatorAction, actor: &str) ->
             )
             .bind::<BigInt, _>(step_id.0)
             .load::<StepStateRow>(conn)?;
-            cancel_steps(conn, &doomed, actor)?;
+            set_steps_state(conn, &doomed, "cancelled", actor)?;
             let remaining = sql_query(
                 "UPDATE tasker_tasks SET unfinished_steps = unfinished_steps - ?, updated_at = ?
                  WHERE task_id = ? RETURNING state, unfinished_steps",

@@ -566,6 +566,13 @@ impl<S: Store> Tasker<S> {
             .await
     }
 
+    /// Marks a task done by hand: its unfinished steps are resolved without
+    /// an output and the task ends `resolved_manually`.
+    pub async fn resolve_task(&self, task_id: TaskId, actor: &str) -> Result<()> {
+        self.operator(OperatorAction::ResolveTask(task_id), actor)
+            .await
+    }
+
     /// Cancels one unfinished step and every unfinished step after it; the
     /// rest of the task runs on, and the task ends `cancelled` once nothing
     /// else is left to run.
@@ -589,7 +596,9 @@ impl<S: Store> Tasker<S> {
         tracing::info!(?action, actor, "operator action");
         let store = &self.inner.store;
         let task_id = match &action {
-            OperatorAction::RetryTask(id) | OperatorAction::CancelTask(id) => *id,
+            OperatorAction::RetryTask(id)
+            | OperatorAction::CancelTask(id)
+            | OperatorAction::ResolveTask(id) => *id,
             OperatorAction::RetryStep(step)
             | OperatorAction::CancelStep(step)
             | OperatorAction::ResolveStep { step_id: step, .. } => {
@@ -624,6 +633,9 @@ impl<S: Store> Tasker<S> {
         if before.state != after.state && after.state == TaskState::Cancelled {
             self.publish(task_event(names::TASK_CANCELLED));
         }
+        if before.state != after.state && after.state == TaskState::ResolvedManually {
+            self.publish(task_event(names::TASK_RESOLVED_MANUALLY));
+        }
         for (old, new) in before.steps.iter().zip(&after.steps) {
             let name = match (old.state, new.state) {
                 (StepState::Error, StepState::Ready) => names::STEP_RETRY_REQUESTED,
@@ -649,7 +661,10 @@ impl<S: Store> Tasker<S> {
             self.publish(task_event(names::TASK_COMPLETED));
         }
         if before.state != after.state
-            && matches!(after.state, TaskState::Complete | TaskState::Cancelled)
+            && matches!(
+                after.state,
+                TaskState::Complete | TaskState::Cancelled | TaskState::ResolvedManually
+            )
         {
             self.publish(task_event(names::WORKFLOW_TASK_FINALIZED).with_task_state(after.state));
         }

@@ -130,6 +130,8 @@ built_in! {
         "An operator retried the failed task.";
     TASK_CANCELLED = "task.cancelled", Task, ["task_id", "namespace", "name", "version", "actor"],
         "An operator cancelled the task.";
+    TASK_RESOLVED_MANUALLY = "task.resolved_manually", Task, ["task_id", "namespace", "name", "version", "actor"],
+        "An operator marked the task done by hand; its unfinished steps were resolved without output.";
     STEP_EXECUTION_REQUESTED = "step.execution_requested", Step, ["task_id", "step_id", "namespace", "name", "version", "step", "attempt", "worker"],
         "A worker claimed the step and is about to run this attempt.";
     STEP_BEFORE_HANDLE = "step.before_handle", Step, ["task_id", "step_id", "namespace", "name", "version", "step", "attempt"],
@@ -155,7 +157,7 @@ built_in! {
     WORKFLOW_NO_VIABLE_STEPS = "workflow.no_viable_steps", Workflow, ["worker"],
         "A worker that had been busy found nothing to run.";
     WORKFLOW_TASK_FINALIZED = "workflow.task_finalized", Workflow, ["task_id", "namespace", "name", "version", "task_state"],
-        "The task reached complete, error or cancelled; `task_state` says which.";
+        "The task reached complete, error, cancelled or resolved_manually; `task_state` says which.";
     REGISTRY_HANDLER_REGISTERED = "registry.handler_registered", Registry, ["namespace", "name", "version", "data"],
         "The engine recorded a handler at start-up (`data`: its fingerprint).";
     REGISTRY_HANDLER_REFUSED = "registry.handler_refused", Registry, ["namespace", "name", "version", "count", "error_message"],

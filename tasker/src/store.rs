@@ -366,6 +366,9 @@ pub enum OperatorAction {
     RetryStep(StepId),
     /// Cancel the task and every unfinished step.
     CancelTask(TaskId),
+    /// Mark the task done by hand: every unfinished step is resolved
+    /// without an output and the task ends `resolved_manually`.
+    ResolveTask(TaskId),
     /// Cancel one unfinished step and every unfinished step after it. The
     /// rest of the task runs on; a task with a cancelled step ends
     /// `cancelled` once nothing else is left to run.

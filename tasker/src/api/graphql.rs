@@ -29,6 +29,7 @@ pub const GRAPHQL_OPERATIONS: &[(&str, &str)] = &[
     ("createTask", "tasker.task:create"),
     ("cancelTask", "tasker.task:cancel"),
     ("retryTask", "tasker.task:retry"),
+    ("resolveTask", "tasker.task:resolve"),
     ("retryStep", "tasker.workflow_step:retry"),
     ("cancelStep", "tasker.workflow_step:cancel"),
     ("resolveStep", "tasker.workflow_step:resolve"),
@@ -44,6 +45,7 @@ trait Backend: Send + Sync {
     fn create(&self, request: TaskRequest) -> BoxFut<'_, TaskId>;
     fn cancel(&self, id: TaskId, actor: String) -> BoxFut<'_, ()>;
     fn retry(&self, id: TaskId, actor: String) -> BoxFut<'_, ()>;
+    fn resolve(&self, id: TaskId, actor: String) -> BoxFut<'_, ()>;
     fn retry_step(&self, id: StepId, actor: String) -> BoxFut<'_, ()>;
     fn cancel_step(&self, id: StepId, actor: String) -> BoxFut<'_, ()>;
     fn resolve_step(&self, id: StepId, output: Value, actor: String) -> BoxFut<'_, ()>;
@@ -71,6 +73,9 @@ impl<S: Store> Backend for Tasker<S> {
     }
     fn retry_step(&self, id: StepId, actor: String) -> BoxFut<'_, ()> {
         Box::pin(async move { Tasker::retry_step(self, id, &actor).await })
+    }
+    fn resolve(&self, id: TaskId, actor: String) -> BoxFut<'_, ()> {
+        Box::pin(async move { self.resolve_task(id, &actor).await })
     }
     fn resolve_step(&self, id: StepId, output: Value, actor: String) -> BoxFut<'_, ()> {
         Box::pin(async move { Tasker::resolve_step(self, id, output, &actor).await })
@@ -331,6 +336,16 @@ impl MutationRoot {
         let (backend, caller) = guard(ctx, "tasker.task:retry")?;
         backend
             .retry(TaskId(id), caller.principal.subject.clone())
+            .await
+            .map_err(gql_error)?;
+        Ok(task(backend.task(TaskId(id)).await.map_err(gql_error)?))
+    }
+
+    /// Marks a task done by hand (`tasker.task:resolve`).
+    async fn resolve_task(&self, ctx: &Context<'_>, id: i64) -> async_graphql::Result<GqlTask> {
+        let (backend, caller) = guard(ctx, "tasker.task:resolve")?;
+        backend
+            .resolve(TaskId(id), caller.principal.subject.clone())
             .await
             .map_err(gql_error)?;
         Ok(task(backend.task(TaskId(id)).await.map_err(gql_error)?))

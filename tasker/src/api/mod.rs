@@ -76,6 +76,7 @@ routes! {
     "GET" "/tasks/{task_id}" Some("tasker.task:show"), "A task with its steps.";
     "POST" "/tasks/{task_id}/cancel" Some("tasker.task:cancel"), "Cancel a task.";
     "POST" "/tasks/{task_id}/retry" Some("tasker.task:retry"), "Retry a task in error.";
+    "POST" "/tasks/{task_id}/resolve" Some("tasker.task:resolve"), "Mark a task done by hand.";
     "GET" "/tasks/{task_id}/diagram" Some("tasker.task:show"), "The task's graph with steps coloured by state (format=mermaid|dot).";
     "GET" "/tasks/{task_id}/analysis" Some("tasker.analytics:index"), "Critical path, levels and bottlenecks of a task.";
     "GET" "/steps/{step_id}" Some("tasker.workflow_step:show"), "One step of a task.";
@@ -240,6 +241,7 @@ pub fn router<S: Store>(tasker: Tasker<S>, config: ApiConfig) -> Router {
         .route("/tasks/{task_id}", get(show_task::<S>))
         .route("/tasks/{task_id}/cancel", post(cancel_task::<S>))
         .route("/tasks/{task_id}/retry", post(retry_task::<S>))
+        .route("/tasks/{task_id}/resolve", post(resolve_task::<S>))
         .route("/tasks/{task_id}/diagram", get(task_diagram::<S>))
         .route("/tasks/{task_id}/analysis", get(task_analysis::<S>))
         .route("/steps/{step_id}", get(show_step::<S>))
@@ -447,6 +449,17 @@ async fn retry_task<S: Store>(
     let who = authorize(&api, &headers, "tasker.task:retry").await?;
     let id = TaskId(parse_id(&id, "task_id")?);
     api.tasker.retry_task(id, &who.subject).await?;
+    Ok(Json(json!({ "task": api.tasker.task(id).await? })))
+}
+
+async fn resolve_task<S: Store>(
+    State(api): Shared<S>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let who = authorize(&api, &headers, "tasker.task:resolve").await?;
+    let id = TaskId(parse_id(&id, "task_id")?);
+    api.tasker.resolve_task(id, &who.subject).await?;
     Ok(Json(json!({ "task": api.tasker.task(id).await? })))
 }
 
