@@ -307,7 +307,9 @@ async fn broken_subscribers_never_break_or_stall_workflows() {
             .subscriber(Sleeper)
             .subscriber(Failer)
             .configure(|c| {
-                c.subscriber_timeout = Duration::from_millis(100);
+                // Long enough for a panic to be reported (a backtrace can take
+                // a while), short against the hour-long subscriber.
+                c.subscriber_timeout = Duration::from_secs(1);
                 c.subscriber_queue = 8;
             })
     })
@@ -331,10 +333,35 @@ async fn broken_subscribers_never_break_or_stall_workflows() {
     }
     let elapsed = started.elapsed();
     worker.shutdown().await;
-    // 40 steps, with an hour-long subscriber: done in well under the time
-    // one subscriber call may take (100 ms) times the events (> 200).
+    // 40 steps with an hour-long subscriber and a panicking one: done in
+    // far less than one stalled delivery (1 s) per event (> 200) would take.
     assert!(elapsed < Duration::from_secs(5), "took {elapsed:?}");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Let the deliveries still queued finish or time out.
+    let accounted = |f: &tasker::events::SubscriberFailures| {
+        f.panics + f.timeouts + f.dropped + f.errors + f.delivered
+    };
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let failures = tasker.subscriber_failures();
+        let done = |suffix: &str, total: u64| {
+            failures
+                .iter()
+                .any(|(name, f)| name.ends_with(suffix) && accounted(f) >= total)
+        };
+        if done("Panicker", 120)
+            && done("Failer", 10)
+            && failures
+                .iter()
+                .any(|(n, f)| n.ends_with("Sleeper") && f.timeouts >= 1)
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "deliveries never settled: {failures:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let failures = tasker.subscriber_failures();
     let of = |suffix: &str| {
         *failures
@@ -344,8 +371,8 @@ async fn broken_subscribers_never_break_or_stall_workflows() {
             .1
     };
     // Every one of the 120 step events (10 tasks x 4 steps x requested,
-    // before_handle, completed) is accounted for: a panic, a timeout (the
-    // panic's report can be slow), or dropped from the full queue.
+    // before_handle, completed) is accounted for: a panic, or dropped from
+    // the full queue (or, on a very slow machine, a timeout).
     let panicker = of("Panicker");
     assert!(panicker.panics >= 1, "{failures:?}");
     assert_eq!(panicker.delivered + panicker.errors, 0);
