@@ -224,12 +224,15 @@ async fn an_exhausted_step_fails_the_task() {
 async fn a_cancelled_task_publishes_cancellations_and_the_discarded_result() {
     let recorder = Recorder::default();
     let tasker = engine(&recorder).await;
-    let worker = tasker.start_worker();
+    // Created before the worker starts: `task.created` comes from the
+    // creating engine after its write, so a worker already running could
+    // publish `task.started` first (see the delivery guarantees).
     let id = tasker
         .create_task(Flaky::request(script("cancelled", 0, 500)))
         .await
         .unwrap()
         .task_id();
+    let worker = tasker.start_worker();
     recorder.wait_for(id, "step.before_handle(work)").await;
     tasker.cancel_task(id, "ops@example.com").await.unwrap();
     recorder.wait_for(id, "step.result_discarded(work)").await;

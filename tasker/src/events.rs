@@ -15,7 +15,9 @@
 //! Events are not persisted: a process that dies loses what it had not
 //! delivered. One subscriber sees one worker's events in the order they
 //! were published; with several steps running at once, events of different
-//! steps interleave.
+//! steps interleave. `task.created` is published by the creating engine
+//! after the write, so a worker that starts the task at once may publish
+//! `task.started` before it.
 //!
 //! ```
 //! use tasker::events::{Event, EventFilter, Subscriber, SubscriberError};
