@@ -282,69 +282,15 @@ impl PgStore {
                     .bind::<Text, _>(&actor)
                     .execute(conn)
                     .await?;
-                    if task_state == "error" && errored_steps(conn, task_id).await? == 0 {
+                    if task_state == "error" && count_in_state(conn, task_id, "error").await? == 0 {
                         set_task_state(conn, task_id, "error", "in_progress", &actor).await?;
                     }
                 }
                 OperatorAction::CancelTask(task_id) => {
-                    let state = lock_task(conn, task_id.0).await?;
-                    if task_finished(&state) {
-                        return Err(conflict(format!(
-                            "task {task_id} is already {state}; only an unfinished task can be cancelled"
-                        )));
-                    }
-                    sql_query(
-                        "WITH old AS (
-                           SELECT workflow_step_id, task_id, state, attempts FROM tasker_workflow_steps
-                           WHERE task_id = $1 AND state IN ('pending', 'ready', 'in_progress', 'error')
-                           FOR UPDATE),
-                         s AS (
-                           UPDATE tasker_workflow_steps w SET state = 'cancelled', lease_expires_at = NULL,
-                             updated_at = now()
-                           FROM old WHERE w.workflow_step_id = old.workflow_step_id
-                           RETURNING w.workflow_step_id)
-                         INSERT INTO tasker_workflow_step_transitions
-                           (workflow_step_id, task_id, from_state, to_state, attempt, actor)
-                         SELECT old.workflow_step_id, old.task_id, old.state, 'cancelled', old.attempts, $2
-                         FROM old JOIN s ON s.workflow_step_id = old.workflow_step_id",
-                    )
-                    .bind::<BigInt, _>(task_id.0)
-                    .bind::<Text, _>(&actor)
-                    .execute(conn)
-                    .await?;
-                    set_task_state(conn, task_id.0, &state, "cancelled", &actor).await?;
+                    close_task(conn, task_id, "cancelled", "cancelled", &actor).await?;
                 }
                 OperatorAction::ResolveTask(task_id) => {
-                    let state = lock_task(conn, task_id.0).await?;
-                    if task_finished(&state) {
-                        return Err(conflict(format!(
-                            "task {task_id} is already {state}; only an unfinished task can be resolved"
-                        )));
-                    }
-                    sql_query(
-                        "WITH old AS (
-                           SELECT workflow_step_id, task_id, state, attempts FROM tasker_workflow_steps
-                           WHERE task_id = $1 AND state IN ('pending', 'ready', 'in_progress', 'error')
-                           FOR UPDATE),
-                         s AS (
-                           UPDATE tasker_workflow_steps w SET state = 'resolved_manually', lease_expires_at = NULL,
-                             updated_at = now()
-                           FROM old WHERE w.workflow_step_id = old.workflow_step_id
-                           RETURNING w.workflow_step_id)
-                         INSERT INTO tasker_workflow_step_transitions
-                           (workflow_step_id, task_id, from_state, to_state, attempt, actor)
-                         SELECT old.workflow_step_id, old.task_id, old.state, 'resolved_manually', old.attempts, $2
-                         FROM old JOIN s ON s.workflow_step_id = old.workflow_step_id",
-                    )
-                    .bind::<BigInt, _>(task_id.0)
-                    .bind::<Text, _>(&actor)
-                    .execute(conn)
-                    .await?;
-                    sql_query("UPDATE tasker_tasks SET unfinished_steps = 0 WHERE task_id = $1")
-                        .bind::<BigInt, _>(task_id.0)
-                        .execute(conn)
-                        .await?;
-                    set_task_state(conn, task_id.0, &state, "resolved_manually", &actor).await?;
+                    close_task(conn, task_id, "resolved_manually", "resolved", &actor).await?;
                 }
                 OperatorAction::CancelStep(step_id) => {
                     let task_id = task_of_step(conn, step_id.0).await?;
@@ -452,9 +398,9 @@ impl PgStore {
                     .await?
                     .count;
                     if unfinished == 0 {
-                        let end = if cancelled_steps(conn, task_id).await? > 0 { "cancelled" } else { "complete" };
+                        let end = if count_in_state(conn, task_id, "cancelled").await? > 0 { "cancelled" } else { "complete" };
                         set_task_state(conn, task_id, &task_state, end, &actor).await?;
-                    } else if task_state == "error" && errored_steps(conn, task_id).await? == 0 {
+                    } else if task_state == "error" && count_in_state(conn, task_id, "error").await? == 0 {
                         set_task_state(conn, task_id, "error", "in_progress", &actor).await?;
                     }
                 }
@@ -479,6 +425,48 @@ struct StateRow {
     state: String,
 }
 
+/// Ends an unfinished task by hand: its unfinished steps and the task go
+/// to `to` (`cancelled` or `resolved_manually`), audited; `verb` names the
+/// action in the refusal.
+async fn close_task(
+    conn: &mut AsyncPgConnection,
+    task_id: TaskId,
+    to: &str,
+    verb: &str,
+    actor: &str,
+) -> Result<(), TxError> {
+    let state = lock_task(conn, task_id.0).await?;
+    if task_finished(&state) {
+        return Err(conflict(format!(
+            "task {task_id} is already {state}; only an unfinished task can be {verb}"
+        )));
+    }
+    sql_query(
+        "WITH old AS (
+           SELECT workflow_step_id, task_id, state, attempts FROM tasker_workflow_steps
+           WHERE task_id = $1 AND state IN ('pending', 'ready', 'in_progress', 'error')
+           FOR UPDATE),
+         s AS (
+           UPDATE tasker_workflow_steps w SET state = $3, lease_expires_at = NULL, updated_at = now()
+           FROM old WHERE w.workflow_step_id = old.workflow_step_id
+           RETURNING w.workflow_step_id)
+         INSERT INTO tasker_workflow_step_transitions
+           (workflow_step_id, task_id, from_state, to_state, attempt, actor)
+         SELECT old.workflow_step_id, old.task_id, old.state, $3, old.attempts, $2
+         FROM old JOIN s ON s.workflow_step_id = old.workflow_step_id",
+    )
+    .bind::<BigInt, _>(task_id.0)
+    .bind::<Text, _>(actor)
+    .bind::<Text, _>(to)
+    .execute(conn)
+    .await?;
+    sql_query("UPDATE tasker_tasks SET unfinished_steps = 0 WHERE task_id = $1")
+        .bind::<BigInt, _>(task_id.0)
+        .execute(conn)
+        .await?;
+    set_task_state(conn, task_id.0, &state, to, actor).await
+}
+
 async fn task_of_step(conn: &mut AsyncPgConnection, step_id: i64) -> Result<i64, TxError> {
     sql_query("SELECT task_id AS id FROM tasker_workflow_steps WHERE workflow_step_id = $1")
         .bind::<BigInt, _>(step_id)
@@ -492,47 +480,53 @@ async fn task_of_step(conn: &mut AsyncPgConnection, step_id: i64) -> Result<i64,
         }))
 }
 
-async fn lock_task(conn: &mut AsyncPgConnection, task_id: i64) -> Result<String, TxError> {
-    sql_query("SELECT state FROM tasker_tasks WHERE task_id = $1 FOR UPDATE")
-        .bind::<BigInt, _>(task_id)
+/// Locks one row and returns its state; `NotFound` names `what`.
+async fn lock_state(
+    conn: &mut AsyncPgConnection,
+    sql: &'static str,
+    what: &'static str,
+    id: i64,
+) -> Result<String, TxError> {
+    sql_query(sql)
+        .bind::<BigInt, _>(id)
         .get_results::<StateRow>(conn)
         .await?
         .pop()
         .map(|r| r.state)
-        .ok_or(TxError::Store(StoreError::NotFound {
-            what: "task",
-            id: task_id,
-        }))
+        .ok_or(TxError::Store(StoreError::NotFound { what, id }))
+}
+
+async fn lock_task(conn: &mut AsyncPgConnection, task_id: i64) -> Result<String, TxError> {
+    lock_state(
+        conn,
+        "SELECT state FROM tasker_tasks WHERE task_id = $1 FOR UPDATE",
+        "task",
+        task_id,
+    )
+    .await
 }
 
 async fn lock_step(conn: &mut AsyncPgConnection, step_id: i64) -> Result<String, TxError> {
-    sql_query("SELECT state FROM tasker_workflow_steps WHERE workflow_step_id = $1 FOR UPDATE")
-        .bind::<BigInt, _>(step_id)
-        .get_results::<StateRow>(conn)
-        .await?
-        .pop()
-        .map(|r| r.state)
-        .ok_or(TxError::Store(StoreError::NotFound {
-            what: "step",
-            id: step_id,
-        }))
+    lock_state(
+        conn,
+        "SELECT state FROM tasker_workflow_steps WHERE workflow_step_id = $1 FOR UPDATE",
+        "step",
+        step_id,
+    )
+    .await
 }
 
-async fn cancelled_steps(conn: &mut AsyncPgConnection, task_id: i64) -> Result<i64, TxError> {
+/// Steps of a task in `state`.
+async fn count_in_state(
+    conn: &mut AsyncPgConnection,
+    task_id: i64,
+    state: &str,
+) -> Result<i64, TxError> {
     Ok(sql_query(
-        "SELECT count(*) AS count FROM tasker_workflow_steps WHERE task_id = $1 AND state = 'cancelled'",
+        "SELECT count(*) AS count FROM tasker_workflow_steps WHERE task_id = $1 AND state = $2",
     )
     .bind::<BigInt, _>(task_id)
-    .get_result::<CountRow>(conn)
-    .await?
-    .count)
-}
-
-async fn errored_steps(conn: &mut AsyncPgConnection, task_id: i64) -> Result<i64, TxError> {
-    Ok(sql_query(
-        "SELECT count(*) AS count FROM tasker_workflow_steps WHERE task_id = $1 AND state = 'error'",
-    )
-    .bind::<BigInt, _>(task_id)
+    .bind::<Text, _>(state)
     .get_result::<CountRow>(conn)
     .await?
     .count)

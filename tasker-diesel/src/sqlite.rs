@@ -285,15 +285,6 @@ fn count_in_state(conn: &mut SqliteConnection, task_id: i64, state: &str) -> Tx<
     .count)
 }
 
-fn errored_steps(conn: &mut SqliteConnection, task_id: i64) -> Tx<i64> {
-    Ok(sql_query(
-        "SELECT count(*) AS count FROM tasker_workflow_steps WHERE task_id = ? AND state = 'error'",
-    )
-    .bind::<BigInt, _>(task_id)
-    .get_result::<CountRow>(conn)?
-    .count)
-}
-
 /// A step is done (complete or resolved): release its children whose
 /// parents are now all done, and count it off its task. Returns the number
 /// released and whether the task completed.
@@ -399,6 +390,37 @@ fn give_new_attempts(conn: &mut SqliteConnection, step: &StepStateRow, actor: &s
     )
 }
 
+/// Ends an unfinished task by hand: its unfinished steps and the task go
+/// to `to` (`cancelled` or `resolved_manually`), audited; `verb` names the
+/// action in the refusal.
+fn close_task(
+    conn: &mut SqliteConnection,
+    task_id: TaskId,
+    to: &str,
+    verb: &str,
+    actor: &str,
+) -> Tx<()> {
+    let task = task_state(conn, task_id.0)?;
+    if task_finished(&task.state) {
+        return conflict(format!(
+            "task {task_id} is already {}; only an unfinished task can be {verb}",
+            task.state
+        ));
+    }
+    let open = sql_query(
+        "SELECT workflow_step_id, task_id, state, attempts FROM tasker_workflow_steps
+         WHERE task_id = ? AND state IN ('pending', 'ready', 'in_progress', 'error')",
+    )
+    .bind::<BigInt, _>(task_id.0)
+    .load::<StepStateRow>(conn)?;
+    set_steps_state(conn, &open, to, actor)?;
+    sql_query("UPDATE tasker_tasks SET unfinished_steps = 0 WHERE task_id = ?")
+        .bind::<BigInt, _>(task_id.0)
+        .execute(conn)?;
+    set_task_state(conn, task_id.0, &task.state, to, actor)?;
+    Ok(())
+}
+
 fn operator(conn: &mut SqliteConnection, action: OperatorAction, actor: &str) -> Tx<()> {
     match action {
         OperatorAction::RetryTask(task_id) => {
@@ -429,46 +451,15 @@ fn operator(conn: &mut SqliteConnection, action: OperatorAction, actor: &str) ->
                 ));
             }
             give_new_attempts(conn, &step, actor)?;
-            if errored_steps(conn, step.task_id)? == 0 {
+            if count_in_state(conn, step.task_id, "error")? == 0 {
                 set_task_state(conn, step.task_id, "error", "in_progress", actor)?;
             }
         }
         OperatorAction::CancelTask(task_id) => {
-            let task = task_state(conn, task_id.0)?;
-            if task_finished(&task.state) {
-                return conflict(format!(
-                    "task {task_id} is already {}; only an unfinished task can be cancelled",
-                    task.state
-                ));
-            }
-            let open = sql_query(
-                "SELECT workflow_step_id, task_id, state, attempts FROM tasker_workflow_steps
-                 WHERE task_id = ? AND state IN ('pending', 'ready', 'in_progress', 'error')",
-            )
-            .bind::<BigInt, _>(task_id.0)
-            .load::<StepStateRow>(conn)?;
-            set_steps_state(conn, &open, "cancelled", actor)?;
-            set_task_state(conn, task_id.0, &task.state, "cancelled", actor)?;
+            close_task(conn, task_id, "cancelled", "cancelled", actor)?;
         }
         OperatorAction::ResolveTask(task_id) => {
-            let task = task_state(conn, task_id.0)?;
-            if task_finished(&task.state) {
-                return conflict(format!(
-                    "task {task_id} is already {}; only an unfinished task can be resolved",
-                    task.state
-                ));
-            }
-            let open = sql_query(
-                "SELECT workflow_step_id, task_id, state, attempts FROM tasker_workflow_steps
-                 WHERE task_id = ? AND state IN ('pending', 'ready', 'in_progress', 'error')",
-            )
-            .bind::<BigInt, _>(task_id.0)
-            .load::<StepStateRow>(conn)?;
-            set_steps_state(conn, &open, "resolved_manually", actor)?;
-            sql_query("UPDATE tasker_tasks SET unfinished_steps = 0 WHERE task_id = ?")
-                .bind::<BigInt, _>(task_id.0)
-                .execute(conn)?;
-            set_task_state(conn, task_id.0, &task.state, "resolved_manually", actor)?;
+            close_task(conn, task_id, "resolved_manually", "resolved", actor)?;
         }
         OperatorAction::CancelStep(step_id) => {
             let step = step_state(conn, step_id.0)?;
@@ -544,7 +535,10 @@ fn operator(conn: &mut SqliteConnection, action: OperatorAction, actor: &str) ->
                 None,
             )?;
             let (_, completed) = finish_step(conn, step_id.0, step.task_id, actor)?;
-            if !completed && task.state == "error" && errored_steps(conn, step.task_id)? == 0 {
+            if !completed
+                && task.state == "error"
+                && count_in_state(conn, step.task_id, "error")? == 0
+            {
                 set_task_state(conn, step.task_id, "error", "in_progress", actor)?;
             }
         }
