@@ -13,7 +13,18 @@ use tasker::{Store, Tasker};
 use tasker_diesel::SqliteStore;
 use tasker_tests::handlers::{Attempts, Switch};
 
-const ALL: &str = "all-permissions";
+/// The admin's token (its principal is named `admin`).
+const ALL: &str = "all-permissions-0123456789abcdef";
+
+/// The token of a principal holding only `permission`.
+fn only(permission: &str) -> String {
+    format!("only:{permission}:0123456789abcdef")
+}
+
+/// The token of a principal holding every permission but `permission`.
+fn all_but(permission: &str) -> String {
+    format!("all-but:{permission}:0123456789abcdef")
+}
 
 /// Every permission some route needs.
 fn permissions() -> Vec<&'static str> {
@@ -24,13 +35,14 @@ fn permissions() -> Vec<&'static str> {
 }
 
 fn tokens() -> StaticTokens {
-    let mut tokens = StaticTokens::new().token(ALL, "admin", ["*"]);
+    let mut tokens = StaticTokens::new().token("admin", ALL, ["*"]);
     for permission in permissions() {
+        let name = permission.replace(':', ".");
         tokens = tokens
-            .token(format!("only:{permission}"), "narrow", [permission])
+            .token(format!("only-{name}"), only(permission), [permission])
             .token(
-                format!("all-but:{permission}"),
-                "broad",
+                format!("all-but-{name}"),
+                all_but(permission),
                 permissions().into_iter().filter(|p| *p != permission),
             );
     }
@@ -51,8 +63,13 @@ async fn engine() -> Tasker<SqliteStore> {
 async fn serve(tasker: Tasker<SqliteStore>, config: ApiConfig) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let limits = config.limits.clone();
     let app = tasker::api::router(tasker, config);
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    tokio::spawn(async move {
+        tasker::api::serve(listener, app, &limits, std::future::pending())
+            .await
+            .unwrap()
+    });
     format!("http://{addr}/tasker")
 }
 
@@ -285,7 +302,7 @@ async fn every_route_needs_its_permission() {
             &client,
             method.clone(),
             &url,
-            Some(&format!("all-but:{permission}")),
+            Some(&all_but(permission)),
             body,
         )
         .await;
@@ -301,14 +318,8 @@ async fn every_route_needs_its_permission() {
             .as_str()
             .unwrap()
             .contains(permission));
-        let (status, response) = call(
-            &client,
-            method.clone(),
-            &url,
-            Some(&format!("only:{permission}")),
-            body,
-        )
-        .await;
+        let (status, response) =
+            call(&client, method.clone(), &url, Some(&only(permission)), body).await;
         assert!(
             status != StatusCode::FORBIDDEN && status != StatusCode::UNAUTHORIZED,
             "{} {} with {permission} got {status}: {response}",
@@ -372,7 +383,7 @@ async fn jwt_tokens_are_checked_for_signature_expiry_issuer_and_audience() {
     let secret = b"a-long-enough-test-secret-for-hs256";
     let base = serve(
         tasker,
-        ApiConfig::new(JwtAuthenticator::hs256(secret, "auth.example", "tasker")),
+        ApiConfig::new(JwtAuthenticator::hs256(secret, "auth.example", "tasker").unwrap()),
     )
     .await;
     let client = Client::new();
@@ -464,10 +475,8 @@ async fn jwt_tokens_are_checked_for_signature_expiry_issuer_and_audience() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_a_clear_4xx_and_writes_nothing() {
     let tasker = engine().await;
-    let config = ApiConfig {
-        body_limit: 4096,
-        ..ApiConfig::new(tokens())
-    };
+    let mut config = ApiConfig::new(tokens());
+    config.limits.body_limit = 4096;
     let base = serve(tasker.clone(), config).await;
     let client = Client::new();
     let post = |body: String| {
@@ -672,11 +681,16 @@ async fn the_same_through_graphql() {
         &client,
         &base,
         Some(ALL),
-        r#"mutation { createTask(input: {namespace: "tests", name: "diamond", context: {value: 5}}) { taskId state namespace } }"#,
+        r#"mutation { createTask(input: {namespace: "tests", name: "diamond", context: {value: 5}}) { created taskId task { state namespace } } }"#,
     )
     .await;
     assert_eq!(status, 200, "{body}");
     assert!(body.get("errors").is_none(), "{body}");
+    assert_eq!(body["data"]["createTask"]["created"], true, "{body}");
+    assert_eq!(
+        body["data"]["createTask"]["task"]["namespace"], "tests",
+        "{body}"
+    );
     let id = body["data"]["createTask"]["taskId"].as_i64().unwrap();
     let mut state = String::new();
     for _ in 0..500 {
@@ -778,13 +792,7 @@ async fn every_graphql_operation_needs_its_permission() {
     };
     for (operation, permission) in tasker::api::GRAPHQL_OPERATIONS {
         let query = query_for(operation);
-        let (status, body) = graphql(
-            &client,
-            &base,
-            Some(&format!("all-but:{permission}")),
-            &query,
-        )
-        .await;
+        let (status, body) = graphql(&client, &base, Some(&all_but(permission)), &query).await;
         assert_eq!(
             status,
             StatusCode::FORBIDDEN,
@@ -794,8 +802,7 @@ async fn every_graphql_operation_needs_its_permission() {
             body["errors"][0]["extensions"]["code"], "FORBIDDEN",
             "{body}"
         );
-        let (status, body) =
-            graphql(&client, &base, Some(&format!("only:{permission}")), &query).await;
+        let (status, body) = graphql(&client, &base, Some(&only(permission)), &query).await;
         assert_eq!(
             status,
             StatusCode::OK,

@@ -670,3 +670,68 @@ fn the_documented_catalog_matches_the_code() {
     );
     assert!(table.contains("`payment.processed` | custom"));
 }
+
+/// A task whose last unfinished step completes after another step was
+/// cancelled ends `cancelled` on both stores: each reports it so, and
+/// the worker publishes exactly this sequence (no `task.completed`).
+async fn a_task_with_a_cancelled_step_ends_cancelled_on<S: tasker::Store>(store: S) {
+    let recorder = Recorder::default();
+    let tasker = tasker_tests::tasker(store, |b| {
+        b.subscriber(recorder.clone()).configure(|c| {
+            c.concurrency = 1;
+            c.claim_batch = 1;
+        })
+    })
+    .await;
+    let id = tasker
+        .create_task(Diamond::request(Seed { value: 1 }))
+        .await
+        .unwrap()
+        .task_id();
+    let task = tasker.task(id).await.unwrap();
+    let c = task.steps.iter().find(|s| s.name == "c").unwrap().step_id;
+    tasker.cancel_step(c, "ops").await.unwrap();
+    let worker = tasker.start_worker();
+    let task = tasker.wait_for_task(id, WAIT).await.unwrap();
+    assert_eq!(task.state, tasker::TaskState::Cancelled);
+    recorder.wait_for(id, "workflow.task_finalized").await;
+    worker.shutdown().await;
+    assert_eq!(
+        recorder.sequence(id),
+        [
+            "task.created",
+            "step.cancelled(c)",
+            "step.cancelled(d)",
+            "task.started",
+            "workflow.viable_steps_discovered",
+            "step.execution_requested(a)",
+            "step.before_handle(a)",
+            "step.completed(a)",
+            "workflow.viable_steps_discovered",
+            "step.execution_requested(b)",
+            "step.before_handle(b)",
+            "step.completed(b)",
+            "workflow.task_finalized",
+        ]
+    );
+    let finalized = recorder
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|e| e.task_id() == Some(id) && e.name() == "workflow.task_finalized")
+        .cloned()
+        .unwrap();
+    assert_eq!(finalized.task_state(), Some(tasker::TaskState::Cancelled));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_with_a_cancelled_step_ends_cancelled_on_postgres() {
+    let (store, _db) = tasker_tests::postgres().await;
+    a_task_with_a_cancelled_step_ends_cancelled_on(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_with_a_cancelled_step_ends_cancelled_on_sqlite() {
+    a_task_with_a_cancelled_step_ends_cancelled_on(tasker_tests::sqlite().await).await;
+}

@@ -171,3 +171,42 @@ impl SlowJob {
         Ok(work)
     }
 }
+
+/// Context of [`Hostile`]: what its first step does.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Mischief {
+    /// `nul`, `deep`, `nul_error`, `huge_error`, or anything else for a
+    /// plain output.
+    pub mode: String,
+}
+
+/// A step that returns what no store can keep, for the hostile-input
+/// tests.
+pub struct Hostile;
+
+#[task_handler(namespace = "tests", version = "1.0.0", context = Mischief)]
+impl Hostile {
+    /// Returns or fails as the context says.
+    #[step(retry_limit = 0)]
+    async fn emit(ctx: &StepContext<Mischief>) -> StepResult<serde_json::Value> {
+        match ctx.context().mode.as_str() {
+            "nul" => Ok(serde_json::json!({ "text": "a\u{0}b" })),
+            "deep" => {
+                let mut value = serde_json::json!(1);
+                for _ in 0..200 {
+                    value = serde_json::Value::Array(vec![value]);
+                }
+                Ok(value)
+            }
+            "nul_error" => Err(StepError::permanent("bad\u{0}thing")),
+            "huge_error" => Err(StepError::permanent("x".repeat(100_000))),
+            _ => Ok(serde_json::json!("fine")),
+        }
+    }
+
+    /// Reads `emit`'s output.
+    #[step(depends_on = emit)]
+    async fn after(emit: serde_json::Value) -> StepResult<bool> {
+        Ok(emit.is_string())
+    }
+}

@@ -25,6 +25,7 @@ struct Cli {
     #[arg(
         long,
         env = "DATABASE_URL",
+        hide_env_values = true,
         default_value = "sqlite://tasker-example.sqlite",
         global = true
     )]
@@ -57,9 +58,12 @@ enum Command {
     Run,
     /// Run a worker and serve the REST API (and /metrics) until Ctrl-C.
     ///
-    /// Credentials: TASKER_API_TOKENS="token=perm,perm;token2=*" (static
-    /// tokens), or TASKER_JWT_SECRET with TASKER_JWT_ISSUER and
-    /// TASKER_JWT_AUDIENCE (HS256 JWTs), or --no-auth for local use.
+    /// Credentials: TASKER_API_TOKENS="name:token:perm,perm;name2:token2:*"
+    /// or TASKER_API_TOKENS_FILE (one `name:token:perms` per line): static
+    /// tokens, at least 24 characters; the name is the caller's identity.
+    /// Or TASKER_JWT_SECRET (at least 32 bytes) with TASKER_JWT_ISSUER and
+    /// TASKER_JWT_AUDIENCE (HS256 JWTs; `sub` is the identity). Or
+    /// --no-auth for local use.
     Serve {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8080")]
@@ -220,17 +224,20 @@ async fn run(cli: Cli) -> Result<(), String> {
         }) => {
             let mut config = api_config(*no_auth)?;
             config.prefix = prefix.clone();
+            let limits = config.limits.clone();
             let tasker = engine(&cli).await?;
             let worker = tasker.start_worker();
             let app = tasker::api::router(tasker.clone(), config);
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+            let bound = listener
+                .local_addr()
+                .map_err(|e| format!("cannot read the bound address: {e}"))?;
             println!(
-                "API on http://{addr}{prefix} (OpenAPI at {prefix}/openapi.json); Ctrl-C to stop"
+                "API on http://{bound}{prefix} (OpenAPI at {prefix}/openapi.json); Ctrl-C to stop"
             );
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown_signal())
+            tasker::api::serve(listener, app, &limits, shutdown_signal())
                 .await
                 .map_err(|e| format!("the server failed: {e}"))?;
             println!("stopping: finishing the steps in flight...");
@@ -354,27 +361,18 @@ fn api_config(no_auth: bool) -> Result<tasker::api::ApiConfig, String> {
             .map_err(|_| "TASKER_JWT_SECRET needs TASKER_JWT_ISSUER".to_owned())?;
         let audience = std::env::var("TASKER_JWT_AUDIENCE")
             .map_err(|_| "TASKER_JWT_SECRET needs TASKER_JWT_AUDIENCE".to_owned())?;
-        return Ok(ApiConfig::new(JwtAuthenticator::hs256(
-            secret.as_bytes(),
-            &issuer,
-            &audience,
-        )));
+        let jwt = JwtAuthenticator::hs256(secret.as_bytes(), &issuer, &audience)
+            .map_err(|e| format!("TASKER_JWT_SECRET: {e}"))?;
+        return Ok(ApiConfig::new(jwt));
+    }
+    if let Ok(path) = std::env::var("TASKER_API_TOKENS_FILE") {
+        return Ok(ApiConfig::new(StaticTokens::from_file(path)?));
     }
     if let Ok(spec) = std::env::var("TASKER_API_TOKENS") {
-        let mut tokens = StaticTokens::new();
-        for entry in spec.split(';').filter(|e| !e.trim().is_empty()) {
-            let (token, permissions) = entry.split_once('=').ok_or_else(|| {
-                format!("TASKER_API_TOKENS entry {entry:?} is not token=perm,perm")
-            })?;
-            tokens = tokens.token(
-                token.trim(),
-                token.trim(),
-                permissions.split(',').map(str::trim),
-            );
-        }
+        let tokens = StaticTokens::parse(&spec).map_err(|e| format!("TASKER_API_TOKENS: {e}"))?;
         return Ok(ApiConfig::new(tokens));
     }
-    Err("no API credentials configured: set TASKER_API_TOKENS or TASKER_JWT_SECRET, or pass --no-auth for local use".to_owned())
+    Err("no API credentials configured: set TASKER_API_TOKENS, TASKER_API_TOKENS_FILE or TASKER_JWT_SECRET, or pass --no-auth for local use".to_owned())
 }
 
 fn describe(store: &AnyStore) -> String {

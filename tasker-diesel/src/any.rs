@@ -132,4 +132,12 @@ impl Store for AnyStore {
     async fn task_counts(&self) -> Result<Vec<(TaskState, i64)>, StoreError> {
         delegate!(self, s => s.task_counts().await)
     }
+
+    async fn warnings(&self) -> Result<Vec<String>, StoreError> {
+        delegate!(self, s => s.warnings().await)
+    }
+
+    async fn housekeeping(&self) -> Result<(), StoreError> {
+        delegate!(self, s => s.housekeeping().await)
+    }
 }

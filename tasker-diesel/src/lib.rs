@@ -17,6 +17,7 @@
 use diesel_migrations::{embed_migrations, EmbeddedMigrations};
 
 mod any;
+mod operator;
 mod pg;
 mod rows;
 mod sqlite;

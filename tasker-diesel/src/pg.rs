@@ -21,12 +21,13 @@ use tasker::store::{
     NewTask, OperatorAction, Outcome, Store, StoreError, TaskFilter, TaskRecord, Transition,
     UnfinishedHandler,
 };
-use tasker::{StepId, TaskId, TaskState};
+use tasker::{StepId, StepState, TaskId, TaskState};
 use tokio::sync::Notify;
 
+use crate::operator::{self, StepCounts, Tx, TxError};
 use crate::rows::{
-    lease_expired_error, step_finished, task_finished, ClaimRow, CountRow, IdRow, StateCountRow,
-    StepRow, TaskRow, TransitionRow, UnfinishedRow,
+    lease_expired_error, parse_state, ClaimRow, CountRow, IdRow, StateCountRow, StepCountsRow,
+    StepRow, TaskRow, TransitionRow, UnfinishedRow, STEP_COUNTS_SQL,
 };
 use crate::MIGRATIONS_POSTGRES;
 
@@ -111,27 +112,6 @@ impl<Q> QueryId for Prepared<Q> {
 
 impl<Q: Query> Query for Prepared<Q> {
     type SqlType = Q::SqlType;
-}
-
-/// Errors inside an operator transaction.
-enum TxError {
-    Diesel(diesel::result::Error),
-    Store(StoreError),
-}
-
-impl From<diesel::result::Error> for TxError {
-    fn from(e: diesel::result::Error) -> Self {
-        TxError::Diesel(e)
-    }
-}
-
-impl TxError {
-    fn into_store(self, doing: &'static str) -> StoreError {
-        match self {
-            TxError::Diesel(e) => StoreError::database(doing, e),
-            TxError::Store(e) => e,
-        }
-    }
 }
 
 const MS: &str = "(extract(epoch from {}) * 1000)::bigint";
@@ -233,178 +213,11 @@ impl PgStore {
         let durable = !self.synchronous_commit;
         conn.transaction(async move |conn| -> Result<(), TxError> {
             if durable {
-                conn.batch_execute("SET LOCAL synchronous_commit = on").await?;
+                // Operator actions are acknowledged to a person: durable.
+                conn.batch_execute("SET LOCAL synchronous_commit = on")
+                    .await?;
             }
-            match action {
-                OperatorAction::RetryTask(task_id) => {
-                    let state = lock_task(conn, task_id.0).await?;
-                    if state != "error" {
-                        return Err(conflict(format!(
-                            "task {task_id} is {state}; only a task in `error` can be retried"
-                        )));
-                    }
-                    sql_query(
-                        "WITH s AS (
-                           UPDATE tasker_workflow_steps SET state = 'ready', run_at = now(),
-                             max_attempts = attempts + attempt_budget, updated_at = now()
-                           WHERE task_id = $1 AND state = 'error'
-                           RETURNING workflow_step_id, task_id, attempts)
-                         INSERT INTO tasker_workflow_step_transitions
-                           (workflow_step_id, task_id, from_state, to_state, attempt, actor)
-                         SELECT workflow_step_id, task_id, 'error', 'ready', attempts, $2 FROM s",
-                    )
-                    .bind::<BigInt, _>(task_id.0)
-                    .bind::<Text, _>(&actor)
-                    .execute(conn)
-                    .await?;
-                    set_task_state(conn, task_id.0, "error", "in_progress", &actor).await?;
-                }
-                OperatorAction::RetryStep(step_id) => {
-                    let task_id = task_of_step(conn, step_id.0).await?;
-                    let task_state = lock_task(conn, task_id).await?;
-                    let step_state = lock_step(conn, step_id.0).await?;
-                    if step_state != "error" {
-                        return Err(conflict(format!(
-                            "step {step_id} is {step_state}; only a step in `error` can be retried"
-                        )));
-                    }
-                    sql_query(
-                        "WITH s AS (
-                           UPDATE tasker_workflow_steps SET state = 'ready', run_at = now(),
-                             max_attempts = attempts + attempt_budget, updated_at = now()
-                           WHERE workflow_step_id = $1
-                           RETURNING workflow_step_id, task_id, attempts)
-                         INSERT INTO tasker_workflow_step_transitions
-                           (workflow_step_id, task_id, from_state, to_state, attempt, actor)
-                         SELECT workflow_step_id, task_id, 'error', 'ready', attempts, $2 FROM s",
-                    )
-                    .bind::<BigInt, _>(step_id.0)
-                    .bind::<Text, _>(&actor)
-                    .execute(conn)
-                    .await?;
-                    if task_state == "error" && count_in_state(conn, task_id, "error").await? == 0 {
-                        set_task_state(conn, task_id, "error", "in_progress", &actor).await?;
-                    }
-                }
-                OperatorAction::CancelTask(task_id) => {
-                    close_task(conn, task_id, "cancelled", "cancelled", &actor).await?;
-                }
-                OperatorAction::ResolveTask(task_id) => {
-                    close_task(conn, task_id, "resolved_manually", "resolved", &actor).await?;
-                }
-                OperatorAction::CancelStep(step_id) => {
-                    let task_id = task_of_step(conn, step_id.0).await?;
-                    let task_state = lock_task(conn, task_id).await?;
-                    if task_finished(&task_state) {
-                        return Err(conflict(format!(
-                            "task {task_id} is {task_state}; its steps can no longer be cancelled"
-                        )));
-                    }
-                    let step_state = lock_step(conn, step_id.0).await?;
-                    if step_finished(&step_state) {
-                        return Err(conflict(format!(
-                            "step {step_id} is already {step_state}; only an unfinished step can be cancelled"
-                        )));
-                    }
-                    // The step and every unfinished step after it.
-                    let cancelled = sql_query(
-                        "WITH RECURSIVE down(id) AS (
-                           SELECT $1::bigint
-                           UNION SELECT e.to_step_id FROM tasker_workflow_step_edges e JOIN down ON e.from_step_id = down.id
-                         ), old AS (
-                           SELECT s.workflow_step_id, s.task_id, s.state, s.attempts
-                           FROM tasker_workflow_steps s JOIN down ON s.workflow_step_id = down.id
-                           WHERE s.state IN ('pending', 'ready', 'in_progress', 'error')
-                           FOR UPDATE OF s
-                         ), upd AS (
-                           UPDATE tasker_workflow_steps w SET state = 'cancelled', lease_expires_at = NULL,
-                             updated_at = now()
-                           FROM old WHERE w.workflow_step_id = old.workflow_step_id
-                           RETURNING w.workflow_step_id
-                         ), audit AS (
-                           INSERT INTO tasker_workflow_step_transitions
-                             (workflow_step_id, task_id, from_state, to_state, attempt, actor)
-                           SELECT old.workflow_step_id, old.task_id, old.state, 'cancelled', old.attempts, $2
-                           FROM old JOIN upd ON upd.workflow_step_id = old.workflow_step_id
-                         )
-                         SELECT count(*) AS count FROM upd",
-                    )
-                    .bind::<BigInt, _>(step_id.0)
-                    .bind::<Text, _>(&actor)
-                    .get_result::<CountRow>(conn)
-                    .await?
-                    .count;
-                    let remaining = sql_query(
-                        "UPDATE tasker_tasks SET unfinished_steps = unfinished_steps - $2, updated_at = now()
-                         WHERE task_id = $1 RETURNING unfinished_steps::bigint AS count",
-                    )
-                    .bind::<BigInt, _>(task_id)
-                    .bind::<Integer, _>(cancelled as i32)
-                    .get_result::<CountRow>(conn)
-                    .await?
-                    .count;
-                    // Nothing left to run or to retry: the task ends cancelled.
-                    if remaining == 0 {
-                        set_task_state(conn, task_id, &task_state, "cancelled", &actor).await?;
-                    }
-                }
-                OperatorAction::ResolveStep { step_id, output } => {
-                    let task_id = task_of_step(conn, step_id.0).await?;
-                    let task_state = lock_task(conn, task_id).await?;
-                    if task_finished(&task_state) {
-                        return Err(conflict(format!(
-                            "task {task_id} is {task_state}; its steps can no longer be resolved"
-                        )));
-                    }
-                    let step_state = lock_step(conn, step_id.0).await?;
-                    if step_finished(&step_state) {
-                        return Err(conflict(format!(
-                            "step {step_id} is already {step_state}; only an unfinished step can be resolved"
-                        )));
-                    }
-                    sql_query(
-                        "WITH s AS (
-                           UPDATE tasker_workflow_steps SET state = 'resolved_manually', results = $2::jsonb,
-                             lease_expires_at = NULL, updated_at = now()
-                           WHERE workflow_step_id = $1
-                           RETURNING workflow_step_id, task_id, attempts),
-                         audit AS (
-                           INSERT INTO tasker_workflow_step_transitions
-                             (workflow_step_id, task_id, from_state, to_state, attempt, actor)
-                           SELECT workflow_step_id, task_id, $3, 'resolved_manually', attempts, $4 FROM s),
-                         released AS (
-                           UPDATE tasker_workflow_steps c SET pending_parents = c.pending_parents - 1,
-                             state = CASE WHEN c.pending_parents = 1 AND c.state = 'pending' THEN 'ready' ELSE c.state END,
-                             updated_at = now()
-                           FROM tasker_workflow_step_edges e, s
-                           WHERE e.from_step_id = s.workflow_step_id AND c.workflow_step_id = e.to_step_id
-                           RETURNING c.workflow_step_id, c.task_id, c.state)
-                         INSERT INTO tasker_workflow_step_transitions
-                           (workflow_step_id, task_id, from_state, to_state, actor)
-                         SELECT workflow_step_id, task_id, 'pending', 'ready', $4 FROM released WHERE state = 'ready'",
-                    )
-                    .bind::<BigInt, _>(step_id.0)
-                    .bind::<Text, _>(output.to_string())
-                    .bind::<Text, _>(&step_state)
-                    .bind::<Text, _>(&actor)
-                    .execute(conn)
-                    .await?;
-                    let unfinished = sql_query(
-                        "UPDATE tasker_tasks SET unfinished_steps = unfinished_steps - 1, updated_at = now()
-                         WHERE task_id = $1 RETURNING unfinished_steps::bigint AS count",
-                    )
-                    .bind::<BigInt, _>(task_id)
-                    .get_result::<CountRow>(conn)
-                    .await?
-                    .count;
-                    if unfinished == 0 {
-                        let end = if count_in_state(conn, task_id, "cancelled").await? > 0 { "cancelled" } else { "complete" };
-                        set_task_state(conn, task_id, &task_state, end, &actor).await?;
-                    } else if task_state == "error" && count_in_state(conn, task_id, "error").await? == 0 {
-                        set_task_state(conn, task_id, "error", "in_progress", &actor).await?;
-                    }
-                }
-            }
+            operator::apply(&mut PgOps { conn }, &action, &actor).await?;
             sql_query("SELECT pg_notify($1, '')")
                 .bind::<Text, _>(&channel)
                 .execute(conn)
@@ -415,56 +228,203 @@ impl PgStore {
     }
 }
 
-fn conflict(message: String) -> TxError {
-    TxError::Store(StoreError::Conflict(message))
-}
-
 #[derive(QueryableByName)]
 struct StateRow {
     #[diesel(sql_type = Text)]
     state: String,
 }
 
-/// Ends an unfinished task by hand: its unfinished steps and the task go
-/// to `to` (`cancelled` or `resolved_manually`), audited; `verb` names the
-/// action in the refusal.
-async fn close_task(
-    conn: &mut AsyncPgConnection,
-    task_id: TaskId,
-    to: &str,
-    verb: &str,
-    actor: &str,
-) -> Result<(), TxError> {
-    let state = lock_task(conn, task_id.0).await?;
-    if task_finished(&state) {
-        return Err(conflict(format!(
-            "task {task_id} is already {state}; only an unfinished task can be {verb}"
-        )));
+/// The operator primitives on one PostgreSQL connection in a transaction.
+struct PgOps<'c> {
+    conn: &'c mut AsyncPgConnection,
+}
+
+impl PgOps<'_> {
+    /// Locks one row and returns its state; `NotFound` names `what`.
+    async fn lock_state<T: std::str::FromStr<Err = tasker::UnknownState>>(
+        &mut self,
+        sql: &'static str,
+        what: &'static str,
+        id: i64,
+    ) -> Tx<T> {
+        let row = sql_query(sql)
+            .bind::<BigInt, _>(id)
+            .get_results::<StateRow>(self.conn)
+            .await?
+            .pop()
+            .ok_or(TxError::Store(StoreError::NotFound { what, id }))?;
+        Ok(parse_state(&row.state)?)
     }
-    sql_query(
-        "WITH old AS (
-           SELECT workflow_step_id, task_id, state, attempts FROM tasker_workflow_steps
-           WHERE task_id = $1 AND state IN ('pending', 'ready', 'in_progress', 'error')
-           FOR UPDATE),
-         s AS (
-           UPDATE tasker_workflow_steps w SET state = $3, lease_expires_at = NULL, updated_at = now()
-           FROM old WHERE w.workflow_step_id = old.workflow_step_id
-           RETURNING w.workflow_step_id)
-         INSERT INTO tasker_workflow_step_transitions
-           (workflow_step_id, task_id, from_state, to_state, attempt, actor)
-         SELECT old.workflow_step_id, old.task_id, old.state, $3, old.attempts, $2
-         FROM old JOIN s ON s.workflow_step_id = old.workflow_step_id",
-    )
-    .bind::<BigInt, _>(task_id.0)
-    .bind::<Text, _>(actor)
-    .bind::<Text, _>(to)
-    .execute(conn)
-    .await?;
-    sql_query("UPDATE tasker_tasks SET unfinished_steps = 0 WHERE task_id = $1")
-        .bind::<BigInt, _>(task_id.0)
-        .execute(conn)
+}
+
+impl operator::Primitives for PgOps<'_> {
+    async fn lock_task(&mut self, task_id: i64) -> Tx<TaskState> {
+        self.lock_state(
+            "SELECT state FROM tasker_tasks WHERE task_id = $1 FOR UPDATE",
+            "task",
+            task_id,
+        )
+        .await
+    }
+
+    async fn task_of_step(&mut self, step_id: i64) -> Tx<i64> {
+        task_of_step(self.conn, step_id).await
+    }
+
+    async fn lock_step(&mut self, step_id: i64) -> Tx<StepState> {
+        self.lock_state(
+            "SELECT state FROM tasker_workflow_steps WHERE workflow_step_id = $1 FOR UPDATE",
+            "step",
+            step_id,
+        )
+        .await
+    }
+
+    async fn retry_failed(&mut self, task_id: i64, step_id: Option<i64>, actor: &str) -> Tx<()> {
+        sql_query(
+            "WITH s AS (
+               UPDATE tasker_workflow_steps SET state = 'ready', run_at = now(),
+                 max_attempts = attempts + attempt_budget, updated_at = now()
+               WHERE task_id = $1 AND state = 'error' AND ($2::bigint IS NULL OR workflow_step_id = $2)
+               RETURNING workflow_step_id, task_id, attempts)
+             INSERT INTO tasker_workflow_step_transitions
+               (workflow_step_id, task_id, from_state, to_state, attempt, actor)
+             SELECT workflow_step_id, task_id, 'error', 'ready', attempts, $3 FROM s",
+        )
+        .bind::<BigInt, _>(task_id)
+        .bind::<Nullable<BigInt>, _>(step_id)
+        .bind::<Text, _>(actor)
+        .execute(self.conn)
         .await?;
-    set_task_state(conn, task_id.0, &state, to, actor).await
+        Ok(())
+    }
+
+    async fn close_steps(&mut self, task_id: i64, to: StepState, actor: &str) -> Tx<()> {
+        sql_query(
+            "WITH old AS (
+               SELECT workflow_step_id, task_id, state, attempts FROM tasker_workflow_steps
+               WHERE task_id = $1 AND state IN ('pending', 'ready', 'in_progress', 'error')
+               FOR UPDATE),
+             s AS (
+               UPDATE tasker_workflow_steps w SET state = $3, lease_expires_at = NULL, updated_at = now()
+               FROM old WHERE w.workflow_step_id = old.workflow_step_id
+               RETURNING w.workflow_step_id),
+             audit AS (
+               INSERT INTO tasker_workflow_step_transitions
+                 (workflow_step_id, task_id, from_state, to_state, attempt, actor)
+               SELECT old.workflow_step_id, old.task_id, old.state, $3, old.attempts, $2
+               FROM old JOIN s ON s.workflow_step_id = old.workflow_step_id)
+             UPDATE tasker_tasks SET unfinished_steps = 0, updated_at = now() WHERE task_id = $1",
+        )
+        .bind::<BigInt, _>(task_id)
+        .bind::<Text, _>(actor)
+        .bind::<Text, _>(to.as_str())
+        .execute(self.conn)
+        .await?;
+        Ok(())
+    }
+
+    async fn cancel_from(&mut self, step_id: i64, actor: &str) -> Tx<()> {
+        sql_query(
+            "WITH RECURSIVE down(id) AS (
+               SELECT $1::bigint
+               UNION SELECT e.to_step_id FROM tasker_workflow_step_edges e JOIN down ON e.from_step_id = down.id
+             ), old AS (
+               SELECT s.workflow_step_id, s.task_id, s.state, s.attempts
+               FROM tasker_workflow_steps s JOIN down ON s.workflow_step_id = down.id
+               WHERE s.state IN ('pending', 'ready', 'in_progress', 'error')
+               FOR UPDATE OF s
+             ), upd AS (
+               UPDATE tasker_workflow_steps w SET state = 'cancelled', lease_expires_at = NULL,
+                 updated_at = now()
+               FROM old WHERE w.workflow_step_id = old.workflow_step_id
+               RETURNING w.workflow_step_id, w.task_id
+             ), audit AS (
+               INSERT INTO tasker_workflow_step_transitions
+                 (workflow_step_id, task_id, from_state, to_state, attempt, actor)
+               SELECT old.workflow_step_id, old.task_id, old.state, 'cancelled', old.attempts, $2
+               FROM old JOIN upd ON upd.workflow_step_id = old.workflow_step_id
+             )
+             UPDATE tasker_tasks t SET unfinished_steps = t.unfinished_steps - c.n, updated_at = now()
+             FROM (SELECT task_id, count(*)::int AS n FROM upd GROUP BY task_id) c
+             WHERE t.task_id = c.task_id",
+        )
+        .bind::<BigInt, _>(step_id)
+        .bind::<Text, _>(actor)
+        .execute(self.conn)
+        .await?;
+        Ok(())
+    }
+
+    async fn resolve_step(
+        &mut self,
+        step_id: i64,
+        from: StepState,
+        output: &Value,
+        actor: &str,
+    ) -> Tx<()> {
+        sql_query(
+            "WITH s AS (
+               UPDATE tasker_workflow_steps SET state = 'resolved_manually', results = $2::jsonb,
+                 lease_expires_at = NULL, updated_at = now()
+               WHERE workflow_step_id = $1
+               RETURNING workflow_step_id, task_id, attempts),
+             audit AS (
+               INSERT INTO tasker_workflow_step_transitions
+                 (workflow_step_id, task_id, from_state, to_state, attempt, actor)
+               SELECT workflow_step_id, task_id, $3, 'resolved_manually', attempts, $4 FROM s),
+             released AS (
+               UPDATE tasker_workflow_steps c SET pending_parents = c.pending_parents - 1,
+                 state = CASE WHEN c.pending_parents = 1 AND c.state = 'pending' THEN 'ready' ELSE c.state END,
+                 updated_at = now()
+               FROM tasker_workflow_step_edges e, s
+               WHERE e.from_step_id = s.workflow_step_id AND c.workflow_step_id = e.to_step_id
+               RETURNING c.workflow_step_id, c.task_id, c.state),
+             released_audit AS (
+               INSERT INTO tasker_workflow_step_transitions
+                 (workflow_step_id, task_id, from_state, to_state, actor)
+               SELECT workflow_step_id, task_id, 'pending', 'ready', $4 FROM released WHERE state = 'ready')
+             UPDATE tasker_tasks t SET unfinished_steps = t.unfinished_steps - 1, updated_at = now()
+             FROM s WHERE t.task_id = s.task_id",
+        )
+        .bind::<BigInt, _>(step_id)
+        .bind::<Text, _>(output.to_string())
+        .bind::<Text, _>(from.as_str())
+        .bind::<Text, _>(actor)
+        .execute(self.conn)
+        .await?;
+        Ok(())
+    }
+
+    async fn step_counts(&mut self, task_id: i64) -> Tx<StepCounts> {
+        let row = sql_query(STEP_COUNTS_SQL)
+            .bind::<BigInt, _>(task_id)
+            .get_result::<StepCountsRow>(self.conn)
+            .await?;
+        Ok(row.into())
+    }
+
+    async fn set_task_state(
+        &mut self,
+        task_id: i64,
+        from: TaskState,
+        to: TaskState,
+        actor: &str,
+    ) -> Tx<()> {
+        sql_query(
+            "WITH t AS (UPDATE tasker_tasks SET state = $3, updated_at = now()
+                        WHERE task_id = $1 AND state = $2 RETURNING task_id)
+             INSERT INTO tasker_task_transitions (task_id, from_state, to_state, actor)
+             SELECT task_id, $2, $3, $4 FROM t",
+        )
+        .bind::<BigInt, _>(task_id)
+        .bind::<Text, _>(from.as_str())
+        .bind::<Text, _>(to.as_str())
+        .bind::<Text, _>(actor)
+        .execute(self.conn)
+        .await?;
+        Ok(())
+    }
 }
 
 async fn task_of_step(conn: &mut AsyncPgConnection, step_id: i64) -> Result<i64, TxError> {
@@ -480,96 +440,71 @@ async fn task_of_step(conn: &mut AsyncPgConnection, step_id: i64) -> Result<i64,
         }))
 }
 
-/// Locks one row and returns its state; `NotFound` names `what`.
-async fn lock_state(
-    conn: &mut AsyncPgConnection,
-    sql: &'static str,
-    what: &'static str,
-    id: i64,
-) -> Result<String, TxError> {
-    sql_query(sql)
-        .bind::<BigInt, _>(id)
-        .get_results::<StateRow>(conn)
-        .await?
-        .pop()
-        .map(|r| r.state)
-        .ok_or(TxError::Store(StoreError::NotFound { what, id }))
-}
-
-async fn lock_task(conn: &mut AsyncPgConnection, task_id: i64) -> Result<String, TxError> {
-    lock_state(
-        conn,
-        "SELECT state FROM tasker_tasks WHERE task_id = $1 FOR UPDATE",
-        "task",
-        task_id,
-    )
-    .await
-}
-
-async fn lock_step(conn: &mut AsyncPgConnection, step_id: i64) -> Result<String, TxError> {
-    lock_state(
-        conn,
-        "SELECT state FROM tasker_workflow_steps WHERE workflow_step_id = $1 FOR UPDATE",
-        "step",
-        step_id,
-    )
-    .await
-}
-
-/// Steps of a task in `state`.
-async fn count_in_state(
-    conn: &mut AsyncPgConnection,
-    task_id: i64,
-    state: &str,
-) -> Result<i64, TxError> {
-    Ok(sql_query(
-        "SELECT count(*) AS count FROM tasker_workflow_steps WHERE task_id = $1 AND state = $2",
-    )
-    .bind::<BigInt, _>(task_id)
-    .bind::<Text, _>(state)
-    .get_result::<CountRow>(conn)
-    .await?
-    .count)
-}
-
-async fn set_task_state(
-    conn: &mut AsyncPgConnection,
-    task_id: i64,
-    from: &str,
-    to: &str,
-    actor: &str,
-) -> Result<(), TxError> {
-    sql_query(
-        "WITH t AS (UPDATE tasker_tasks SET state = $3, updated_at = now()
-                    WHERE task_id = $1 AND state = $2 RETURNING task_id)
-         INSERT INTO tasker_task_transitions (task_id, from_state, to_state, actor)
-         SELECT task_id, $2, $3, $4 FROM t",
-    )
-    .bind::<BigInt, _>(task_id)
-    .bind::<Text, _>(from)
-    .bind::<Text, _>(to)
-    .bind::<Text, _>(actor)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-/// Hides the password of a database URL for messages.
+/// Hides the passwords of a database URL for messages: the one in the
+/// user info (`postgres://user:secret@host`) and any given as a query
+/// parameter (`?password=secret`, `sslpassword=`).
 pub(crate) fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let credentials = &url[scheme + 3..at];
-            match credentials.find(':') {
-                Some(colon) => format!(
-                    "{}{}:***{}",
-                    &url[..scheme + 3],
-                    &credentials[..colon],
-                    &url[at..]
-                ),
-                None => url.to_owned(),
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let mut out = match base.find("://") {
+        Some(scheme) => {
+            let rest = &base[scheme + 3..];
+            let authority_end = rest.find('/').unwrap_or(rest.len());
+            let authority = &rest[..authority_end];
+            match authority.rfind('@') {
+                Some(at) => {
+                    let user = authority[..at].split(':').next().unwrap_or_default();
+                    let hidden = if authority[..at].contains(':') {
+                        ":***"
+                    } else {
+                        ""
+                    };
+                    format!("{}{user}{hidden}{}", &base[..scheme + 3], &rest[at..])
+                }
+                None => base.to_owned(),
             }
         }
-        _ => url.to_owned(),
+        None => base.to_owned(),
+    };
+    if let Some(query) = query {
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((key, _)) if key.to_ascii_lowercase().contains("password") => {
+                    format!("{key}=***")
+                }
+                _ => pair.to_owned(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&pairs.join("&"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_are_hidden_wherever_they_are() {
+        assert_eq!(
+            redact("postgres://app:s3cret@db:5432/app"),
+            "postgres://app:***@db:5432/app"
+        );
+        assert_eq!(
+            redact("postgres://app@db/app?password=s3cret&sslmode=require"),
+            "postgres://app@db/app?password=***&sslmode=require"
+        );
+        assert_eq!(
+            redact("postgres://db/app?sslpassword=x&user=u&PASSWORD=y"),
+            "postgres://db/app?sslpassword=***&user=u&PASSWORD=***"
+        );
+        assert_eq!(redact("postgres://db/app"), "postgres://db/app");
+        let odd = redact("postgres://u:p@ss@db/app");
+        assert!(!odd.contains("p@ss") && !odd.contains(":p"), "{odd}");
     }
 }
 
@@ -662,7 +597,7 @@ impl BatchRow {
                     inputs,
                     task_started: false,
                 }
-                .into_claimed()?,
+                .into_claimed(),
             );
         }
         Ok(completed)
@@ -1196,8 +1131,15 @@ impl Store for PgStore {
     async fn create_tasks(&self, tasks: Vec<NewTask>) -> Result<Vec<Created>, StoreError> {
         let mut conn = self.conn().await?;
         let channel = self.channel.clone();
+        let durable = !self.synchronous_commit;
         conn.transaction(
             async move |conn| -> Result<Vec<Created>, diesel::result::Error> {
+                if durable {
+                    // Creation is acknowledged to a caller: it waits for
+                    // the disk even with relaxed commits for step results.
+                    conn.batch_execute("SET LOCAL synchronous_commit = on")
+                        .await?;
+                }
                 let mut created = Vec::with_capacity(tasks.len());
                 for task in &tasks {
                     created.push(create_one(conn, task, &channel).await?);
@@ -1224,7 +1166,7 @@ impl Store for PgStore {
         .load::<ClaimRow>(&mut conn)
         .await
         .map_err(db("claiming steps"))?;
-        rows.into_iter().map(ClaimRow::into_claimed).collect()
+        Ok(rows.into_iter().map(ClaimRow::into_claimed).collect())
     }
 
     async fn renew_leases(
@@ -1467,6 +1409,96 @@ impl Store for PgStore {
         .map_err(db("counting tasks"))?;
         rows.into_iter().map(StateCountRow::into_pair).collect()
     }
+
+    async fn warnings(&self) -> Result<Vec<String>, StoreError> {
+        let mut conn = self.conn().await?;
+        let vacuum = vacuum_state(&mut conn).await?;
+        let mut warnings = Vec::new();
+        if !vacuum.autovacuum {
+            warnings.push(format!(
+                "autovacuum is off on this PostgreSQL server: dead rows of tasker's queue tables \
+                 pile up and every claim gets slower. Turn it on (autovacuum = on; see \
+                 docs/operations.md). Until then tasker's workers vacuum tasker_workflow_steps \
+                 and tasker_tasks themselves once more than {VACUUM_DEAD_ROWS} rows (or a tenth) \
+                 of one of them are dead."
+            ));
+        }
+        Ok(warnings)
+    }
+
+    async fn housekeeping(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        let vacuum = vacuum_state(&mut conn).await?;
+        if vacuum.autovacuum || !vacuum.needed {
+            return Ok(());
+        }
+        // One worker vacuums; the others skip this tick.
+        let lock = format!("hashtext('tasker_vacuum_{}')", self.schema);
+        let locked = sql_query(format!(
+            "SELECT pg_try_advisory_lock({lock})::int::bigint AS count"
+        ))
+        .get_result::<CountRow>(&mut conn)
+        .await
+        .map_err(db("taking the vacuum lock"))?
+        .count
+            == 1;
+        if !locked {
+            return Ok(());
+        }
+        let started = std::time::Instant::now();
+        let vacuumed = conn
+            .batch_execute("VACUUM (ANALYZE) tasker_workflow_steps; VACUUM (ANALYZE) tasker_tasks;")
+            .await;
+        let _ = conn
+            .batch_execute(&format!("SELECT pg_advisory_unlock({lock})"))
+            .await;
+        vacuumed.map_err(db("vacuuming the queue tables"))?;
+        tracing::info!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "vacuumed tasker's queue tables (autovacuum is off)"
+        );
+        Ok(())
+    }
+}
+
+/// Dead rows in a queue table above which workers vacuum it themselves
+/// when autovacuum is off (or a tenth of its live rows, if more).
+const VACUUM_DEAD_ROWS: i64 = 5_000;
+
+struct VacuumState {
+    /// The server runs autovacuum (and it is not disabled on the tables).
+    autovacuum: bool,
+    /// A queue table has more dead rows than the threshold.
+    needed: bool,
+}
+
+#[derive(QueryableByName)]
+struct VacuumRow {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    autovacuum: bool,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    needed: bool,
+}
+
+/// Whether autovacuum looks after the queue tables, and whether they need
+/// a vacuum now. One cheap query on the statistics views.
+async fn vacuum_state(conn: &mut AsyncPgConnection) -> Result<VacuumState, StoreError> {
+    let row = sql_query(format!(
+        "SELECT current_setting('autovacuum') = 'on'
+                AND NOT EXISTS (SELECT 1 FROM pg_class c
+                                WHERE c.oid IN (to_regclass('tasker_workflow_steps'), to_regclass('tasker_tasks'))
+                                  AND c.reloptions @> ARRAY['autovacuum_enabled=false']) AS autovacuum,
+                EXISTS (SELECT 1 FROM pg_stat_user_tables s
+                        WHERE s.relid IN (to_regclass('tasker_workflow_steps'), to_regclass('tasker_tasks'))
+                          AND s.n_dead_tup > GREATEST({VACUUM_DEAD_ROWS}, s.n_live_tup / 10)) AS needed"
+    ))
+    .get_result::<VacuumRow>(conn)
+    .await
+    .map_err(db("reading the vacuum state"))?;
+    Ok(VacuumState {
+        autovacuum: row.autovacuum,
+        needed: row.needed,
+    })
 }
 
 fn task_select(tail: &str) -> String {

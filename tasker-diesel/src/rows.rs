@@ -13,8 +13,54 @@ pub(crate) fn json(text: &str, what: &str) -> Result<Value, StoreError> {
     serde_json::from_str(text).map_err(|e| StoreError::database(format!("reading {what}"), e))
 }
 
+/// A stored JSON value for *reading* (API, CLI): one that cannot be decoded
+/// (written behind tasker's back, or deeper than the parser reads) does not
+/// fail the read of its task or of a whole list, but shows as
+/// `{"tasker_unreadable": "<why>"}`.
+pub(crate) fn json_for_reading(text: &str, what: &str) -> Value {
+    json(text, what).unwrap_or_else(|e| {
+        tracing::warn!("{e}");
+        serde_json::json!({ "tasker_unreadable": e.to_string() })
+    })
+}
+
 pub(crate) fn time(ms: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
+}
+
+/// The counts of one task's steps that decide its state (`$1`/`?1`: the
+/// task id); same text on both backends.
+pub(crate) const STEP_COUNTS_SQL: &str = "
+SELECT CAST(t.unfinished_steps AS BIGINT) AS unfinished,
+       (SELECT count(*) FROM tasker_workflow_steps s WHERE s.task_id = t.task_id AND s.state = 'cancelled') AS cancelled,
+       (SELECT count(*) FROM tasker_workflow_steps s WHERE s.task_id = t.task_id AND s.state = 'error') AS errors
+FROM tasker_tasks t WHERE t.task_id = $1";
+
+#[derive(QueryableByName)]
+pub(crate) struct StepCountsRow {
+    #[diesel(sql_type = BigInt)]
+    unfinished: i64,
+    #[diesel(sql_type = BigInt)]
+    cancelled: i64,
+    #[diesel(sql_type = BigInt)]
+    errors: i64,
+}
+
+impl From<StepCountsRow> for crate::operator::StepCounts {
+    fn from(row: StepCountsRow) -> Self {
+        crate::operator::StepCounts {
+            unfinished: row.unfinished,
+            cancelled: row.cancelled,
+            errors: row.errors,
+        }
+    }
+}
+
+/// A stored state name as its enum.
+pub(crate) fn parse_state<T: std::str::FromStr<Err = tasker::UnknownState>>(
+    text: &str,
+) -> Result<T, StoreError> {
+    state(text)
 }
 
 fn state<T: std::str::FromStr<Err = tasker::UnknownState>>(text: &str) -> Result<T, StoreError> {
@@ -60,10 +106,27 @@ pub(crate) struct ClaimRow {
 }
 
 impl ClaimRow {
-    pub(crate) fn into_claimed(self) -> Result<ClaimedStep, StoreError> {
-        let inputs: Vec<(String, Value)> = serde_json::from_str(&self.inputs)
-            .map_err(|e| StoreError::database("reading step inputs", e))?;
-        Ok(ClaimedStep {
+    /// The claimed step. A context or inputs that cannot be decoded do not
+    /// fail the claim (which has committed, with other steps in it): the
+    /// step carries the reason in `unreadable` and the engine fails it alone.
+    pub(crate) fn into_claimed(self) -> ClaimedStep {
+        let decoded = json(&self.context, "the task context").and_then(|context| {
+            serde_json::from_str::<Vec<(String, Value)>>(&self.inputs)
+                .map(|inputs| (context, inputs))
+                .map_err(|e| StoreError::database("reading the step's inputs", e))
+        });
+        let (context, inputs, unreadable) = match decoded {
+            Ok((context, inputs)) => (context, inputs, None),
+            Err(e) => (
+                Value::Null,
+                Vec::new(),
+                Some(format!(
+                    "the stored context or inputs of this step cannot be read ({e}); \
+                     the step cannot run"
+                )),
+            ),
+        };
+        ClaimedStep {
             step_id: StepId(self.workflow_step_id),
             task_id: TaskId(self.task_id),
             handler_id: self.named_task_id,
@@ -72,9 +135,10 @@ impl ClaimRow {
             index: self.position as u32,
             attempt: self.attempts as u32,
             max_attempts: self.max_attempts as u32,
-            context: json(&self.context, "a task context")?,
+            context,
             inputs,
-        })
+            unreadable,
+        }
     }
 }
 
@@ -116,7 +180,7 @@ impl TaskRow {
             name: self.name,
             version: self.version,
             state: state::<TaskState>(&self.state)?,
-            context: json(&self.context, "a task context")?,
+            context: json_for_reading(&self.context, "a task context"),
             identity_key: self.identity_key,
             initiator: self.initiator,
             source_system: self.source_system,
@@ -165,8 +229,7 @@ impl StepRow {
             output: self
                 .results
                 .as_deref()
-                .map(|r| json(r, "a step output"))
-                .transpose()?,
+                .map(|r| json_for_reading(r, "a step output")),
             last_error: self
                 .last_error
                 .as_deref()
@@ -258,16 +321,6 @@ impl StateCountRow {
     pub(crate) fn into_pair(self) -> Result<(TaskState, i64), StoreError> {
         Ok((state::<TaskState>(&self.state)?, self.count))
     }
-}
-
-/// Whether a stored task state is final (see `TaskState::is_finished`).
-pub(crate) fn task_finished(state: &str) -> bool {
-    state.parse::<TaskState>().is_ok_and(TaskState::is_finished)
-}
-
-/// Whether a stored step state is final (see `StepState::is_finished`).
-pub(crate) fn step_finished(state: &str) -> bool {
-    state.parse::<StepState>().is_ok_and(StepState::is_finished)
 }
 
 /// The error stored for a step whose lease expired.

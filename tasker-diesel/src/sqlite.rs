@@ -15,12 +15,13 @@ use tasker::store::{
     NewTask, OperatorAction, Outcome, Store, StoreError, TaskFilter, TaskRecord, Transition,
     UnfinishedHandler,
 };
-use tasker::{StepId, TaskId, TaskState};
+use tasker::{StepId, StepState, TaskId, TaskState};
 use tokio::sync::Notify;
 
+use crate::operator::{self, checked, StepCounts, Tx, TxError};
 use crate::rows::{
-    lease_expired_error, step_finished, task_finished, ClaimRow, CountRow, IdRow, StateCountRow,
-    StepRow, TaskRow, TransitionRow, UnfinishedRow,
+    lease_expired_error, parse_state, ClaimRow, CountRow, IdRow, StateCountRow, StepCountsRow,
+    StepRow, TaskRow, TransitionRow, UnfinishedRow, STEP_COUNTS_SQL,
 };
 use crate::MIGRATIONS_SQLITE;
 
@@ -46,30 +47,6 @@ fn now_ms() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or_default()
-}
-
-/// Errors inside a transaction.
-enum TxError {
-    Diesel(diesel::result::Error),
-    Store(StoreError),
-}
-
-impl From<diesel::result::Error> for TxError {
-    fn from(e: diesel::result::Error) -> Self {
-        TxError::Diesel(e)
-    }
-}
-
-impl From<StoreError> for TxError {
-    fn from(e: StoreError) -> Self {
-        TxError::Store(e)
-    }
-}
-
-type Tx<T> = Result<T, TxError>;
-
-fn conflict<T>(message: String) -> Tx<T> {
-    Err(TxError::Store(StoreError::Conflict(message)))
 }
 
 #[derive(QueryableByName)]
@@ -275,26 +252,49 @@ fn step_state(conn: &mut SqliteConnection, step_id: i64) -> Tx<StepStateRow> {
         }))
 }
 
-fn count_in_state(conn: &mut SqliteConnection, task_id: i64, state: &str) -> Tx<i64> {
-    Ok(sql_query(
-        "SELECT count(*) AS count FROM tasker_workflow_steps WHERE task_id = ? AND state = ?",
-    )
-    .bind::<BigInt, _>(task_id)
-    .bind::<Text, _>(state)
-    .get_result::<CountRow>(conn)?
-    .count)
-}
-
-/// A step is done (complete or resolved): release its children whose
-/// parents are now all done, and count it off its task. Returns the number
-/// released and whether the task completed.
+/// A step completed: release its children whose parents are now all done,
+/// and count it off its task; the task finishes when nothing is left
+/// (see `operator::finished_state`). Returns the released children and the
+/// task's new state, if it changed.
 fn finish_step(
     conn: &mut SqliteConnection,
     step_id: i64,
     task_id: i64,
     actor: &str,
-) -> Tx<(Vec<i64>, bool)> {
-    let now = now_ms();
+) -> Tx<(Vec<i64>, Option<TaskState>)> {
+    let released = release_children(conn, step_id, task_id, actor)?;
+    let task = sql_query(
+        "UPDATE tasker_tasks SET unfinished_steps = unfinished_steps - 1, updated_at = ?
+         WHERE task_id = ? RETURNING state, unfinished_steps",
+    )
+    .bind::<BigInt, _>(now_ms())
+    .bind::<BigInt, _>(task_id)
+    .get_result::<TaskStateRow>(conn)?;
+    let mut finished = None;
+    // As on PostgreSQL: a worker's completion finishes an `in_progress`
+    // task (operator actions keep a task with no failed step out of
+    // `error`, and a task whose steps run is never `pending`).
+    if task.unfinished_steps == 0 && task.state == TaskState::InProgress.as_str() {
+        let counts = SqliteOps { conn }.step_counts_now(task_id)?;
+        let (from, to) = checked(
+            TaskState::InProgress,
+            operator::finished_state(counts.cancelled),
+        );
+        if set_task_state(conn, task_id, from.as_str(), to.as_str(), actor)? {
+            finished = Some(to);
+        }
+    }
+    Ok((released, finished))
+}
+
+/// Decrements the children of a done step; those with no parent left go
+/// `pending -> ready`, audited. Returns them.
+fn release_children(
+    conn: &mut SqliteConnection,
+    step_id: i64,
+    task_id: i64,
+    actor: &str,
+) -> Tx<Vec<i64>> {
     let children = sql_query(
         "UPDATE tasker_workflow_steps SET pending_parents = pending_parents - 1,
            state = CASE WHEN pending_parents = 1 AND state = 'pending' THEN 'ready' ELSE state END,
@@ -302,11 +302,14 @@ fn finish_step(
          WHERE workflow_step_id IN (SELECT to_step_id FROM tasker_workflow_step_edges WHERE from_step_id = ?)
          RETURNING workflow_step_id, task_id, state, attempts",
     )
-    .bind::<BigInt, _>(now)
+    .bind::<BigInt, _>(now_ms())
     .bind::<BigInt, _>(step_id)
     .load::<StepStateRow>(conn)?;
     let mut released = Vec::new();
-    for child in children.iter().filter(|c| c.state == "ready") {
+    for child in children
+        .iter()
+        .filter(|c| c.state == StepState::Ready.as_str())
+    {
         step_audit(
             conn,
             (child.workflow_step_id, task_id),
@@ -318,26 +321,7 @@ fn finish_step(
         )?;
         released.push(child.workflow_step_id);
     }
-    let task = sql_query(
-        "UPDATE tasker_tasks SET unfinished_steps = unfinished_steps - 1, updated_at = ?
-         WHERE task_id = ? RETURNING state, unfinished_steps",
-    )
-    .bind::<BigInt, _>(now)
-    .bind::<BigInt, _>(task_id)
-    .get_result::<TaskStateRow>(conn)?;
-    let mut completed = false;
-    if task.unfinished_steps == 0
-        && matches!(task.state.as_str(), "pending" | "in_progress" | "error")
-    {
-        // A task with a cancelled step ends cancelled, not complete.
-        let end = if count_in_state(conn, task_id, "cancelled")? > 0 {
-            "cancelled"
-        } else {
-            "complete"
-        };
-        completed = set_task_state(conn, task_id, &task.state, end, actor)?;
-    }
-    Ok((released, completed))
+    Ok(released)
 }
 
 /// Moves `steps` to the final state `to` (cancelled or resolved by hand),
@@ -345,7 +329,7 @@ fn finish_step(
 fn set_steps_state(
     conn: &mut SqliteConnection,
     steps: &[StepStateRow],
-    to: &str,
+    to: StepState,
     actor: &str,
 ) -> Tx<()> {
     for step in steps {
@@ -353,7 +337,7 @@ fn set_steps_state(
             "UPDATE tasker_workflow_steps SET state = ?, lease_expires_at = NULL, updated_at = ?
              WHERE workflow_step_id = ?",
         )
-        .bind::<Text, _>(to)
+        .bind::<Text, _>(to.as_str())
         .bind::<BigInt, _>(now_ms())
         .bind::<BigInt, _>(step.workflow_step_id)
         .execute(conn)?;
@@ -361,7 +345,7 @@ fn set_steps_state(
             conn,
             (step.workflow_step_id, step.task_id),
             Some(&step.state),
-            to,
+            to.as_str(),
             Some(step.attempts),
             actor,
             None,
@@ -370,180 +354,158 @@ fn set_steps_state(
     Ok(())
 }
 
-fn give_new_attempts(conn: &mut SqliteConnection, step: &StepStateRow, actor: &str) -> Tx<()> {
-    sql_query(
-        "UPDATE tasker_workflow_steps SET state = 'ready', run_at = ?, max_attempts = attempts + attempt_budget,
-           updated_at = ? WHERE workflow_step_id = ?",
-    )
-    .bind::<BigInt, _>(now_ms())
-    .bind::<BigInt, _>(now_ms())
-    .bind::<BigInt, _>(step.workflow_step_id)
-    .execute(conn)?;
-    step_audit(
-        conn,
-        (step.workflow_step_id, step.task_id),
-        Some("error"),
-        "ready",
-        Some(step.attempts),
-        actor,
-        None,
-    )
+/// The operator primitives on the SQLite connection, inside the action's
+/// immediate transaction (which holds the only write lock, so `lock_*`
+/// only read).
+struct SqliteOps<'c> {
+    conn: &'c mut SqliteConnection,
 }
 
-/// Ends an unfinished task by hand: its unfinished steps and the task go
-/// to `to` (`cancelled` or `resolved_manually`), audited; `verb` names the
-/// action in the refusal.
-fn close_task(
-    conn: &mut SqliteConnection,
-    task_id: TaskId,
-    to: &str,
-    verb: &str,
-    actor: &str,
-) -> Tx<()> {
-    let task = task_state(conn, task_id.0)?;
-    if task_finished(&task.state) {
-        return conflict(format!(
-            "task {task_id} is already {}; only an unfinished task can be {verb}",
-            task.state
-        ));
+impl SqliteOps<'_> {
+    fn step_counts_now(&mut self, task_id: i64) -> Tx<StepCounts> {
+        let row = sql_query(STEP_COUNTS_SQL)
+            .bind::<BigInt, _>(task_id)
+            .get_result::<StepCountsRow>(self.conn)?;
+        Ok(row.into())
     }
-    let open = sql_query(
-        "SELECT workflow_step_id, task_id, state, attempts FROM tasker_workflow_steps
-         WHERE task_id = ? AND state IN ('pending', 'ready', 'in_progress', 'error')",
-    )
-    .bind::<BigInt, _>(task_id.0)
-    .load::<StepStateRow>(conn)?;
-    set_steps_state(conn, &open, to, actor)?;
-    sql_query("UPDATE tasker_tasks SET unfinished_steps = 0 WHERE task_id = ?")
-        .bind::<BigInt, _>(task_id.0)
-        .execute(conn)?;
-    set_task_state(conn, task_id.0, &task.state, to, actor)?;
-    Ok(())
+
+    fn unfinished_steps(&mut self, sql: &str, id: i64) -> Tx<Vec<StepStateRow>> {
+        Ok(sql_query(sql)
+            .bind::<BigInt, _>(id)
+            .load::<StepStateRow>(self.conn)?)
+    }
+
+    fn count_off(&mut self, task_id: i64, n: usize) -> Tx<()> {
+        sql_query(
+            "UPDATE tasker_tasks SET unfinished_steps = unfinished_steps - ?, updated_at = ?
+             WHERE task_id = ?",
+        )
+        .bind::<Integer, _>(n as i32)
+        .bind::<BigInt, _>(now_ms())
+        .bind::<BigInt, _>(task_id)
+        .execute(self.conn)?;
+        Ok(())
+    }
 }
 
-fn operator(conn: &mut SqliteConnection, action: OperatorAction, actor: &str) -> Tx<()> {
-    match action {
-        OperatorAction::RetryTask(task_id) => {
-            let task = task_state(conn, task_id.0)?;
-            if task.state != "error" {
-                return conflict(format!(
-                    "task {task_id} is {}; only a task in `error` can be retried",
-                    task.state
-                ));
-            }
-            let failed = sql_query(
-                "SELECT workflow_step_id, task_id, state, attempts FROM tasker_workflow_steps
-                 WHERE task_id = ? AND state = 'error'",
-            )
-            .bind::<BigInt, _>(task_id.0)
-            .load::<StepStateRow>(conn)?;
-            for step in &failed {
-                give_new_attempts(conn, step, actor)?;
-            }
-            set_task_state(conn, task_id.0, "error", "in_progress", actor)?;
-        }
-        OperatorAction::RetryStep(step_id) => {
-            let step = step_state(conn, step_id.0)?;
-            if step.state != "error" {
-                return conflict(format!(
-                    "step {step_id} is {}; only a step in `error` can be retried",
-                    step.state
-                ));
-            }
-            give_new_attempts(conn, &step, actor)?;
-            if count_in_state(conn, step.task_id, "error")? == 0 {
-                set_task_state(conn, step.task_id, "error", "in_progress", actor)?;
-            }
-        }
-        OperatorAction::CancelTask(task_id) => {
-            close_task(conn, task_id, "cancelled", "cancelled", actor)?;
-        }
-        OperatorAction::ResolveTask(task_id) => {
-            close_task(conn, task_id, "resolved_manually", "resolved", actor)?;
-        }
-        OperatorAction::CancelStep(step_id) => {
-            let step = step_state(conn, step_id.0)?;
-            let task = task_state(conn, step.task_id)?;
-            if task_finished(&task.state) {
-                return conflict(format!(
-                    "task {} is {}; its steps can no longer be cancelled",
-                    step.task_id, task.state
-                ));
-            }
-            if step_finished(&step.state) {
-                return conflict(format!(
-                    "step {step_id} is already {}; only an unfinished step can be cancelled",
-                    step.state
-                ));
-            }
-            // The step and every unfinished step after it.
-            let doomed = sql_query(
-                "WITH RECURSIVE down(id) AS (
-                   SELECT ?
-                   UNION SELECT e.to_step_id FROM tasker_workflow_step_edges e JOIN down ON e.from_step_id = down.id
-                 )
-                 SELECT s.workflow_step_id, s.task_id, s.state, s.attempts
-                 FROM tasker_workflow_steps s JOIN down ON s.workflow_step_id = down.id
-                 WHERE s.state IN ('pending', 'ready', 'in_progress', 'error')",
-            )
-            .bind::<BigInt, _>(step_id.0)
-            .load::<StepStateRow>(conn)?;
-            set_steps_state(conn, &doomed, "cancelled", actor)?;
-            let remaining = sql_query(
-                "UPDATE tasker_tasks SET unfinished_steps = unfinished_steps - ?, updated_at = ?
-                 WHERE task_id = ? RETURNING state, unfinished_steps",
-            )
-            .bind::<Integer, _>(doomed.len() as i32)
-            .bind::<BigInt, _>(now_ms())
-            .bind::<BigInt, _>(step.task_id)
-            .get_result::<TaskStateRow>(conn)?;
-            // Nothing left to run or to retry: the task ends cancelled.
-            if remaining.unfinished_steps == 0 {
-                set_task_state(conn, step.task_id, &task.state, "cancelled", actor)?;
-            }
-        }
-        OperatorAction::ResolveStep { step_id, output } => {
-            let step = step_state(conn, step_id.0)?;
-            let task = task_state(conn, step.task_id)?;
-            if task_finished(&task.state) {
-                return conflict(format!(
-                    "task {} is {}; its steps can no longer be resolved",
-                    step.task_id, task.state
-                ));
-            }
-            if step_finished(&step.state) {
-                return conflict(format!(
-                    "step {step_id} is already {}; only an unfinished step can be resolved",
-                    step.state
-                ));
-            }
+impl operator::Primitives for SqliteOps<'_> {
+    async fn lock_task(&mut self, task_id: i64) -> Tx<TaskState> {
+        Ok(parse_state(&task_state(self.conn, task_id)?.state)?)
+    }
+
+    async fn task_of_step(&mut self, step_id: i64) -> Tx<i64> {
+        Ok(step_state(self.conn, step_id)?.task_id)
+    }
+
+    async fn lock_step(&mut self, step_id: i64) -> Tx<StepState> {
+        Ok(parse_state(&step_state(self.conn, step_id)?.state)?)
+    }
+
+    async fn retry_failed(&mut self, task_id: i64, step_id: Option<i64>, actor: &str) -> Tx<()> {
+        let failed = sql_query(
+            "SELECT workflow_step_id, task_id, state, attempts FROM tasker_workflow_steps
+             WHERE task_id = ? AND state = 'error' AND (? IS NULL OR workflow_step_id = ?)",
+        )
+        .bind::<BigInt, _>(task_id)
+        .bind::<Nullable<BigInt>, _>(step_id)
+        .bind::<Nullable<BigInt>, _>(step_id)
+        .load::<StepStateRow>(self.conn)?;
+        for step in &failed {
             sql_query(
-                "UPDATE tasker_workflow_steps SET state = 'resolved_manually', results = ?,
-                   lease_expires_at = NULL, updated_at = ? WHERE workflow_step_id = ?",
+                "UPDATE tasker_workflow_steps SET state = 'ready', run_at = ?,
+                   max_attempts = attempts + attempt_budget, updated_at = ? WHERE workflow_step_id = ?",
             )
-            .bind::<Text, _>(output.to_string())
             .bind::<BigInt, _>(now_ms())
-            .bind::<BigInt, _>(step_id.0)
-            .execute(conn)?;
+            .bind::<BigInt, _>(now_ms())
+            .bind::<BigInt, _>(step.workflow_step_id)
+            .execute(self.conn)?;
             step_audit(
-                conn,
-                (step_id.0, step.task_id),
-                Some(&step.state),
-                "resolved_manually",
+                self.conn,
+                (step.workflow_step_id, step.task_id),
+                Some("error"),
+                "ready",
                 Some(step.attempts),
                 actor,
                 None,
             )?;
-            let (_, completed) = finish_step(conn, step_id.0, step.task_id, actor)?;
-            if !completed
-                && task.state == "error"
-                && count_in_state(conn, step.task_id, "error")? == 0
-            {
-                set_task_state(conn, step.task_id, "error", "in_progress", actor)?;
-            }
         }
+        Ok(())
     }
-    Ok(())
+
+    async fn close_steps(&mut self, task_id: i64, to: StepState, actor: &str) -> Tx<()> {
+        let open = self.unfinished_steps(
+            "SELECT workflow_step_id, task_id, state, attempts FROM tasker_workflow_steps
+             WHERE task_id = ? AND state IN ('pending', 'ready', 'in_progress', 'error')",
+            task_id,
+        )?;
+        set_steps_state(self.conn, &open, to, actor)?;
+        sql_query("UPDATE tasker_tasks SET unfinished_steps = 0, updated_at = ? WHERE task_id = ?")
+            .bind::<BigInt, _>(now_ms())
+            .bind::<BigInt, _>(task_id)
+            .execute(self.conn)?;
+        Ok(())
+    }
+
+    async fn cancel_from(&mut self, step_id: i64, actor: &str) -> Tx<()> {
+        let doomed = self.unfinished_steps(
+            "WITH RECURSIVE down(id) AS (
+               SELECT ?
+               UNION SELECT e.to_step_id FROM tasker_workflow_step_edges e JOIN down ON e.from_step_id = down.id
+             )
+             SELECT s.workflow_step_id, s.task_id, s.state, s.attempts
+             FROM tasker_workflow_steps s JOIN down ON s.workflow_step_id = down.id
+             WHERE s.state IN ('pending', 'ready', 'in_progress', 'error')",
+            step_id,
+        )?;
+        set_steps_state(self.conn, &doomed, StepState::Cancelled, actor)?;
+        if let Some(first) = doomed.first() {
+            self.count_off(first.task_id, doomed.len())?;
+        }
+        Ok(())
+    }
+
+    async fn resolve_step(
+        &mut self,
+        step_id: i64,
+        from: StepState,
+        output: &Value,
+        actor: &str,
+    ) -> Tx<()> {
+        let step = sql_query(
+            "UPDATE tasker_workflow_steps SET state = 'resolved_manually', results = ?,
+               lease_expires_at = NULL, updated_at = ? WHERE workflow_step_id = ?
+             RETURNING workflow_step_id, task_id, state, attempts",
+        )
+        .bind::<Text, _>(output.to_string())
+        .bind::<BigInt, _>(now_ms())
+        .bind::<BigInt, _>(step_id)
+        .get_result::<StepStateRow>(self.conn)?;
+        step_audit(
+            self.conn,
+            (step_id, step.task_id),
+            Some(from.as_str()),
+            StepState::ResolvedManually.as_str(),
+            Some(step.attempts),
+            actor,
+            None,
+        )?;
+        release_children(self.conn, step_id, step.task_id, actor)?;
+        self.count_off(step.task_id, 1)
+    }
+
+    async fn step_counts(&mut self, task_id: i64) -> Tx<StepCounts> {
+        self.step_counts_now(task_id)
+    }
+
+    async fn set_task_state(
+        &mut self,
+        task_id: i64,
+        from: TaskState,
+        to: TaskState,
+        actor: &str,
+    ) -> Tx<()> {
+        set_task_state(self.conn, task_id, from.as_str(), to.as_str(), actor).map(drop)
+    }
 }
 
 /// Claims a just-released child for the worker that released it.
@@ -577,7 +539,7 @@ fn take_child(
     let row = claim_rows(conn, &step.workflow_step_id.to_string(), "")?
         .pop()
         .expect("the step just claimed exists");
-    Ok(row.into_claimed()?)
+    Ok(row.into_claimed())
 }
 
 /// Claim rows (context and parents' outputs) of the steps with these ids.
@@ -859,7 +821,7 @@ impl Store for SqliteStore {
                 claim_rows(conn, &step_ids, &started)
             })
             .await?;
-        rows.into_iter().map(ClaimRow::into_claimed).collect()
+        Ok(rows.into_iter().map(ClaimRow::into_claimed).collect())
     }
 
     async fn renew_leases(
@@ -938,9 +900,9 @@ impl Store for SqliteStore {
                     };
                     match &c.outcome {
                         Outcome::Complete(_) => {
-                            let (released, done) = finish_step(conn, step.workflow_step_id, step.task_id, &c.worker)?;
+                            let (released, finished) = finish_step(conn, step.workflow_step_id, step.task_id, &c.worker)?;
                             completed.released = released.len() as u32;
-                            completed.task_state = done.then_some(TaskState::Complete);
+                            completed.task_state = finished;
                             if let (Some(lease), Some(child)) = (c.take_next, released.first()) {
                                 completed.next = Some(take_child(conn, *child, lease, &c.worker)?);
                                 completed.released -= 1;
@@ -1015,7 +977,7 @@ impl Store for SqliteStore {
     async fn operator_action(&self, action: OperatorAction, actor: &str) -> Result<(), StoreError> {
         let actor = actor.to_owned();
         self.tx("applying an operator action", move |conn| {
-            operator(conn, action, &actor)
+            operator::run_now(operator::apply(&mut SqliteOps { conn }, &action, &actor))
         })
         .await?;
         self.wakeups.notify_one();

@@ -164,6 +164,10 @@ pub struct StartupReport {
     pub refused: Vec<RefusedHandler>,
     /// Steps recovered from a previous process (single-process mode).
     pub recovered_steps: u64,
+    /// Problems of the database's set-up an operator should fix (see
+    /// [`Store::warnings`]); also logged at start-up and shown by
+    /// `/health/status`.
+    pub warnings: Vec<String>,
 }
 
 /// The engine on a store: create tasks, inspect and repair them, run
@@ -355,6 +359,10 @@ impl<S: Store> TaskerBuilder<S> {
         if mode == CoordinationMode::SingleProcess {
             report.recovered_steps = store.recover_expired(true).await?;
         }
+        report.warnings = store.warnings().await?;
+        for warning in &report.warnings {
+            tracing::warn!("{warning}");
+        }
         let served_ids = by_id.keys().copied().collect();
         Ok(Tasker {
             inner: Arc::new(Inner {
@@ -449,10 +457,19 @@ impl<S: Store> Tasker<S> {
     pub async fn create_tasks(&self, requests: Vec<TaskRequest>) -> Result<Vec<Created>> {
         let mut tasks = Vec::with_capacity(requests.len());
         let mut announce = Vec::with_capacity(requests.len());
-        for request in requests {
-            let (task, handler) = self.prepare(request)?;
-            announce.push((handler, task.initiator.clone()));
-            tasks.push(task);
+        let mut requests = requests.into_iter();
+        while let Some(request) = requests.next() {
+            match self.prepare(request) {
+                Ok((task, handler)) => {
+                    announce.push((handler, task.initiator.clone()));
+                    tasks.push(task);
+                }
+                Err(e) => {
+                    // The rest may hold contexts too deep for `Drop`.
+                    requests.for_each(TaskRequest::discard);
+                    return Err(e);
+                }
+            }
         }
         let created = self.inner.store.create_tasks(tasks).await?;
         for (created, (handler, actor)) in created.iter().zip(announce) {
@@ -539,6 +556,15 @@ impl<S: Store> Tasker<S> {
 
     /// Tasks matching `filter`, newest first.
     pub async fn tasks(&self, filter: &TaskFilter) -> Result<Vec<TaskRecord>> {
+        for (field, text) in [
+            ("namespace", &filter.namespace),
+            ("name", &filter.name),
+            ("version", &filter.version),
+        ] {
+            if let Some(text) = text {
+                crate::payload::check_text(text, field)?;
+            }
+        }
         Ok(self.inner.store.tasks(filter).await?)
     }
 
@@ -588,11 +614,13 @@ impl<S: Store> Tasker<S> {
         output: serde_json::Value,
         actor: &str,
     ) -> Result<()> {
+        let output = crate::payload::check_owned(output, "output")?;
         self.operator(OperatorAction::ResolveStep { step_id, output }, actor)
             .await
     }
 
     async fn operator(&self, action: OperatorAction, actor: &str) -> Result<()> {
+        crate::payload::check_text(actor, "actor")?;
         tracing::info!(?action, actor, "operator action");
         let store = &self.inner.store;
         let task_id = match &action {

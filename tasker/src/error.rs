@@ -66,6 +66,10 @@ pub enum Error {
         /// Its state when we gave up.
         state: crate::TaskState,
     },
+    /// A value tasker refuses to store (too deeply nested, or holding a NUL
+    /// character); names the field.
+    #[error("cannot store this value: {0}")]
+    Payload(#[from] crate::payload::PayloadError),
     /// A value that could not be serialized to JSON.
     #[error("could not serialize the {what} to JSON: {source}")]
     Serialize {

@@ -65,6 +65,7 @@ mod handler;
 #[cfg(feature = "http")]
 pub mod http;
 pub mod metrics;
+pub mod payload;
 mod registry;
 mod request;
 mod state;

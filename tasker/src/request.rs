@@ -5,6 +5,7 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::handler::TaskHandler;
+use crate::payload;
 
 /// A request to create a task: the handler (namespace, name, version) and
 /// its context, plus optional idempotency key and metadata.
@@ -173,6 +174,15 @@ impl TaskRequest {
         &self.context
     }
 
+    /// Drops the request without recursion (its context may be too deep
+    /// for the ordinary `Drop`).
+    pub(crate) fn discard(self) {
+        crate::payload::drop_deep(self.context);
+    }
+
+    /// Checks the request against the storage limits (see
+    /// [`crate::payload`]) and takes it apart. A refused context is dropped
+    /// without recursion.
     pub(crate) fn into_parts(self) -> Result<RequestParts> {
         if let Some(message) = self.context_error {
             return Err(Error::Serialize {
@@ -180,11 +190,35 @@ impl TaskRequest {
                 source: serde::ser::Error::custom(message),
             });
         }
+        let texts = [
+            ("namespace", Some(&self.namespace)),
+            ("name", Some(&self.name)),
+            ("version", self.version.as_ref()),
+            ("identity_key", self.identity_key.as_ref()),
+            ("initiator", self.initiator.as_ref()),
+            ("source_system", self.source_system.as_ref()),
+            ("reason", self.reason.as_ref()),
+        ];
+        let checked = texts
+            .iter()
+            .filter_map(|(field, text)| text.map(|t| (field, t)))
+            .try_for_each(|(field, text)| payload::check_text(text, field))
+            .and_then(|()| {
+                self.tags
+                    .iter()
+                    .enumerate()
+                    .try_for_each(|(i, tag)| payload::check_text(tag, &format!("tags[{i}]")))
+            });
+        if let Err(e) = checked {
+            self.discard();
+            return Err(e.into());
+        }
+        let context = payload::check_owned(self.context, "context")?;
         Ok(RequestParts {
             namespace: self.namespace,
             name: self.name,
             version: self.version,
-            context: self.context,
+            context,
             identity_key: self.identity_key,
             initiator: self.initiator,
             source_system: self.source_system,

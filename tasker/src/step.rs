@@ -151,6 +151,31 @@ impl StepError {
     pub fn class(&self) -> &str {
         &self.class
     }
+
+    /// Longest message stored; longer ones are cut (at a character
+    /// boundary) and marked.
+    pub const MAX_MESSAGE_BYTES: usize = 16 * 1024;
+
+    /// The error as it can always be stored: NUL characters replaced, the
+    /// message cut to [`Self::MAX_MESSAGE_BYTES`].
+    pub(crate) fn storable(mut self) -> Self {
+        use crate::payload::sanitize_text;
+        if let Cow::Owned(clean) = sanitize_text(&self.message) {
+            self.message = clean;
+        }
+        if let Cow::Owned(clean) = sanitize_text(&self.class) {
+            self.class = Cow::Owned(clean);
+        }
+        if self.message.len() > Self::MAX_MESSAGE_BYTES {
+            let mut end = Self::MAX_MESSAGE_BYTES;
+            while !self.message.is_char_boundary(end) {
+                end -= 1;
+            }
+            self.message.truncate(end);
+            self.message.push_str(" [truncated]");
+        }
+        self
+    }
 }
 
 impl fmt::Display for StepError {

@@ -207,6 +207,11 @@ pub struct ClaimedStep {
     pub context: Value,
     /// Outputs of the step's parents, by name.
     pub inputs: Vec<(String, Value)>,
+    /// Why the stored context or inputs could not be read, when they could
+    /// not (then `context` is `null` and `inputs` empty). The engine fails
+    /// such a step permanently, with this message, without running it;
+    /// the other steps of the claim are unaffected.
+    pub unreadable: Option<String>,
 }
 
 /// How an attempt ended, as the engine decided.
@@ -483,4 +488,18 @@ pub trait Store: Send + Sync + 'static {
     /// Counts of tasks by state.
     fn task_counts(&self)
         -> impl Future<Output = Result<Vec<(TaskState, i64)>, StoreError>> + Send;
+
+    /// Problems of the database's set-up that an operator should fix
+    /// (PostgreSQL: autovacuum turned off). Empty when all is well.
+    fn warnings(&self) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send {
+        async { Ok(Vec::new()) }
+    }
+
+    /// Housekeeping the store needs now and then; workers call it from
+    /// their maintenance tick, so it must be cheap when there is nothing
+    /// to do. (PostgreSQL: vacuums the queue tables when autovacuum is
+    /// off and dead rows pile up.)
+    fn housekeeping(&self) -> impl Future<Output = Result<(), StoreError>> + Send {
+        async { Ok(()) }
+    }
 }

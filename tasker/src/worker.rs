@@ -281,6 +281,9 @@ async fn maintain<S: Store>(tasker: &Tasker<S>, leases: &Leases) {
         Ok(ready) => tasker.metrics().ready_steps(ready),
         Err(e) => tracing::warn!("counting ready steps failed: {e}"),
     }
+    if let Err(e) = tasker.store().housekeeping().await {
+        tracing::warn!("store housekeeping failed: {e}");
+    }
     if tasker.mode() == CoordinationMode::Distributed {
         match tasker.store().recover_expired(false).await {
             Ok(0) => {}
@@ -384,7 +387,17 @@ async fn run_and_record<S: Store>(
     };
     let started = Instant::now();
     tasker.publish(event(names::STEP_BEFORE_HANDLE));
-    let result = run_step(tasker, step.clone(), event("custom")).await;
+    let result = run_step(tasker, step.clone(), event("custom"))
+        .await
+        .and_then(|output| {
+            // An output the store could not keep, or the next step could
+            // not read back, fails this step alone, here.
+            crate::payload::check_owned(output, "output").map_err(|e| {
+                StepError::permanent(format!("the step's output cannot be stored: {e}"))
+                    .with_class("OutputRefused")
+            })
+        })
+        .map_err(StepError::storable);
     let duration = started.elapsed();
     let outcome = match result {
         Ok(output) => Outcome::Complete(output),
@@ -558,6 +571,9 @@ async fn run_step<S: Store>(
             step.handler_id
         )));
     };
+    if let Some(why) = step.unreadable {
+        return Err(StepError::permanent(why).with_class("UnreadableInput"));
+    }
     let index = step.index as usize;
     let Some(definition) = handler.steps().get(index).filter(|d| d.name() == step.name) else {
         return Err(StepError::permanent(format!(

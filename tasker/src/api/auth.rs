@@ -1,6 +1,5 @@
 //! Authentication (who is calling) and authorization (may they do this).
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -107,10 +106,61 @@ fn bearer(headers: &HeaderMap) -> Result<&str, AuthError> {
         .ok_or_else(|| AuthError::Invalid("expected `Authorization: Bearer <token>`".into()))
 }
 
-/// Static API tokens, each standing for a principal.
-#[derive(Debug, Clone, Default)]
+/// Shortest static API token accepted, in characters.
+pub const MIN_TOKEN_CHARS: usize = 24;
+
+/// Static API tokens, each standing for a *named* principal.
+///
+/// A token is a secret, never an identity: only its SHA-256 digest is kept,
+/// presented tokens are compared digest to digest in constant time, and
+/// only the name reaches the audit trail, logs and responses. `Debug`
+/// shows names only.
+///
+/// ```
+/// use tasker::api::StaticTokens;
+///
+/// let tokens = StaticTokens::parse(
+///     "ops:0123456789abcdef0123456789abcdef:*;\
+///      reporting:fedcba9876543210fedcba9876543210:tasker.task:index,tasker.task:show",
+/// )
+/// .unwrap();
+/// assert_eq!(tokens.names(), ["ops", "reporting"]);
+/// assert!(!format!("{tokens:?}").contains("0123456789"));
+///
+/// let err = StaticTokens::parse("ops:short:*").unwrap_err();
+/// assert!(err.contains("at least 24"), "{err}");
+/// assert!(!err.contains("short"), "the token must not be echoed: {err}");
+/// ```
+#[derive(Clone, Default)]
 pub struct StaticTokens {
-    tokens: HashMap<String, Principal>,
+    tokens: Vec<([u8; 32], Principal)>,
+}
+
+impl std::fmt::Debug for StaticTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StaticTokens")
+            .field("names", &self.names())
+            .finish()
+    }
+}
+
+fn digest(token: &str) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(token.as_bytes()).into()
+}
+
+/// Compares two digests in time independent of where they differ.
+fn same_digest(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    let difference = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    std::hint::black_box(difference) == 0
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'@'))
 }
 
 impl StaticTokens {
@@ -119,31 +169,129 @@ impl StaticTokens {
         Self::default()
     }
 
-    /// Adds a token for `subject` with `permissions`.
+    /// Adds `token` for the principal `name` with `permissions`. The name
+    /// is what the audit trail records; the token is kept only as a digest.
+    ///
+    /// Use [`StaticTokens::try_token`] to get an error instead of a panic
+    /// for a bad name or a short token.
+    ///
+    /// # Panics
+    /// When the name is not 1-64 of `[A-Za-z0-9_.@-]` or the token is
+    /// shorter than [`MIN_TOKEN_CHARS`].
     #[must_use]
     pub fn token(
-        mut self,
-        token: impl Into<String>,
-        subject: impl Into<String>,
+        self,
+        name: impl Into<String>,
+        token: impl AsRef<str>,
         permissions: impl IntoIterator<Item = impl Into<String>>,
     ) -> Self {
-        self.tokens.insert(
-            token.into(),
+        self.try_token(name, token, permissions)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Adds a token, or says why it cannot be (without echoing it).
+    pub fn try_token(
+        mut self,
+        name: impl Into<String>,
+        token: impl AsRef<str>,
+        permissions: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Result<Self, String> {
+        let name = name.into();
+        let token = token.as_ref();
+        if !valid_name(&name) {
+            return Err(format!(
+                "API token name {name:?} is not 1-64 of letters, digits, `_`, `-`, `.`, `@`"
+            ));
+        }
+        if token.chars().count() < MIN_TOKEN_CHARS || token.chars().any(char::is_whitespace) {
+            return Err(format!(
+                "the API token of `{name}` must be at least {MIN_TOKEN_CHARS} characters without \
+                 spaces; generate one with `openssl rand -hex 32`"
+            ));
+        }
+        let digest = digest(token);
+        if self.tokens.iter().any(|(d, _)| same_digest(d, &digest)) {
+            return Err(format!(
+                "the API token of `{name}` is also given to another name"
+            ));
+        }
+        if self.tokens.iter().any(|(_, p)| p.subject == name) {
+            return Err(format!("the API token name `{name}` is used twice"));
+        }
+        self.tokens.push((
+            digest,
             Principal {
-                subject: subject.into(),
+                subject: name,
                 permissions: permissions.into_iter().map(Into::into).collect(),
             },
-        );
-        self
+        ));
+        Ok(self)
+    }
+
+    /// Parses `name:token:perm,perm;name2:token2:*` (entries separated by
+    /// `;` or newlines; blank lines and `#` comments skipped), the format
+    /// of `TASKER_API_TOKENS` and of a tokens file. Errors name the entry
+    /// by position and name, never by token.
+    pub fn parse(spec: &str) -> Result<Self, String> {
+        let mut tokens = StaticTokens::new();
+        let entries = spec
+            .split(['\n', ';'])
+            .map(str::trim)
+            .filter(|e| !e.is_empty() && !e.starts_with('#'));
+        for (n, entry) in entries.enumerate() {
+            let mut fields = entry.splitn(3, ':');
+            let (Some(name), Some(token), Some(permissions)) =
+                (fields.next(), fields.next(), fields.next())
+            else {
+                return Err(format!(
+                    "API token entry {} is not `name:token:permission,permission` \
+                     (e.g. `ops:<token>:tasker.task:*`)",
+                    n + 1
+                ));
+            };
+            let permissions: Vec<&str> = permissions
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .collect();
+            tokens = tokens.try_token(name.trim(), token.trim(), permissions)?;
+        }
+        if tokens.tokens.is_empty() {
+            return Err("no API tokens given".to_owned());
+        }
+        Ok(tokens)
+    }
+
+    /// Reads [`StaticTokens::parse`]'s format from a file.
+    pub fn from_file(path: impl AsRef<std::path::Path>) -> Result<Self, String> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read API tokens from {}: {e}", path.display()))?;
+        Self::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// The principals' names, in the order given.
+    pub fn names(&self) -> Vec<&str> {
+        self.tokens
+            .iter()
+            .map(|(_, p)| p.subject.as_str())
+            .collect()
     }
 }
 
 impl Authenticator for StaticTokens {
     fn authenticate<'a>(&'a self, headers: &'a HeaderMap) -> AuthFuture<'a> {
         Box::pin(async move {
-            let token = bearer(headers)?;
-            self.tokens
-                .get(token)
+            let presented = digest(bearer(headers)?);
+            // Compare with every token, so the time taken does not tell
+            // which (or whether one) matched.
+            let mut found = None;
+            for (digest, principal) in &self.tokens {
+                if same_digest(digest, &presented) {
+                    found = Some(principal);
+                }
+            }
+            found
                 .cloned()
                 .ok_or_else(|| AuthError::Invalid("unknown API token".into()))
         })
@@ -167,6 +315,10 @@ impl std::fmt::Debug for JwtAuthenticator {
     }
 }
 
+/// Shortest HS256 secret accepted, in bytes (RFC 7518 §3.2: a key of at
+/// least the hash's size).
+pub const MIN_HS256_SECRET_BYTES: usize = 32;
+
 #[derive(Deserialize)]
 struct Claims {
     sub: String,
@@ -176,14 +328,36 @@ struct Claims {
 
 impl JwtAuthenticator {
     /// HMAC-SHA256 tokens signed with `secret`, issued by `issuer` for
-    /// `audience`.
-    pub fn hs256(secret: &[u8], issuer: &str, audience: &str) -> Self {
-        Self::with_key(
+    /// `audience`. Refuses a secret shorter than
+    /// [`MIN_HS256_SECRET_BYTES`]: anyone could guess it and mint tokens.
+    ///
+    /// ```
+    /// use tasker::api::JwtAuthenticator;
+    /// assert!(JwtAuthenticator::hs256(b"", "issuer", "tasker").is_err());
+    /// assert!(JwtAuthenticator::hs256(&[7u8; 32], "issuer", "tasker").is_ok());
+    /// ```
+    pub fn hs256(secret: &[u8], issuer: &str, audience: &str) -> Result<Self, String> {
+        if secret.len() < MIN_HS256_SECRET_BYTES {
+            return Err(format!(
+                "the HS256 JWT secret is {} bytes; it must be at least {MIN_HS256_SECRET_BYTES} \
+                 (generate one with `openssl rand -hex 32`)",
+                secret.len()
+            ));
+        }
+        Ok(Self::with_key(
             jsonwebtoken::DecodingKey::from_secret(secret),
             jsonwebtoken::Algorithm::HS256,
             issuer,
             audience,
-        )
+        ))
+    }
+
+    /// Accepts `exp` and `nbf` this far off the server's clock (default
+    /// 0: none), for issuers whose clocks drift.
+    #[must_use]
+    pub fn with_leeway(mut self, leeway: std::time::Duration) -> Self {
+        self.validation.leeway = leeway.as_secs();
+        self
     }
 
     /// RSA-SHA256 tokens verified with a PEM public key.
@@ -208,6 +382,7 @@ impl JwtAuthenticator {
         validation.set_issuer(&[issuer]);
         validation.set_audience(&[audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.validate_nbf = true;
         validation.leeway = 0;
         JwtAuthenticator {
             key: Arc::new(key),
@@ -225,6 +400,9 @@ impl Authenticator for JwtAuthenticator {
                     use jsonwebtoken::errors::ErrorKind;
                     match e.kind() {
                         ErrorKind::ExpiredSignature => AuthError::Expired,
+                        ErrorKind::ImmatureSignature => {
+                            AuthError::Invalid("the token is not valid yet (nbf)".into())
+                        }
                         ErrorKind::InvalidSignature => AuthError::Invalid("bad signature".into()),
                         ErrorKind::InvalidIssuer => AuthError::Invalid("wrong issuer".into()),
                         ErrorKind::InvalidAudience => AuthError::Invalid("wrong audience".into()),

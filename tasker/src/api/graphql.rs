@@ -42,7 +42,7 @@ trait Backend: Send + Sync {
     fn task(&self, id: TaskId) -> BoxFut<'_, TaskRecord>;
     fn tasks(&self, filter: TaskFilter) -> BoxFut<'_, Vec<TaskRecord>>;
     fn task_of_step(&self, id: StepId) -> BoxFut<'_, TaskId>;
-    fn create(&self, request: TaskRequest) -> BoxFut<'_, TaskId>;
+    fn create(&self, request: TaskRequest) -> BoxFut<'_, crate::store::Created>;
     fn cancel(&self, id: TaskId, actor: String) -> BoxFut<'_, ()>;
     fn retry(&self, id: TaskId, actor: String) -> BoxFut<'_, ()>;
     fn resolve(&self, id: TaskId, actor: String) -> BoxFut<'_, ()>;
@@ -62,8 +62,8 @@ impl<S: Store> Backend for Tasker<S> {
     fn task_of_step(&self, id: StepId) -> BoxFut<'_, TaskId> {
         Box::pin(async move { Ok(self.store().task_of_step(id).await?) })
     }
-    fn create(&self, request: TaskRequest) -> BoxFut<'_, TaskId> {
-        Box::pin(async move { Ok(self.create_task(request).await?.task_id()) })
+    fn create(&self, request: TaskRequest) -> BoxFut<'_, crate::store::Created> {
+        Box::pin(async move { self.create_task(request).await })
     }
     fn cancel(&self, id: TaskId, actor: String) -> BoxFut<'_, ()> {
         Box::pin(async move { self.cancel_task(id, &actor).await })
@@ -88,10 +88,33 @@ impl<S: Store> Backend for Tasker<S> {
     }
 }
 
-/// The caller of one GraphQL request.
+/// The caller of one GraphQL request, and what it has used of its row
+/// budget.
 struct Caller {
     principal: Principal,
     authorizer: Arc<dyn Authorizer>,
+    rows_left: std::sync::atomic::AtomicUsize,
+    max_rows: usize,
+}
+
+impl Caller {
+    /// Takes `rows` from the request's budget, or refuses.
+    fn take_rows(&self, rows: usize) -> async_graphql::Result<()> {
+        use std::sync::atomic::Ordering;
+        self.rows_left
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                left.checked_sub(rows)
+            })
+            .map(drop)
+            .map_err(|_| {
+                async_graphql::Error::new(format!(
+                    "this request asks for more than {} rows in all; ask for fewer \
+                     (limit/offset) or split it",
+                    self.max_rows
+                ))
+                .extend_with(|_, e| e.set("code", "TOO_MANY_ROWS"))
+            })
+    }
 }
 
 fn guard<'a>(
@@ -163,6 +186,17 @@ struct GqlHandler {
     mermaid: String,
 }
 
+/// What `createTask` did.
+#[derive(SimpleObject)]
+struct CreatedTask {
+    /// `false` when a task with the same identity key already existed.
+    created: bool,
+    /// The new or existing task's id.
+    task_id: i64,
+    /// The task; `null` unless the caller holds `tasker.task:show`.
+    task: Option<GqlTask>,
+}
+
 /// What `createTask` takes.
 #[derive(InputObject)]
 struct TaskInput {
@@ -202,13 +236,24 @@ fn task(t: TaskRecord) -> GqlTask {
     }
 }
 
+const DEFAULT_LIMIT: u32 = 50;
+const MAX_LIMIT: u32 = 500;
+
+/// The cost of a list field: its items times what is asked of each.
+fn list_cost(limit: Option<u32>, child_complexity: usize) -> usize {
+    let items = limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT) as usize;
+    items.saturating_mul(child_complexity.max(1))
+}
+
 /// Queries.
 pub(crate) struct QueryRoot;
 
 #[Object]
 impl QueryRoot {
-    /// Tasks, newest first (`tasker.task:index`).
+    /// Tasks, newest first (`tasker.task:index`). `limit` is 1-500
+    /// (default 50); the query's cost counts each task.
     #[allow(clippy::too_many_arguments)]
+    #[graphql(complexity = "list_cost(limit, child_complexity)")]
     async fn tasks(
         &self,
         ctx: &Context<'_>,
@@ -219,7 +264,9 @@ impl QueryRoot {
         limit: Option<u32>,
         offset: Option<u32>,
     ) -> async_graphql::Result<Vec<GqlTask>> {
-        let (backend, _) = guard(ctx, "tasker.task:index")?;
+        let (backend, caller) = guard(ctx, "tasker.task:index")?;
+        let limit = limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
+        caller.take_rows(limit as usize)?;
         let state = state
             .as_deref()
             .map(str::parse::<TaskState>)
@@ -234,7 +281,7 @@ impl QueryRoot {
                 name,
                 version,
                 state,
-                limit: limit.unwrap_or(50).clamp(1, 500),
+                limit,
                 offset: offset.unwrap_or(0),
             })
             .await
@@ -244,7 +291,8 @@ impl QueryRoot {
 
     /// One task with its steps (`tasker.task:show`).
     async fn task(&self, ctx: &Context<'_>, id: i64) -> async_graphql::Result<GqlTask> {
-        let (backend, _) = guard(ctx, "tasker.task:show")?;
+        let (backend, caller) = guard(ctx, "tasker.task:show")?;
+        caller.take_rows(1)?;
         Ok(task(backend.task(TaskId(id)).await.map_err(gql_error)?))
     }
 
@@ -298,12 +346,14 @@ pub(crate) struct MutationRoot;
 
 #[Object]
 impl MutationRoot {
-    /// Creates a task (`tasker.task:create`).
+    /// Creates a task (`tasker.task:create`). The initiator is the
+    /// caller. With an identity key that exists, nothing is created and
+    /// the existing task is returned only to callers who may see tasks.
     async fn create_task(
         &self,
         ctx: &Context<'_>,
         input: TaskInput,
-    ) -> async_graphql::Result<GqlTask> {
+    ) -> async_graphql::Result<CreatedTask> {
         let (backend, caller) = guard(ctx, "tasker.task:create")?;
         let mut request = TaskRequest::new(
             input.namespace.unwrap_or_else(|| "default".to_owned()),
@@ -317,8 +367,22 @@ impl MutationRoot {
         if let Some(key) = input.identity_key {
             request = request.identity_key(key);
         }
-        let id = backend.create(request).await.map_err(gql_error)?;
-        Ok(task(backend.task(id).await.map_err(gql_error)?))
+        let created = backend.create(request).await.map_err(gql_error)?;
+        let shown = caller
+            .authorizer
+            .authorize(&caller.principal, super::SHOW_TASK_PERMISSION);
+        let task = if shown {
+            Some(task(
+                backend.task(created.task_id()).await.map_err(gql_error)?,
+            ))
+        } else {
+            None
+        };
+        Ok(CreatedTask {
+            created: matches!(created, crate::store::Created::New(_)),
+            task_id: created.task_id().0,
+            task,
+        })
     }
 
     /// Cancels a task (`tasker.task:cancel`).
@@ -392,12 +456,12 @@ impl MutationRoot {
 /// The executable schema of one API.
 pub(crate) type TaskerSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
 
-pub(crate) fn schema<S: Store>(tasker: Tasker<S>) -> TaskerSchema {
+pub(crate) fn schema<S: Store>(tasker: Tasker<S>, limits: &super::ApiLimits) -> TaskerSchema {
     let backend: Arc<dyn Backend> = Arc::new(tasker);
     Schema::build(QueryRoot, MutationRoot, EmptySubscription)
         .data(backend)
-        .limit_depth(8)
-        .limit_complexity(500)
+        .limit_depth(limits.max_depth)
+        .limit_complexity(limits.max_complexity)
         .finish()
 }
 
@@ -414,11 +478,14 @@ pub(crate) async fn execute(
     request: async_graphql::Request,
     principal: Principal,
     authorizer: Arc<dyn Authorizer>,
+    max_rows: usize,
 ) -> async_graphql::Response {
     schema
         .execute(request.data(Caller {
             principal,
             authorizer,
+            rows_left: std::sync::atomic::AtomicUsize::new(max_rows),
+            max_rows,
         }))
         .await
 }

@@ -6,7 +6,7 @@
 //! # async fn demo(tasker: tasker::Tasker<impl tasker::Store>) -> std::io::Result<()> {
 //! use tasker::api::{ApiConfig, StaticTokens};
 //!
-//! let auth = StaticTokens::new().token("s3cret", "ops", ["tasker.task:*", "tasker.handler:index"]);
+//! let auth = StaticTokens::new().token("ops", std::env::var("OPS_TOKEN").unwrap(), ["tasker.task:*", "tasker.handler:index"]);
 //! let app = tasker::api::router(tasker, ApiConfig::new(auth));
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
 //! axum::serve(listener, app).await
@@ -19,25 +19,29 @@
 mod auth;
 #[cfg(feature = "graphql")]
 mod graphql;
+mod guard;
+mod serve;
 
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::routing::{get, post, MethodRouter};
+use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 pub use auth::{
     AuthError, AuthFuture, Authenticator, Authorizer, JwtAuthenticator, NoAuthentication,
-    PermissionAuthorizer, Principal, StaticTokens,
+    PermissionAuthorizer, Principal, StaticTokens, MIN_HS256_SECRET_BYTES, MIN_TOKEN_CHARS,
 };
 #[cfg(feature = "graphql")]
 pub use graphql::{sdl as graphql_sdl, GRAPHQL_OPERATIONS};
+pub use guard::ApiLimits;
+pub use serve::serve;
 
 use crate::analysis::{analyze, task_dot, task_mermaid, AnalysisConfig};
 use crate::error::Error;
@@ -98,11 +102,20 @@ pub struct ApiConfig {
     pub authenticator: Arc<dyn Authenticator>,
     /// Whether they may.
     pub authorizer: Arc<dyn Authorizer>,
-    /// Largest request body accepted, in bytes (default 64 KiB).
-    pub body_limit: usize,
+    /// Bounds on time, size and cost of requests (see [`ApiLimits`]).
+    pub limits: ApiLimits,
     /// Weights and thresholds of the bottleneck analysis.
     pub analysis: AnalysisConfig,
 }
+
+/// The permission that lets a caller introspect the GraphQL schema
+/// (`__schema`, `__type`). Without it, those fields resolve to `null`.
+pub const INTROSPECT_PERMISSION: &str = "tasker.graphql:introspect";
+
+/// The permission under which a task's full record is returned by a
+/// create call that finds an existing task (identity key): without it the
+/// caller learns only the id.
+pub const SHOW_TASK_PERMISSION: &str = "tasker.task:show";
 
 impl ApiConfig {
     /// Defaults with `authenticator` and the permission authorizer.
@@ -111,7 +124,7 @@ impl ApiConfig {
             prefix: "/tasker".to_owned(),
             authenticator: Arc::new(authenticator),
             authorizer: Arc::new(PermissionAuthorizer),
-            body_limit: 64 * 1024,
+            limits: ApiLimits::default(),
             analysis: AnalysisConfig::default(),
         }
     }
@@ -120,6 +133,7 @@ impl ApiConfig {
 struct Api<S: Store> {
     tasker: Tasker<S>,
     config: ApiConfig,
+    gate: Arc<guard::Gate>,
     #[cfg(feature = "graphql")]
     schema: graphql::TaskerSchema,
 }
@@ -165,6 +179,9 @@ impl From<Error> for ApiError {
                 "unknown_handler",
                 e.to_string(),
             ),
+            Error::Payload(_) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_payload", e.to_string())
+            }
             Error::Context(_) | Error::Serialize { .. } => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "invalid_context",
@@ -195,74 +212,61 @@ impl From<StoreError> for ApiError {
     }
 }
 
-async fn authorize<S: Store>(
-    api: &Api<S>,
-    headers: &HeaderMap,
-    permission: &str,
-) -> Result<Principal, ApiError> {
-    let principal = api
-        .config
-        .authenticator
-        .authenticate(headers)
-        .await
-        .map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string()))?;
-    if !api.config.authorizer.authorize(&principal, permission) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            format!(
-                "`{}` lacks the permission `{permission}`",
-                principal.subject
-            ),
-        ));
-    }
-    Ok(principal)
-}
-
-/// The API as an axum router, to serve or to nest in your own app.
+/// The API as an axum router, to serve (with [`serve`], which adds
+/// connection limits) or to nest in your own app.
+///
+/// Every route passes the gate described in [`ApiLimits`]: header limits,
+/// authentication from the headers, the route's permission from
+/// [`ROUTES`], a bounded number of requests at once, then the body under a
+/// size and time limit, then the handler under a time limit.
 pub fn router<S: Store>(tasker: Tasker<S>, config: ApiConfig) -> Router {
     let prefix = config.prefix.trim_end_matches('/').to_owned();
-    let body_limit = config.body_limit;
+    let body_limit = config.limits.body_limit;
+    let gate = Arc::new(guard::Gate::new(
+        Arc::clone(&config.authenticator),
+        Arc::clone(&config.authorizer),
+        config.limits.clone(),
+    ));
     let api = Arc::new(Api {
         #[cfg(feature = "graphql")]
-        schema: graphql::schema(tasker.clone()),
+        schema: graphql::schema(tasker.clone(), &config.limits),
         tasker,
         config,
+        gate,
     });
-    let routes = Router::new()
-        .route(
-            "/health/live",
-            get(|| async { Json(json!({"status": "live"})) }),
-        )
-        .route("/health/ready", get(ready::<S>))
-        .route("/health/status", get(status::<S>))
-        .route("/metrics", get(metrics::<S>))
-        .route("/tasks", get(list_tasks::<S>).post(create_task::<S>))
-        .route("/tasks/{task_id}", get(show_task::<S>))
-        .route("/tasks/{task_id}/cancel", post(cancel_task::<S>))
-        .route("/tasks/{task_id}/retry", post(retry_task::<S>))
-        .route("/tasks/{task_id}/resolve", post(resolve_task::<S>))
-        .route("/tasks/{task_id}/diagram", get(task_diagram::<S>))
-        .route("/tasks/{task_id}/analysis", get(task_analysis::<S>))
-        .route("/steps/{step_id}", get(show_step::<S>))
-        .route("/steps/{step_id}/retry", post(retry_step::<S>))
-        .route("/steps/{step_id}/resolve", post(resolve_step::<S>))
-        .route("/steps/{step_id}/cancel", post(cancel_step::<S>))
-        .route("/handlers", get(list_handlers::<S>))
-        .route("/handlers/{namespace}/{name}", get(show_handler::<S>))
-        .route(
-            "/handlers/{namespace}/{name}/diagram",
-            get(handler_diagram::<S>),
-        )
-        .route("/openapi.json", get(openapi::<S>));
+    let mut routes = Router::new();
+    for (method, path, handler) in handlers::<S>() {
+        let spec = ROUTES
+            .iter()
+            .find(|r| r.method == method.as_str() && r.path == path)
+            .expect("every route is listed in ROUTES");
+        let access = spec
+            .permission
+            .map_or(guard::Access::Open, guard::Access::Permission);
+        routes = routes.route(path, guarded(&api, access, handler));
+    }
     #[cfg(feature = "graphql")]
-    let routes = routes.route("/graphql", post(graphql_request::<S>));
+    let routes = routes.route(
+        "/graphql",
+        guarded(
+            &api,
+            guard::Access::Authenticated,
+            post(graphql_request::<S>),
+        ),
+    );
     let routes = routes
         .fallback(|| async {
             ApiError::new(
                 StatusCode::NOT_FOUND,
                 "not_found",
                 "no such route; see openapi.json",
+            )
+        })
+        .method_not_allowed_fallback(|method: Method| async move {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                format!("{method} is not allowed on this route; see openapi.json"),
             )
         })
         .layer(DefaultBodyLimit::max(body_limit))
@@ -272,6 +276,92 @@ pub fn router<S: Store>(tasker: Tasker<S>, config: ApiConfig) -> Router {
     } else {
         Router::new().nest(&prefix, routes)
     }
+}
+
+/// A handler behind the gate.
+fn guarded<S: Store>(
+    api: &Arc<Api<S>>,
+    access: guard::Access,
+    handler: MethodRouter<Arc<Api<S>>>,
+) -> MethodRouter<Arc<Api<S>>> {
+    handler.route_layer(axum::middleware::from_fn_with_state(
+        (Arc::clone(&api.gate), access),
+        guard::gate,
+    ))
+}
+
+/// One REST handler with its method and path.
+type Handler<S> = (Method, &'static str, MethodRouter<Arc<Api<S>>>);
+
+/// Every REST handler with its method and path; the permission of each
+/// comes from [`ROUTES`].
+fn handlers<S: Store>() -> Vec<Handler<S>> {
+    vec![
+        (
+            Method::GET,
+            "/health/live",
+            get(|| async { Json(json!({"status": "live"})) }),
+        ),
+        (Method::GET, "/health/ready", get(ready::<S>)),
+        (Method::GET, "/health/status", get(status::<S>)),
+        (Method::GET, "/metrics", get(metrics::<S>)),
+        (Method::GET, "/tasks", get(list_tasks::<S>)),
+        (Method::POST, "/tasks", post(create_task::<S>)),
+        (Method::GET, "/tasks/{task_id}", get(show_task::<S>)),
+        (
+            Method::POST,
+            "/tasks/{task_id}/cancel",
+            post(cancel_task::<S>),
+        ),
+        (
+            Method::POST,
+            "/tasks/{task_id}/retry",
+            post(retry_task::<S>),
+        ),
+        (
+            Method::POST,
+            "/tasks/{task_id}/resolve",
+            post(resolve_task::<S>),
+        ),
+        (
+            Method::GET,
+            "/tasks/{task_id}/diagram",
+            get(task_diagram::<S>),
+        ),
+        (
+            Method::GET,
+            "/tasks/{task_id}/analysis",
+            get(task_analysis::<S>),
+        ),
+        (Method::GET, "/steps/{step_id}", get(show_step::<S>)),
+        (
+            Method::POST,
+            "/steps/{step_id}/retry",
+            post(retry_step::<S>),
+        ),
+        (
+            Method::POST,
+            "/steps/{step_id}/resolve",
+            post(resolve_step::<S>),
+        ),
+        (
+            Method::POST,
+            "/steps/{step_id}/cancel",
+            post(cancel_step::<S>),
+        ),
+        (Method::GET, "/handlers", get(list_handlers::<S>)),
+        (
+            Method::GET,
+            "/handlers/{namespace}/{name}",
+            get(show_handler::<S>),
+        ),
+        (
+            Method::GET,
+            "/handlers/{namespace}/{name}/diagram",
+            get(handler_diagram::<S>),
+        ),
+        (Method::GET, "/openapi.json", get(openapi::<S>)),
+    ]
 }
 
 async fn ready<S: Store>(State(api): Shared<S>) -> Response {
@@ -295,27 +385,21 @@ async fn ready<S: Store>(State(api): Shared<S>) -> Response {
     }
 }
 
-async fn status<S: Store>(
-    State(api): Shared<S>,
-    headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
-    authorize(&api, &headers, "tasker.health_status:index").await?;
+async fn status<S: Store>(State(api): Shared<S>) -> Result<Json<Value>, ApiError> {
     let counts = api.tasker.store().task_counts().await?;
     let counts: serde_json::Map<String, Value> = counts
         .into_iter()
         .map(|(s, n)| (s.to_string(), json!(n)))
         .collect();
     let ready = api.tasker.store().ready_steps().await?;
-    Ok(Json(
-        json!({ "tasks": counts, "ready_steps": ready, "mode": format!("{:?}", api.tasker.mode()) }),
-    ))
+    let warnings = api.tasker.store().warnings().await?;
+    Ok(Json(json!({
+        "tasks": counts, "ready_steps": ready, "mode": format!("{:?}", api.tasker.mode()),
+        "warnings": warnings,
+    })))
 }
 
-async fn metrics<S: Store>(
-    State(api): Shared<S>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    authorize(&api, &headers, "tasker.metrics:index").await?;
+async fn metrics<S: Store>(State(api): Shared<S>) -> Result<Response, ApiError> {
     Ok((
         [(header::CONTENT_TYPE, crate::http::CONTENT_TYPE)],
         api.tasker.metrics().encode(),
@@ -335,10 +419,8 @@ struct ListQuery {
 
 async fn list_tasks<S: Store>(
     State(api): Shared<S>,
-    headers: HeaderMap,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    authorize(&api, &headers, "tasker.task:index").await?;
     let Query(q) = query
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))?;
     let state = q
@@ -381,10 +463,9 @@ fn body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
 
 async fn create_task<S: Store>(
     State(api): Shared<S>,
-    headers: HeaderMap,
+    Extension(principal): Extension<Principal>,
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let principal = authorize(&api, &headers, "tasker.task:create").await?;
     let raw = body(raw)?;
     let text = std::str::from_utf8(&raw).map_err(|_| {
         ApiError::new(
@@ -393,21 +474,41 @@ async fn create_task<S: Store>(
             "the body is not UTF-8 JSON",
         )
     })?;
-    let mut request = TaskRequest::from_json(text)?;
-    if request.initiator_is_unset() {
-        request = request.initiator(principal.subject);
+    let request = TaskRequest::from_json(text)?;
+    if !request.initiator_is_unset() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            format!(
+                "`initiator` is recorded from your credentials (`{}`) and cannot be set; \
+                 put a label in `source_system`, `reason` or `tags`",
+                principal.subject
+            ),
+        ));
     }
+    let request = request.initiator(principal.subject.clone());
     let created = api.tasker.create_task(request).await?;
-    let status = match created {
-        crate::store::Created::New(_) => StatusCode::CREATED,
-        crate::store::Created::Existing(_) => StatusCode::OK,
+    let (status, new) = match created {
+        crate::store::Created::New(_) => (StatusCode::CREATED, true),
+        crate::store::Created::Existing(_) => (StatusCode::OK, false),
     };
-    let task = api.tasker.task(created.task_id()).await?;
-    Ok((
-        status,
-        Json(json!({ "created": matches!(created, crate::store::Created::New(_)), "task": task })),
-    )
-        .into_response())
+    // An existing task (same identity key) may have been created by
+    // someone else: its record is shown only to callers who may see tasks.
+    let mut body = json!({ "created": new, "task_id": created.task_id() });
+    if api
+        .config
+        .authorizer
+        .authorize(&principal, SHOW_TASK_PERMISSION)
+    {
+        body["task"] =
+            serde_json::to_value(api.tasker.task(created.task_id()).await?).map_err(|e| {
+                Error::Serialize {
+                    what: "task",
+                    source: e,
+                }
+            })?;
+    }
+    Ok((status, Json(body)).into_response())
 }
 
 fn parse_id(raw: &str, what: &str) -> Result<i64, ApiError> {
@@ -422,20 +523,17 @@ fn parse_id(raw: &str, what: &str) -> Result<i64, ApiError> {
 
 async fn show_task<S: Store>(
     State(api): Shared<S>,
-    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    authorize(&api, &headers, "tasker.task:show").await?;
     let task = api.tasker.task(TaskId(parse_id(&id, "task_id")?)).await?;
     Ok(Json(json!({ "task": task })))
 }
 
 async fn cancel_task<S: Store>(
     State(api): Shared<S>,
-    headers: HeaderMap,
+    Extension(who): Extension<Principal>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let who = authorize(&api, &headers, "tasker.task:cancel").await?;
     let id = TaskId(parse_id(&id, "task_id")?);
     api.tasker.cancel_task(id, &who.subject).await?;
     Ok(Json(json!({ "task": api.tasker.task(id).await? })))
@@ -443,10 +541,9 @@ async fn cancel_task<S: Store>(
 
 async fn retry_task<S: Store>(
     State(api): Shared<S>,
-    headers: HeaderMap,
+    Extension(who): Extension<Principal>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let who = authorize(&api, &headers, "tasker.task:retry").await?;
     let id = TaskId(parse_id(&id, "task_id")?);
     api.tasker.retry_task(id, &who.subject).await?;
     Ok(Json(json!({ "task": api.tasker.task(id).await? })))
@@ -454,10 +551,9 @@ async fn retry_task<S: Store>(
 
 async fn resolve_task<S: Store>(
     State(api): Shared<S>,
-    headers: HeaderMap,
+    Extension(who): Extension<Principal>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let who = authorize(&api, &headers, "tasker.task:resolve").await?;
     let id = TaskId(parse_id(&id, "task_id")?);
     api.tasker.resolve_task(id, &who.subject).await?;
     Ok(Json(json!({ "task": api.tasker.task(id).await? })))
@@ -495,11 +591,9 @@ fn diagram_response(
 
 async fn task_diagram<S: Store>(
     State(api): Shared<S>,
-    headers: HeaderMap,
     Path(id): Path<String>,
     Query(q): Query<DiagramQuery>,
 ) -> Result<Response, ApiError> {
-    authorize(&api, &headers, "tasker.task:show").await?;
     let task = api.tasker.task(TaskId(parse_id(&id, "task_id")?)).await?;
     let handler = handler_of(&api, &task)?;
     let title = format!("task {} {}", task.task_id, handler.key());
@@ -531,10 +625,8 @@ fn handler_of<'a, S: Store>(
 
 async fn task_analysis<S: Store>(
     State(api): Shared<S>,
-    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    authorize(&api, &headers, "tasker.analytics:index").await?;
     let task = api.tasker.task(TaskId(parse_id(&id, "task_id")?)).await?;
     let handler = handler_of(&api, &task)?;
     let analysis = analyze(handler.graph(), &task, &api.config.analysis);
@@ -545,10 +637,8 @@ async fn task_analysis<S: Store>(
 
 async fn show_step<S: Store>(
     State(api): Shared<S>,
-    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    authorize(&api, &headers, "tasker.workflow_step:show").await?;
     let step_id = StepId(parse_id(&id, "step_id")?);
     let task_id = api.tasker.store().task_of_step(step_id).await?;
     let task = api.tasker.task(task_id).await?;
@@ -558,10 +648,9 @@ async fn show_step<S: Store>(
 
 async fn retry_step<S: Store>(
     State(api): Shared<S>,
-    headers: HeaderMap,
+    Extension(who): Extension<Principal>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let who = authorize(&api, &headers, "tasker.workflow_step:retry").await?;
     let step_id = StepId(parse_id(&id, "step_id")?);
     api.tasker.retry_step(step_id, &who.subject).await?;
     Ok(Json(json!({ "step_id": step_id, "state": "ready" })))
@@ -569,10 +658,9 @@ async fn retry_step<S: Store>(
 
 async fn cancel_step<S: Store>(
     State(api): Shared<S>,
-    headers: HeaderMap,
+    Extension(who): Extension<Principal>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let who = authorize(&api, &headers, "tasker.workflow_step:cancel").await?;
     let step_id = StepId(parse_id(&id, "step_id")?);
     api.tasker.cancel_step(step_id, &who.subject).await?;
     let task_id = api.tasker.store().task_of_step(step_id).await?;
@@ -590,11 +678,10 @@ struct Resolve {
 
 async fn resolve_step<S: Store>(
     State(api): Shared<S>,
-    headers: HeaderMap,
+    Extension(who): Extension<Principal>,
     Path(id): Path<String>,
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let who = authorize(&api, &headers, "tasker.workflow_step:resolve").await?;
     let raw = body(raw)?;
     let resolve: Resolve = if raw.is_empty() {
         Resolve {
@@ -618,11 +705,7 @@ async fn resolve_step<S: Store>(
     ))
 }
 
-async fn list_handlers<S: Store>(
-    State(api): Shared<S>,
-    headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
-    authorize(&api, &headers, "tasker.handler:index").await?;
+async fn list_handlers<S: Store>(State(api): Shared<S>) -> Result<Json<Value>, ApiError> {
     let registry = api.tasker.registry();
     let namespaces: Vec<Value> = registry
         .namespaces()
@@ -656,11 +739,9 @@ fn find_handler<'a, S: Store>(
 
 async fn show_handler<S: Store>(
     State(api): Shared<S>,
-    headers: HeaderMap,
     Path((namespace, name)): Path<(String, String)>,
     Query(q): Query<DiagramQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    authorize(&api, &headers, "tasker.handler:show").await?;
     let handler = find_handler(&api, &namespace, &name, q.version.as_deref())?;
     let graph = handler.graph();
     let steps: Vec<Value> = handler
@@ -682,11 +763,9 @@ async fn show_handler<S: Store>(
 
 async fn handler_diagram<S: Store>(
     State(api): Shared<S>,
-    headers: HeaderMap,
     Path((namespace, name)): Path<(String, String)>,
     Query(q): Query<DiagramQuery>,
 ) -> Result<Response, ApiError> {
-    authorize(&api, &headers, "tasker.handler:show").await?;
     let handler = find_handler(&api, &namespace, &name, q.version.as_deref())?;
     diagram_response(
         q.format.as_deref(),
@@ -698,28 +777,30 @@ async fn handler_diagram<S: Store>(
 #[cfg(feature = "graphql")]
 async fn graphql_request<S: Store>(
     State(api): Shared<S>,
-    headers: HeaderMap,
+    Extension(principal): Extension<Principal>,
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let principal = api
-        .config
-        .authenticator
-        .authenticate(&headers)
-        .await
-        .map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string()))?;
     let raw = body(raw)?;
-    let request: async_graphql::Request = serde_json::from_slice(&raw).map_err(|e| {
+    let mut request: async_graphql::Request = serde_json::from_slice(&raw).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_request",
             format!("malformed GraphQL request: {e}; send {{\"query\": ..., \"variables\": ...}}"),
         )
     })?;
+    if !api
+        .config
+        .authorizer
+        .authorize(&principal, INTROSPECT_PERMISSION)
+    {
+        request = request.disable_introspection();
+    }
     let response = graphql::execute(
         &api.schema,
         request,
         principal,
         Arc::clone(&api.config.authorizer),
+        api.config.limits.max_rows_per_request,
     )
     .await;
     let forbidden = !response.errors.is_empty()

@@ -1,0 +1,8 @@
+DROP INDEX tasker_tasks_state_created;
+DROP INDEX tasker_task_transitions_created;
+DROP INDEX tasker_workflow_step_transitions_created;
+DROP INDEX tasker_workflow_step_transitions_step;
+ALTER TABLE tasker_task_transitions RESET (autovacuum_vacuum_insert_scale_factor, autovacuum_analyze_scale_factor);
+ALTER TABLE tasker_workflow_step_transitions RESET (autovacuum_vacuum_insert_scale_factor, autovacuum_analyze_scale_factor);
+ALTER TABLE tasker_tasks RESET (fillfactor, autovacuum_vacuum_scale_factor, autovacuum_vacuum_threshold, autovacuum_analyze_scale_factor, autovacuum_vacuum_cost_delay);
+ALTER TABLE tasker_workflow_steps RESET (fillfactor, autovacuum_vacuum_scale_factor, autovacuum_vacuum_threshold, autovacuum_vacuum_insert_scale_factor, autovacuum_analyze_scale_factor, autovacuum_vacuum_cost_delay);

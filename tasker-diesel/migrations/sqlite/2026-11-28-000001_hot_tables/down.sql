@@ -1,0 +1,4 @@
+DROP INDEX tasker_tasks_state_created;
+DROP INDEX tasker_task_transitions_created;
+DROP INDEX tasker_workflow_step_transitions_created;
+DROP INDEX tasker_workflow_step_transitions_step;
