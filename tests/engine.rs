@@ -637,6 +637,211 @@ async fn startup_refuses_unknown_and_changed_handlers<S: Store>(store: S) {
     );
 }
 
+/// What the store itself reports (not only what it stores), step by step
+/// through a diamond: claims, releases, claim on release, stale
+/// completions, retries, and the task's final state when it completes,
+/// fails, or ends with a cancelled step.
+async fn the_store_reports_what_it_did<S: Store>(store: S) {
+    use tasker::store::{
+        ClaimRequest, Completion, HandlerRecord, NewStep, NewTask, OperatorAction, Outcome,
+    };
+    let handler = Diamond::handler();
+    let handler_id = store
+        .register_handler(&HandlerRecord {
+            namespace: handler.namespace().to_owned(),
+            name: handler.name().to_owned(),
+            version: handler.version().to_string(),
+            fingerprint: handler.fingerprint().to_owned(),
+            description: String::new(),
+            steps: ["a", "b", "c", "d"].map(str::to_owned).to_vec(),
+        })
+        .await
+        .unwrap();
+    let new_task = |key: &str| NewTask {
+        handler_id,
+        context: json!({ "value": 1 }),
+        identity_key: Some(key.to_owned()),
+        initiator: None,
+        source_system: None,
+        reason: None,
+        tags: Vec::new(),
+        steps: [
+            ("a", vec![]),
+            ("b", vec![0]),
+            ("c", vec![0]),
+            ("d", vec![1, 2]),
+        ]
+        .into_iter()
+        .enumerate()
+        .map(|(index, (name, parents))| NewStep {
+            name: name.to_owned(),
+            index: index as u32,
+            parents,
+            max_attempts: 3,
+            timeout: None,
+        })
+        .collect(),
+    };
+    let ids = [handler_id];
+    let claim = |limit| ClaimRequest {
+        handler_ids: &ids,
+        limit,
+        lease: Duration::from_secs(30),
+        worker: "w1",
+    };
+    let done = |step: &tasker::store::ClaimedStep, output: serde_json::Value| Completion {
+        step_id: step.step_id,
+        attempt: step.attempt,
+        outcome: Outcome::Complete(output),
+        worker: "w1".to_owned(),
+        duration: Duration::from_millis(1),
+        take_next: None,
+    };
+
+    // Creation, idempotent.
+    let created = store.create_task(new_task("t1")).await.unwrap();
+    assert!(matches!(created, Created::New(_)));
+    assert_eq!(
+        store.create_task(new_task("t1")).await.unwrap(),
+        Created::Existing(created.task_id())
+    );
+    // The root, starting the task.
+    let claimed = store.claim_steps(claim(10)).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    let a = &claimed[0];
+    assert_eq!((a.name.as_str(), a.attempt, a.task_started), ("a", 1, true));
+    assert_eq!(a.context, json!({ "value": 1 }));
+    assert!(a.unreadable.is_none());
+    let reported = store.complete_steps(&[done(a, json!(2))]).await.unwrap();
+    assert_eq!(
+        (
+            reported[0].applied,
+            reported[0].released,
+            reported[0].task_state
+        ),
+        (true, 2, None)
+    );
+    assert!(reported[0].next.is_none());
+    // A stale completion of the same attempt is refused.
+    let stale = store.complete_steps(&[done(a, json!(3))]).await.unwrap();
+    assert!(!stale[0].applied);
+    // Both branches; one retries, one completes without releasing `d`.
+    let mut branches = store.claim_steps(claim(10)).await.unwrap();
+    branches.sort_by_key(|s| s.index);
+    assert_eq!(branches.len(), 2);
+    assert!(branches.iter().all(|s| !s.task_started));
+    assert_eq!(branches[0].inputs, vec![("a".to_owned(), json!(2))]);
+    let (b, c) = (&branches[0], &branches[1]);
+    let retry = Completion {
+        outcome: Outcome::Retry {
+            error: StepError::retryable("again"),
+            delay: Duration::ZERO,
+        },
+        ..done(b, json!(null))
+    };
+    let reported = store
+        .complete_steps(&[retry, done(c, json!(30))])
+        .await
+        .unwrap();
+    assert_eq!(
+        reported
+            .iter()
+            .map(|r| (r.applied, r.released, r.task_state))
+            .collect::<Vec<_>>(),
+        [(true, 0, None), (true, 0, None)]
+    );
+    // The retried branch, taking the join along (claim on release).
+    let again = store.claim_steps(claim(10)).await.unwrap();
+    assert_eq!((again[0].name.as_str(), again[0].attempt), ("b", 2));
+    let reported = store
+        .complete_steps(&[Completion {
+            take_next: Some(Duration::from_secs(30)),
+            ..done(&again[0], json!(3))
+        }])
+        .await
+        .unwrap();
+    let d = reported[0]
+        .next
+        .clone()
+        .expect("the join, claimed on release");
+    assert_eq!(
+        (reported[0].released, d.name.as_str(), d.attempt),
+        (0, "d", 1)
+    );
+    let mut inputs = d.inputs.clone();
+    inputs.sort_by(|x, y| x.0.cmp(&y.0));
+    assert_eq!(
+        inputs,
+        vec![("b".to_owned(), json!(3)), ("c".to_owned(), json!(30))]
+    );
+    let reported = store.complete_steps(&[done(&d, json!(33))]).await.unwrap();
+    assert_eq!(reported[0].task_state, Some(TaskState::Complete));
+
+    // A task whose last step completes after another was cancelled is
+    // reported cancelled.
+    let t2 = store.create_task(new_task("t2")).await.unwrap().task_id();
+    let a = store.claim_steps(claim(1)).await.unwrap().remove(0);
+    let c_id = store.task(t2).await.unwrap().steps[2].step_id;
+    store
+        .operator_action(OperatorAction::CancelStep(c_id), "ops")
+        .await
+        .unwrap();
+    let reported = store.complete_steps(&[done(&a, json!(2))]).await.unwrap();
+    assert_eq!((reported[0].released, reported[0].task_state), (1, None));
+    let b = store.claim_steps(claim(1)).await.unwrap().remove(0);
+    let reported = store.complete_steps(&[done(&b, json!(3))]).await.unwrap();
+    assert_eq!(reported[0].task_state, Some(TaskState::Cancelled));
+    assert_eq!(store.task(t2).await.unwrap().state, TaskState::Cancelled);
+
+    // A permanent failure is reported as the task's error.
+    let t3 = store.create_task(new_task("t3")).await.unwrap().task_id();
+    let a = store.claim_steps(claim(1)).await.unwrap().remove(0);
+    let reported = store
+        .complete_steps(&[Completion {
+            outcome: Outcome::Fail(StepError::permanent("no")),
+            ..done(&a, json!(null))
+        }])
+        .await
+        .unwrap();
+    assert_eq!(reported[0].task_state, Some(TaskState::Error));
+    // Cancelling its only failed step leaves nothing failed: the task is
+    // finished (cancelled), on both stores.
+    store
+        .operator_action(OperatorAction::CancelStep(a.step_id), "ops")
+        .await
+        .unwrap();
+    assert_eq!(store.task(t3).await.unwrap().state, TaskState::Cancelled);
+    assert_legal(&store.transitions(t3).await.unwrap());
+
+    // A branch fails while the other runs; cancelling the failed branch
+    // takes the task out of `error`, and the running branch then finishes
+    // it (cancelled, since a step was cancelled).
+    let t4 = store.create_task(new_task("t4")).await.unwrap().task_id();
+    let a = store.claim_steps(claim(1)).await.unwrap().remove(0);
+    store.complete_steps(&[done(&a, json!(2))]).await.unwrap();
+    let mut branches = store.claim_steps(claim(2)).await.unwrap();
+    branches.sort_by_key(|s| s.index);
+    let reported = store
+        .complete_steps(&[Completion {
+            outcome: Outcome::Fail(StepError::permanent("no")),
+            ..done(&branches[0], json!(null))
+        }])
+        .await
+        .unwrap();
+    assert_eq!(reported[0].task_state, Some(TaskState::Error));
+    store
+        .operator_action(OperatorAction::CancelStep(branches[0].step_id), "ops")
+        .await
+        .unwrap();
+    assert_eq!(store.task(t4).await.unwrap().state, TaskState::InProgress);
+    let reported = store
+        .complete_steps(&[done(&branches[1], json!(30))])
+        .await
+        .unwrap();
+    assert_eq!(reported[0].task_state, Some(TaskState::Cancelled));
+    assert_legal(&store.transitions(t4).await.unwrap());
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod postgres {
@@ -660,6 +865,7 @@ macro_rules! conformance {
 }
 
 conformance!(
+    the_store_reports_what_it_did,
     diamond_runs_in_order_with_outputs,
     identity_key_is_idempotent,
     bad_input_writes_nothing,

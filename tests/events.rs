@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 use tasker::events::{Event, EventCategory, EventFilter, Subscriber, SubscriberError};
 use tasker::prelude::*;
 use tasker::{StepState, TaskId, TaskState, Tasker};
-use tasker_diesel::SqliteStore;
 use tasker_tests::handlers::{
     Announcement, Announcer, Attempts, Diamond, Flaky, Script, Seed, Switch,
 };
@@ -60,8 +59,8 @@ impl Recorder {
 }
 
 /// One worker running one step at a time, so the sequence is exact.
-async fn engine(recorder: &Recorder) -> Tasker<SqliteStore> {
-    tasker_diesel::testing::embedded(|b| {
+async fn engine<S: tasker::Store>(store: S, recorder: &Recorder) -> Tasker<S> {
+    tasker_tests::tasker(store, |b| {
         b.subscriber(recorder.clone())
             .resource(Arc::new(Attempts::default()))
             .resource(Arc::new(Switch::default()))
@@ -73,7 +72,6 @@ async fn engine(recorder: &Recorder) -> Tasker<SqliteStore> {
             })
     })
     .await
-    .unwrap()
 }
 
 fn script(key: &str, fail_times: u32, sleep_ms: u64) -> Script {
@@ -94,10 +92,9 @@ const AFTER: [&str; 6] = [
     "workflow.task_finalized",
 ];
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_clean_run_publishes_the_exact_sequence() {
+async fn a_clean_run_publishes_the_exact_sequence<S: tasker::Store>(store: S) {
     let recorder = Recorder::default();
-    let tasker = engine(&recorder).await;
+    let tasker = engine(store, &recorder).await;
     let task = tasker
         .run_task(Flaky::request(script("clean", 0, 0)), WAIT)
         .await
@@ -145,10 +142,9 @@ async fn a_clean_run_publishes_the_exact_sequence() {
     assert!(events.iter().any(|e| e.name() == "worker.started"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_retried_step_publishes_failure_and_backoff() {
+async fn a_retried_step_publishes_failure_and_backoff<S: tasker::Store>(store: S) {
     let recorder = Recorder::default();
-    let tasker = engine(&recorder).await;
+    let tasker = engine(store, &recorder).await;
     let task = tasker
         .run_task(Flaky::request(script("retried", 1, 0)), WAIT)
         .await
@@ -180,10 +176,9 @@ async fn a_retried_step_publishes_failure_and_backoff() {
     assert_eq!(backoff.delay(), Some(Duration::from_millis(10)));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_exhausted_step_fails_the_task() {
+async fn an_exhausted_step_fails_the_task<S: tasker::Store>(store: S) {
     let recorder = Recorder::default();
-    let tasker = engine(&recorder).await;
+    let tasker = engine(store, &recorder).await;
     let task = tasker
         .run_task(Flaky::request(script("exhausted", 10, 0)), WAIT)
         .await
@@ -220,10 +215,11 @@ async fn an_exhausted_step_fails_the_task() {
     assert_eq!(failed.error_message(), Some("planned failure 4"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_cancelled_task_publishes_cancellations_and_the_discarded_result() {
+async fn a_cancelled_task_publishes_cancellations_and_the_discarded_result<S: tasker::Store>(
+    store: S,
+) {
     let recorder = Recorder::default();
-    let tasker = engine(&recorder).await;
+    let tasker = engine(store, &recorder).await;
     // Created before the worker starts: `task.created` comes from the
     // creating engine after its write, so a worker already running could
     // publish `task.started` first (see the delivery guarantees).
@@ -401,7 +397,7 @@ async fn broken_subscribers_never_break_or_stall_workflows() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn steps_publish_declared_custom_events_only() {
     let recorder = Recorder::default();
-    let tasker = engine(&recorder).await;
+    let tasker = engine(tasker_tests::sqlite().await, &recorder).await;
     let request = |event: &str| {
         Announcer::request(Announcement {
             event: event.into(),
@@ -674,7 +670,7 @@ fn the_documented_catalog_matches_the_code() {
 /// A task whose last unfinished step completes after another step was
 /// cancelled ends `cancelled` on both stores: each reports it so, and
 /// the worker publishes exactly this sequence (no `task.completed`).
-async fn a_task_with_a_cancelled_step_ends_cancelled_on<S: tasker::Store>(store: S) {
+async fn a_task_with_a_cancelled_step_ends_cancelled<S: tasker::Store>(store: S) {
     let recorder = Recorder::default();
     let tasker = tasker_tests::tasker(store, |b| {
         b.subscriber(recorder.clone()).configure(|c| {
@@ -725,13 +721,35 @@ async fn a_task_with_a_cancelled_step_ends_cancelled_on<S: tasker::Store>(store:
     assert_eq!(finalized.task_state(), Some(tasker::TaskState::Cancelled));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_task_with_a_cancelled_step_ends_cancelled_on_postgres() {
-    let (store, _db) = tasker_tests::postgres().await;
-    a_task_with_a_cancelled_step_ends_cancelled_on(store).await;
+/// The exact-sequence scenarios, on both stores: each publishes the same
+/// events in the same order, because each store reported the same
+/// outcomes to the worker.
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let (store, _db) = tasker_tests::postgres().await;
+                    super::$name(store).await;
+                }
+            )*
+        }
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(tasker_tests::sqlite().await).await;
+                }
+            )*
+        }
+    };
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_task_with_a_cancelled_step_ends_cancelled_on_sqlite() {
-    a_task_with_a_cancelled_step_ends_cancelled_on(tasker_tests::sqlite().await).await;
-}
+on_both_stores!(
+    a_clean_run_publishes_the_exact_sequence,
+    a_retried_step_publishes_failure_and_backoff,
+    an_exhausted_step_fails_the_task,
+    a_cancelled_task_publishes_cancellations_and_the_discarded_result,
+    a_task_with_a_cancelled_step_ends_cancelled,
+);
