@@ -249,3 +249,90 @@ async fn an_unreachable_server_is_a_clear_error() {
     );
     assert!(!message.contains("secret"));
 }
+
+/// The server's autovacuum setting is reported, and with it off (as on
+/// this project's CI server) housekeeping vacuums the queue tables once
+/// dead rows pile up; with it on, housekeeping leaves them to autovacuum.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn housekeeping_vacuums_the_queue_when_autovacuum_is_off() {
+    use diesel::QueryableByName;
+    use diesel_async::{AsyncConnection, RunQueryDsl, SimpleAsyncConnection};
+
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let (store, db) = tasker_tests::postgres().await;
+    let tasker = tasker_tests::tasker(store, |b| b).await;
+    let requests = (0..3_000)
+        .map(|n| Diamond::request(Seed { value: n }))
+        .collect();
+    tasker.create_tasks(requests).await.unwrap();
+    let mut conn = diesel_async::AsyncPgConnection::establish(db.url())
+        .await
+        .unwrap();
+    // 12,000 step rows updated twice: 24,000 dead row versions.
+    conn.batch_execute(
+        "UPDATE tasker_workflow_steps SET updated_at = now();
+         UPDATE tasker_workflow_steps SET updated_at = now();",
+    )
+    .await
+    .unwrap();
+    let mut read = async |sql: &str| -> i64 {
+        let _ = conn.batch_execute("SELECT pg_stat_clear_snapshot()").await;
+        diesel::sql_query(sql)
+            .get_result::<Row>(&mut conn)
+            .await
+            .unwrap()
+            .n
+    };
+    let autovacuum_on =
+        read("SELECT (current_setting('autovacuum') = 'on')::int::bigint AS n").await == 1;
+    let vacuums = "SELECT (vacuum_count + autovacuum_count)::bigint AS n FROM pg_stat_user_tables \
+                   WHERE relname = 'tasker_workflow_steps'";
+    let dead =
+        "SELECT n_dead_tup AS n FROM pg_stat_user_tables WHERE relname = 'tasker_workflow_steps'";
+    // Backends report their statistics up to seconds late; wait for them.
+    drop(conn);
+    let mut conn = diesel_async::AsyncPgConnection::establish(db.url())
+        .await
+        .unwrap();
+    let mut read = async |sql: &str| -> i64 {
+        let _ = conn.batch_execute("SELECT pg_stat_clear_snapshot()").await;
+        diesel::sql_query(sql)
+            .get_result::<Row>(&mut conn)
+            .await
+            .unwrap()
+            .n
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while read(dead).await < 20_000 {
+        assert!(
+            Instant::now() < deadline,
+            "the dead rows were never counted"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let before = read(vacuums).await;
+    let warnings = tasker.store().warnings().await.unwrap();
+    tasker.store().housekeeping().await.unwrap();
+    let after = read(vacuums).await;
+    if autovacuum_on {
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(after, before, "autovacuum's job, not ours");
+    } else {
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("autovacuum is off"), "{warnings:?}");
+        assert_eq!(after, before + 1, "housekeeping vacuumed the steps table");
+        assert!(read(dead).await < 5_000);
+        assert_eq!(
+            tasker.startup_report().warnings,
+            warnings,
+            "reported at start-up too"
+        );
+        // Nothing left to do: the next run is a no-op.
+        tasker.store().housekeeping().await.unwrap();
+        assert_eq!(read(vacuums).await, after);
+    }
+}

@@ -195,6 +195,8 @@ pub(crate) struct Inner<S> {
     pub(crate) mode: CoordinationMode,
     pub(crate) report: StartupReport,
     pub(crate) events: EventBus,
+    /// A store housekeeping run is in progress.
+    pub(crate) housekeeping: std::sync::atomic::AtomicBool,
 }
 
 /// Builds a [`Tasker`]: see [`Tasker::builder`].
@@ -376,6 +378,7 @@ impl<S: Store> TaskerBuilder<S> {
                 mode,
                 report,
                 events,
+                housekeeping: std::sync::atomic::AtomicBool::new(false),
             }),
         })
     }

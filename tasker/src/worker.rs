@@ -281,8 +281,16 @@ async fn maintain<S: Store>(tasker: &Tasker<S>, leases: &Leases) {
         Ok(ready) => tasker.metrics().ready_steps(ready),
         Err(e) => tracing::warn!("counting ready steps failed: {e}"),
     }
-    if let Err(e) = tasker.store().housekeeping().await {
-        tracing::warn!("store housekeeping failed: {e}");
+    // Housekeeping (a vacuum, when the server does not run autovacuum) may
+    // take seconds: off the claim loop, one at a time per engine.
+    if !tasker.inner.housekeeping.swap(true, Ordering::AcqRel) {
+        let tasker = tasker.clone();
+        tokio::spawn(async move {
+            if let Err(e) = tasker.store().housekeeping().await {
+                tracing::warn!("store housekeeping failed: {e}");
+            }
+            tasker.inner.housekeeping.store(false, Ordering::Release);
+        });
     }
     if tasker.mode() == CoordinationMode::Distributed {
         match tasker.store().recover_expired(false).await {

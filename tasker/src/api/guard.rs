@@ -86,7 +86,10 @@ impl Default for ApiLimits {
 /// Who may use a route.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Access {
-    /// Anyone (health probes, the OpenAPI document).
+    /// Anyone, without waiting for a permit: the liveness probe, which
+    /// must answer even when the API is saturated.
+    Probe,
+    /// Anyone (readiness, the OpenAPI document).
     Open,
     /// Any authenticated caller; the handler checks permissions itself
     /// (GraphQL, per field).
@@ -148,7 +151,7 @@ pub(crate) async fn gate(
         );
     }
     let principal = match access {
-        Access::Open => None,
+        Access::Probe | Access::Open => None,
         Access::Authenticated | Access::Permission(_) => {
             match gate.authenticator.authenticate(headers).await {
                 Ok(principal) => Some(principal),
@@ -220,17 +223,23 @@ pub(crate) async fn gate(
         }
         Ok(Ok(bytes)) => bytes,
     };
-    let Ok(Ok(_permit)) = tokio::time::timeout(limits.queue_timeout, gate.permits.acquire()).await
-    else {
-        let mut response = refuse(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "busy",
-            "the API is handling as many requests as it may; retry shortly",
-        );
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        return response;
+    // Held until the handler is done.
+    let _permit = match access {
+        Access::Probe => None,
+        _ => match tokio::time::timeout(limits.queue_timeout, gate.permits.acquire()).await {
+            Ok(Ok(permit)) => Some(permit),
+            _ => {
+                let mut response = refuse(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "busy",
+                    "the API is handling as many requests as it may; retry shortly",
+                );
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                return response;
+            }
+        },
     };
     if let Some(principal) = principal {
         parts.extensions.insert(principal);

@@ -217,8 +217,9 @@ impl From<StoreError> for ApiError {
 ///
 /// Every route passes the gate described in [`ApiLimits`]: header limits,
 /// authentication from the headers, the route's permission from
-/// [`ROUTES`], a bounded number of requests at once, then the body under a
-/// size and time limit, then the handler under a time limit.
+/// [`ROUTES`], the body under a size and time limit, a bounded number of
+/// requests at once (except `/health/live`, which must answer even when
+/// the API is saturated), then the handler under a time limit.
 pub fn router<S: Store>(tasker: Tasker<S>, config: ApiConfig) -> Router {
     let prefix = config.prefix.trim_end_matches('/').to_owned();
     let body_limit = config.limits.body_limit;
@@ -240,9 +241,11 @@ pub fn router<S: Store>(tasker: Tasker<S>, config: ApiConfig) -> Router {
             .iter()
             .find(|r| r.method == method.as_str() && r.path == path)
             .expect("every route is listed in ROUTES");
-        let access = spec
-            .permission
-            .map_or(guard::Access::Open, guard::Access::Permission);
+        let access = match (spec.permission, path) {
+            (Some(permission), _) => guard::Access::Permission(permission),
+            (None, "/health/live") => guard::Access::Probe,
+            (None, _) => guard::Access::Open,
+        };
         routes = routes.route(path, guarded(&api, access, handler));
     }
     #[cfg(feature = "graphql")]
