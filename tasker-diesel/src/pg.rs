@@ -631,8 +631,9 @@ struct CompleteRow {
 /// index `tasker_workflow_steps_leased` usable and scan *all* of it (a
 /// hash join) instead of probing the primary key; that index holds an
 /// entry for every step that ran since the last vacuum, so the statement
-/// grew with the history instead of with its batch (measured: 2.5 ms and
-/// ~700 buffers per call after minutes of load, against ~0.3 ms by key).
+/// grew with the history instead of with its batch (measured in the soak:
+/// 2.47 ms and ~700 buffers per batched completion, 1.13 ms and ~430 by
+/// key).
 ///
 /// Completes many steps in one statement. Children of several completed
 /// parents are decremented by the number of them; a task finished by the
@@ -1463,11 +1464,18 @@ impl Store for PgStore {
         let started = std::time::Instant::now();
         // One statement per call: PostgreSQL runs a multi-statement simple
         // query in one transaction, where VACUUM is not allowed.
+        // Without autovacuum nothing analyzes the other tables either, and
+        // statistics fresh for some tables and missing for others made
+        // the planner pick worse joins than no statistics at all
+        // (measured in the soak): analyze them all together.
         let mut vacuumed = Ok(());
-        for table in ["tasker_workflow_steps", "tasker_tasks"] {
-            vacuumed = conn
-                .batch_execute(&format!("VACUUM (ANALYZE, SKIP_LOCKED) {table}"))
-                .await;
+        for statement in [
+            "VACUUM (ANALYZE, SKIP_LOCKED) tasker_workflow_steps",
+            "VACUUM (ANALYZE, SKIP_LOCKED) tasker_tasks",
+            "ANALYZE (SKIP_LOCKED) tasker_workflow_step_edges, tasker_workflow_step_transitions, \
+             tasker_task_transitions, tasker_named_steps, tasker_named_tasks, tasker_task_namespaces",
+        ] {
+            vacuumed = conn.batch_execute(statement).await;
             if vacuumed.is_err() {
                 break;
             }

@@ -931,7 +931,7 @@ pub fn openapi_document(prefix: &str) -> Value {
                     "namespace": { "type": "string", "default": "default" }, "name": { "type": "string" },
                     "version": { "type": "string", "description": "exact version, semver requirement, or latest" },
                     "context": { "type": "object" }, "identity_key": { "type": "string" },
-                    "initiator": { "type": "string" }, "source_system": { "type": "string" }, "reason": { "type": "string" },
+                    "source_system": { "type": "string" }, "reason": { "type": "string" },
                     "tags": { "type": "array", "items": { "type": "string" } } } }
             }
         }
