@@ -842,29 +842,7 @@ async fn the_store_reports_what_it_did<S: Store>(store: S) {
     assert_legal(&store.transitions(t4).await.unwrap());
 }
 
-macro_rules! conformance {
-    ($($name:ident),* $(,)?) => {
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let (store, _db) = tasker_tests::postgres().await;
-                    super::$name(store).await;
-                }
-            )*
-        }
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(tasker_tests::sqlite().await).await;
-                }
-            )*
-        }
-    };
-}
-
-conformance!(
+tasker_tests::on_both_stores!(
     the_store_reports_what_it_did,
     diamond_runs_in_order_with_outputs,
     identity_key_is_idempotent,

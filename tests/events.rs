@@ -721,32 +721,9 @@ async fn a_task_with_a_cancelled_step_ends_cancelled<S: tasker::Store>(store: S)
     assert_eq!(finalized.task_state(), Some(tasker::TaskState::Cancelled));
 }
 
-/// The exact-sequence scenarios, on both stores: each publishes the same
-/// events in the same order, because each store reported the same
-/// outcomes to the worker.
-macro_rules! on_both_stores {
-    ($($name:ident),* $(,)?) => {
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let (store, _db) = tasker_tests::postgres().await;
-                    super::$name(store).await;
-                }
-            )*
-        }
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(tasker_tests::sqlite().await).await;
-                }
-            )*
-        }
-    };
-}
-
-on_both_stores!(
+// The exact-sequence scenarios on both stores: the same events in the same
+// order, because each store reported the same outcomes to the worker.
+tasker_tests::on_both_stores!(
     a_clean_run_publishes_the_exact_sequence,
     a_retried_step_publishes_failure_and_backoff,
     an_exhausted_step_fails_the_task,

@@ -40,6 +40,31 @@ pub async fn sqlite() -> SqliteStore {
     store
 }
 
+/// Runs each named `async fn(store)` as two tests, in modules `postgres`
+/// (a fresh database) and `sqlite` (in memory): one suite, both stores.
+#[macro_export]
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let (store, _db) = $crate::postgres().await;
+                    super::$name(store).await;
+                }
+            )*
+        }
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::sqlite().await).await;
+                }
+            )*
+        }
+    };
+}
+
 /// Every handler linked into the binary.
 pub fn registry() -> Registry {
     Registry::from_inventory().expect("a valid registry")

@@ -294,18 +294,6 @@ async fn housekeeping_vacuums_the_queue_when_autovacuum_is_off() {
     let dead =
         "SELECT n_dead_tup AS n FROM pg_stat_user_tables WHERE relname = 'tasker_workflow_steps'";
     // Backends report their statistics up to seconds late; wait for them.
-    drop(conn);
-    let mut conn = diesel_async::AsyncPgConnection::establish(db.url())
-        .await
-        .unwrap();
-    let mut read = async |sql: &str| -> i64 {
-        let _ = conn.batch_execute("SELECT pg_stat_clear_snapshot()").await;
-        diesel::sql_query(sql)
-            .get_result::<Row>(&mut conn)
-            .await
-            .unwrap()
-            .n
-    };
     let deadline = Instant::now() + Duration::from_secs(30);
     while read(dead).await < 20_000 {
         assert!(
