@@ -3,6 +3,9 @@
 //! every route, authentication failures, bad input, and the OpenAPI
 //! document.
 
+#[path = "common/http.rs"]
+mod http;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -61,18 +64,10 @@ async fn engine() -> Tasker<SqliteStore> {
 
 /// Serves the API on a free loopback port; returns its base URL.
 async fn serve(tasker: Tasker<SqliteStore>, config: ApiConfig) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let limits = config.limits.clone();
-    let app = tasker::api::router(tasker, config);
-    tokio::spawn(async move {
-        tasker::api::serve(listener, app, &limits, std::future::pending())
-            .await
-            .unwrap()
-    });
-    format!("http://{addr}/tasker")
+    http::serve(tasker, config).await.0
 }
 
+/// One request; the body as JSON when it is JSON, as a string otherwise.
 async fn call(
     client: &Client,
     method: Method,
@@ -80,18 +75,7 @@ async fn call(
     token: Option<&str>,
     body: Option<&str>,
 ) -> (StatusCode, Value) {
-    let mut request = client.request(method, url);
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    if let Some(body) = body {
-        request = request
-            .header("content-type", "application/json")
-            .body(body.to_owned());
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status();
-    let text = response.text().await.unwrap();
+    let (status, text) = http::send(client, method, url, token, body).await;
     (
         status,
         serde_json::from_str(&text).unwrap_or(Value::String(text)),

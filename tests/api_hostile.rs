@@ -5,6 +5,9 @@
 //! connections are cut, bad bytes get 4xx on both stores, and every error
 //! is JSON.
 
+#[path = "common/http.rs"]
+mod http;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +17,8 @@ use tasker::api::{ApiConfig, ApiLimits, JwtAuthenticator, StaticTokens};
 use tasker::{Store, Tasker};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+use http::serve;
 
 const ADMIN: &str = "admin-secret-token-0123456789abcdef";
 const READER: &str = "reader-secret-token-0123456789abcdef";
@@ -29,37 +34,14 @@ fn tokens() -> StaticTokens {
     .unwrap()
 }
 
-async fn serve<S: Store>(tasker: Tasker<S>, config: ApiConfig) -> (String, String) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let limits = config.limits.clone();
-    let app = tasker::api::router(tasker, config);
-    tokio::spawn(async move {
-        tasker::api::serve(listener, app, &limits, std::future::pending())
-            .await
-            .unwrap()
-    });
-    (format!("http://{addr}/tasker"), addr.to_string())
-}
-
+/// One request; every answer must be JSON.
 async fn call(
     method: Method,
     url: &str,
     token: Option<&str>,
     body: Option<&str>,
 ) -> (StatusCode, Value) {
-    let mut request = Client::new().request(method, url);
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    if let Some(body) = body {
-        request = request
-            .header("content-type", "application/json")
-            .body(body.to_owned());
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status();
-    let text = response.text().await.unwrap();
+    let (status, text) = http::send(&Client::new(), method, url, token, body).await;
     let body = serde_json::from_str(&text)
         .unwrap_or_else(|_| panic!("a {status} response that is not JSON: {text:?}"));
     (status, body)

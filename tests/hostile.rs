@@ -246,82 +246,48 @@ async fn unreadable_stored_input_fails_its_step_alone<S: Store>(
     worker.shutdown().await;
 }
 
-mod postgres {
-    use super::*;
+tasker_tests::on_both_stores!(
+    refused_at_creation_with_the_field_named,
+    a_value_ten_thousand_deep_is_an_error_not_a_crash,
+    a_step_that_cannot_be_stored_fails_alone,
+);
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn refused_at_creation_with_the_field_named() {
-        let (store, _db) = tasker_tests::postgres().await;
-        super::refused_at_creation_with_the_field_named(store).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_value_ten_thousand_deep_is_an_error_not_a_crash() {
-        let (store, _db) = tasker_tests::postgres().await;
-        super::a_value_ten_thousand_deep_is_an_error_not_a_crash(store).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_step_that_cannot_be_stored_fails_alone() {
-        let (store, _db) = tasker_tests::postgres().await;
-        super::a_step_that_cannot_be_stored_fails_alone(store).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn unreadable_stored_input_fails_its_step_alone() {
-        let (store, db) = tasker_tests::postgres().await;
-        let url = db.url().to_owned();
-        super::unreadable_stored_input_fails_its_step_alone(store, async move |id, context| {
-            let mut conn = diesel_async::AsyncPgConnection::establish(&url)
-                .await
-                .unwrap();
-            conn.batch_execute(&format!(
-                "UPDATE tasker_tasks SET context = '{context}'::jsonb WHERE task_id = {id}"
-            ))
+/// The stored context is rewritten behind tasker's back, through the
+/// database's own driver.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreadable_stored_input_fails_its_step_alone_on_postgres() {
+    let (store, db) = tasker_tests::postgres().await;
+    let url = db.url().to_owned();
+    unreadable_stored_input_fails_its_step_alone(store, async move |id, context| {
+        let mut conn = diesel_async::AsyncPgConnection::establish(&url)
             .await
             .unwrap();
-        })
-        .await;
-    }
+        conn.batch_execute(&format!(
+            "UPDATE tasker_tasks SET context = '{context}'::jsonb WHERE task_id = {id}"
+        ))
+        .await
+        .unwrap();
+    })
+    .await;
 }
 
-mod sqlite {
-    use super::*;
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn refused_at_creation_with_the_field_named() {
-        super::refused_at_creation_with_the_field_named(tasker_tests::sqlite().await).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_value_ten_thousand_deep_is_an_error_not_a_crash() {
-        super::a_value_ten_thousand_deep_is_an_error_not_a_crash(tasker_tests::sqlite().await)
-            .await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_step_that_cannot_be_stored_fails_alone() {
-        super::a_step_that_cannot_be_stored_fails_alone(tasker_tests::sqlite().await).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn unreadable_stored_input_fails_its_step_alone() {
-        let dir = std::env::temp_dir().join(format!("tasker-hostile-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("unreadable.sqlite");
-        let _ = std::fs::remove_file(&path);
-        let store = tasker_diesel::SqliteStore::open(&path).await.unwrap();
-        store.migrate().await.unwrap();
-        let file = path.to_string_lossy().into_owned();
-        super::unreadable_stored_input_fails_its_step_alone(store, async move |id, context| {
-            use diesel::connection::SimpleConnection;
-            let mut conn = diesel::SqliteConnection::establish(&file).unwrap();
-            conn.batch_execute(&format!(
-                "UPDATE tasker_tasks SET context = '{context}' WHERE task_id = {id}"
-            ))
-            .unwrap();
-        })
-        .await;
-        let _ = std::fs::remove_dir_all(&dir);
-    }
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreadable_stored_input_fails_its_step_alone_on_sqlite() {
+    let dir = std::env::temp_dir().join(format!("tasker-hostile-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("unreadable.sqlite");
+    let _ = std::fs::remove_file(&path);
+    let store = tasker_diesel::SqliteStore::open(&path).await.unwrap();
+    store.migrate().await.unwrap();
+    let file = path.to_string_lossy().into_owned();
+    unreadable_stored_input_fails_its_step_alone(store, async move |id, context| {
+        use diesel::connection::SimpleConnection;
+        let mut conn = diesel::SqliteConnection::establish(&file).unwrap();
+        conn.batch_execute(&format!(
+            "UPDATE tasker_tasks SET context = '{context}' WHERE task_id = {id}"
+        ))
+        .unwrap();
+    })
+    .await;
+    let _ = std::fs::remove_dir_all(&dir);
 }
