@@ -1,0 +1,227 @@
+//! The operator's transaction primitives on PostgreSQL (see
+//! `crate::operator`).
+
+use diesel::sql_types::{BigInt, Nullable, Text};
+use diesel::{sql_query, QueryableByName};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use serde_json::Value;
+use tasker::store::StoreError;
+use tasker::{StepState, TaskState};
+
+use crate::operator::{self, StepCounts, Tx, TxError};
+use crate::rows::{parse_state, IdRow, StepCountsRow, STEP_COUNTS_SQL};
+
+#[derive(QueryableByName)]
+pub(super) struct StateRow {
+    #[diesel(sql_type = Text)]
+    pub(super) state: String,
+}
+
+/// The operator primitives on one PostgreSQL connection in a transaction.
+pub(super) struct PgOps<'c> {
+    pub(super) conn: &'c mut AsyncPgConnection,
+}
+
+impl PgOps<'_> {
+    /// Locks one row and returns its state; `NotFound` names `what`.
+    async fn lock_state<T: std::str::FromStr<Err = tasker::UnknownState>>(
+        &mut self,
+        sql: &'static str,
+        what: &'static str,
+        id: i64,
+    ) -> Tx<T> {
+        let row = sql_query(sql)
+            .bind::<BigInt, _>(id)
+            .get_results::<StateRow>(self.conn)
+            .await?
+            .pop()
+            .ok_or(TxError::Store(StoreError::NotFound { what, id }))?;
+        Ok(parse_state(&row.state)?)
+    }
+}
+
+impl operator::Primitives for PgOps<'_> {
+    async fn lock_task(&mut self, task_id: i64) -> Tx<TaskState> {
+        self.lock_state(
+            "SELECT state FROM tasker_tasks WHERE task_id = $1 FOR UPDATE",
+            "task",
+            task_id,
+        )
+        .await
+    }
+
+    async fn task_of_step(&mut self, step_id: i64) -> Tx<i64> {
+        task_of_step(self.conn, step_id).await
+    }
+
+    async fn lock_step(&mut self, step_id: i64) -> Tx<StepState> {
+        self.lock_state(
+            "SELECT state FROM tasker_workflow_steps WHERE workflow_step_id = $1 FOR UPDATE",
+            "step",
+            step_id,
+        )
+        .await
+    }
+
+    async fn retry_failed(&mut self, task_id: i64, step_id: Option<i64>, actor: &str) -> Tx<()> {
+        sql_query(
+            "WITH s AS (
+               UPDATE tasker_workflow_steps SET state = 'ready', run_at = now(),
+                 max_attempts = attempts + attempt_budget, updated_at = now()
+               WHERE task_id = $1 AND state = 'error' AND ($2::bigint IS NULL OR workflow_step_id = $2)
+               RETURNING workflow_step_id, task_id, attempts)
+             INSERT INTO tasker_workflow_step_transitions
+               (workflow_step_id, task_id, from_state, to_state, attempt, actor)
+             SELECT workflow_step_id, task_id, 'error', 'ready', attempts, $3 FROM s",
+        )
+        .bind::<BigInt, _>(task_id)
+        .bind::<Nullable<BigInt>, _>(step_id)
+        .bind::<Text, _>(actor)
+        .execute(self.conn)
+        .await?;
+        Ok(())
+    }
+
+    async fn close_steps(&mut self, task_id: i64, to: StepState, actor: &str) -> Tx<()> {
+        sql_query(
+            "WITH old AS (
+               SELECT workflow_step_id, task_id, state, attempts FROM tasker_workflow_steps
+               WHERE task_id = $1 AND state IN ('pending', 'ready', 'in_progress', 'error')
+               FOR UPDATE),
+             s AS (
+               UPDATE tasker_workflow_steps w SET state = $3, lease_expires_at = NULL, updated_at = now()
+               FROM old WHERE w.workflow_step_id = old.workflow_step_id
+               RETURNING w.workflow_step_id),
+             audit AS (
+               INSERT INTO tasker_workflow_step_transitions
+                 (workflow_step_id, task_id, from_state, to_state, attempt, actor)
+               SELECT old.workflow_step_id, old.task_id, old.state, $3, old.attempts, $2
+               FROM old JOIN s ON s.workflow_step_id = old.workflow_step_id)
+             UPDATE tasker_tasks SET unfinished_steps = 0, updated_at = now() WHERE task_id = $1",
+        )
+        .bind::<BigInt, _>(task_id)
+        .bind::<Text, _>(actor)
+        .bind::<Text, _>(to.as_str())
+        .execute(self.conn)
+        .await?;
+        Ok(())
+    }
+
+    async fn cancel_from(&mut self, step_id: i64, actor: &str) -> Tx<()> {
+        sql_query(
+            "WITH RECURSIVE down(id) AS (
+               SELECT $1::bigint
+               UNION SELECT e.to_step_id FROM tasker_workflow_step_edges e JOIN down ON e.from_step_id = down.id
+             ), old AS (
+               SELECT s.workflow_step_id, s.task_id, s.state, s.attempts
+               FROM tasker_workflow_steps s JOIN down ON s.workflow_step_id = down.id
+               WHERE s.state IN ('pending', 'ready', 'in_progress', 'error')
+               FOR UPDATE OF s
+             ), upd AS (
+               UPDATE tasker_workflow_steps w SET state = 'cancelled', lease_expires_at = NULL,
+                 updated_at = now()
+               FROM old WHERE w.workflow_step_id = old.workflow_step_id
+               RETURNING w.workflow_step_id, w.task_id
+             ), audit AS (
+               INSERT INTO tasker_workflow_step_transitions
+                 (workflow_step_id, task_id, from_state, to_state, attempt, actor)
+               SELECT old.workflow_step_id, old.task_id, old.state, 'cancelled', old.attempts, $2
+               FROM old JOIN upd ON upd.workflow_step_id = old.workflow_step_id
+             )
+             UPDATE tasker_tasks t SET unfinished_steps = t.unfinished_steps - c.n, updated_at = now()
+             FROM (SELECT task_id, count(*)::int AS n FROM upd GROUP BY task_id) c
+             WHERE t.task_id = c.task_id",
+        )
+        .bind::<BigInt, _>(step_id)
+        .bind::<Text, _>(actor)
+        .execute(self.conn)
+        .await?;
+        Ok(())
+    }
+
+    async fn resolve_step(
+        &mut self,
+        step_id: i64,
+        from: StepState,
+        output: &Value,
+        actor: &str,
+    ) -> Tx<()> {
+        sql_query(
+            "WITH s AS (
+               UPDATE tasker_workflow_steps SET state = 'resolved_manually', results = $2::jsonb,
+                 lease_expires_at = NULL, updated_at = now()
+               WHERE workflow_step_id = $1
+               RETURNING workflow_step_id, task_id, attempts),
+             audit AS (
+               INSERT INTO tasker_workflow_step_transitions
+                 (workflow_step_id, task_id, from_state, to_state, attempt, actor)
+               SELECT workflow_step_id, task_id, $3, 'resolved_manually', attempts, $4 FROM s),
+             released AS (
+               UPDATE tasker_workflow_steps c SET pending_parents = c.pending_parents - 1,
+                 state = CASE WHEN c.pending_parents = 1 AND c.state = 'pending' THEN 'ready' ELSE c.state END,
+                 updated_at = now()
+               FROM tasker_workflow_step_edges e, s
+               WHERE e.from_step_id = s.workflow_step_id AND c.workflow_step_id = e.to_step_id
+               RETURNING c.workflow_step_id, c.task_id, c.state),
+             released_audit AS (
+               INSERT INTO tasker_workflow_step_transitions
+                 (workflow_step_id, task_id, from_state, to_state, actor)
+               SELECT workflow_step_id, task_id, 'pending', 'ready', $4 FROM released WHERE state = 'ready')
+             UPDATE tasker_tasks t SET unfinished_steps = t.unfinished_steps - 1, updated_at = now()
+             FROM s WHERE t.task_id = s.task_id",
+        )
+        .bind::<BigInt, _>(step_id)
+        .bind::<Text, _>(output.to_string())
+        .bind::<Text, _>(from.as_str())
+        .bind::<Text, _>(actor)
+        .execute(self.conn)
+        .await?;
+        Ok(())
+    }
+
+    async fn step_counts(&mut self, task_id: i64) -> Tx<StepCounts> {
+        let row = sql_query(STEP_COUNTS_SQL)
+            .bind::<BigInt, _>(task_id)
+            .get_result::<StepCountsRow>(self.conn)
+            .await?;
+        Ok(row.into())
+    }
+
+    async fn set_task_state(
+        &mut self,
+        task_id: i64,
+        from: TaskState,
+        to: TaskState,
+        actor: &str,
+    ) -> Tx<()> {
+        sql_query(
+            "WITH t AS (UPDATE tasker_tasks SET state = $3, updated_at = now()
+                        WHERE task_id = $1 AND state = $2 RETURNING task_id)
+             INSERT INTO tasker_task_transitions (task_id, from_state, to_state, actor)
+             SELECT task_id, $2, $3, $4 FROM t",
+        )
+        .bind::<BigInt, _>(task_id)
+        .bind::<Text, _>(from.as_str())
+        .bind::<Text, _>(to.as_str())
+        .bind::<Text, _>(actor)
+        .execute(self.conn)
+        .await?;
+        Ok(())
+    }
+}
+
+pub(super) async fn task_of_step(
+    conn: &mut AsyncPgConnection,
+    step_id: i64,
+) -> Result<i64, TxError> {
+    sql_query("SELECT task_id AS id FROM tasker_workflow_steps WHERE workflow_step_id = $1")
+        .bind::<BigInt, _>(step_id)
+        .get_results::<IdRow>(conn)
+        .await?
+        .pop()
+        .map(|r| r.id)
+        .ok_or(TxError::Store(StoreError::NotFound {
+            what: "step",
+            id: step_id,
+        }))
+}

@@ -1,0 +1,528 @@
+//! [`Store`] for [`PgStore`].
+
+use std::time::Duration;
+
+use diesel::sql_types::{Array, BigInt, Double, Integer, Nullable, Text};
+use diesel::{sql_query, QueryableByName};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
+use serde_json::Value;
+use tasker::store::{
+    Capabilities, ClaimRequest, ClaimedStep, Completed, Completion, Created, HandlerRecord,
+    NewTask, OperatorAction, Outcome, Store, StoreError, TaskFilter, TaskRecord, Transition,
+    UnfinishedHandler,
+};
+use tasker::{StepId, TaskId, TaskState};
+
+use super::housekeeping::{vacuum_state, VACUUM_DEAD_ROWS};
+use super::primitives::task_of_step;
+use super::rows::{create_one, BatchRow, CompleteRow};
+use super::sql::{
+    ms, recover_sql, task_select, CLAIM_SQL, COMPLETE_BATCH_SIMPLE_SQL, COMPLETE_BATCH_SQL,
+    FAIL_SQL, RETRY_SQL,
+};
+use super::{db, PgStore, Prepared};
+use crate::rows::{
+    lease_expired_error, ClaimRow, CountRow, IdRow, StateCountRow, StepRow, TaskRow, TransitionRow,
+    UnfinishedRow,
+};
+use crate::MIGRATIONS_POSTGRES;
+
+impl Store for PgStore {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            distributed: true,
+            skip_locked: true,
+            notify: true,
+            advisory_locks: true,
+        }
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let mut conn = AsyncPgConnection::establish(&self.url)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("connecting to migrate failed: {e}")))?;
+        // One migrator at a time across workers starting together.
+        conn.batch_execute(&format!(
+            "SELECT pg_advisory_lock(hashtext('tasker_migrate_{0}'));
+             CREATE SCHEMA IF NOT EXISTS \"{0}\";
+             SET search_path TO \"{0}\";",
+            self.schema
+        ))
+        .await
+        .map_err(db("preparing to migrate"))?;
+        let result = tokio::task::spawn_blocking(move || {
+            use diesel_migrations::MigrationHarness;
+            let mut harness = diesel_async::AsyncMigrationHarness::new(conn);
+            let outcome = harness
+                .run_pending_migrations(MIGRATIONS_POSTGRES)
+                .map(|applied| applied.len())
+                .map_err(|e| StoreError::Database {
+                    message: format!("applying migrations failed: {e}"),
+                    source: None,
+                });
+            (outcome, harness.into_inner())
+        })
+        .await
+        .map_err(|e| StoreError::Database {
+            message: format!("the migration task failed: {e}"),
+            source: None,
+        })?;
+        let (outcome, mut conn) = result;
+        let _ = conn.batch_execute("SELECT pg_advisory_unlock_all()").await;
+        let applied = outcome?;
+        if applied > 0 {
+            tracing::info!(applied, schema = %self.schema, "applied migrations");
+        }
+        Ok(())
+    }
+
+    async fn migrations_current(&self) -> Result<bool, StoreError> {
+        use diesel::migration::MigrationSource;
+        // Read-only: a health check must not create the migrations table.
+        let mut conn = self.conn().await?;
+        let table = format!("\"{}\".__diesel_schema_migrations", self.schema);
+        let exists = sql_query(
+            "SELECT count(*) AS count FROM (SELECT to_regclass($1) AS t) r WHERE t IS NOT NULL",
+        )
+        .bind::<Text, _>(&table)
+        .get_result::<CountRow>(&mut conn)
+        .await
+        .map_err(db("checking for the migrations table"))?
+        .count
+            > 0;
+        if !exists {
+            return Ok(false);
+        }
+        #[derive(QueryableByName)]
+        struct VersionRow {
+            #[diesel(sql_type = Text)]
+            version: String,
+        }
+        let applied: Vec<String> = sql_query(format!("SELECT version FROM {table}"))
+            .load::<VersionRow>(&mut conn)
+            .await
+            .map_err(db("reading applied migrations"))?
+            .into_iter()
+            .map(|r| r.version)
+            .collect();
+        let expected = MigrationSource::<diesel::pg::Pg>::migrations(&MIGRATIONS_POSTGRES)
+            .map_err(|e| StoreError::Database {
+                message: format!("reading the embedded migrations failed: {e}"),
+                source: None,
+            })?;
+        Ok(expected
+            .iter()
+            .all(|m| applied.contains(&m.name().version().to_string())))
+    }
+
+    async fn register_handler(&self, handler: &HandlerRecord) -> Result<i64, StoreError> {
+        let mut conn = self.conn().await?;
+        let id = sql_query(
+            "WITH ns AS (
+               INSERT INTO tasker_task_namespaces (name) VALUES ($1)
+               ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name
+               RETURNING task_namespace_id
+             ), nt AS (
+               INSERT INTO tasker_named_tasks (task_namespace_id, name, version, fingerprint, description)
+               SELECT task_namespace_id, $2, $3, $4, $5 FROM ns
+               ON CONFLICT (task_namespace_id, name, version, fingerprint)
+               DO UPDATE SET description = EXCLUDED.description
+               RETURNING named_task_id
+             ), steps AS (
+               INSERT INTO tasker_named_steps (named_task_id, name, position)
+               SELECT nt.named_task_id, s.name, (s.n - 1)::int FROM nt,
+                 unnest($6::text[]) WITH ORDINALITY AS s(name, n)
+               ON CONFLICT (named_task_id, position) DO NOTHING
+             )
+             SELECT named_task_id AS id FROM nt",
+        )
+        .bind::<Text, _>(&handler.namespace)
+        .bind::<Text, _>(&handler.name)
+        .bind::<Text, _>(&handler.version)
+        .bind::<Text, _>(&handler.fingerprint)
+        .bind::<Text, _>(&handler.description)
+        .bind::<Array<Text>, _>(&handler.steps)
+        .get_result::<IdRow>(&mut conn)
+        .await
+        .map_err(db("registering a handler"))?;
+        Ok(id.id)
+    }
+
+    async fn unfinished_handlers(&self) -> Result<Vec<UnfinishedHandler>, StoreError> {
+        let mut conn = self.conn().await?;
+        let rows = sql_query(
+            "SELECT ns.name AS namespace, nt.name, nt.version, nt.fingerprint, count(*) AS tasks
+             FROM tasker_tasks t
+             JOIN tasker_named_tasks nt ON nt.named_task_id = t.named_task_id
+             JOIN tasker_task_namespaces ns ON ns.task_namespace_id = nt.task_namespace_id
+             WHERE t.state IN ('pending', 'in_progress', 'error')
+             GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4",
+        )
+        .load::<UnfinishedRow>(&mut conn)
+        .await
+        .map_err(db("listing unfinished handlers"))?;
+        Ok(rows.into_iter().map(UnfinishedHandler::from).collect())
+    }
+
+    async fn create_task(&self, task: NewTask) -> Result<Created, StoreError> {
+        if !self.synchronous_commit {
+            // Creation is acknowledged to a caller: it must be durable.
+            let mut created = self.create_tasks(vec![task]).await?;
+            return Ok(created.pop().expect("one task in, one out"));
+        }
+        let mut conn = self.conn().await?;
+        create_one(&mut conn, &task, &self.channel)
+            .await
+            .map_err(db("creating a task"))
+    }
+
+    async fn create_tasks(&self, tasks: Vec<NewTask>) -> Result<Vec<Created>, StoreError> {
+        let mut conn = self.conn().await?;
+        let channel = self.channel.clone();
+        let durable = !self.synchronous_commit;
+        conn.transaction(
+            async move |conn| -> Result<Vec<Created>, diesel::result::Error> {
+                if durable {
+                    // Creation is acknowledged to a caller: it waits for
+                    // the disk even with relaxed commits for step results.
+                    conn.batch_execute("SET LOCAL synchronous_commit = on")
+                        .await?;
+                }
+                let mut created = Vec::with_capacity(tasks.len());
+                for task in &tasks {
+                    created.push(create_one(conn, task, &channel).await?);
+                }
+                Ok(created)
+            },
+        )
+        .await
+        .map_err(db("creating tasks"))
+    }
+
+    async fn claim_steps(&self, request: ClaimRequest<'_>) -> Result<Vec<ClaimedStep>, StoreError> {
+        if request.handler_ids.is_empty() || request.limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.conn().await?;
+        let rows = Prepared(
+            sql_query(CLAIM_SQL)
+                .bind::<Array<BigInt>, _>(request.handler_ids)
+                .bind::<Integer, _>(request.limit as i32)
+                .bind::<Double, _>(request.lease.as_secs_f64())
+                .bind::<Text, _>(request.worker),
+        )
+        .load::<ClaimRow>(&mut conn)
+        .await
+        .map_err(db("claiming steps"))?;
+        Ok(rows.into_iter().map(ClaimRow::into_claimed).collect())
+    }
+
+    async fn renew_leases(
+        &self,
+        steps: &[(StepId, u32)],
+        lease: Duration,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        let ids: Vec<i64> = steps.iter().map(|(id, _)| id.0).collect();
+        let attempts: Vec<i32> = steps.iter().map(|(_, a)| *a as i32).collect();
+        sql_query(
+            // Steps by id through the primary key (see BY_ID in the docs).
+            "WITH l AS MATERIALIZED (
+               SELECT id, attempt, 'in_progress'::text AS running
+               FROM unnest($1::bigint[], $2::int[]) AS l(id, attempt))
+             UPDATE tasker_workflow_steps s SET lease_expires_at = now() + make_interval(secs => $3)
+             FROM l WHERE s.workflow_step_id = l.id AND s.attempts = l.attempt AND s.state = l.running",
+        )
+        .bind::<Array<BigInt>, _>(ids)
+        .bind::<Array<Integer>, _>(attempts)
+        .bind::<Double, _>(lease.as_secs_f64())
+        .execute(&mut conn)
+        .await
+        .map_err(db("renewing leases"))?;
+        Ok(())
+    }
+
+    async fn complete_steps(
+        &self,
+        completions: &[Completion],
+    ) -> Result<Vec<Completed>, StoreError> {
+        let mut conn = self.conn().await?;
+        let mut results: Vec<Option<Completed>> = vec![None; completions.len()];
+        // Successes: one statement for all of them.
+        let successes: Vec<(usize, &Completion, &Value)> = completions
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| match &c.outcome {
+                Outcome::Complete(output) => Some((i, c, output)),
+                _ => None,
+            })
+            .collect();
+        if let Some((_, first, _)) = <[_]>::first(&successes) {
+            let ids: Vec<i64> = successes.iter().map(|(_, c, _)| c.step_id.0).collect();
+            let attempts: Vec<i32> = successes.iter().map(|(_, c, _)| c.attempt as i32).collect();
+            let outputs: Vec<String> = successes.iter().map(|(_, _, o)| o.to_string()).collect();
+            let take: Vec<bool> = successes
+                .iter()
+                .map(|(_, c, _)| c.take_next.is_some())
+                .collect();
+            let lease = successes
+                .iter()
+                .find_map(|(_, c, _)| c.take_next)
+                .unwrap_or_default();
+            let query = if take.iter().any(|t| *t) {
+                sql_query(COMPLETE_BATCH_SQL)
+                    .into_boxed::<diesel::pg::Pg>()
+                    .bind::<Array<BigInt>, _>(ids)
+                    .bind::<Array<Integer>, _>(attempts)
+                    .bind::<Array<Text>, _>(outputs)
+                    .bind::<Text, _>(&first.worker)
+                    .bind::<Text, _>(&self.channel)
+                    .bind::<Array<diesel::sql_types::Bool>, _>(take)
+                    .bind::<Double, _>(lease.as_secs_f64())
+            } else {
+                sql_query(COMPLETE_BATCH_SIMPLE_SQL)
+                    .into_boxed::<diesel::pg::Pg>()
+                    .bind::<Array<BigInt>, _>(ids)
+                    .bind::<Array<Integer>, _>(attempts)
+                    .bind::<Array<Text>, _>(outputs)
+                    .bind::<Text, _>(&first.worker)
+                    .bind::<Text, _>(&self.channel)
+            };
+            let rows = Prepared(query)
+                .load::<BatchRow>(&mut conn)
+                .await
+                .map_err(db("recording step results"))?;
+            for ((i, _, _), row) in successes.iter().zip(rows) {
+                results[*i] = Some(row.into_completed()?);
+            }
+        }
+        // Failures: one statement each (they are rare).
+        for (i, completion) in completions.iter().enumerate() {
+            let query = match &completion.outcome {
+                Outcome::Complete(_) => continue,
+                Outcome::Retry { error, delay } => sql_query(RETRY_SQL)
+                    .into_boxed::<diesel::pg::Pg>()
+                    .bind::<BigInt, _>(completion.step_id.0)
+                    .bind::<Text, _>(serde_json::to_string(error).expect("errors serialize"))
+                    .bind::<Integer, _>(completion.attempt as i32)
+                    .bind::<Text, _>(&completion.worker)
+                    .bind::<Double, _>(delay.as_secs_f64())
+                    .bind::<Text, _>(error.to_string()),
+                Outcome::Fail(error) => sql_query(FAIL_SQL)
+                    .into_boxed::<diesel::pg::Pg>()
+                    .bind::<BigInt, _>(completion.step_id.0)
+                    .bind::<Text, _>(serde_json::to_string(error).expect("errors serialize"))
+                    .bind::<Integer, _>(completion.attempt as i32)
+                    .bind::<Text, _>(&completion.worker)
+                    .bind::<Text, _>(error.to_string()),
+            };
+            let row = query
+                .get_result::<CompleteRow>(&mut conn)
+                .await
+                .map_err(db("recording a step failure"))?;
+            results[i] = Some(row.into_completed());
+        }
+        Ok(results
+            .into_iter()
+            .map(|r| r.expect("every completion has a result"))
+            .collect())
+    }
+
+    async fn recover_expired(&self, all_in_progress: bool) -> Result<u64, StoreError> {
+        let mut conn = self.conn().await?;
+        let row = sql_query(recover_sql(all_in_progress))
+            .bind::<Text, _>(lease_expired_error())
+            .bind::<Text, _>("the lease expired: the worker stopped or lost its connection")
+            .bind::<Text, _>(&self.channel)
+            .get_result::<CountRow>(&mut conn)
+            .await
+            .map_err(db("recovering expired leases"))?;
+        Ok(row.count as u64)
+    }
+
+    async fn wait_for_work(&self, timeout: Duration) {
+        let _ = tokio::time::timeout(timeout, self.wakeups.notified()).await;
+    }
+
+    async fn operator_action(&self, action: OperatorAction, actor: &str) -> Result<(), StoreError> {
+        self.operator_tx(action, actor)
+            .await
+            .map_err(|e| e.into_store("applying an operator action"))
+    }
+
+    async fn task(&self, task_id: TaskId) -> Result<TaskRecord, StoreError> {
+        let mut conn = self.conn().await?;
+        let task = sql_query(task_select("WHERE t.task_id = $1"))
+            .bind::<BigInt, _>(task_id.0)
+            .get_results::<TaskRow>(&mut conn)
+            .await
+            .map_err(db("reading a task"))?
+            .pop()
+            .ok_or(StoreError::NotFound {
+                what: "task",
+                id: task_id.0,
+            })?;
+        let steps = sql_query(format!(
+            "SELECT s.workflow_step_id, s.name, s.state, s.attempts, s.max_attempts,
+                    s.results::text AS results, s.last_error::text AS last_error,
+                    {} AS run_at_ms,
+                    COALESCE((SELECT json_agg(p.name ORDER BY p.position)
+                              FROM tasker_workflow_step_edges e
+                              JOIN tasker_workflow_steps p ON p.workflow_step_id = e.from_step_id
+                              WHERE e.to_step_id = s.workflow_step_id), '[]'::json)::text AS depends_on
+             FROM tasker_workflow_steps s WHERE s.task_id = $1 ORDER BY s.position",
+            ms("s.run_at")
+        ))
+        .bind::<BigInt, _>(task_id.0)
+        .load::<StepRow>(&mut conn)
+        .await
+        .map_err(db("reading a task's steps"))?;
+        let steps = steps
+            .into_iter()
+            .map(StepRow::into_record)
+            .collect::<Result<_, _>>()?;
+        task.into_record(steps)
+    }
+
+    async fn tasks(&self, filter: &TaskFilter) -> Result<Vec<TaskRecord>, StoreError> {
+        let mut conn = self.conn().await?;
+        let rows = sql_query(task_select(
+            "WHERE ($1::text IS NULL OR ns.name = $1) AND ($2::text IS NULL OR nt.name = $2)
+               AND ($3::text IS NULL OR nt.version = $3) AND ($4::text IS NULL OR t.state = $4)
+             ORDER BY t.created_at DESC, t.task_id DESC LIMIT $5 OFFSET $6",
+        ))
+        .bind::<Nullable<Text>, _>(filter.namespace.as_deref())
+        .bind::<Nullable<Text>, _>(filter.name.as_deref())
+        .bind::<Nullable<Text>, _>(filter.version.as_deref())
+        .bind::<Nullable<Text>, _>(filter.state.map(|s| s.as_str()))
+        .bind::<BigInt, _>(i64::from(if filter.limit == 0 {
+            100
+        } else {
+            filter.limit
+        }))
+        .bind::<BigInt, _>(i64::from(filter.offset))
+        .load::<TaskRow>(&mut conn)
+        .await
+        .map_err(db("listing tasks"))?;
+        rows.into_iter()
+            .map(|r| r.into_record(Vec::new()))
+            .collect()
+    }
+
+    async fn transitions(&self, task_id: TaskId) -> Result<Vec<Transition>, StoreError> {
+        let mut conn = self.conn().await?;
+        let rows = sql_query(format!(
+            "SELECT task_id, NULL::bigint AS workflow_step_id, from_state, to_state, NULL::int AS attempt,
+                    actor, NULL::text AS error, {} AS at_ms, created_at AS at, 0 AS kind,
+                    task_transition_id AS seq
+             FROM tasker_task_transitions WHERE task_id = $1
+             UNION ALL
+             SELECT task_id, workflow_step_id, from_state, to_state, attempt, actor, error, {} AS at_ms,
+                    created_at AS at, 1 AS kind, workflow_step_transition_id AS seq
+             FROM tasker_workflow_step_transitions WHERE task_id = $1
+             ORDER BY at, kind, seq",
+            ms("created_at"),
+            ms("created_at")
+        ))
+        .bind::<BigInt, _>(task_id.0)
+        .load::<TransitionRow>(&mut conn)
+        .await
+        .map_err(db("reading transitions"))?;
+        Ok(rows.into_iter().map(Transition::from).collect())
+    }
+
+    async fn task_of_step(&self, step_id: StepId) -> Result<TaskId, StoreError> {
+        let mut conn = self.conn().await?;
+        task_of_step(&mut conn, step_id.0)
+            .await
+            .map(TaskId)
+            .map_err(|e| e.into_store("reading a step"))
+    }
+
+    async fn ready_steps(&self) -> Result<i64, StoreError> {
+        let mut conn = self.conn().await?;
+        Ok(sql_query(
+            "SELECT count(*) AS count FROM tasker_workflow_steps WHERE state = 'ready' AND run_at <= now()",
+        )
+        .get_result::<CountRow>(&mut conn)
+        .await
+        .map_err(db("counting ready steps"))?
+        .count)
+    }
+
+    async fn task_counts(&self) -> Result<Vec<(TaskState, i64)>, StoreError> {
+        let mut conn = self.conn().await?;
+        let rows = sql_query(
+            "SELECT state, count(*) AS count FROM tasker_tasks GROUP BY state ORDER BY state",
+        )
+        .load::<StateCountRow>(&mut conn)
+        .await
+        .map_err(db("counting tasks"))?;
+        rows.into_iter().map(StateCountRow::into_pair).collect()
+    }
+
+    async fn warnings(&self) -> Result<Vec<String>, StoreError> {
+        let mut conn = self.conn().await?;
+        let vacuum = vacuum_state(&mut conn).await?;
+        let mut warnings = Vec::new();
+        if !vacuum.autovacuum {
+            warnings.push(format!(
+                "autovacuum is off on this PostgreSQL server: dead rows of tasker's queue tables \
+                 pile up and every claim gets slower. Turn it on (autovacuum = on; see \
+                 docs/operations.md). Until then tasker's workers vacuum tasker_workflow_steps \
+                 and tasker_tasks themselves once more than {VACUUM_DEAD_ROWS} rows (or 2%) \
+                 of one of them are dead."
+            ));
+        }
+        Ok(warnings)
+    }
+
+    async fn housekeeping(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        let vacuum = vacuum_state(&mut conn).await?;
+        if vacuum.autovacuum || !vacuum.needed {
+            return Ok(());
+        }
+        // One worker vacuums; the others skip this tick.
+        let lock = format!("hashtext('tasker_vacuum_{}')", self.schema);
+        let locked = sql_query(format!(
+            "SELECT pg_try_advisory_lock({lock})::int::bigint AS count"
+        ))
+        .get_result::<CountRow>(&mut conn)
+        .await
+        .map_err(db("taking the vacuum lock"))?
+        .count
+            == 1;
+        if !locked {
+            return Ok(());
+        }
+        let started = std::time::Instant::now();
+        // One statement per call: PostgreSQL runs a multi-statement simple
+        // query in one transaction, where VACUUM is not allowed.
+        // Without autovacuum nothing analyzes the other tables either, and
+        // statistics fresh for some tables and missing for others made
+        // the planner pick worse joins than no statistics at all
+        // (measured in the soak): analyze them all together.
+        let mut vacuumed = Ok(());
+        for statement in [
+            "VACUUM (ANALYZE, SKIP_LOCKED) tasker_workflow_steps",
+            "VACUUM (ANALYZE, SKIP_LOCKED) tasker_tasks",
+            "ANALYZE (SKIP_LOCKED) tasker_workflow_step_edges, tasker_workflow_step_transitions, \
+             tasker_task_transitions, tasker_named_steps, tasker_named_tasks, tasker_task_namespaces",
+        ] {
+            vacuumed = conn.batch_execute(statement).await;
+            if vacuumed.is_err() {
+                break;
+            }
+        }
+        let _ = conn
+            .batch_execute(&format!("SELECT pg_advisory_unlock({lock})"))
+            .await;
+        vacuumed.map_err(db("vacuuming the queue tables"))?;
+        tracing::info!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "vacuumed tasker's queue tables (autovacuum is off)"
+        );
+        Ok(())
+    }
+}

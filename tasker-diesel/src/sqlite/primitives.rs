@@ -1,0 +1,167 @@
+//! The operator's transaction primitives on SQLite (see `crate::operator`).
+
+use diesel::sql_types::{BigInt, Integer, Nullable, Text};
+use diesel::{sql_query, RunQueryDsl, SqliteConnection};
+use serde_json::Value;
+use tasker::{StepState, TaskState};
+
+use super::writes::{
+    release_children, set_steps_state, set_task_state, step_audit, step_state, task_state,
+};
+use super::{now_ms, StepStateRow};
+use crate::operator::{self, StepCounts, Tx};
+use crate::rows::{parse_state, StepCountsRow, STEP_COUNTS_SQL};
+
+/// The operator primitives on the SQLite connection, inside the action's
+/// immediate transaction (which holds the only write lock, so `lock_*`
+/// only read).
+pub(super) struct SqliteOps<'c> {
+    pub(super) conn: &'c mut SqliteConnection,
+}
+
+impl SqliteOps<'_> {
+    pub(super) fn step_counts_now(&mut self, task_id: i64) -> Tx<StepCounts> {
+        let row = sql_query(STEP_COUNTS_SQL)
+            .bind::<BigInt, _>(task_id)
+            .get_result::<StepCountsRow>(self.conn)?;
+        Ok(row.into())
+    }
+
+    fn unfinished_steps(&mut self, sql: &str, id: i64) -> Tx<Vec<StepStateRow>> {
+        Ok(sql_query(sql)
+            .bind::<BigInt, _>(id)
+            .load::<StepStateRow>(self.conn)?)
+    }
+
+    fn count_off(&mut self, task_id: i64, n: usize) -> Tx<()> {
+        sql_query(
+            "UPDATE tasker_tasks SET unfinished_steps = unfinished_steps - ?, updated_at = ?
+             WHERE task_id = ?",
+        )
+        .bind::<Integer, _>(n as i32)
+        .bind::<BigInt, _>(now_ms())
+        .bind::<BigInt, _>(task_id)
+        .execute(self.conn)?;
+        Ok(())
+    }
+}
+
+impl operator::Primitives for SqliteOps<'_> {
+    async fn lock_task(&mut self, task_id: i64) -> Tx<TaskState> {
+        Ok(parse_state(&task_state(self.conn, task_id)?.state)?)
+    }
+
+    async fn task_of_step(&mut self, step_id: i64) -> Tx<i64> {
+        Ok(step_state(self.conn, step_id)?.task_id)
+    }
+
+    async fn lock_step(&mut self, step_id: i64) -> Tx<StepState> {
+        Ok(parse_state(&step_state(self.conn, step_id)?.state)?)
+    }
+
+    async fn retry_failed(&mut self, task_id: i64, step_id: Option<i64>, actor: &str) -> Tx<()> {
+        let failed = sql_query(
+            "SELECT workflow_step_id, task_id, state, attempts FROM tasker_workflow_steps
+             WHERE task_id = ? AND state = 'error' AND (? IS NULL OR workflow_step_id = ?)",
+        )
+        .bind::<BigInt, _>(task_id)
+        .bind::<Nullable<BigInt>, _>(step_id)
+        .bind::<Nullable<BigInt>, _>(step_id)
+        .load::<StepStateRow>(self.conn)?;
+        for step in &failed {
+            sql_query(
+                "UPDATE tasker_workflow_steps SET state = 'ready', run_at = ?,
+                   max_attempts = attempts + attempt_budget, updated_at = ? WHERE workflow_step_id = ?",
+            )
+            .bind::<BigInt, _>(now_ms())
+            .bind::<BigInt, _>(now_ms())
+            .bind::<BigInt, _>(step.workflow_step_id)
+            .execute(self.conn)?;
+            step_audit(
+                self.conn,
+                (step.workflow_step_id, step.task_id),
+                Some("error"),
+                "ready",
+                Some(step.attempts),
+                actor,
+                None,
+            )?;
+        }
+        Ok(())
+    }
+
+    async fn close_steps(&mut self, task_id: i64, to: StepState, actor: &str) -> Tx<()> {
+        let open = self.unfinished_steps(
+            "SELECT workflow_step_id, task_id, state, attempts FROM tasker_workflow_steps
+             WHERE task_id = ? AND state IN ('pending', 'ready', 'in_progress', 'error')",
+            task_id,
+        )?;
+        set_steps_state(self.conn, &open, to, actor)?;
+        sql_query("UPDATE tasker_tasks SET unfinished_steps = 0, updated_at = ? WHERE task_id = ?")
+            .bind::<BigInt, _>(now_ms())
+            .bind::<BigInt, _>(task_id)
+            .execute(self.conn)?;
+        Ok(())
+    }
+
+    async fn cancel_from(&mut self, step_id: i64, actor: &str) -> Tx<()> {
+        let doomed = self.unfinished_steps(
+            "WITH RECURSIVE down(id) AS (
+               SELECT ?
+               UNION SELECT e.to_step_id FROM tasker_workflow_step_edges e JOIN down ON e.from_step_id = down.id
+             )
+             SELECT s.workflow_step_id, s.task_id, s.state, s.attempts
+             FROM tasker_workflow_steps s JOIN down ON s.workflow_step_id = down.id
+             WHERE s.state IN ('pending', 'ready', 'in_progress', 'error')",
+            step_id,
+        )?;
+        set_steps_state(self.conn, &doomed, StepState::Cancelled, actor)?;
+        if let Some(first) = doomed.first() {
+            self.count_off(first.task_id, doomed.len())?;
+        }
+        Ok(())
+    }
+
+    async fn resolve_step(
+        &mut self,
+        step_id: i64,
+        from: StepState,
+        output: &Value,
+        actor: &str,
+    ) -> Tx<()> {
+        let step = sql_query(
+            "UPDATE tasker_workflow_steps SET state = 'resolved_manually', results = ?,
+               lease_expires_at = NULL, updated_at = ? WHERE workflow_step_id = ?
+             RETURNING workflow_step_id, task_id, state, attempts",
+        )
+        .bind::<Text, _>(output.to_string())
+        .bind::<BigInt, _>(now_ms())
+        .bind::<BigInt, _>(step_id)
+        .get_result::<StepStateRow>(self.conn)?;
+        step_audit(
+            self.conn,
+            (step_id, step.task_id),
+            Some(from.as_str()),
+            StepState::ResolvedManually.as_str(),
+            Some(step.attempts),
+            actor,
+            None,
+        )?;
+        release_children(self.conn, step_id, step.task_id, actor)?;
+        self.count_off(step.task_id, 1)
+    }
+
+    async fn step_counts(&mut self, task_id: i64) -> Tx<StepCounts> {
+        self.step_counts_now(task_id)
+    }
+
+    async fn set_task_state(
+        &mut self,
+        task_id: i64,
+        from: TaskState,
+        to: TaskState,
+        actor: &str,
+    ) -> Tx<()> {
+        set_task_state(self.conn, task_id, from.as_str(), to.as_str(), actor).map(drop)
+    }
+}

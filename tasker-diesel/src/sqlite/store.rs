@@ -1,0 +1,497 @@
+//! [`Store`] for [`SqliteStore`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use diesel::sql_types::{BigInt, Integer, Nullable, Text};
+use diesel::{sql_query, RunQueryDsl};
+use tasker::store::{
+    Capabilities, ClaimRequest, ClaimedStep, Completed, Completion, Created, HandlerRecord,
+    NewTask, OperatorAction, Outcome, Store, StoreError, TaskFilter, TaskRecord, Transition,
+    UnfinishedHandler,
+};
+use tasker::{StepId, TaskId, TaskState};
+
+use super::primitives::SqliteOps;
+use super::writes::{
+    claim_rows, create_one, finish_step, set_task_state, step_audit, step_state, take_child,
+};
+use super::{now_ms, SqliteStore, StepStateRow};
+use crate::operator::{self, Tx, TxError};
+use crate::rows::{
+    lease_expired_error, ClaimRow, CountRow, IdRow, StateCountRow, StepRow, TaskRow, TransitionRow,
+    UnfinishedRow,
+};
+use crate::MIGRATIONS_SQLITE;
+
+impl Store for SqliteStore {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            distributed: false,
+            skip_locked: false,
+            notify: false,
+            advisory_locks: false,
+        }
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let conn = Arc::clone(&self.conn);
+        tokio::task::spawn_blocking(move || {
+            use diesel_migrations::MigrationHarness;
+            let mut conn = conn.lock().unwrap_or_else(|p| p.into_inner());
+            conn.run_pending_migrations(MIGRATIONS_SQLITE)
+                .map(drop)
+                .map_err(|e| StoreError::Database {
+                    message: format!("applying migrations failed: {e}"),
+                    source: None,
+                })
+        })
+        .await
+        .map_err(|e| StoreError::Database {
+            message: format!("the migration thread failed: {e}"),
+            source: None,
+        })?
+    }
+
+    async fn migrations_current(&self) -> Result<bool, StoreError> {
+        let conn = Arc::clone(&self.conn);
+        tokio::task::spawn_blocking(move || {
+            use diesel_migrations::MigrationHarness;
+            let mut conn = conn.lock().unwrap_or_else(|p| p.into_inner());
+            conn.has_pending_migration(MIGRATIONS_SQLITE)
+                .map(|pending| !pending)
+                .map_err(|e| StoreError::Database {
+                    message: format!("reading the migration state failed: {e}"),
+                    source: None,
+                })
+        })
+        .await
+        .map_err(|e| StoreError::Database {
+            message: format!("the migration thread failed: {e}"),
+            source: None,
+        })?
+    }
+
+    async fn register_handler(&self, handler: &HandlerRecord) -> Result<i64, StoreError> {
+        let handler = handler.clone();
+        self.tx("registering a handler", move |conn| {
+            let now = now_ms();
+            sql_query("INSERT INTO tasker_task_namespaces (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING")
+                .bind::<Text, _>(&handler.namespace)
+                .bind::<BigInt, _>(now)
+                .execute(conn)?;
+            let ns = sql_query("SELECT task_namespace_id AS id FROM tasker_task_namespaces WHERE name = ?")
+                .bind::<Text, _>(&handler.namespace)
+                .get_result::<IdRow>(conn)?
+                .id;
+            sql_query(
+                "INSERT INTO tasker_named_tasks (task_namespace_id, name, version, fingerprint, description, created_at)
+                 VALUES (?, ?, ?, ?, ?, ?)
+                 ON CONFLICT (task_namespace_id, name, version, fingerprint) DO UPDATE SET description = excluded.description",
+            )
+            .bind::<BigInt, _>(ns)
+            .bind::<Text, _>(&handler.name)
+            .bind::<Text, _>(&handler.version)
+            .bind::<Text, _>(&handler.fingerprint)
+            .bind::<Text, _>(&handler.description)
+            .bind::<BigInt, _>(now)
+            .execute(conn)?;
+            let id = sql_query(
+                "SELECT named_task_id AS id FROM tasker_named_tasks
+                 WHERE task_namespace_id = ? AND name = ? AND version = ? AND fingerprint = ?",
+            )
+            .bind::<BigInt, _>(ns)
+            .bind::<Text, _>(&handler.name)
+            .bind::<Text, _>(&handler.version)
+            .bind::<Text, _>(&handler.fingerprint)
+            .get_result::<IdRow>(conn)?
+            .id;
+            for (position, name) in handler.steps.iter().enumerate() {
+                sql_query(
+                    "INSERT INTO tasker_named_steps (named_task_id, name, position) VALUES (?, ?, ?)
+                     ON CONFLICT (named_task_id, position) DO NOTHING",
+                )
+                .bind::<BigInt, _>(id)
+                .bind::<Text, _>(name)
+                .bind::<Integer, _>(position as i32)
+                .execute(conn)?;
+            }
+            Ok(id)
+        })
+        .await
+    }
+
+    async fn unfinished_handlers(&self) -> Result<Vec<UnfinishedHandler>, StoreError> {
+        self.tx("listing unfinished handlers", |conn| {
+            let rows = sql_query(
+                "SELECT ns.name AS namespace, nt.name, nt.version, nt.fingerprint, count(*) AS tasks
+                 FROM tasker_tasks t
+                 JOIN tasker_named_tasks nt ON nt.named_task_id = t.named_task_id
+                 JOIN tasker_task_namespaces ns ON ns.task_namespace_id = nt.task_namespace_id
+                 WHERE t.state IN ('pending', 'in_progress', 'error')
+                 GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4",
+            )
+            .load::<UnfinishedRow>(conn)?;
+            Ok(rows.into_iter().map(UnfinishedHandler::from).collect())
+        })
+        .await
+    }
+
+    async fn create_task(&self, task: NewTask) -> Result<Created, StoreError> {
+        let mut created = self.create_tasks(vec![task]).await?;
+        Ok(created.pop().expect("one task in, one out"))
+    }
+
+    async fn create_tasks(&self, tasks: Vec<NewTask>) -> Result<Vec<Created>, StoreError> {
+        let created = self
+            .tx("creating tasks", move |conn| {
+                tasks
+                    .iter()
+                    .map(|task| create_one(conn, task))
+                    .collect::<Tx<Vec<_>>>()
+            })
+            .await?;
+        if created.iter().any(|c| matches!(c, Created::New(_))) {
+            self.wakeups.notify_one();
+        }
+        Ok(created)
+    }
+
+    async fn claim_steps(&self, request: ClaimRequest<'_>) -> Result<Vec<ClaimedStep>, StoreError> {
+        if request.handler_ids.is_empty() || request.limit == 0 {
+            return Ok(Vec::new());
+        }
+        let ids = request
+            .handler_ids
+            .iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let limit = request.limit as i64;
+        let lease_ms = request.lease.as_millis() as i64;
+        let worker = request.worker.to_owned();
+        let rows = self
+            .tx("claiming steps", move |conn| {
+                let now = now_ms();
+                let claimed = sql_query(format!(
+                    "UPDATE tasker_workflow_steps SET state = 'in_progress', attempts = attempts + 1,
+                       lease_expires_at = ?, worker_id = ?, updated_at = ?
+                     WHERE workflow_step_id IN (
+                       SELECT workflow_step_id FROM tasker_workflow_steps
+                       WHERE state = 'ready' AND run_at <= ? AND named_task_id IN ({ids})
+                       ORDER BY run_at, workflow_step_id LIMIT ?)
+                     RETURNING workflow_step_id, task_id, state, attempts"
+                ))
+                .bind::<BigInt, _>(now + lease_ms)
+                .bind::<Text, _>(&worker)
+                .bind::<BigInt, _>(now)
+                .bind::<BigInt, _>(now)
+                .bind::<BigInt, _>(limit)
+                .load::<StepStateRow>(conn)?;
+                if claimed.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut started = Vec::new();
+                for step in &claimed {
+                    step_audit(conn, (step.workflow_step_id, step.task_id), Some("ready"), "in_progress", Some(step.attempts), &worker, None)?;
+                    if set_task_state(conn, step.task_id, "pending", "in_progress", &worker)? {
+                        started.push(step.task_id);
+                    }
+                }
+                let started = started
+                    .iter()
+                    .map(i64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",");
+                let step_ids = claimed
+                    .iter()
+                    .map(|s| s.workflow_step_id.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",");
+                claim_rows(conn, &step_ids, &started)
+            })
+            .await?;
+        Ok(rows.into_iter().map(ClaimRow::into_claimed).collect())
+    }
+
+    async fn renew_leases(
+        &self,
+        steps: &[(StepId, u32)],
+        lease: Duration,
+    ) -> Result<(), StoreError> {
+        let steps = steps.to_vec();
+        self.tx("renewing leases", move |conn| {
+            let until = now_ms() + lease.as_millis() as i64;
+            for (step, attempt) in steps {
+                sql_query(
+                    "UPDATE tasker_workflow_steps SET lease_expires_at = ?
+                     WHERE workflow_step_id = ? AND attempts = ? AND state = 'in_progress'",
+                )
+                .bind::<BigInt, _>(until)
+                .bind::<BigInt, _>(step.0)
+                .bind::<Integer, _>(attempt as i32)
+                .execute(conn)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn complete_steps(
+        &self,
+        completions: &[Completion],
+    ) -> Result<Vec<Completed>, StoreError> {
+        let completions = completions.to_vec();
+        let results = self
+            .tx("recording step results", move |conn| {
+                let mut results = Vec::with_capacity(completions.len());
+                for c in &completions {
+                    let now = now_ms();
+                    let (state, results_json, error) = match &c.outcome {
+                        Outcome::Complete(output) => ("complete", Some(output.to_string()), None),
+                        Outcome::Retry { error, .. } => ("ready", None, Some(error)),
+                        Outcome::Fail(error) => ("error", None, Some(error)),
+                    };
+                    let run_at = match &c.outcome {
+                        Outcome::Retry { delay, .. } => now + delay.as_millis() as i64,
+                        _ => now,
+                    };
+                    let updated = sql_query(
+                        "UPDATE tasker_workflow_steps SET state = ?, results = COALESCE(?, results),
+                           last_error = COALESCE(?, last_error), run_at = ?, lease_expires_at = NULL,
+                           updated_at = ?
+                         WHERE workflow_step_id = ? AND attempts = ? AND state = 'in_progress'
+                         RETURNING workflow_step_id, task_id, state, attempts",
+                    )
+                    .bind::<Text, _>(state)
+                    .bind::<Nullable<Text>, _>(results_json)
+                    .bind::<Nullable<Text>, _>(error.map(|e| serde_json::to_string(e).expect("errors serialize")))
+                    .bind::<BigInt, _>(run_at)
+                    .bind::<BigInt, _>(now)
+                    .bind::<BigInt, _>(c.step_id.0)
+                    .bind::<Integer, _>(c.attempt as i32)
+                    .load::<StepStateRow>(conn)?;
+                    let Some(step) = updated.into_iter().next() else {
+                        results.push(Completed {
+                            applied: false,
+                            released: 0,
+                            task_state: None,
+                            next: None,
+                        });
+                        continue;
+                    };
+                    let message = error.map(ToString::to_string);
+                    step_audit(conn, (step.workflow_step_id, step.task_id), Some("in_progress"), state, Some(step.attempts), &c.worker, message.as_deref())?;
+                    let mut completed = Completed {
+                        applied: true,
+                        released: 0,
+                        task_state: None,
+                        next: None,
+                    };
+                    match &c.outcome {
+                        Outcome::Complete(_) => {
+                            let (released, finished) = finish_step(conn, step.workflow_step_id, step.task_id, &c.worker)?;
+                            completed.released = released.len() as u32;
+                            completed.task_state = finished;
+                            if let (Some(lease), Some(child)) = (c.take_next, released.first()) {
+                                completed.next = Some(take_child(conn, *child, lease, &c.worker)?);
+                                completed.released -= 1;
+                            }
+                        }
+                        Outcome::Fail(_) => {
+                            if set_task_state(conn, step.task_id, "in_progress", "error", &c.worker)? {
+                                completed.task_state = Some(TaskState::Error);
+                            }
+                        }
+                        Outcome::Retry { .. } => {}
+                    }
+                    results.push(completed);
+                }
+                Ok(results)
+            })
+            .await?;
+        if results.iter().any(|r| r.released > 0) {
+            self.wakeups.notify_one();
+        }
+        Ok(results)
+    }
+
+    async fn recover_expired(&self, all_in_progress: bool) -> Result<u64, StoreError> {
+        let recovered = self
+            .tx("recovering expired leases", move |conn| {
+                let now = now_ms();
+                let condition = if all_in_progress {
+                    "state = 'in_progress'"
+                } else {
+                    "state = 'in_progress' AND lease_expires_at < ?"
+                };
+                let mut query = sql_query(format!(
+                    "SELECT workflow_step_id, task_id, state, attempts FROM tasker_workflow_steps WHERE {condition}"
+                ))
+                .into_boxed();
+                if !all_in_progress {
+                    query = query.bind::<BigInt, _>(now);
+                }
+                let expired = query.load::<StepStateRow>(conn)?;
+                let message = "the lease expired: the worker stopped or lost its connection";
+                for step in &expired {
+                    let back = sql_query(
+                        "UPDATE tasker_workflow_steps
+                         SET state = CASE WHEN attempts >= max_attempts THEN 'error' ELSE 'ready' END,
+                           run_at = ?, lease_expires_at = NULL, worker_id = NULL, last_error = ?, updated_at = ?
+                         WHERE workflow_step_id = ? RETURNING workflow_step_id, task_id, state, attempts",
+                    )
+                    .bind::<BigInt, _>(now)
+                    .bind::<Text, _>(lease_expired_error())
+                    .bind::<BigInt, _>(now)
+                    .bind::<BigInt, _>(step.workflow_step_id)
+                    .get_result::<StepStateRow>(conn)?;
+                    step_audit(conn, (back.workflow_step_id, back.task_id), Some("in_progress"), &back.state, Some(back.attempts), "lease-recovery", Some(message))?;
+                    if back.state == "error" {
+                        set_task_state(conn, back.task_id, "in_progress", "error", "lease-recovery")?;
+                    }
+                }
+                Ok(expired.len() as u64)
+            })
+            .await?;
+        if recovered > 0 {
+            self.wakeups.notify_one();
+        }
+        Ok(recovered)
+    }
+
+    async fn wait_for_work(&self, timeout: Duration) {
+        let _ = tokio::time::timeout(timeout, self.wakeups.notified()).await;
+    }
+
+    async fn operator_action(&self, action: OperatorAction, actor: &str) -> Result<(), StoreError> {
+        let actor = actor.to_owned();
+        self.tx("applying an operator action", move |conn| {
+            operator::run_now(operator::apply(&mut SqliteOps { conn }, &action, &actor))
+        })
+        .await?;
+        self.wakeups.notify_one();
+        Ok(())
+    }
+
+    async fn task(&self, task_id: TaskId) -> Result<TaskRecord, StoreError> {
+        let (task, steps) = self
+            .tx("reading a task", move |conn| {
+                let task = sql_query(task_select("WHERE t.task_id = ?"))
+                    .bind::<BigInt, _>(task_id.0)
+                    .get_results::<TaskRow>(conn)?
+                    .pop()
+                    .ok_or(TxError::Store(StoreError::NotFound {
+                        what: "task",
+                        id: task_id.0,
+                    }))?;
+                let steps = sql_query(
+                    "SELECT s.workflow_step_id, s.name, s.state, s.attempts, s.max_attempts, s.results,
+                            s.last_error, s.run_at AS run_at_ms,
+                            COALESCE((SELECT json_group_array(name) FROM (
+                                SELECT p.name AS name FROM tasker_workflow_step_edges e
+                                JOIN tasker_workflow_steps p ON p.workflow_step_id = e.from_step_id
+                                WHERE e.to_step_id = s.workflow_step_id ORDER BY p.position)), '[]') AS depends_on
+                     FROM tasker_workflow_steps s WHERE s.task_id = ? ORDER BY s.position",
+                )
+                .bind::<BigInt, _>(task_id.0)
+                .load::<StepRow>(conn)?;
+                Ok((task, steps))
+            })
+            .await?;
+        let steps = steps
+            .into_iter()
+            .map(StepRow::into_record)
+            .collect::<Result<_, _>>()?;
+        task.into_record(steps)
+    }
+
+    async fn tasks(&self, filter: &TaskFilter) -> Result<Vec<TaskRecord>, StoreError> {
+        let filter = filter.clone();
+        let rows = self
+            .tx("listing tasks", move |conn| {
+                Ok(sql_query(task_select(
+                    "WHERE (?1 IS NULL OR ns.name = ?1) AND (?2 IS NULL OR nt.name = ?2)
+                       AND (?3 IS NULL OR nt.version = ?3) AND (?4 IS NULL OR t.state = ?4)
+                     ORDER BY t.created_at DESC, t.task_id DESC LIMIT ?5 OFFSET ?6",
+                ))
+                .bind::<Nullable<Text>, _>(filter.namespace.as_deref())
+                .bind::<Nullable<Text>, _>(filter.name.as_deref())
+                .bind::<Nullable<Text>, _>(filter.version.as_deref())
+                .bind::<Nullable<Text>, _>(filter.state.map(|s| s.as_str()))
+                .bind::<BigInt, _>(i64::from(if filter.limit == 0 {
+                    100
+                } else {
+                    filter.limit
+                }))
+                .bind::<BigInt, _>(i64::from(filter.offset))
+                .load::<TaskRow>(conn)?)
+            })
+            .await?;
+        rows.into_iter()
+            .map(|r| r.into_record(Vec::new()))
+            .collect()
+    }
+
+    async fn transitions(&self, task_id: TaskId) -> Result<Vec<Transition>, StoreError> {
+        let rows = self
+            .tx("reading transitions", move |conn| {
+                Ok(sql_query(
+                    "SELECT * FROM (
+                       SELECT task_id, NULL AS workflow_step_id, from_state, to_state, NULL AS attempt, actor,
+                              NULL AS error, created_at AS at_ms, 0 AS kind, task_transition_id AS seq
+                       FROM tasker_task_transitions WHERE task_id = ?1
+                       UNION ALL
+                       SELECT task_id, workflow_step_id, from_state, to_state, attempt, actor, error,
+                              created_at AS at_ms, 1 AS kind, workflow_step_transition_id AS seq
+                       FROM tasker_workflow_step_transitions WHERE task_id = ?1)
+                     ORDER BY at_ms, kind, seq",
+                )
+                .bind::<BigInt, _>(task_id.0)
+                .load::<TransitionRow>(conn)?)
+            })
+            .await?;
+        Ok(rows.into_iter().map(Transition::from).collect())
+    }
+
+    async fn task_of_step(&self, step_id: StepId) -> Result<TaskId, StoreError> {
+        self.tx("reading a step", move |conn| {
+            Ok(TaskId(step_state(conn, step_id.0)?.task_id))
+        })
+        .await
+    }
+
+    async fn ready_steps(&self) -> Result<i64, StoreError> {
+        self.tx("counting ready steps", |conn| {
+            Ok(sql_query(
+                "SELECT count(*) AS count FROM tasker_workflow_steps WHERE state = 'ready' AND run_at <= ?",
+            )
+            .bind::<BigInt, _>(now_ms())
+            .get_result::<CountRow>(conn)?
+            .count)
+        })
+        .await
+    }
+
+    async fn task_counts(&self) -> Result<Vec<(TaskState, i64)>, StoreError> {
+        let rows = self
+            .tx("counting tasks", |conn| {
+                Ok(sql_query("SELECT state, count(*) AS count FROM tasker_tasks GROUP BY state ORDER BY state")
+                    .load::<StateCountRow>(conn)?)
+            })
+            .await?;
+        rows.into_iter().map(StateCountRow::into_pair).collect()
+    }
+}
+
+pub(super) fn task_select(tail: &str) -> String {
+    format!(
+        "SELECT t.task_id, ns.name AS namespace, nt.name, nt.version, t.state, t.context, t.identity_key,
+                t.initiator, t.source_system, t.reason, t.tags, t.created_at AS created_ms,
+                t.updated_at AS updated_ms
+         FROM tasker_tasks t
+         JOIN tasker_named_tasks nt ON nt.named_task_id = t.named_task_id
+         JOIN tasker_task_namespaces ns ON ns.task_namespace_id = nt.task_namespace_id
+         {tail}"
+    )
+}
