@@ -533,7 +533,7 @@ async fn the_metrics_endpoint_counts_what_ran() {
     .await
     .unwrap();
     let (addr, server) =
-        tasker::http::serve_metrics(tasker.metrics().clone(), "127.0.0.1:0".parse().unwrap())
+        tasker::api::serve_metrics(tasker.metrics().clone(), "127.0.0.1:0".parse().unwrap())
             .await
             .unwrap();
     let worker = tasker.start_worker();
@@ -647,8 +647,8 @@ async fn the_metrics_endpoint_counts_what_ran() {
 #[test]
 fn the_documented_catalog_matches_the_code() {
     let registry = tasker_tests::registry();
-    let table = tasker::events::Catalog::new(&registry).to_markdown();
-    let built_in_only = tasker::events::Catalog::new(&tasker::Registry::new()).to_markdown();
+    let table = registry.event_catalog().to_markdown();
+    let built_in_only = tasker::events::Catalog::new([]).to_markdown();
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/events.md");
     let doc = std::fs::read_to_string(path).unwrap();
     let (start, end) = ("<!-- catalog:start -->\n", "<!-- catalog:end -->");

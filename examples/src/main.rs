@@ -185,7 +185,7 @@ async fn engine(cli: &Cli) -> Result<Tasker<AnyStore>, String> {
         .await
         .map_err(|e| e.to_string())?;
     if let Some(addr) = cli.metrics_addr {
-        let (bound, _server) = tasker::http::serve_metrics(tasker.metrics().clone(), addr)
+        let (bound, _server) = tasker::api::serve_metrics(tasker.metrics().clone(), addr)
             .await
             .map_err(|e| format!("cannot serve metrics on {addr}: {e}"))?;
         eprintln!("metrics at http://{bound}/metrics");

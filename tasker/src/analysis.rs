@@ -333,8 +333,8 @@ pub fn task_dot(graph: &Graph, task: &TaskRecord, title: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::step::{StepError, TaskId};
-    use crate::store::StepId;
+    use crate::ids::{StepId, TaskId};
+    use crate::step::StepError;
     use crate::TaskState;
 
     fn step(

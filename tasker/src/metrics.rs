@@ -11,7 +11,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
-use crate::events::{names, Event};
+use crate::events::{names, Event, Observer};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct HandlerLabels {
@@ -163,8 +163,28 @@ impl Metrics {
         metrics
     }
 
+    pub(crate) fn claimed(&self, latency: Duration, batch: usize) {
+        self.claim_duration.observe(latency.as_secs_f64());
+        self.claim_batch.observe(batch as f64);
+    }
+
+    pub(crate) fn ready_steps(&self, count: i64) {
+        self.ready_steps.set(count);
+    }
+
+    /// The metrics in the Prometheus text exposition format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        let registry = self.registry.lock().expect("metrics registry");
+        prometheus_client::encoding::text::encode(&mut out, &registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+}
+
+impl Observer for Metrics {
     /// Updates the metrics an event stands for.
-    pub(crate) fn record(&self, event: &Event) {
+    fn record(&self, event: &Event) {
         self.events
             .get_or_create(&EventLabels {
                 event: event.name().to_owned(),
@@ -245,30 +265,12 @@ impl Metrics {
         }
     }
 
-    pub(crate) fn claimed(&self, latency: Duration, batch: usize) {
-        self.claim_duration.observe(latency.as_secs_f64());
-        self.claim_batch.observe(batch as f64);
-    }
-
-    pub(crate) fn ready_steps(&self, count: i64) {
-        self.ready_steps.set(count);
-    }
-
-    pub(crate) fn subscriber_failure(&self, subscriber: &str, kind: &str) {
+    fn subscriber_failure(&self, subscriber: &str, kind: &str) {
         self.subscriber_failures
             .get_or_create(&SubscriberLabels {
                 subscriber: subscriber.to_owned(),
                 kind: kind.to_owned(),
             })
             .inc();
-    }
-
-    /// The metrics in the Prometheus text exposition format.
-    pub fn encode(&self) -> String {
-        let mut out = String::new();
-        let registry = self.registry.lock().expect("metrics registry");
-        prometheus_client::encoding::text::encode(&mut out, &registry)
-            .expect("writing to a String cannot fail");
-        out
     }
 }

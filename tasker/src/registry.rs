@@ -7,6 +7,7 @@ use std::str::FromStr;
 use semver::{Version, VersionReq};
 
 use crate::error::{LookupError, RegistryError, RegistryErrors};
+use crate::events::Catalog;
 use crate::handler::{Handler, HandlerDefinition, TaskHandler};
 
 /// Which version of a handler to use.
@@ -114,8 +115,7 @@ impl Registry {
     /// Every handler linked into the binary. Two handlers with the same
     /// namespace, name and version are an error naming both.
     pub fn from_inventory() -> Result<Self, RegistryErrors> {
-        let mut definitions: Vec<&'static HandlerDefinition> =
-            crate::__private::registrations().collect();
+        let mut definitions: Vec<&'static HandlerDefinition> = registrations().collect();
         // Link order is arbitrary; sort so errors are reported the same way
         // every time.
         definitions.sort_by_key(|d| (d.namespace, d.name, d.version, d.type_name, d.file, d.line));
@@ -279,6 +279,30 @@ impl Registry {
     }
 }
 
+/// One `#[task_handler]`, collected by `inventory`.
+impl Registry {
+    /// The events these handlers can publish: the built-ins and every
+    /// custom event their steps declare.
+    pub fn event_catalog(&self) -> Catalog {
+        Catalog::new(self.handlers().flat_map(|handler| {
+            handler.steps().iter().flat_map(move |step| {
+                step.events()
+                    .iter()
+                    .map(move |event| (*event, format!("{} {}", handler.key(), step.name())))
+            })
+        }))
+    }
+}
+
+#[doc(hidden)]
+pub struct Registration(pub &'static HandlerDefinition);
+
+inventory::collect!(Registration);
+
+pub(crate) fn registrations() -> impl Iterator<Item = &'static HandlerDefinition> {
+    inventory::iter::<Registration>.into_iter().map(|r| r.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -314,7 +338,7 @@ mod tests {
                 context_type: "serde_json::Value",
                 steps: &ONE_STEP,
                 run_step: run,
-                check_context: crate::__private::check_context::<serde_json::Value>,
+                check_context: crate::handler::check_context::<serde_json::Value>,
             };
         };
     }

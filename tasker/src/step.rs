@@ -10,16 +10,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-/// The identifier of a task.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct TaskId(pub i64);
-
-impl fmt::Display for TaskId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
+use crate::ids::TaskId;
 
 /// What a step returns: its output, or why it failed.
 ///
@@ -351,7 +342,7 @@ pub struct StepContext<C = serde_json::Value> {
     attempt: u32,
     config: StepConfig,
     resources: Resources,
-    events: Option<crate::events::StepEventSink>,
+    events: Option<StepEvents>,
 }
 
 impl<C> StepContext<C> {
@@ -369,7 +360,7 @@ impl<C> StepContext<C> {
         }
     }
 
-    pub(crate) fn with_events(mut self, events: Option<crate::events::StepEventSink>) -> Self {
+    pub(crate) fn with_events(mut self, events: Option<StepEvents>) -> Self {
         self.events = events;
         self
     }
@@ -484,5 +475,59 @@ impl<C> StepContext<C> {
             ))
         })?;
         events.publish(name, data)
+    }
+}
+
+/// Where a step's custom events go: the engine's event bus, or a test
+/// runner's log. The model knows only this trait; the engine implements it.
+pub(crate) trait EventPort: Send + Sync + 'static {
+    /// Publishes the custom event `name` (declared by the step) with `data`.
+    fn publish(&self, name: &'static str, data: serde_json::Value);
+}
+
+/// The custom events a step may publish, and the port they go to.
+#[doc(hidden)]
+#[derive(Clone)]
+pub struct StepEvents {
+    step: &'static str,
+    declared: &'static [&'static str],
+    port: Arc<dyn EventPort>,
+}
+
+impl std::fmt::Debug for StepEvents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StepEvents")
+            .field("step", &self.step)
+            .field("declared", &self.declared)
+            .finish()
+    }
+}
+
+impl StepEvents {
+    pub(crate) fn new(
+        step: &'static str,
+        declared: &'static [&'static str],
+        port: impl EventPort,
+    ) -> Self {
+        StepEvents {
+            step,
+            declared,
+            port: Arc::new(port),
+        }
+    }
+
+    /// Publishes `name` if the step declares it; a permanent error naming
+    /// the event otherwise.
+    fn publish(&self, name: &str, data: serde_json::Value) -> Result<(), StepError> {
+        let Some(name) = self.declared.iter().find(|d| **d == name) else {
+            return Err(StepError::permanent(format!(
+                "step `{}` published the event {name:?}, which it does not declare; add it to \
+                 #[step(events = [...])] (declared: {:?})",
+                self.step, self.declared
+            ))
+            .with_class("UndeclaredEvent"));
+        };
+        self.port.publish(name, data);
+        Ok(())
     }
 }

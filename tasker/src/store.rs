@@ -9,22 +9,13 @@ use std::future::Future;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 
+pub use crate::ids::StepId;
+use crate::ids::TaskId;
 use crate::state::{StepState, TaskState};
-use crate::step::{StepError, TaskId};
-
-/// The identifier of one step of one task (a workflow step).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct StepId(pub i64);
-
-impl std::fmt::Display for StepId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
+use crate::step::StepError;
 
 /// What a store can do; the engine picks its coordination mode from it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -9,7 +9,7 @@
 //! of a remote parent derived from the task id, so all attempts of one task,
 //! on any worker, share one trace id.
 
-use crate::step::TaskId;
+use crate::ids::TaskId;
 
 /// Makes `span` a child of the task's synthetic trace root (with `otel`).
 #[cfg(feature = "otel")]

@@ -51,18 +51,19 @@
 //! # });
 //! ```
 
-use std::any::Any;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use crate::engine::run_attempt;
 use crate::error::{Error, Result};
-use crate::events::{Event, EventSink, StepEventSink};
+use crate::events::Event;
 use crate::handler::{decode, Handler, StepInput, TaskHandler};
+use crate::ids::TaskId;
 use crate::state::{StepState, TaskState};
-use crate::step::{Resources, StepConfig, StepError, TaskId};
+use crate::step::{EventPort, Resources, StepConfig, StepError, StepEvents};
 
 /// Runs tasks in-process, one step at a time. See the [module
 /// docs](self).
@@ -196,15 +197,18 @@ impl TaskRunner {
                     dependencies: dependencies.clone(),
                     config,
                     resources: self.resources.clone(),
-                    events: Some(StepEventSink {
-                        bus: EventSink::Log(Arc::clone(&events)),
-                        declared: definition.events(),
-                        base: Event::new("custom")
-                            .with_task(task_id)
-                            .of(handler)
-                            .with_step_name(definition.name())
-                            .with_attempt(attempt),
-                    }),
+                    events: Some(StepEvents::new(
+                        definition.name(),
+                        definition.events(),
+                        LogPort {
+                            log: Arc::clone(&events),
+                            base: handler
+                                .event("custom")
+                                .with_task(task_id)
+                                .with_step_name(definition.name())
+                                .with_attempt(attempt),
+                        },
+                    )),
                 };
                 let outcome = run_attempt(handler, index, input, config.timeout).await;
                 tracing::debug!(task = %task_id, step = definition.name(), attempt, ok = outcome.is_ok(), "step attempt");
@@ -251,52 +255,25 @@ impl TaskRunner {
     }
 }
 
-fn take_events(log: &std::sync::Mutex<Vec<Event>>) -> Vec<Event> {
-    std::mem::take(&mut *log.lock().expect("event log"))
+/// A step's custom events, into the run's log.
+struct LogPort {
+    log: Arc<std::sync::Mutex<Vec<Event>>>,
+    /// The task, step and handler fields of every event.
+    base: Event,
 }
 
-/// Runs one attempt on its own tokio task, so a panic is caught, under the
-/// step's timeout.
-pub(crate) async fn run_attempt(
-    handler: &Handler,
-    index: usize,
-    input: StepInput,
-    timeout: Option<std::time::Duration>,
-) -> Result<Value, StepError> {
-    let mut task = tokio::spawn(handler.run_step(index, input));
-    let joined = match timeout {
-        None => (&mut task).await,
-        Some(limit) => match tokio::time::timeout(limit, &mut task).await {
-            Ok(joined) => joined,
-            Err(_) => {
-                task.abort();
-                return Err(StepError::retryable(format!(
-                    "the step did not finish within its timeout of {limit:?}"
-                ))
-                .with_class("Timeout"));
-            }
-        },
-    };
-    match joined {
-        Ok(outcome) => outcome,
-        Err(e) if e.is_panic() => Err(StepError::retryable(format!(
-            "the step panicked: {}",
-            panic_message(&*e.into_panic())
-        ))
-        .with_class("Panic")),
-        Err(e) => {
-            Err(StepError::retryable(format!("the step was cancelled: {e}"))
-                .with_class("Cancelled"))
-        }
+impl EventPort for LogPort {
+    fn publish(&self, name: &'static str, data: Value) {
+        let event = self.base.custom(name, data);
+        self.log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(event);
     }
 }
 
-fn panic_message(payload: &(dyn Any + Send)) -> &str {
-    payload
-        .downcast_ref::<&str>()
-        .copied()
-        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
-        .unwrap_or("(a non-string panic payload)")
+fn take_events(log: &std::sync::Mutex<Vec<Event>>) -> Vec<Event> {
+    std::mem::take(&mut *log.lock().expect("event log"))
 }
 
 impl TaskRun {

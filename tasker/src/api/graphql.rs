@@ -1,6 +1,6 @@
 //! GraphQL (feature `graphql`) over the same operations as the REST API,
-//! each field and mutation guarded by the same permission as its REST
-//! route ([`GRAPHQL_OPERATIONS`]).
+//! each field and mutation guarded by the permission of its operation in
+//! [`OPERATIONS`](super::OPERATIONS).
 //!
 //! `POST {prefix}/graphql` with `{"query": ..., "variables": ...}`.
 //! Unauthenticated requests get 401; a response whose every error is a
@@ -16,24 +16,11 @@ use async_graphql::{
 };
 use serde_json::Value;
 
-use super::{ApiError, Authorizer, Principal};
-use crate::store::{StepId, StepRecord, Store, TaskFilter, TaskRecord};
+use super::operations::{self as op, Operation, INTROSPECT_PERMISSION};
+use super::{ApiError, Authorizer, Principal, Shared};
+use crate::ids::StepId;
+use crate::store::{StepRecord, Store, TaskFilter, TaskRecord};
 use crate::{Registry, TaskId, TaskRequest, TaskState, Tasker};
-
-/// Every GraphQL operation with the permission it needs.
-pub const GRAPHQL_OPERATIONS: &[(&str, &str)] = &[
-    ("tasks", "tasker.task:index"),
-    ("task", "tasker.task:show"),
-    ("step", "tasker.workflow_step:show"),
-    ("handlers", "tasker.handler:index"),
-    ("createTask", "tasker.task:create"),
-    ("cancelTask", "tasker.task:cancel"),
-    ("retryTask", "tasker.task:retry"),
-    ("resolveTask", "tasker.task:resolve"),
-    ("retryStep", "tasker.workflow_step:retry"),
-    ("cancelStep", "tasker.workflow_step:cancel"),
-    ("resolveStep", "tasker.workflow_step:resolve"),
-];
 
 type BoxFut<'a, T> = Pin<Box<dyn Future<Output = crate::Result<T>> + Send + 'a>>;
 
@@ -117,11 +104,13 @@ impl Caller {
     }
 }
 
+/// The backend, if the caller holds the permission of `operation`.
 fn guard<'a>(
     ctx: &Context<'a>,
-    permission: &str,
+    operation: &Operation,
 ) -> async_graphql::Result<(&'a dyn Backend, &'a Caller)> {
     let caller = ctx.data::<Caller>()?;
+    let permission = operation.permission().unwrap_or_default();
     if !caller.authorizer.authorize(&caller.principal, permission) {
         return Err(async_graphql::Error::new(format!(
             "`{}` lacks the permission `{permission}`",
@@ -264,7 +253,7 @@ impl QueryRoot {
         limit: Option<u32>,
         offset: Option<u32>,
     ) -> async_graphql::Result<Vec<GqlTask>> {
-        let (backend, caller) = guard(ctx, "tasker.task:index")?;
+        let (backend, caller) = guard(ctx, &op::LIST_TASKS)?;
         let limit = limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
         caller.take_rows(limit as usize)?;
         let state = state
@@ -291,14 +280,14 @@ impl QueryRoot {
 
     /// One task with its steps (`tasker.task:show`).
     async fn task(&self, ctx: &Context<'_>, id: i64) -> async_graphql::Result<GqlTask> {
-        let (backend, caller) = guard(ctx, "tasker.task:show")?;
+        let (backend, caller) = guard(ctx, &op::SHOW_TASK)?;
         caller.take_rows(1)?;
         Ok(task(backend.task(TaskId(id)).await.map_err(gql_error)?))
     }
 
     /// One step (`tasker.workflow_step:show`).
     async fn step(&self, ctx: &Context<'_>, id: i64) -> async_graphql::Result<GqlStep> {
-        let (backend, _) = guard(ctx, "tasker.workflow_step:show")?;
+        let (backend, _) = guard(ctx, &op::SHOW_STEP)?;
         let task_id = backend.task_of_step(StepId(id)).await.map_err(gql_error)?;
         let record = backend.task(task_id).await.map_err(gql_error)?;
         record
@@ -311,7 +300,7 @@ impl QueryRoot {
 
     /// Every registered handler (`tasker.handler:index`).
     async fn handlers(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<GqlHandler>> {
-        let (backend, _) = guard(ctx, "tasker.handler:index")?;
+        let (backend, _) = guard(ctx, &op::LIST_HANDLERS)?;
         Ok(backend
             .registry()
             .handlers()
@@ -354,7 +343,7 @@ impl MutationRoot {
         ctx: &Context<'_>,
         input: TaskInput,
     ) -> async_graphql::Result<CreatedTask> {
-        let (backend, caller) = guard(ctx, "tasker.task:create")?;
+        let (backend, caller) = guard(ctx, &op::CREATE_TASK)?;
         let mut request = TaskRequest::new(
             input.namespace.unwrap_or_else(|| "default".to_owned()),
             input.name,
@@ -387,7 +376,7 @@ impl MutationRoot {
 
     /// Cancels a task (`tasker.task:cancel`).
     async fn cancel_task(&self, ctx: &Context<'_>, id: i64) -> async_graphql::Result<GqlTask> {
-        let (backend, caller) = guard(ctx, "tasker.task:cancel")?;
+        let (backend, caller) = guard(ctx, &op::CANCEL_TASK)?;
         backend
             .cancel(TaskId(id), caller.principal.subject.clone())
             .await
@@ -397,7 +386,7 @@ impl MutationRoot {
 
     /// Retries a task in error (`tasker.task:retry`).
     async fn retry_task(&self, ctx: &Context<'_>, id: i64) -> async_graphql::Result<GqlTask> {
-        let (backend, caller) = guard(ctx, "tasker.task:retry")?;
+        let (backend, caller) = guard(ctx, &op::RETRY_TASK)?;
         backend
             .retry(TaskId(id), caller.principal.subject.clone())
             .await
@@ -407,7 +396,7 @@ impl MutationRoot {
 
     /// Marks a task done by hand (`tasker.task:resolve`).
     async fn resolve_task(&self, ctx: &Context<'_>, id: i64) -> async_graphql::Result<GqlTask> {
-        let (backend, caller) = guard(ctx, "tasker.task:resolve")?;
+        let (backend, caller) = guard(ctx, &op::RESOLVE_TASK)?;
         backend
             .resolve(TaskId(id), caller.principal.subject.clone())
             .await
@@ -417,7 +406,7 @@ impl MutationRoot {
 
     /// Retries a step in error (`tasker.workflow_step:retry`).
     async fn retry_step(&self, ctx: &Context<'_>, id: i64) -> async_graphql::Result<bool> {
-        let (backend, caller) = guard(ctx, "tasker.workflow_step:retry")?;
+        let (backend, caller) = guard(ctx, &op::RETRY_STEP)?;
         backend
             .retry_step(StepId(id), caller.principal.subject.clone())
             .await
@@ -428,7 +417,7 @@ impl MutationRoot {
     /// Cancels a step and the unfinished steps after it
     /// (`tasker.workflow_step:cancel`).
     async fn cancel_step(&self, ctx: &Context<'_>, id: i64) -> async_graphql::Result<bool> {
-        let (backend, caller) = guard(ctx, "tasker.workflow_step:cancel")?;
+        let (backend, caller) = guard(ctx, &op::CANCEL_STEP)?;
         backend
             .cancel_step(StepId(id), caller.principal.subject.clone())
             .await
@@ -443,7 +432,7 @@ impl MutationRoot {
         id: i64,
         output: Option<Json<Value>>,
     ) -> async_graphql::Result<bool> {
-        let (backend, caller) = guard(ctx, "tasker.workflow_step:resolve")?;
+        let (backend, caller) = guard(ctx, &op::RESOLVE_STEP)?;
         let output = output.map_or(Value::Null, |o| o.0);
         backend
             .resolve_step(StepId(id), output, caller.principal.subject.clone())
@@ -488,4 +477,51 @@ pub(crate) async fn execute(
             max_rows,
         }))
         .await
+}
+
+/// `POST {prefix}/graphql`.
+pub(super) async fn request<S: Store>(
+    axum::extract::State(api): Shared<S>,
+    axum::Extension(principal): axum::Extension<Principal>,
+    raw: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<axum::response::Response, ApiError> {
+    let raw = super::body(raw)?;
+    let mut request: async_graphql::Request = serde_json::from_slice(&raw).map_err(|e| {
+        ApiError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "invalid_request",
+            format!("malformed GraphQL request: {e}; send {{\"query\": ..., \"variables\": ...}}"),
+        )
+    })?;
+    if !api
+        .config
+        .authorizer
+        .authorize(&principal, INTROSPECT_PERMISSION)
+    {
+        request = request.disable_introspection();
+    }
+    let response = execute(
+        &api.schema,
+        request,
+        principal,
+        Arc::clone(&api.config.authorizer),
+        api.config.limits.max_rows_per_request,
+    )
+    .await;
+    let forbidden = !response.errors.is_empty()
+        && response.errors.iter().all(|e| {
+            e.extensions
+                .as_ref()
+                .and_then(|x| x.get("code"))
+                .is_some_and(|c| *c == async_graphql::Value::from("FORBIDDEN"))
+        });
+    let status = if forbidden {
+        axum::http::StatusCode::FORBIDDEN
+    } else {
+        axum::http::StatusCode::OK
+    };
+    Ok(axum::response::IntoResponse::into_response((
+        status,
+        axum::Json(response),
+    )))
 }

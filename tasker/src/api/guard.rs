@@ -22,7 +22,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tokio::sync::Semaphore;
 
-use super::{ApiError, Authenticator, Authorizer};
+use super::{Access, ApiError, Authenticator, Authorizer};
 
 /// Bounds on what one request, and all of them together, may cost.
 ///
@@ -81,21 +81,6 @@ impl Default for ApiLimits {
             max_depth: 16,
         }
     }
-}
-
-/// Who may use a route.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Access {
-    /// Anyone, without waiting for a permit: the liveness probe, which
-    /// must answer even when the API is saturated.
-    Probe,
-    /// Anyone (readiness, the OpenAPI document).
-    Open,
-    /// Any authenticated caller; the handler checks permissions itself
-    /// (GraphQL, per field).
-    Authenticated,
-    /// Callers holding this permission.
-    Permission(&'static str),
 }
 
 /// What the gate needs; shared by every route.

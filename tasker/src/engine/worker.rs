@@ -12,11 +12,12 @@ use tokio::task::JoinSet;
 use tracing::Instrument;
 
 use crate::engine::{CoordinationMode, Tasker};
-use crate::events::{names, Event, EventSink, StepEventSink};
+use crate::events::{names, Event, EventBus};
 use crate::handler::{Handler, StepInput};
+use crate::ids::{StepId, TaskId};
 use crate::state::TaskState;
-use crate::step::{StepError, TaskId};
-use crate::store::{ClaimRequest, ClaimedStep, Completed, Completion, Outcome, StepId, Store};
+use crate::step::{EventPort, StepError, StepEvents};
+use crate::store::{ClaimRequest, ClaimedStep, Completed, Completion, Outcome, Store};
 
 /// Counters of one worker.
 #[derive(Debug, Default)]
@@ -217,7 +218,7 @@ async fn run<S: Store>(
 /// An event about `handler` (when linked), unset otherwise.
 fn about(name: &'static str, handler: Option<&Handler>) -> Event {
     match handler {
-        Some(handler) => Event::new(name).of(handler),
+        Some(handler) => handler.event(name),
         None => Event::new(name),
     }
 }
@@ -465,7 +466,7 @@ async fn run_and_record<S: Store>(
             tasker.publish(
                 event(names::STEP_FAILED)
                     .with_duration(duration)
-                    .with_error(error),
+                    .with_error(error.class(), error.message()),
             );
             tasker.publish(event(names::STEP_BACKOFF).with_delay(*delay));
         }
@@ -474,10 +475,13 @@ async fn run_and_record<S: Store>(
             tasker.publish(
                 event(names::STEP_FAILED)
                     .with_duration(duration)
-                    .with_error(error),
+                    .with_error(error.class(), error.message()),
             );
             if error.is_retryable() {
-                tasker.publish(event(names::STEP_MAX_RETRIES_REACHED).with_error(error));
+                tasker.publish(
+                    event(names::STEP_MAX_RETRIES_REACHED)
+                        .with_error(error.class(), error.message()),
+                );
             }
         }
     }
@@ -488,7 +492,7 @@ async fn run_and_record<S: Store>(
             (TaskState::Error, Ended::Failed(error)) => tasker.publish(
                 task_event(names::TASK_FAILED)
                     .with_step_name(&step.name)
-                    .with_error(error),
+                    .with_error(error.class(), error.message()),
             ),
             _ => {}
         }
@@ -566,6 +570,19 @@ async fn record<S: Store>(
     }
 }
 
+/// A step's custom events, onto the engine's bus.
+struct BusPort {
+    bus: EventBus,
+    /// The task, step and handler fields of every event.
+    base: Event,
+}
+
+impl EventPort for BusPort {
+    fn publish(&self, name: &'static str, data: serde_json::Value) {
+        self.bus.publish(self.base.custom(name, data));
+    }
+}
+
 /// Runs the step's code on its own task (so a panic is caught) under its
 /// timeout. `base` fills in the custom events the step publishes.
 async fn run_step<S: Store>(
@@ -599,11 +616,22 @@ async fn run_step<S: Store>(
         dependencies: step.inputs,
         config,
         resources: tasker.inner.resources.clone(),
-        events: Some(StepEventSink {
-            bus: EventSink::Bus(tasker.inner.events.clone()),
-            declared: definition.events(),
-            base,
-        }),
+        events: Some(StepEvents::new(
+            definition.name(),
+            definition.events(),
+            BusPort {
+                bus: tasker.inner.events.clone(),
+                base,
+            },
+        )),
     };
-    crate::testing::run_attempt(handler, index, input, config.timeout).await
+    super::run_attempt(handler, index, input, config.timeout).await
+}
+
+impl<S: Store> Tasker<S> {
+    /// Starts a worker on this runtime: it claims and runs steps until
+    /// [`Worker::shutdown`].
+    pub fn start_worker(&self) -> Worker {
+        Worker::start(self.clone())
+    }
 }

@@ -1,8 +1,9 @@
-//! HTTP endpoints (feature `http`): the Prometheus metrics endpoint.
+//! The Prometheus metrics endpoint: inside the API (`GET {prefix}/metrics`,
+//! behind its permission) or on its own port ([`serve_metrics`]).
 //!
 //! ```no_run
 //! # async fn demo(tasker: tasker::Tasker<impl tasker::Store>) -> std::io::Result<()> {
-//! let (addr, _server) = tasker::http::serve_metrics(tasker.metrics().clone(), "127.0.0.1:9464".parse().unwrap()).await?;
+//! let (addr, _server) = tasker::api::serve_metrics(tasker.metrics().clone(), "127.0.0.1:9464".parse().unwrap()).await?;
 //! println!("metrics on http://{addr}/metrics");
 //! # Ok(()) }
 //! ```
@@ -10,23 +11,37 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::extract::State;
 use axum::http::header;
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
+use super::Shared;
 use crate::metrics::Metrics;
+use crate::store::Store;
 
 /// The exposition format's content type.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// A router serving `GET /metrics`; merge it into your own axum app.
+/// The metrics as a response.
+fn exposition(metrics: &Metrics) -> Response {
+    ([(header::CONTENT_TYPE, CONTENT_TYPE)], metrics.encode()).into_response()
+}
+
+/// `GET {prefix}/metrics` of the API.
+pub(super) async fn endpoint<S: Store>(State(api): Shared<S>) -> Response {
+    exposition(api.tasker.metrics())
+}
+
+/// A router serving `GET /metrics` without authentication, for a port of
+/// its own; merge it into your own axum app.
 pub fn metrics_router(metrics: Arc<Metrics>) -> Router {
     Router::new().route(
         "/metrics",
         get(move || {
             let metrics = Arc::clone(&metrics);
-            async move { ([(header::CONTENT_TYPE, CONTENT_TYPE)], metrics.encode()).into_response() }
+            async move { exposition(&metrics) }
         }),
     )
 }

@@ -1,0 +1,84 @@
+//! Step operations: show, retry, cancel, resolve.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::auth::Principal;
+use super::{body, parse_id, ApiError, Shared};
+use crate::ids::StepId;
+use crate::store::Store;
+
+pub(super) async fn show_step<S: Store>(
+    State(api): Shared<S>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let step_id = StepId(parse_id(&id, "step_id")?);
+    let task_id = api.tasker.store().task_of_step(step_id).await?;
+    let task = api.tasker.task(task_id).await?;
+    let step = task.steps.iter().find(|s| s.step_id == step_id).cloned();
+    Ok(Json(json!({ "task_id": task_id, "step": step })))
+}
+
+pub(super) async fn retry_step<S: Store>(
+    State(api): Shared<S>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let step_id = StepId(parse_id(&id, "step_id")?);
+    api.tasker.retry_step(step_id, &who.subject).await?;
+    Ok(Json(json!({ "step_id": step_id, "state": "ready" })))
+}
+
+pub(super) async fn cancel_step<S: Store>(
+    State(api): Shared<S>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let step_id = StepId(parse_id(&id, "step_id")?);
+    api.tasker.cancel_step(step_id, &who.subject).await?;
+    let task_id = api.tasker.store().task_of_step(step_id).await?;
+    Ok(Json(
+        json!({ "step_id": step_id, "state": "cancelled", "task": api.tasker.task(task_id).await? }),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Resolve {
+    #[serde(default)]
+    output: Value,
+}
+
+pub(super) async fn resolve_step<S: Store>(
+    State(api): Shared<S>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let raw = body(raw)?;
+    let resolve: Resolve = if raw.is_empty() {
+        Resolve {
+            output: Value::Null,
+        }
+    } else {
+        serde_json::from_slice(&raw).map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                format!("malformed body: {e}; send {{\"output\": ...}}"),
+            )
+        })?
+    };
+    let step_id = StepId(parse_id(&id, "step_id")?);
+    api.tasker
+        .resolve_step(step_id, resolve.output, &who.subject)
+        .await?;
+    Ok(Json(
+        json!({ "step_id": step_id, "state": "resolved_manually" }),
+    ))
+}

@@ -1,0 +1,242 @@
+//! Building a [`Tasker`]: resources, subscribers, configuration, and the
+//! start-up check that registers this binary's handlers against the store.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use semver::Version;
+
+use super::config::{CoordinationMode, EngineConfig};
+use super::{Inner, Tasker};
+use crate::error::Result;
+use crate::events::{names, ErasedSubscriber, Event, EventBus, Observer, Subscriber};
+use crate::metrics::Metrics;
+use crate::registry::Registry;
+use crate::step::Resources;
+use crate::store::{HandlerRecord, Store, UnfinishedHandler};
+
+/// A handler shape that unfinished tasks use but this binary cannot run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusedHandler {
+    /// What the database holds.
+    pub stored: UnfinishedHandler,
+    /// Why these tasks will not run here.
+    pub reason: String,
+}
+
+/// What the start-up check found.
+#[derive(Debug, Clone, Default)]
+pub struct StartupReport {
+    /// Handlers registered from this binary.
+    pub registered: Vec<String>,
+    /// Unfinished tasks this worker will not touch, by handler shape.
+    pub refused: Vec<RefusedHandler>,
+    /// Steps recovered from a previous process (single-process mode).
+    pub recovered_steps: u64,
+    /// Problems of the database's set-up an operator should fix (see
+    /// [`Store::warnings`]); also logged at start-up and shown by
+    /// `/health/status`.
+    pub warnings: Vec<String>,
+}
+
+/// Builds a [`Tasker`]: see [`Tasker::builder`].
+pub struct TaskerBuilder<S: Store> {
+    store: S,
+    registry: Option<Registry>,
+    resources: Resources,
+    config: EngineConfig,
+    migrate: bool,
+    subscribers: Vec<Arc<dyn ErasedSubscriber>>,
+    registered_subscribers: bool,
+}
+
+impl<S: Store> TaskerBuilder<S> {
+    /// Adds an event subscriber (besides those registered with
+    /// [`register_subscriber!`](crate::register_subscriber)).
+    #[must_use]
+    pub fn subscriber(mut self, subscriber: impl Subscriber) -> Self {
+        self.subscribers.push(Arc::new(subscriber));
+        self
+    }
+
+    /// Leaves out the subscribers registered with
+    /// [`register_subscriber!`](crate::register_subscriber).
+    #[must_use]
+    pub fn without_registered_subscribers(mut self) -> Self {
+        self.registered_subscribers = false;
+        self
+    }
+
+    /// Serve these handlers instead of every handler linked in.
+    #[must_use]
+    pub fn registry(mut self, registry: Registry) -> Self {
+        self.registry = Some(registry);
+        self
+    }
+
+    /// Adds a shared resource for steps (`ctx.resource::<T>()`).
+    #[must_use]
+    pub fn resource<T: Send + Sync + 'static>(mut self, value: T) -> Self {
+        self.resources = self.resources.with(value);
+        self
+    }
+
+    /// Replaces the engine settings.
+    #[must_use]
+    pub fn config(mut self, config: EngineConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Changes the engine settings in place.
+    #[must_use]
+    pub fn configure(mut self, change: impl FnOnce(&mut EngineConfig)) -> Self {
+        change(&mut self.config);
+        self
+    }
+
+    /// Applies the store's migrations before starting (default: no).
+    #[must_use]
+    pub fn migrate(mut self, migrate: bool) -> Self {
+        self.migrate = migrate;
+        self
+    }
+
+    /// Migrates (when asked), records the handlers, checks unfinished
+    /// tasks against them, and recovers a dead predecessor's steps in
+    /// single-process mode.
+    pub async fn build(self) -> Result<Tasker<S>> {
+        let TaskerBuilder {
+            store,
+            registry,
+            resources,
+            config,
+            migrate,
+            mut subscribers,
+            registered_subscribers,
+        } = self;
+        if registered_subscribers {
+            subscribers.extend(crate::events::registered_subscribers());
+        }
+        let metrics = Arc::new(Metrics::new());
+        let events = EventBus::start(
+            subscribers,
+            config.subscriber_queue,
+            config.subscriber_timeout,
+            Arc::clone(&metrics) as Arc<dyn Observer>,
+        );
+        if migrate {
+            store.migrate().await?;
+        }
+        let registry = match registry {
+            Some(registry) => registry,
+            None => Registry::from_inventory()?,
+        };
+        let mut report = StartupReport::default();
+        let mut by_id = HashMap::new();
+        let mut ids = HashMap::new();
+        for handler in registry.handlers() {
+            let record = HandlerRecord {
+                namespace: handler.namespace().to_owned(),
+                name: handler.name().to_owned(),
+                version: handler.version().to_string(),
+                fingerprint: handler.fingerprint().to_owned(),
+                description: handler.description().to_owned(),
+                steps: handler
+                    .steps()
+                    .iter()
+                    .map(|s| s.name().to_owned())
+                    .collect(),
+            };
+            let id = store.register_handler(&record).await?;
+            by_id.insert(id, handler.clone());
+            ids.insert(
+                (
+                    handler.namespace().to_owned(),
+                    handler.name().to_owned(),
+                    handler.version().clone(),
+                ),
+                id,
+            );
+            report.registered.push(handler.key());
+            events.publish(
+                handler
+                    .event(names::REGISTRY_HANDLER_REGISTERED)
+                    .with_data(handler.fingerprint().into()),
+            );
+        }
+        for stored in store.unfinished_handlers().await? {
+            let linked = Version::parse(&stored.version).ok().and_then(|v| {
+                registry
+                    .get(&stored.namespace, &stored.name, &v.into())
+                    .ok()
+            });
+            let reason = match linked {
+                None => format!(
+                    "handler {}/{}@{} is not linked into this binary",
+                    stored.namespace, stored.name, stored.version
+                ),
+                Some(h) if h.fingerprint() != stored.fingerprint => format!(
+                    "handler {} has changed shape since these tasks were created (fingerprint \
+                     {} in the database, {} in this binary): deploy the old version under its \
+                     own version number to finish them",
+                    h.key(),
+                    stored.fingerprint,
+                    h.fingerprint()
+                ),
+                Some(_) => continue,
+            };
+            tracing::error!(
+                tasks = stored.tasks,
+                "{reason}; these tasks will not run here"
+            );
+            events.publish(
+                Event::new(names::REGISTRY_HANDLER_REFUSED)
+                    .with_handler(&stored.namespace, &stored.name, &stored.version)
+                    .with_count(stored.tasks as u64)
+                    .with_message(reason.clone()),
+            );
+            report.refused.push(RefusedHandler { stored, reason });
+        }
+        let mode = CoordinationMode::for_capabilities(store.capabilities());
+        if mode == CoordinationMode::SingleProcess {
+            report.recovered_steps = store.recover_expired(true).await?;
+        }
+        report.warnings = store.warnings().await?;
+        for warning in &report.warnings {
+            tracing::warn!("{warning}");
+        }
+        let served_ids = by_id.keys().copied().collect();
+        Ok(Tasker {
+            inner: Arc::new(Inner {
+                store,
+                registry,
+                by_id,
+                ids,
+                served_ids,
+                resources,
+                config,
+                mode,
+                report,
+                events,
+                metrics,
+                housekeeping: std::sync::atomic::AtomicBool::new(false),
+            }),
+        })
+    }
+}
+
+impl<S: Store> Tasker<S> {
+    /// Starts building an engine on `store`.
+    pub fn builder(store: S) -> TaskerBuilder<S> {
+        TaskerBuilder {
+            store,
+            registry: None,
+            resources: Resources::new(),
+            config: EngineConfig::default(),
+            migrate: false,
+            subscribers: Vec::new(),
+            registered_subscribers: true,
+        }
+    }
+}

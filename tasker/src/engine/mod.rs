@@ -1,0 +1,275 @@
+//! The engine: [`Tasker`] creates tasks, applies operator actions and runs
+//! [`Worker`](crate::Worker)s, on any [`Store`].
+
+mod attempt;
+mod builder;
+mod config;
+mod operator;
+mod worker;
+
+pub(crate) use attempt::run_attempt;
+pub use builder::{RefusedHandler, StartupReport, TaskerBuilder};
+pub use config::{Backoff, CoordinationMode, EngineConfig};
+pub use worker::{Worker, WorkerCounts, WorkerStats};
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use semver::Version;
+
+use crate::error::{Error, Result};
+use crate::events::{names, Catalog, Event, EventBus, SubscriberFailures};
+use crate::handler::Handler;
+use crate::ids::TaskId;
+use crate::metrics::Metrics;
+use crate::registry::Registry;
+use crate::request::TaskRequest;
+use crate::state::TaskState;
+use crate::step::Resources;
+use crate::store::{Created, NewStep, NewTask, Store, TaskFilter, TaskRecord, Transition};
+
+/// The engine on a store: create tasks, inspect and repair them, run
+/// workers. Cheap to clone.
+pub struct Tasker<S: Store> {
+    pub(crate) inner: Arc<Inner<S>>,
+}
+
+impl<S: Store> Clone for Tasker<S> {
+    fn clone(&self) -> Self {
+        Tasker {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+pub(crate) struct Inner<S> {
+    pub(crate) store: S,
+    pub(crate) registry: Registry,
+    pub(crate) by_id: HashMap<i64, Handler>,
+    pub(crate) ids: HashMap<(String, String, Version), i64>,
+    pub(crate) served_ids: Vec<i64>,
+    pub(crate) resources: Resources,
+    pub(crate) config: EngineConfig,
+    pub(crate) mode: CoordinationMode,
+    pub(crate) report: StartupReport,
+    pub(crate) events: EventBus,
+    pub(crate) metrics: Arc<Metrics>,
+    /// A store housekeeping run is in progress.
+    pub(crate) housekeeping: std::sync::atomic::AtomicBool,
+}
+
+impl<S: Store> Tasker<S> {
+    /// The engine's Prometheus metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
+    }
+
+    /// The events this engine can publish: the built-ins and the custom
+    /// events its handlers declare.
+    pub fn event_catalog(&self) -> Catalog {
+        self.inner.registry.event_catalog()
+    }
+
+    /// Delivery failures per subscriber.
+    pub fn subscriber_failures(&self) -> HashMap<String, SubscriberFailures> {
+        self.inner.events.failures()
+    }
+
+    pub(crate) fn publish(&self, event: Event) {
+        self.inner.events.publish(event);
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.inner.store
+    }
+
+    /// The handlers served.
+    pub fn registry(&self) -> &Registry {
+        &self.inner.registry
+    }
+
+    /// The engine settings.
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.config
+    }
+
+    /// How workers coordinate on this store.
+    pub fn mode(&self) -> CoordinationMode {
+        self.inner.mode
+    }
+
+    /// What the start-up check found.
+    pub fn startup_report(&self) -> &StartupReport {
+        &self.inner.report
+    }
+
+    /// Creates a task: finds the handler, checks the context against its
+    /// type, and writes the task with its steps atomically. With an
+    /// identity key that exists, returns the existing task instead. On any
+    /// error nothing is written.
+    pub async fn create_task(&self, request: TaskRequest) -> Result<Created> {
+        let (task, handler) = self.prepare(request)?;
+        let actor = task.initiator.clone();
+        let created = self.inner.store.create_task(task).await?;
+        self.announce_created(created, handler, actor.as_deref());
+        Ok(created)
+    }
+
+    /// Creates several tasks in one transaction: every request is checked
+    /// first, and on any error nothing is written. Faster than one by one.
+    pub async fn create_tasks(&self, requests: Vec<TaskRequest>) -> Result<Vec<Created>> {
+        let mut tasks = Vec::with_capacity(requests.len());
+        let mut announce = Vec::with_capacity(requests.len());
+        let mut requests = requests.into_iter();
+        while let Some(request) = requests.next() {
+            match self.prepare(request) {
+                Ok((task, handler)) => {
+                    announce.push((handler, task.initiator.clone()));
+                    tasks.push(task);
+                }
+                Err(e) => {
+                    // The rest may hold contexts too deep for `Drop`.
+                    requests.for_each(TaskRequest::discard);
+                    return Err(e);
+                }
+            }
+        }
+        let created = self.inner.store.create_tasks(tasks).await?;
+        for (created, (handler, actor)) in created.iter().zip(announce) {
+            self.announce_created(*created, handler, actor.as_deref());
+        }
+        Ok(created)
+    }
+
+    fn announce_created(&self, created: Created, handler: &Handler, actor: Option<&str>) {
+        if let Created::New(task_id) = created {
+            self.publish(
+                handler
+                    .event(names::TASK_CREATED)
+                    .with_task(task_id)
+                    .with_actor(actor.unwrap_or("tasker")),
+            );
+        }
+    }
+
+    /// Finds the handler, checks the context, and builds the rows to write.
+    fn prepare(&self, request: TaskRequest) -> Result<(NewTask, &Handler)> {
+        let request = request.into_parts()?;
+        let handler = self
+            .inner
+            .registry
+            .find(
+                &request.namespace,
+                &request.name,
+                request.version.as_deref(),
+            )
+            .map_err(Error::Lookup)?;
+        handler.check_context(&request.context)?;
+        let key = (
+            handler.namespace().to_owned(),
+            handler.name().to_owned(),
+            handler.version().clone(),
+        );
+        let handler_id = *self
+            .inner
+            .ids
+            .get(&key)
+            .ok_or_else(|| Error::HandlerNotServed(handler.key()))?;
+        let graph = handler.graph();
+        let defaults = &self.inner.config.step_defaults;
+        let steps = handler
+            .steps()
+            .iter()
+            .map(|step| {
+                let config = step.config(defaults);
+                NewStep {
+                    name: step.name().to_owned(),
+                    index: graph.index_of(step.name()).expect("graph holds every step") as u32,
+                    parents: step
+                        .depends_on()
+                        .iter()
+                        .map(|d| graph.index_of(d).expect("graph holds every step") as u32)
+                        .collect(),
+                    max_attempts: if config.retryable {
+                        config.retry_limit.saturating_add(1)
+                    } else {
+                        1
+                    },
+                    timeout: config.timeout,
+                }
+            })
+            .collect();
+        let task = NewTask {
+            handler_id,
+            context: request.context,
+            identity_key: request.identity_key,
+            initiator: request.initiator,
+            source_system: request.source_system,
+            reason: request.reason,
+            tags: request.tags,
+            steps,
+        };
+        Ok((task, handler))
+    }
+
+    /// One task with its steps.
+    pub async fn task(&self, task_id: TaskId) -> Result<TaskRecord> {
+        Ok(self.inner.store.task(task_id).await?)
+    }
+
+    /// Tasks matching `filter`, newest first.
+    pub async fn tasks(&self, filter: &TaskFilter) -> Result<Vec<TaskRecord>> {
+        for (field, text) in [
+            ("namespace", &filter.namespace),
+            ("name", &filter.name),
+            ("version", &filter.version),
+        ] {
+            if let Some(text) = text {
+                crate::payload::check_text(text, field)?;
+            }
+        }
+        Ok(self.inner.store.tasks(filter).await?)
+    }
+
+    /// The audit trail of a task.
+    pub async fn transitions(&self, task_id: TaskId) -> Result<Vec<Transition>> {
+        Ok(self.inner.store.transitions(task_id).await?)
+    }
+
+    /// Creates a task, runs a worker until the task is finished or in
+    /// `error`, and returns it: a whole workflow end to end, for tests and
+    /// scripts.
+    pub async fn run_task(&self, request: TaskRequest, timeout: Duration) -> Result<TaskRecord> {
+        let task_id = self.create_task(request).await?.task_id();
+        let worker = self.start_worker();
+        let outcome = self.wait_for_task(task_id, timeout).await;
+        worker.shutdown().await;
+        outcome
+    }
+
+    /// Waits until the task is finished (complete, cancelled, resolved) or
+    /// in `error`, polling every 20 ms, for at most `timeout`.
+    pub async fn wait_for_task(&self, task_id: TaskId, timeout: Duration) -> Result<TaskRecord> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let task = self.task(task_id).await?;
+            if task.state.is_finished() || task.state == TaskState::Error {
+                return Ok(task);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Error::Timeout {
+                    task_id,
+                    waited: timeout,
+                    state: task.state,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub(crate) fn handler_by_id(&self, id: i64) -> Option<&Handler> {
+        self.inner.by_id.get(&id)
+    }
+}

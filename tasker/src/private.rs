@@ -1,0 +1,59 @@
+//! Items the macros' generated code refers to. Not public API: no
+//! stability guarantees.
+
+use serde_json::Value;
+
+pub use crate::events::SubscriberRegistration;
+pub use crate::handler::check_context;
+pub use crate::handler::{
+    HandlerDefinition, StepDefinition, StepFuture, StepInput, StepReturn, TaskHandler,
+};
+pub use crate::registry::Registration;
+pub use crate::step::StepError;
+pub use inventory;
+pub use serde_json;
+
+/// Type check: a step parameter's type is its dependency's output type.
+pub fn assert_input_type<Param: SameOutput<Output>, Output>() {}
+
+/// `Param: SameOutput<Output>` holds exactly when the types are equal.
+#[diagnostic::on_unimplemented(
+    message = "this step parameter is `{Self}`, but the dependency it is named after outputs `{Output}`",
+    label = "change this type to `{Output}`",
+    note = "a parameter named after a dependency receives that dependency's output, so the types must be equal"
+)]
+pub trait SameOutput<Output> {}
+
+impl<T> SameOutput<T> for T {}
+
+/// Type check: a step's context parameter uses the handler's context.
+pub fn assert_context_type<Param: SameContext<Handler>, Handler>() {}
+
+/// `Param: SameContext<Handler>` holds exactly when the types are equal.
+#[diagnostic::on_unimplemented(
+    message = "this step takes `&StepContext<{Self}>`, but the handler's context type is `{Handler}`",
+    label = "change this to `&StepContext<{Handler}>`",
+    note = "every step of a handler receives the handler's `context = ...` type"
+)]
+pub trait SameContext<Handler> {}
+
+impl<T> SameContext<T> for T {}
+
+/// Serializes a step's output.
+pub fn encode_output<R: StepReturn>(result: R) -> Result<Value, StepError> {
+    let output = result.into_result()?;
+    serde_json::to_value(output).map_err(|e| {
+        StepError::permanent(format!("could not serialize the step's output: {e}"))
+            .with_class("OutputSerialization")
+    })
+}
+
+/// The dispatch arm for an index the handler does not have.
+pub fn no_such_step(index: usize, input: StepInput) -> StepFuture {
+    Box::pin(std::future::ready(Err(StepError::permanent(format!(
+        "this handler has no step number {index} (asked to run `{}`); the binary's handler \
+         does not match the task",
+        input.step_name
+    ))
+    .with_class("UnknownStep"))))
+}
