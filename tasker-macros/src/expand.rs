@@ -9,18 +9,20 @@
 //! * the static `HandlerDefinition` with the graph and step settings,
 //! * the `inventory` registration and the `TaskHandler` impl.
 //!
-//! Everything generated names only `::tasker::__private`.
+//! Everything generated names only `::tasker::__private` (or
+//! `<crate>::__private` with `crate = "..."`).
 
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 
+use crate::args::{self, HandlerArgs};
 use crate::parse::{self, Errors};
 use crate::validate::{self, Checked};
 
 pub(crate) fn task_handler(args: TokenStream, item: TokenStream) -> TokenStream {
     let mut errors = Errors::default();
-    let args = parse::handler_args(args, &mut errors);
+    let args = args::handler_args(args, &mut errors);
     let handler = match parse::handler(item.clone(), &mut errors) {
         Ok(handler) => handler,
         Err(error) => {
@@ -35,12 +37,16 @@ pub(crate) fn task_handler(args: TokenStream, item: TokenStream) -> TokenStream 
         Ok(()) => generate(&args, &handler, &checked),
         Err(error) => {
             // Keep the user's code compiling (IDE support, no cascade of
-            // "unresolved" errors), without our attributes.
+            // "unresolved" errors), without our attributes, and with a
+            // `TaskHandler` impl so `Handler::handler()` and
+            // `Handler::request(..)` elsewhere raise no follow-on errors.
             let item = &handler.item;
             let compile_error = error.to_compile_error();
+            let fallback = fallback_impl(&args, &handler);
             quote! {
                 #[allow(dead_code)]
                 #item
+                #fallback
                 #compile_error
             }
         }
@@ -57,10 +63,47 @@ pub(crate) fn stray_step(_args: TokenStream, item: TokenStream) -> TokenStream {
     quote!(#error #item)
 }
 
-fn generate(args: &parse::HandlerArgs, handler: &parse::Handler, checked: &Checked) -> TokenStream {
+/// The path of the generated code's items: `<tasker>::__private`.
+fn private_path(args: &HandlerArgs) -> TokenStream {
+    match &args.krate {
+        Some(path) => quote!(#path::__private),
+        None => quote!(::tasker::__private),
+    }
+}
+
+/// A `TaskHandler` impl for a handler that failed to expand: never called
+/// (the crate does not compile), it keeps uses of the type quiet. Only for
+/// a plain named type, where the impl itself cannot fail.
+fn fallback_impl(args: &HandlerArgs, handler: &parse::Handler) -> TokenStream {
+    let item = &handler.item;
+    if handler.self_ident.is_none()
+        || item.trait_.is_some()
+        || !item.generics.params.is_empty()
+        || item.generics.where_clause.is_some()
+    {
+        return TokenStream::new();
+    }
+    let self_ty = &item.self_ty;
+    let private = private_path(args);
+    let context_ty = match &args.context {
+        Some(ty) => quote!(#ty),
+        None => quote!(#private::serde_json::Value),
+    };
+    quote! {
+        impl #private::TaskHandler for #self_ty {
+            type Context = #context_ty;
+
+            fn descriptor() -> &'static #private::HandlerDefinition {
+                ::core::unreachable!("#[task_handler] reported errors for this type")
+            }
+        }
+    }
+}
+
+fn generate(args: &HandlerArgs, handler: &parse::Handler, checked: &Checked) -> TokenStream {
     let item = &handler.item;
     let self_ty = &item.self_ty;
-    let private = quote!(::tasker::__private);
+    let private = private_path(args);
     let context_ty = match &args.context {
         Some(ty) => quote!(#ty),
         None => quote!(#private::serde_json::Value),

@@ -9,15 +9,18 @@
 //! `validate` checks the step graph and collects every error, and
 //! `expand` generates the registration and dispatch code.
 
+mod args;
 mod expand;
 mod parse;
+#[cfg(test)]
+mod tests;
 mod validate;
 
 use proc_macro::TokenStream;
 
 /// Turns an inherent `impl` block into a registered, versioned task handler.
 ///
-/// See the `tasker` crate documentation for the full reference.
+#[doc = include_str!("../../docs/macros.md")]
 #[proc_macro_attribute]
 pub fn task_handler(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::task_handler(args.into(), item.into()).into()

@@ -10,7 +10,8 @@ use std::collections::{BTreeSet, VecDeque};
 use heck::ToSnakeCase;
 use syn::LitStr;
 
-use crate::parse::{suggest, Errors, Handler, HandlerArgs};
+use crate::args::{suggest, HandlerArgs};
+use crate::parse::{Errors, Handler};
 
 /// What the expansion needs, after validation.
 pub(crate) struct Checked {

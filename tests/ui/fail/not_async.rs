@@ -10,4 +10,9 @@ impl Blocking {
     }
 }
 
-fn main() {}
+fn main() {
+    // Uses of the handler elsewhere raise no follow-on errors: one mistake,
+    // one error.
+    let _ = Blocking::handler();
+    let _ = Blocking::request(serde_json::json!({}));
+}

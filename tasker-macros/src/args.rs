@@ -1,0 +1,392 @@
+//! Stage one, part one: the attribute arguments, `#[task_handler(...)]` and
+//! `#[step(...)]`, as `key = value` pairs whose keys are
+//! `syn::custom_keyword!`s.
+
+use std::time::Duration;
+
+use proc_macro2::{Span, TokenStream};
+use syn::ext::IdentExt;
+use syn::parse::{ParseStream, Parser};
+use syn::spanned::Spanned;
+use syn::{Attribute, Ident, LitBool, LitInt, LitStr, Meta, Token, Type};
+
+use crate::parse::Errors;
+
+/// Arguments of `#[task_handler(...)]`.
+#[derive(Default)]
+pub(crate) struct HandlerArgs {
+    pub(crate) namespace: Option<LitStr>,
+    pub(crate) name: Option<LitStr>,
+    pub(crate) version: Option<LitStr>,
+    pub(crate) context: Option<Type>,
+    /// `crate = "path"`: where the `tasker` crate is, for crates that
+    /// re-export it under another name.
+    pub(crate) krate: Option<syn::Path>,
+}
+
+/// The keywords of the attributes.
+mod kw {
+    syn::custom_keyword!(namespace);
+    syn::custom_keyword!(name);
+    syn::custom_keyword!(version);
+    syn::custom_keyword!(context);
+    syn::custom_keyword!(depends_on);
+    syn::custom_keyword!(retry_limit);
+    syn::custom_keyword!(retryable);
+    syn::custom_keyword!(timeout);
+    syn::custom_keyword!(events);
+}
+
+/// The keys an attribute takes, each parsed from its keyword, so a new key
+/// is a new variant that every `match` on the keys must handle.
+trait Key: Copy + PartialEq {
+    /// Every key as written, for messages.
+    const ALL: &'static [&'static str];
+
+    /// The key at the start of `input`, if there is one.
+    fn parse(input: ParseStream<'_>) -> Option<syn::Result<(Self, Span)>>;
+
+    /// The key as written.
+    fn text(self) -> &'static str;
+}
+
+macro_rules! keys {
+    ($(#[$doc:meta])* $name:ident { $($variant:ident = $kw:path, $text:literal;)* }) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+        enum $name {
+            $($variant,)*
+        }
+
+        impl Key for $name {
+            const ALL: &'static [&'static str] = &[$($text),*];
+
+            fn parse(input: ParseStream<'_>) -> Option<syn::Result<(Self, Span)>> {
+                $(
+                    if input.peek($kw) {
+                        return Some(input.parse::<$kw>().map(|k| ($name::$variant, k.span())));
+                    }
+                )*
+                None
+            }
+
+            fn text(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)*
+                }
+            }
+        }
+    };
+}
+
+keys! {
+    /// Keys of `#[task_handler(...)]`.
+    HandlerKey {
+        Namespace = kw::namespace, "namespace";
+        Name = kw::name, "name";
+        Version = kw::version, "version";
+        Context = kw::context, "context";
+        Crate = syn::token::Crate, "crate";
+    }
+}
+
+keys! {
+    /// Keys of `#[step(...)]`.
+    StepKey {
+        DependsOn = kw::depends_on, "depends_on";
+        RetryLimit = kw::retry_limit, "retry_limit";
+        Retryable = kw::retryable, "retryable";
+        Timeout = kw::timeout, "timeout";
+        Events = kw::events, "events";
+    }
+}
+
+/// Arguments of `#[step(...)]`.
+#[derive(Default)]
+pub(crate) struct StepArgs {
+    pub(crate) depends_on: Vec<Ident>,
+    pub(crate) retry_limit: Option<u32>,
+    pub(crate) retryable: Option<bool>,
+    pub(crate) timeout: Option<Duration>,
+    /// Custom events the step may publish.
+    pub(crate) events: Vec<LitStr>,
+}
+
+/// Parses `key = value, ...` pairs, dispatching each key to `on_key`.
+/// Unknown and repeated keys are reported and parsing continues.
+fn parse_pairs<K: Key>(
+    tokens: TokenStream,
+    attribute: &str,
+    errors: &mut Errors,
+    mut on_key: impl FnMut(K, ParseStream<'_>, &mut Errors) -> syn::Result<()>,
+) {
+    let mut seen: Vec<K> = Vec::new();
+    let parser = |input: ParseStream<'_>| -> syn::Result<()> {
+        while !input.is_empty() {
+            let key = match K::parse(input) {
+                Some(key) => Some(key?),
+                None => None,
+            };
+            let (key_text, span) = match key {
+                Some((key, span)) => (key.text().to_owned(), span),
+                None => {
+                    let unknown = input.call(Ident::parse_any)?;
+                    (unknown.to_string(), unknown.span())
+                }
+            };
+            if !input.peek(Token![=]) {
+                return Err(syn::Error::new(
+                    span,
+                    format!(
+                        "expected `=` after `{key_text}`: `#[{attribute}]` takes `key = value` \
+                         pairs with keys {}",
+                        list(K::ALL)
+                    ),
+                ));
+            }
+            input.parse::<Token![=]>()?;
+            match key {
+                None => {
+                    let hint = suggest(&key_text, K::ALL.iter().copied())
+                        .map(|s| format!("; did you mean `{s}`?"))
+                        .unwrap_or_default();
+                    errors.at_span(
+                        span,
+                        format!(
+                            "unknown key `{key_text}` in `#[{attribute}]`; expected one of {}{hint}",
+                            list(K::ALL)
+                        ),
+                    );
+                    skip_value(input)?;
+                }
+                Some((key, _)) if seen.contains(&key) => {
+                    errors.at_span(
+                        span,
+                        format!("`{key_text}` is given twice in `#[{attribute}]`; keep one"),
+                    );
+                    skip_value(input)?;
+                }
+                Some((key, _)) => {
+                    seen.push(key);
+                    on_key(key, input, errors)?;
+                }
+            }
+            if input.is_empty() {
+                break;
+            }
+            input.parse::<Token![,]>()?;
+        }
+        Ok(())
+    };
+    if let Err(error) = parser.parse2(tokens) {
+        errors.push(error);
+    }
+}
+
+/// Skips the tokens of one value, up to the next top-level comma.
+fn skip_value(input: ParseStream<'_>) -> syn::Result<()> {
+    while !input.is_empty() && !input.peek(Token![,]) {
+        input.parse::<proc_macro2::TokenTree>()?;
+    }
+    Ok(())
+}
+
+fn list(keys: &[&str]) -> String {
+    keys.iter()
+        .map(|k| format!("`{k}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The closest candidate within a small edit distance, for "did you mean".
+pub(crate) fn suggest<'a>(
+    wrong: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|c| (edit_distance(wrong, c), c))
+        .filter(|(d, c)| *d <= 2.max(c.len() / 3))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = if ca == *cb {
+                prev
+            } else {
+                1 + prev.min(row[j]).min(cur)
+            };
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+pub(crate) fn handler_args(tokens: TokenStream, errors: &mut Errors) -> HandlerArgs {
+    let mut args = HandlerArgs::default();
+    parse_pairs(tokens, "task_handler", errors, |key, input, _| {
+        match key {
+            HandlerKey::Namespace => args.namespace = Some(string_value(key, input)?),
+            HandlerKey::Name => args.name = Some(string_value(key, input)?),
+            HandlerKey::Version => args.version = Some(string_value(key, input)?),
+            HandlerKey::Context => args.context = Some(input.parse()?),
+            HandlerKey::Crate => {
+                let lit = string_value(key, input)?;
+                let path = lit.parse_with(syn::Path::parse_mod_style).map_err(|_| {
+                    syn::Error::new(
+                        lit.span(),
+                        format!(
+                            "`crate` takes the path of the tasker crate as a string, e.g. \
+                             `crate = \"::my_platform::tasker\"`, not {:?}",
+                            lit.value()
+                        ),
+                    )
+                })?;
+                args.krate = Some(path);
+            }
+        }
+        Ok(())
+    });
+    args
+}
+
+fn string_value(key: impl Key, input: ParseStream<'_>) -> syn::Result<LitStr> {
+    let key = key.text();
+    if input.peek(LitStr) {
+        input.parse()
+    } else {
+        let found: proc_macro2::TokenTree = input.parse()?;
+        Err(syn::Error::new_spanned(
+            found,
+            format!("`{key}` takes a string literal, e.g. `{key} = \"...\"`"),
+        ))
+    }
+}
+
+pub(crate) fn step_args(attr: &Attribute, errors: &mut Errors) -> StepArgs {
+    let mut args = StepArgs::default();
+    let tokens = match &attr.meta {
+        Meta::Path(_) => return args,
+        Meta::List(list) => list.tokens.clone(),
+        Meta::NameValue(nv) => {
+            errors.at(
+                nv,
+                "write `#[step]` or `#[step(key = value, ...)]`, not `#[step = ...]`",
+            );
+            return args;
+        }
+    };
+    parse_pairs(tokens, "step", errors, |key, input, errors| {
+        match key {
+            StepKey::DependsOn => args.depends_on = dependency_list(input)?,
+            StepKey::Events => args.events = event_list(input)?,
+            StepKey::RetryLimit => {
+                let lit: LitInt = input.parse().map_err(|e| {
+                    syn::Error::new(
+                        e.span(),
+                        "`retry_limit` takes a whole number, e.g. `retry_limit = 5`",
+                    )
+                })?;
+                match lit.base10_parse::<u32>() {
+                    Ok(n) => args.retry_limit = Some(n),
+                    Err(_) => errors.at(
+                        &lit,
+                        "`retry_limit` must be a whole number from 0 to 4294967295",
+                    ),
+                }
+            }
+            StepKey::Retryable => {
+                let lit: LitBool = input.parse().map_err(|e| {
+                    syn::Error::new(e.span(), "`retryable` takes `true` or `false`")
+                })?;
+                args.retryable = Some(lit.value);
+            }
+            StepKey::Timeout => {
+                let lit = string_value(key, input)?;
+                match humantime::parse_duration(&lit.value()) {
+                    Ok(d) if d.is_zero() => errors.at(&lit, "`timeout` must be longer than zero"),
+                    Ok(d) if u64::try_from(d.as_nanos()).is_err() => {
+                        errors.at(&lit, "`timeout` is too long; keep it under a few centuries")
+                    }
+                    Ok(d) => args.timeout = Some(d),
+                    Err(e) => errors.at(
+                        &lit,
+                        format!(
+                            "invalid `timeout` {:?}: {e}; write a duration such as \"30s\", \"5m\" or \"1h 30m\"",
+                            lit.value()
+                        ),
+                    ),
+                }
+            }
+        }
+        Ok(())
+    });
+    args
+}
+
+/// `events = ["payment.processed", ...]`.
+fn event_list(input: ParseStream<'_>) -> syn::Result<Vec<LitStr>> {
+    let expected = "`events` takes a list of event names: `events = [\"payment.processed\"]`";
+    if !input.peek(syn::token::Bracket) {
+        return Err(input.error(expected));
+    }
+    let content;
+    syn::bracketed!(content in input);
+    let mut events = Vec::new();
+    while !content.is_empty() {
+        events.push(
+            content
+                .parse::<LitStr>()
+                .map_err(|e| syn::Error::new(e.span(), expected))?,
+        );
+        if content.is_empty() {
+            break;
+        }
+        content.parse::<Token![,]>()?;
+    }
+    Ok(events)
+}
+
+/// `depends_on = a` or `depends_on = [a, b]`.
+fn dependency_list(input: ParseStream<'_>) -> syn::Result<Vec<Ident>> {
+    let not_a_string = |lit: LitStr| {
+        syn::Error::new_spanned(
+            &lit,
+            format!(
+                "`depends_on` takes step names, not strings: write `depends_on = {}`",
+                lit.value()
+            ),
+        )
+    };
+    if input.peek(LitStr) {
+        return Err(not_a_string(input.parse()?));
+    }
+    if input.peek(syn::token::Bracket) {
+        let content;
+        syn::bracketed!(content in input);
+        let mut deps = Vec::new();
+        while !content.is_empty() {
+            if content.peek(LitStr) {
+                return Err(not_a_string(content.parse()?));
+            }
+            deps.push(content.call(Ident::parse_any)?);
+            if content.is_empty() {
+                break;
+            }
+            content.parse::<Token![,]>()?;
+        }
+        return Ok(deps);
+    }
+    if input.peek(Ident::peek_any) {
+        return Ok(vec![input.call(Ident::parse_any)?]);
+    }
+    Err(input.error("`depends_on` takes a step name or a list of them: `depends_on = a` or `depends_on = [a, b]`"))
+}
