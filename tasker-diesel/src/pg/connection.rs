@@ -52,7 +52,6 @@ pub(crate) fn redact(url: &str) -> String {
     out
 }
 
-
 /// Listens for wake-up notifications, reconnecting on failure.
 pub(super) async fn listen(url: String, channel: String, wakeups: Arc<Notify>) {
     loop {

@@ -5,12 +5,14 @@ mod attempt;
 mod builder;
 mod config;
 mod operator;
+mod stats;
 mod worker;
 
 pub(crate) use attempt::run_attempt;
 pub use builder::{RefusedHandler, StartupReport, TaskerBuilder};
 pub use config::{Backoff, CoordinationMode, EngineConfig};
-pub use worker::{Worker, WorkerCounts, WorkerStats};
+pub use stats::{WorkerCounts, WorkerStats};
+pub use worker::Worker;
 
 use std::collections::HashMap;
 use std::sync::Arc;

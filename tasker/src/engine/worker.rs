@@ -1,65 +1,19 @@
 //! A worker: claims ready steps, runs them with bounded concurrency under a
 //! timeout, and records the outcome.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
-use tracing::Instrument;
-
+use super::attempt::{attempt, publish_claimed, Leases, Pending, Slot};
+use super::stats::{WorkerCounts, WorkerStats};
 use crate::engine::{CoordinationMode, Tasker};
-use crate::events::{names, Event, EventBus};
-use crate::handler::{Handler, StepInput};
-use crate::ids::{StepId, TaskId};
-use crate::state::TaskState;
-use crate::step::{EventPort, StepError, StepEvents};
-use crate::store::{ClaimRequest, ClaimedStep, Completed, Completion, Outcome, Store};
-
-/// Counters of one worker.
-#[derive(Debug, Default)]
-pub struct WorkerStats {
-    claim_queries: AtomicU64,
-    claimed: AtomicU64,
-    completed: AtomicU64,
-    retried: AtomicU64,
-    failed: AtomicU64,
-    stale: AtomicU64,
-}
-
-/// A snapshot of [`WorkerStats`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct WorkerCounts {
-    /// Claim round trips made (including those that found nothing).
-    pub claim_queries: u64,
-    /// Attempts started.
-    pub claimed: u64,
-    /// Attempts that completed their step.
-    pub completed: u64,
-    /// Attempts that failed and were scheduled for retry.
-    pub retried: u64,
-    /// Attempts that failed their step for good.
-    pub failed: u64,
-    /// Results discarded because the claim was no longer this worker's.
-    pub stale: u64,
-}
-
-impl WorkerStats {
-    /// The current counts.
-    pub fn counts(&self) -> WorkerCounts {
-        WorkerCounts {
-            claim_queries: self.claim_queries.load(Ordering::Relaxed),
-            claimed: self.claimed.load(Ordering::Relaxed),
-            completed: self.completed.load(Ordering::Relaxed),
-            retried: self.retried.load(Ordering::Relaxed),
-            failed: self.failed.load(Ordering::Relaxed),
-            stale: self.stale.load(Ordering::Relaxed),
-        }
-    }
-}
+use crate::events::{names, Event};
+use crate::ids::StepId;
+use crate::store::{ClaimRequest, Completed, Completion, Store};
 
 /// A running worker. Dropping it does not stop it; call
 /// [`Worker::shutdown`].
@@ -68,15 +22,6 @@ pub struct Worker {
     handle: tokio::task::JoinHandle<()>,
     stats: Arc<WorkerStats>,
 }
-
-/// An attempt's end on its way to the store, and where to send the result.
-type Pending = (Completion, oneshot::Sender<Option<Completed>>);
-
-/// Sends finished attempts to the worker's completer.
-type Completer = mpsc::UnboundedSender<Pending>;
-
-/// Leases held by this worker: step -> attempt.
-type Leases = Arc<Mutex<HashMap<StepId, u32>>>;
 
 impl Worker {
     pub(crate) fn start<S: Store>(tasker: Tasker<S>) -> Worker {
@@ -215,51 +160,6 @@ async fn run<S: Store>(
     );
 }
 
-/// An event about `handler` (when linked), unset otherwise.
-fn about(name: &'static str, handler: Option<&Handler>) -> Event {
-    match handler {
-        Some(handler) => handler.event(name),
-        None => Event::new(name),
-    }
-}
-
-/// Publishes what one claim found: per task, `task.started` (when the claim
-/// started it) and `workflow.viable_steps_discovered`; per step,
-/// `step.execution_requested`.
-fn publish_claimed<S: Store>(tasker: &Tasker<S>, claimed: &[ClaimedStep], worker: &str) {
-    let mut tasks: Vec<TaskId> = claimed.iter().map(|s| s.task_id).collect();
-    tasks.sort_unstable();
-    tasks.dedup();
-    for task_id in tasks {
-        let steps: Vec<&ClaimedStep> = claimed.iter().filter(|s| s.task_id == task_id).collect();
-        let handler = tasker.handler_by_id(steps[0].handler_id);
-        if steps.iter().any(|s| s.task_started) {
-            tasker.publish(
-                about(names::TASK_STARTED, handler)
-                    .with_task(task_id)
-                    .with_worker(worker),
-            );
-        }
-        let step_names: Vec<&str> = steps.iter().map(|s| s.name.as_str()).collect();
-        tasker.publish(
-            about(names::WORKFLOW_VIABLE_STEPS_DISCOVERED, handler)
-                .with_task(task_id)
-                .with_count(steps.len() as u64)
-                .with_worker(worker)
-                .with_data(serde_json::json!(step_names)),
-        );
-        for step in steps {
-            tasker.publish(
-                about(names::STEP_EXECUTION_REQUESTED, handler)
-                    .with_task(task_id)
-                    .with_step(step.step_id, &step.name)
-                    .with_attempt(step.attempt)
-                    .with_worker(worker),
-            );
-        }
-    }
-}
-
 /// Renews the leases of running steps, samples the ready queue's depth and,
 /// in distributed mode, returns other workers' expired steps to the queue.
 async fn maintain<S: Store>(tasker: &Tasker<S>, leases: &Leases) {
@@ -300,212 +200,6 @@ async fn maintain<S: Store>(tasker: &Tasker<S>, leases: &Leases) {
             Err(e) => tracing::warn!("recovering expired leases failed: {e}"),
         }
     }
-}
-
-/// What one concurrency slot shares with its worker.
-struct Slot {
-    leases: Leases,
-    stats: Arc<WorkerStats>,
-    completer: Completer,
-    stopping: Arc<AtomicBool>,
-}
-
-/// Runs claimed attempts in one concurrency slot: the claimed step, then
-/// each child its completion claimed for this worker (claim on release), so
-/// a chain runs hop after hop without another claim round trip.
-async fn attempt<S: Store>(tasker: Tasker<S>, step: ClaimedStep, slot: Slot) {
-    let mut next = Some(step);
-    while let Some(step) = next.take() {
-        next = attempt_one(&tasker, step, &slot).await;
-        if let Some(child) = &next {
-            slot.stats.claimed.fetch_add(1, Ordering::Relaxed);
-            slot.leases
-                .lock()
-                .expect("lease map")
-                .insert(child.step_id, child.attempt);
-            publish_claimed(
-                &tasker,
-                std::slice::from_ref(child),
-                &tasker.config().worker_id,
-            );
-        }
-    }
-}
-
-/// Runs one attempt and records its outcome, in a `task` span with a
-/// `step` span inside. Returns the child claimed on release, if any.
-async fn attempt_one<S: Store>(
-    tasker: &Tasker<S>,
-    step: ClaimedStep,
-    slot: &Slot,
-) -> Option<ClaimedStep> {
-    let handler = tasker.handler_by_id(step.handler_id);
-    let (namespace, name, version) = handler.map_or_else(
-        || (String::new(), String::new(), String::new()),
-        |h| {
-            (
-                h.namespace().to_owned(),
-                h.name().to_owned(),
-                h.version().to_string(),
-            )
-        },
-    );
-    let correlation_id = format!("tsk_{}", step.task_id);
-    let task_span = tracing::info_span!(
-        "task",
-        task_id = step.task_id.0,
-        correlation_id = %correlation_id,
-        namespace = %namespace,
-        handler = %name,
-        version = %version,
-    );
-    crate::telemetry::link_to_task(&task_span, step.task_id);
-    let step_span = tracing::info_span!(
-        parent: &task_span,
-        "step",
-        task_id = step.task_id.0,
-        correlation_id = %correlation_id,
-        namespace = %namespace,
-        handler = %name,
-        version = %version,
-        step = %step.name,
-        attempt = step.attempt,
-    );
-    run_and_record(tasker, step, slot)
-        .instrument(step_span)
-        .await
-}
-
-async fn run_and_record<S: Store>(
-    tasker: &Tasker<S>,
-    step: ClaimedStep,
-    slot: &Slot,
-) -> Option<ClaimedStep> {
-    let Slot {
-        leases,
-        stats,
-        completer,
-        stopping,
-    } = slot;
-    let handler = tasker.handler_by_id(step.handler_id);
-    let event = |name: &'static str| {
-        about(name, handler)
-            .with_task(step.task_id)
-            .with_step(step.step_id, &step.name)
-            .with_attempt(step.attempt)
-    };
-    let started = Instant::now();
-    tasker.publish(event(names::STEP_BEFORE_HANDLE));
-    let result = run_step(tasker, step.clone(), event("custom"))
-        .await
-        .and_then(|output| {
-            // An output the store could not keep, or the next step could
-            // not read back, fails this step alone, here.
-            crate::payload::check_owned(output, "output").map_err(|e| {
-                StepError::permanent(format!("the step's output cannot be stored: {e}"))
-                    .with_class("OutputRefused")
-            })
-        })
-        .map_err(StepError::storable);
-    let duration = started.elapsed();
-    let outcome = match result {
-        Ok(output) => Outcome::Complete(output),
-        Err(error) if error.is_retryable() && step.attempt < step.max_attempts => {
-            let delay = error
-                .retry_after()
-                .unwrap_or_else(|| tasker.config().backoff.delay(step.attempt));
-            Outcome::Retry { error, delay }
-        }
-        Err(error) => Outcome::Fail(error),
-    };
-    match &outcome {
-        Outcome::Complete(_) => tracing::debug!("step completed"),
-        Outcome::Retry { error, delay } => {
-            tracing::info!(?delay, "step failed, will retry: {error}")
-        }
-        Outcome::Fail(error) => tracing::warn!("step failed for good: {error}"),
-    }
-    // What the events need once the outcome is recorded (not the output).
-    let ended = match &outcome {
-        Outcome::Complete(_) => Ended::Completed,
-        Outcome::Retry { error, delay } => Ended::Retry(error.clone(), *delay),
-        Outcome::Fail(error) => Ended::Failed(error.clone()),
-    };
-    let completion = Completion {
-        step_id: step.step_id,
-        attempt: step.attempt,
-        outcome,
-        worker: tasker.config().worker_id.clone(),
-        duration,
-        // Take a released child along, unless the step has none or the
-        // worker is stopping.
-        take_next: (!stopping.load(Ordering::Relaxed)
-            && handler.is_some_and(|h| !h.graph().dependents(&step.name).is_empty()))
-        .then_some(tasker.config().lease),
-    };
-    let (reply, recorded) = oneshot::channel();
-    let recorded = match completer.send((completion, reply)) {
-        Ok(()) => recorded.await.ok().flatten(),
-        Err(_) => None,
-    };
-    leases.lock().expect("lease map").remove(&step.step_id);
-    let recorded = recorded?;
-    if !recorded.applied {
-        stats.stale.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!("result discarded: the step was reclaimed, cancelled or resolved meanwhile");
-        tasker.publish(event(names::STEP_RESULT_DISCARDED).with_duration(duration));
-        return None;
-    }
-    match &ended {
-        Ended::Completed => {
-            stats.completed.fetch_add(1, Ordering::Relaxed);
-            tasker.publish(event(names::STEP_COMPLETED).with_duration(duration));
-        }
-        Ended::Retry(error, delay) => {
-            stats.retried.fetch_add(1, Ordering::Relaxed);
-            tasker.publish(
-                event(names::STEP_FAILED)
-                    .with_duration(duration)
-                    .with_error(error.class(), error.message()),
-            );
-            tasker.publish(event(names::STEP_BACKOFF).with_delay(*delay));
-        }
-        Ended::Failed(error) => {
-            stats.failed.fetch_add(1, Ordering::Relaxed);
-            tasker.publish(
-                event(names::STEP_FAILED)
-                    .with_duration(duration)
-                    .with_error(error.class(), error.message()),
-            );
-            if error.is_retryable() {
-                tasker.publish(
-                    event(names::STEP_MAX_RETRIES_REACHED)
-                        .with_error(error.class(), error.message()),
-                );
-            }
-        }
-    }
-    if let Some(state) = recorded.task_state {
-        let task_event = |name: &'static str| about(name, handler).with_task(step.task_id);
-        match (state, &ended) {
-            (TaskState::Complete, _) => tasker.publish(task_event(names::TASK_COMPLETED)),
-            (TaskState::Error, Ended::Failed(error)) => tasker.publish(
-                task_event(names::TASK_FAILED)
-                    .with_step_name(&step.name)
-                    .with_error(error.class(), error.message()),
-            ),
-            _ => {}
-        }
-        tasker.publish(task_event(names::WORKFLOW_TASK_FINALIZED).with_task_state(state));
-    }
-    recorded.next
-}
-
-/// How an attempt ended, as far as its events care.
-enum Ended {
-    Completed,
-    Retry(StepError, Duration),
-    Failed(StepError),
 }
 
 /// Records finished attempts: whatever has queued up while the previous
@@ -568,64 +262,6 @@ async fn record<S: Store>(
             }
         }
     }
-}
-
-/// A step's custom events, onto the engine's bus.
-struct BusPort {
-    bus: EventBus,
-    /// The task, step and handler fields of every event.
-    base: Event,
-}
-
-impl EventPort for BusPort {
-    fn publish(&self, name: &'static str, data: serde_json::Value) {
-        self.bus.publish(self.base.custom(name, data));
-    }
-}
-
-/// Runs the step's code on its own task (so a panic is caught) under its
-/// timeout. `base` fills in the custom events the step publishes.
-async fn run_step<S: Store>(
-    tasker: &Tasker<S>,
-    step: ClaimedStep,
-    base: Event,
-) -> Result<serde_json::Value, StepError> {
-    let Some(handler) = tasker.handler_by_id(step.handler_id) else {
-        return Err(StepError::permanent(format!(
-            "no handler with id {} is linked into this worker",
-            step.handler_id
-        )));
-    };
-    if let Some(why) = step.unreadable {
-        return Err(StepError::permanent(why).with_class("UnreadableInput"));
-    }
-    let index = step.index as usize;
-    let Some(definition) = handler.steps().get(index).filter(|d| d.name() == step.name) else {
-        return Err(StepError::permanent(format!(
-            "handler {} has no step `{}` at position {index}",
-            handler.key(),
-            step.name
-        )));
-    };
-    let config = definition.config(&tasker.config().step_defaults);
-    let input = StepInput {
-        task_id: step.task_id,
-        step_name: definition.name(),
-        attempt: step.attempt,
-        context: Arc::new(step.context),
-        dependencies: step.inputs,
-        config,
-        resources: tasker.inner.resources.clone(),
-        events: Some(StepEvents::new(
-            definition.name(),
-            definition.events(),
-            BusPort {
-                bus: tasker.inner.events.clone(),
-                base,
-            },
-        )),
-    };
-    super::run_attempt(handler, index, input, config.timeout).await
 }
 
 impl<S: Store> Tasker<S> {

@@ -31,18 +31,15 @@
 
 #[allow(unreachable_pub)]
 mod handlers;
+mod raw;
+mod soak;
 
 use std::process::Stdio;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
 use diesel::sql_types::{BigInt, Double, Nullable};
 use diesel::QueryableByName;
-use diesel_async::pooled_connection::bb8::Pool;
-use diesel_async::pooled_connection::{
-    AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
-};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use tasker::prelude::*;
 use tasker::{Registry, Store, TaskRequest, Tasker};
@@ -50,6 +47,8 @@ use tasker_diesel::testing::TestDatabase;
 use tasker_diesel::{PgOptions, PgStore};
 
 use handlers::{Chain10, Chain40, Diamond, Doomed, FanOut, RetryOnce, Single, TimesOut};
+use raw::raw;
+use soak::soak;
 
 /// Options.
 #[derive(Parser, Clone)]
@@ -409,248 +408,4 @@ async fn run_scenario(args: &Args, scenario: &str) -> String {
         _ => {}
     }
     line
-}
-
-/// The raw limit: a one-table queue, claim one row with SKIP LOCKED, then
-/// mark it done; `concurrency` loops over a pool of `pool` connections.
-async fn raw(args: &Args, url: &str) -> String {
-    let jobs = args.scale(10_000, 1_000) as i64;
-    let mut conn = AsyncPgConnection::establish(url).await.expect("connect");
-    conn.batch_execute(&format!(
-        "CREATE TABLE raw_jobs (id BIGSERIAL PRIMARY KEY, state TEXT NOT NULL);
-         CREATE INDEX raw_jobs_ready ON raw_jobs (id) WHERE state = 'ready';
-         INSERT INTO raw_jobs (state) SELECT 'ready' FROM generate_series(1, {jobs});
-         ANALYZE raw_jobs;"
-    ))
-    .await
-    .expect("set up the raw queue");
-    // No test query per checkout (tasker's pool does not make one either).
-    let mut config = ManagerConfig::default();
-    config.recycling_method = RecyclingMethod::Fast;
-    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, config);
-    let pool = Pool::builder()
-        .max_size(args.pool)
-        .build(manager)
-        .await
-        .expect("pool");
-    let pool = Arc::new(pool);
-    let (statements_before, _) = db_counters(url).await;
-    let started = Instant::now();
-    let mut loops = Vec::new();
-    for _ in 0..args.concurrency {
-        let pool = Arc::clone(&pool);
-        loops.push(tokio::spawn(async move {
-            let mut done = 0u64;
-            loop {
-                let mut conn = pool.get().await.expect("connection");
-                let claimed = diesel::sql_query(
-                    "UPDATE raw_jobs SET state = 'running' WHERE id = (
-                       SELECT id FROM raw_jobs WHERE state = 'ready' ORDER BY id LIMIT 1
-                       FOR UPDATE SKIP LOCKED) RETURNING id AS value",
-                )
-                .get_results::<Stat>(&mut *conn)
-                .await
-                .expect("claim");
-                let Some(job) = claimed.into_iter().next() else {
-                    return done;
-                };
-                diesel::sql_query("UPDATE raw_jobs SET state = 'done' WHERE id = $1")
-                    .bind::<BigInt, _>(job.value)
-                    .execute(&mut *conn)
-                    .await
-                    .expect("complete");
-                done += 1;
-            }
-        }));
-    }
-    let mut done = 0;
-    for l in loops {
-        done += l.await.expect("loop");
-    }
-    let elapsed = started.elapsed();
-    let (statements_after, _) = db_counters(url).await;
-    let statements = match (statements_before, statements_after) {
-        (Some(b), Some(a)) => format!("{:.2}", (a - b - 2) as f64 / done as f64),
-        _ => "n/a".to_owned(),
-    };
-    format!(
-        "scenario=RAW jobs={done} concurrency={} pool={} steps_per_s={:.0} round_trips_per_step={statements} peak_rss_mib={:.1}",
-        args.concurrency,
-        args.pool,
-        done as f64 / elapsed.as_secs_f64(),
-        peak_rss_mib()
-    )
-}
-
-/// One round of the soak's mix: 9 tasks, 39 step completions, 3 failed
-/// attempts (a retry, a permanent failure, a timeout).
-fn soak_round() -> Vec<TaskRequest> {
-    let null = || serde_json::Value::Null;
-    let mut round: Vec<TaskRequest> = (0..4).map(|_| Diamond::request(null())).collect();
-    round.extend((0..2).map(|_| Chain10::request(null())));
-    round.push(RetryOnce::request(null()));
-    round.push(Doomed::request(null()));
-    round.push(TimesOut::request(null()));
-    round
-}
-
-const SOAK_COMPLETIONS_PER_ROUND: f64 = 39.0;
-
-#[derive(QueryableByName)]
-struct SoakStats {
-    #[diesel(sql_type = BigInt)]
-    ready: i64,
-    #[diesel(sql_type = BigInt)]
-    open_tasks: i64,
-    #[diesel(sql_type = Nullable<Double>)]
-    p50: Option<f64>,
-    #[diesel(sql_type = Nullable<Double>)]
-    p99: Option<f64>,
-    #[diesel(sql_type = BigInt)]
-    live: i64,
-    #[diesel(sql_type = BigInt)]
-    dead: i64,
-    #[diesel(sql_type = BigInt)]
-    updates: i64,
-    #[diesel(sql_type = BigInt)]
-    hot: i64,
-    #[diesel(sql_type = BigInt)]
-    vacuums: i64,
-}
-
-/// The queue and the tables, as an operator would look at them; latency of
-/// the tasks that finished in the last `window_s` seconds.
-async fn soak_stats(conn: &mut AsyncPgConnection, window_s: f64) -> SoakStats {
-    let _ = conn.batch_execute("SELECT pg_stat_clear_snapshot()").await;
-    diesel::sql_query(
-        "SELECT (SELECT count(*) FROM tasker_workflow_steps WHERE state = 'ready' AND run_at <= now()) AS ready,
-                (SELECT count(*) FROM tasker_tasks WHERE state IN ('pending', 'in_progress')) AS open_tasks,
-                l.p50, l.p99,
-                s.n_live_tup AS live, s.n_dead_tup AS dead, s.n_tup_upd AS updates,
-                s.n_tup_hot_upd AS hot, (s.vacuum_count + s.autovacuum_count) AS vacuums
-         FROM pg_stat_user_tables s,
-              (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) AS p50,
-                      percentile_cont(0.99) WITHIN GROUP (ORDER BY ms) AS p99
-               FROM (SELECT extract(epoch from (updated_at - created_at)) * 1000 AS ms
-                     FROM tasker_tasks
-                     WHERE state IN ('complete', 'error')
-                       AND updated_at > now() - make_interval(secs => $1)) w) l
-         WHERE s.relname = 'tasker_workflow_steps'",
-    )
-    .bind::<Double, _>(window_s)
-    .get_result::<SoakStats>(conn)
-    .await
-    .expect("soak statistics")
-}
-
-/// SOAK: see the module docs.
-async fn soak(args: &Args, url: &str) -> String {
-    let creator = engine(args, url, true).await;
-    let mut probe = AsyncPgConnection::establish(url).await.expect("connect");
-    let autovacuum =
-        diesel::sql_query("SELECT (current_setting('autovacuum') = 'on')::int::bigint AS value")
-            .get_result::<Stat>(&mut probe)
-            .await
-            .map(|s| s.value == 1)
-            .unwrap_or(false);
-    let workers_n = args.workers.max(2);
-    let mut engines = Vec::new();
-    for _ in 0..workers_n {
-        engines.push(engine(args, url, false).await);
-    }
-
-    // Capacity: drain a backlog of the same mix.
-    let rounds = args.scale(300, 40);
-    for _ in 0..rounds / 20 {
-        let batch: Vec<TaskRequest> = (0..20).flat_map(|_| soak_round()).collect();
-        creator.create_tasks(batch).await.expect("create");
-    }
-    let expected = ((rounds / 20 * 20) as f64 * SOAK_COMPLETIONS_PER_ROUND) as u64;
-    let started = Instant::now();
-    let workers: Vec<_> = engines.iter().map(Tasker::start_worker).collect();
-    while workers.iter().map(|w| w.counts().completed).sum::<u64>() < expected {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let capacity = expected as f64 / started.elapsed().as_secs_f64();
-    let rate = capacity * args.soak_load;
-    let mut out = format!(
-        "scenario=SOAK workers={workers_n} autovacuum={autovacuum} capacity_steps_per_s={capacity:.0} \
-         load={:.2} target_steps_per_s={rate:.0} soak_s={}",
-        args.soak_load, args.soak_secs
-    );
-
-    // The steady producer.
-    let rounds_per_s = rate / SOAK_COMPLETIONS_PER_ROUND;
-    let soak_for = Duration::from_secs(args.soak_secs);
-    let producer = {
-        let creator = creator.clone();
-        tokio::spawn(async move {
-            let started = Instant::now();
-            let mut made = 0.0f64;
-            let mut tick = tokio::time::interval(Duration::from_millis(100));
-            while started.elapsed() < soak_for {
-                tick.tick().await;
-                let due = (started.elapsed().as_secs_f64() * rounds_per_s - made).floor();
-                if due >= 1.0 {
-                    let batch: Vec<TaskRequest> =
-                        (0..due as usize).flat_map(|_| soak_round()).collect();
-                    creator.create_tasks(batch).await.expect("create");
-                    made += due;
-                }
-            }
-            made
-        })
-    };
-    let completed =
-        |workers: &[tasker::Worker]| -> u64 { workers.iter().map(|w| w.counts().completed).sum() };
-    let started = Instant::now();
-    let mut last = completed(&workers);
-    let minute = if args.quick {
-        Duration::from_secs(5)
-    } else {
-        Duration::from_secs(60)
-    };
-    let mut n = 0;
-    while started.elapsed() < soak_for {
-        tokio::time::sleep(minute.min(soak_for.saturating_sub(started.elapsed()))).await;
-        n += 1;
-        let now = completed(&workers);
-        let stats = soak_stats(&mut probe, minute.as_secs_f64()).await;
-        let fmt = |v: Option<f64>| v.map_or("n/a".to_owned(), |v| format!("{v:.0}"));
-        out.push_str(&format!(
-            "\nsoak_window={n} at_s={:.0} steps_per_s={:.0} ready={} open_tasks={} task_p50_ms={} \
-             task_p99_ms={} steps_live={} steps_dead={} hot_pct={:.1} vacuums={}",
-            started.elapsed().as_secs_f64(),
-            (now - last) as f64 / minute.as_secs_f64(),
-            stats.ready,
-            stats.open_tasks,
-            fmt(stats.p50),
-            fmt(stats.p99),
-            stats.live,
-            stats.dead,
-            100.0 * stats.hot as f64 / stats.updates.max(1) as f64,
-            stats.vacuums,
-        ));
-        last = now;
-    }
-    let made = producer.await.expect("the producer");
-    // Drain what is left.
-    let drain_started = Instant::now();
-    let mut open = i64::MAX;
-    while drain_started.elapsed() < Duration::from_secs(120) {
-        open = soak_stats(&mut probe, 1.0).await.open_tasks;
-        if open == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    out.push_str(&format!(
-        "\nsoak_end rounds_produced={made:.0} drained_s={:.1} open_after={open} peak_rss_mib={:.1}",
-        drain_started.elapsed().as_secs_f64(),
-        peak_rss_mib()
-    ));
-    for worker in workers {
-        worker.shutdown().await;
-    }
-    out
 }

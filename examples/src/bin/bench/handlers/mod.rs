@@ -1,0 +1,108 @@
+//! The benchmark's workflows: no-op steps in the shapes of the scenarios.
+//! Written out in full (generated once) because `#[task_handler]` needs
+//! every step as a function.
+
+use tasker::prelude::*;
+
+mod chains;
+mod fan_out;
+
+pub use chains::{Chain10, Chain40};
+pub use fan_out::FanOut;
+
+/// S1: one step.
+pub struct Single;
+
+#[task_handler(namespace = "bench", version = "1.0.0")]
+impl Single {
+    /// Does nothing.
+    #[step]
+    async fn only() -> StepResult<()> {
+        Ok(())
+    }
+}
+
+/// S3: a -> {b, c} -> d.
+pub struct Diamond;
+
+#[task_handler(namespace = "bench", version = "1.0.0")]
+impl Diamond {
+    /// Root.
+    #[step]
+    async fn a() -> StepResult<()> {
+        Ok(())
+    }
+
+    /// Branch.
+    #[step(depends_on = a)]
+    async fn b() -> StepResult<()> {
+        Ok(())
+    }
+
+    /// Branch.
+    #[step(depends_on = a)]
+    async fn c() -> StepResult<()> {
+        Ok(())
+    }
+
+    /// Join.
+    #[step(depends_on = [b, c])]
+    async fn d() -> StepResult<()> {
+        Ok(())
+    }
+}
+
+/// SOAK: fails its first attempt (retryable, after 100 ms), then succeeds.
+pub struct RetryOnce;
+
+#[task_handler(namespace = "bench", version = "1.0.0")]
+impl RetryOnce {
+    /// Fails once.
+    #[step(retry_limit = 2)]
+    async fn flaky(ctx: &StepContext<serde_json::Value>) -> StepResult<()> {
+        if ctx.attempt() == 1 {
+            return Err(StepError::retryable("first attempt fails")
+                .with_retry_after(std::time::Duration::from_millis(100)));
+        }
+        Ok(())
+    }
+
+    /// Runs after the retry.
+    #[step(depends_on = flaky)]
+    async fn after() -> StepResult<()> {
+        Ok(())
+    }
+}
+
+/// SOAK: fails permanently; the task ends in `error`.
+pub struct Doomed;
+
+#[task_handler(namespace = "bench", version = "1.0.0")]
+impl Doomed {
+    /// Always fails.
+    #[step]
+    async fn fail() -> StepResult<()> {
+        Err(StepError::permanent("this step always fails"))
+    }
+
+    /// Never runs.
+    #[step(depends_on = fail)]
+    async fn never() -> StepResult<()> {
+        Ok(())
+    }
+}
+
+/// SOAK: its first attempt overruns a 50 ms timeout; the retry is quick.
+pub struct TimesOut;
+
+#[task_handler(namespace = "bench", version = "1.0.0")]
+impl TimesOut {
+    /// Slow once.
+    #[step(timeout = "50ms", retry_limit = 2)]
+    async fn slow(ctx: &StepContext<serde_json::Value>) -> StepResult<()> {
+        if ctx.attempt() == 1 {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        Ok(())
+    }
+}
