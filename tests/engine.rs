@@ -422,7 +422,16 @@ async fn cancel_discards_the_running_attempt<S: Store>(store: S) {
     assert_eq!(task.steps[0].output, None);
     assert_legal(&tasker.transitions(id).await.unwrap());
     let err = tasker.cancel_task(id, "ops").await.unwrap_err();
-    assert!(err.to_string().contains("is already cancelled"), "{err}");
+    assert!(
+        matches!(&err, tasker::Error::Store(tasker::StoreError::Conflict { what: "task", id: i, state, .. })
+            if *i == id.0 && state == "cancelled"),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .contains("is cancelled; only an unfinished task can be cancelled"),
+        "{err}"
+    );
 }
 
 async fn cancelling_a_step_cancels_what_follows_and_ends_the_task_cancelled<S: Store>(store: S) {
@@ -517,7 +526,13 @@ async fn resolving_a_task_by_hand_finishes_it<S: Store>(store: S) {
     assert_legal(&tasker.transitions(id).await.unwrap());
     let err = tasker.resolve_task(id, "ops").await.unwrap_err();
     assert!(
-        err.to_string().contains("is already resolved_manually"),
+        matches!(&err, tasker::Error::Store(tasker::StoreError::Conflict { what: "task", state, .. })
+            if state == "resolved_manually"),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .contains("is resolved_manually; only an unfinished task can be resolved"),
         "{err}"
     );
     worker.shutdown().await;

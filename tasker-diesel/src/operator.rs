@@ -46,8 +46,15 @@ impl TxError {
 
 pub(crate) type Tx<T> = Result<T, TxError>;
 
-fn conflict<T>(message: String) -> Tx<T> {
-    Err(TxError::Store(StoreError::Conflict(message)))
+/// Refuses a change: `what` `id` is in `state`, and `rule` says what the
+/// change needs.
+fn conflict<T>(what: &'static str, id: i64, state: impl std::fmt::Display, rule: String) -> Tx<T> {
+    Err(TxError::Store(StoreError::Conflict {
+        what,
+        id,
+        state: state.to_string(),
+        rule,
+    }))
 }
 
 /// Counts of a task's steps that decide its state.
@@ -163,9 +170,12 @@ pub(crate) async fn apply<P: Primitives>(
         OperatorAction::RetryTask(task_id) => {
             let state = p.lock_task(task_id.0).await?;
             if state != TaskState::Error {
-                return conflict(format!(
-                    "task {task_id} is {state}; only a task in `error` can be retried"
-                ));
+                return conflict(
+                    "task",
+                    task_id.0,
+                    state,
+                    "only a task in `error` can be retried".to_owned(),
+                );
             }
             p.retry_failed(task_id.0, None, actor).await?;
             let (from, to) = checked(state, TaskState::InProgress);
@@ -182,9 +192,12 @@ pub(crate) async fn apply<P: Primitives>(
             let task = p.lock_task(task_id).await?;
             let step = p.lock_step(step_id.0).await?;
             if step != StepState::Error {
-                return conflict(format!(
-                    "step {step_id} is {step}; only a step in `error` can be retried"
-                ));
+                return conflict(
+                    "step",
+                    step_id.0,
+                    step,
+                    "only a step in `error` can be retried".to_owned(),
+                );
             }
             p.retry_failed(task_id, Some(step_id.0), actor).await?;
             settle(p, task_id, task, actor).await?;
@@ -213,15 +226,21 @@ async fn lock_unfinished_step<P: Primitives>(
     let task_id = p.task_of_step(step_id).await?;
     let task = p.lock_task(task_id).await?;
     if task.is_finished() {
-        return conflict(format!(
-            "task {task_id} is {task}; its steps can no longer be {verb}"
-        ));
+        return conflict(
+            "task",
+            task_id,
+            task,
+            format!("its steps can no longer be {verb}"),
+        );
     }
     let step = p.lock_step(step_id).await?;
     if step.is_finished() {
-        return conflict(format!(
-            "step {step_id} is already {step}; only an unfinished step can be {verb}"
-        ));
+        return conflict(
+            "step",
+            step_id,
+            step,
+            format!("only an unfinished step can be {verb}"),
+        );
     }
     Ok((task_id, task, step))
 }
@@ -237,9 +256,12 @@ async fn close_task<P: Primitives>(
 ) -> Tx<()> {
     let state = p.lock_task(task_id).await?;
     if state.is_finished() {
-        return conflict(format!(
-            "task {task_id} is already {state}; only an unfinished task can be {verb}"
-        ));
+        return conflict(
+            "task",
+            task_id,
+            state,
+            format!("only an unfinished task can be {verb}"),
+        );
     }
     let step_state = match to {
         TaskState::Cancelled => StepState::Cancelled,

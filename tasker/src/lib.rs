@@ -70,6 +70,7 @@ mod request;
 mod state;
 mod step;
 pub mod store;
+mod sync;
 pub mod telemetry;
 pub mod testing;
 

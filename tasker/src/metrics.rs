@@ -12,6 +12,7 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
 use crate::events::{names, Event, Observer};
+use crate::sync::lock;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct HandlerLabels {
@@ -103,7 +104,7 @@ impl Metrics {
             subscriber_failures: Family::default(),
         };
         {
-            let mut r = metrics.registry.lock().expect("metrics registry");
+            let mut r = lock(&metrics.registry);
             r.register(
                 "tasks_created",
                 "Tasks created",
@@ -175,7 +176,7 @@ impl Metrics {
     /// The metrics in the Prometheus text exposition format.
     pub fn encode(&self) -> String {
         let mut out = String::new();
-        let registry = self.registry.lock().expect("metrics registry");
+        let registry = lock(&self.registry);
         prometheus_client::encoding::text::encode(&mut out, &registry)
             .expect("writing to a String cannot fail");
         out

@@ -120,6 +120,13 @@ impl StepError {
         matches!(self.kind, StepErrorKind::Retryable { .. })
     }
 
+    /// Whether this failure of attempt `attempt` (1-based) of a step that
+    /// may make `max_attempts` in all is followed by another attempt: the
+    /// one retry rule of the engine and the test runner.
+    pub(crate) fn retries_after(&self, attempt: u32, max_attempts: u32) -> bool {
+        self.is_retryable() && attempt < max_attempts
+    }
+
     /// The delay the step asked for before its next attempt, if any.
     pub fn retry_after(&self) -> Option<Duration> {
         match self.kind {
@@ -244,10 +251,20 @@ impl StepConfig {
     /// Retries allowed when neither the step nor the worker says otherwise.
     pub const DEFAULT_RETRY_LIMIT: u32 = 3;
 
+    /// Attempts the step may make in all: the first and `retry_limit`
+    /// retries, or only the first when it is not retryable.
+    pub fn max_attempts(&self) -> u32 {
+        if self.retryable {
+            self.retry_limit.saturating_add(1)
+        } else {
+            1
+        }
+    }
+
     /// Whether a failure of attempt number `attempt` (1-based) may be
     /// followed by another attempt.
     pub fn allows_retry_after(&self, attempt: u32) -> bool {
-        self.retryable && attempt <= self.retry_limit
+        attempt < self.max_attempts()
     }
 }
 

@@ -24,10 +24,6 @@ pub struct Capabilities {
     pub distributed: bool,
     /// Claims skip rows other workers have locked (`FOR UPDATE SKIP LOCKED`).
     pub skip_locked: bool,
-    /// [`Store::wait_for_work`] wakes on notifications from other processes.
-    pub notify: bool,
-    /// The store can take advisory locks.
-    pub advisory_locks: bool,
 }
 
 /// A failure of the store.
@@ -43,8 +39,18 @@ pub enum StoreError {
         id: i64,
     },
     /// The change is not legal in the row's current state.
-    #[error("{0}")]
-    Conflict(String),
+    #[error("{what} {id} is {state}; {rule}")]
+    Conflict {
+        /// `task` or `step`.
+        what: &'static str,
+        /// Its id.
+        id: i64,
+        /// Its state now (`complete`, `pending`, ...).
+        state: String,
+        /// What the change needs, e.g. "only a task in `error` can be
+        /// retried".
+        rule: String,
+    },
     /// The database could not be opened, or is in use by another process.
     #[error("{0}")]
     Unavailable(String),

@@ -86,6 +86,38 @@ impl Drop for TelemetryGuard {
     }
 }
 
+/// Why [`init`] could not set up logging or span export.
+#[cfg(feature = "telemetry")]
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TelemetryError {
+    /// The log filter does not parse.
+    #[error("invalid log filter {filter:?}: {reason}; write one such as \"info,tasker=debug\"")]
+    InvalidFilter {
+        /// The filter as given.
+        filter: String,
+        /// What the parser said.
+        reason: String,
+    },
+    /// A global tracing subscriber was set before.
+    #[error("a global tracing subscriber is already set ({0}); call telemetry::init once, before any other subscriber")]
+    AlreadySet(String),
+    /// An OTLP endpoint was given to a build without the `otel` feature.
+    #[error("span export to {endpoint} needs tasker's `otel` feature")]
+    OtelDisabled {
+        /// The endpoint asked for.
+        endpoint: String,
+    },
+    /// The OTLP exporter could not be built.
+    #[error("cannot set up OTLP export to {endpoint}: {reason}")]
+    Exporter {
+        /// The endpoint asked for.
+        endpoint: String,
+        /// What the exporter said.
+        reason: String,
+    },
+}
+
 /// Installs the global tracing subscriber: logs (text or JSON) filtered by
 /// `filter`, plus OTLP span export when an endpoint is given. Call once, at
 /// start-up; keep the guard alive.
@@ -98,13 +130,15 @@ impl Drop for TelemetryGuard {
 /// .expect("telemetry");
 /// ```
 #[cfg(feature = "telemetry")]
-pub fn init(config: TelemetryConfig) -> Result<TelemetryGuard, String> {
+pub fn init(config: TelemetryConfig) -> Result<TelemetryGuard, TelemetryError> {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     use tracing_subscriber::{fmt, EnvFilter};
 
-    let filter = EnvFilter::try_new(&config.filter)
-        .map_err(|e| format!("invalid log filter {:?}: {e}", config.filter))?;
+    let filter = EnvFilter::try_new(&config.filter).map_err(|e| TelemetryError::InvalidFilter {
+        filter: config.filter.clone(),
+        reason: e.to_string(),
+    })?;
     let json = config
         .json_logs
         .then(|| fmt::layer().json().with_current_span(true));
@@ -120,9 +154,9 @@ pub fn init(config: TelemetryConfig) -> Result<TelemetryGuard, String> {
     };
     #[cfg(not(feature = "otel"))]
     if let Some(endpoint) = &config.otlp_endpoint {
-        return Err(format!(
-            "span export to {endpoint} needs tasker's `otel` feature"
-        ));
+        return Err(TelemetryError::OtelDisabled {
+            endpoint: endpoint.clone(),
+        });
     }
 
     let registry = tracing_subscriber::registry()
@@ -133,7 +167,7 @@ pub fn init(config: TelemetryConfig) -> Result<TelemetryGuard, String> {
     let registry = registry.with(otel);
     registry
         .try_init()
-        .map_err(|e| format!("a global tracing subscriber is already set: {e}"))?;
+        .map_err(|e| TelemetryError::AlreadySet(e.to_string()))?;
     Ok(TelemetryGuard {
         #[cfg(feature = "otel")]
         provider,
@@ -149,7 +183,7 @@ fn otlp_layer<S>(
         tracing_opentelemetry::OpenTelemetryLayer<S, opentelemetry_sdk::trace::SdkTracer>,
         opentelemetry_sdk::trace::SdkTracerProvider,
     ),
-    String,
+    TelemetryError,
 >
 where
     S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
@@ -162,7 +196,10 @@ where
         .with_protocol(Protocol::HttpJson)
         .with_endpoint(format!("{}/v1/traces", endpoint.trim_end_matches('/')))
         .build()
-        .map_err(|e| format!("cannot set up OTLP export to {endpoint}: {e}"))?;
+        .map_err(|e| TelemetryError::Exporter {
+            endpoint: endpoint.to_owned(),
+            reason: e.to_string(),
+        })?;
     let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
         .with_batch_exporter(exporter)
         .with_resource(

@@ -64,6 +64,7 @@ use crate::handler::{decode, Handler, StepInput, TaskHandler};
 use crate::ids::TaskId;
 use crate::state::{StepState, TaskState};
 use crate::step::{EventPort, Resources, StepConfig, StepError, StepEvents};
+use crate::sync::lock;
 
 /// Runs tasks in-process, one step at a time. See the [module
 /// docs](self).
@@ -229,7 +230,7 @@ impl TaskRunner {
                             attempt,
                             error: Some(error.clone()),
                         });
-                        let retry = error.is_retryable() && config.allows_retry_after(attempt);
+                        let retry = error.retries_after(attempt, config.max_attempts());
                         steps[index].errors.push(error);
                         if !retry {
                             steps[index].state = StepState::Error;
@@ -265,15 +266,12 @@ struct LogPort {
 impl EventPort for LogPort {
     fn publish(&self, name: &'static str, data: Value) {
         let event = self.base.custom(name, data);
-        self.log
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(event);
+        lock(&self.log).push(event);
     }
 }
 
 fn take_events(log: &std::sync::Mutex<Vec<Event>>) -> Vec<Event> {
-    std::mem::take(&mut *log.lock().expect("event log"))
+    std::mem::take(&mut *lock(log))
 }
 
 impl TaskRun {

@@ -32,8 +32,6 @@ impl Store for PgStore {
         Capabilities {
             distributed: true,
             skip_locked: true,
-            notify: true,
-            advisory_locks: true,
         }
     }
 

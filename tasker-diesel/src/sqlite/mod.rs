@@ -7,7 +7,7 @@ mod writes;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use diesel::connection::SimpleConnection;
@@ -128,7 +128,7 @@ impl SqliteStore {
     ) -> Result<T, StoreError> {
         let conn = Arc::clone(&self.conn);
         tokio::task::spawn_blocking(move || {
-            let mut conn = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
             conn.immediate_transaction(|conn| work(conn))
         })
         .await

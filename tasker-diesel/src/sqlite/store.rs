@@ -1,6 +1,6 @@
 //! [`Store`] for [`SqliteStore`].
 
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use diesel::sql_types::{BigInt, Integer, Nullable, Text};
@@ -29,8 +29,6 @@ impl Store for SqliteStore {
         Capabilities {
             distributed: false,
             skip_locked: false,
-            notify: false,
-            advisory_locks: false,
         }
     }
 
@@ -38,7 +36,7 @@ impl Store for SqliteStore {
         let conn = Arc::clone(&self.conn);
         tokio::task::spawn_blocking(move || {
             use diesel_migrations::MigrationHarness;
-            let mut conn = conn.lock().unwrap_or_else(|p| p.into_inner());
+            let mut conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
             conn.run_pending_migrations(MIGRATIONS_SQLITE)
                 .map(drop)
                 .map_err(|e| StoreError::Database {
@@ -57,7 +55,7 @@ impl Store for SqliteStore {
         let conn = Arc::clone(&self.conn);
         tokio::task::spawn_blocking(move || {
             use diesel_migrations::MigrationHarness;
-            let mut conn = conn.lock().unwrap_or_else(|p| p.into_inner());
+            let mut conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
             conn.has_pending_migration(MIGRATIONS_SQLITE)
                 .map(|pending| !pending)
                 .map_err(|e| StoreError::Database {

@@ -58,7 +58,7 @@ impl From<Error> for ApiError {
             Error::Store(StoreError::NotFound { .. }) => {
                 ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string())
             }
-            Error::Store(StoreError::Conflict(_)) => {
+            Error::Store(StoreError::Conflict { .. }) => {
                 ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
             }
             other => {

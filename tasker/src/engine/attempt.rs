@@ -21,6 +21,7 @@ use crate::ids::{StepId, TaskId};
 use crate::state::TaskState;
 use crate::step::{EventPort, StepError, StepEvents};
 use crate::store::{ClaimedStep, Completed, Completion, Outcome, Store};
+use crate::sync::lock;
 
 /// Runs one attempt on its own tokio task, so a panic is caught, under the
 /// step's timeout.
@@ -137,10 +138,7 @@ pub(super) async fn attempt<S: Store>(tasker: Tasker<S>, step: ClaimedStep, slot
         next = attempt_one(&tasker, step, &slot).await;
         if let Some(child) = &next {
             slot.stats.claimed.fetch_add(1, Ordering::Relaxed);
-            slot.leases
-                .lock()
-                .expect("lease map")
-                .insert(child.step_id, child.attempt);
+            lock(&slot.leases).insert(child.step_id, child.attempt);
             publish_claimed(
                 &tasker,
                 std::slice::from_ref(child),
@@ -228,7 +226,7 @@ pub(super) async fn run_and_record<S: Store>(
     let duration = started.elapsed();
     let outcome = match result {
         Ok(output) => Outcome::Complete(output),
-        Err(error) if error.is_retryable() && step.attempt < step.max_attempts => {
+        Err(error) if error.retries_after(step.attempt, step.max_attempts) => {
             let delay = error
                 .retry_after()
                 .unwrap_or_else(|| tasker.config().backoff.delay(step.attempt));
@@ -266,7 +264,7 @@ pub(super) async fn run_and_record<S: Store>(
         Ok(()) => recorded.await.ok().flatten(),
         Err(_) => None,
     };
-    leases.lock().expect("lease map").remove(&step.step_id);
+    lock(leases).remove(&step.step_id);
     let recorded = recorded?;
     if !recorded.applied {
         stats.stale.fetch_add(1, Ordering::Relaxed);

@@ -194,11 +194,7 @@ impl<S: Store> Tasker<S> {
                         .iter()
                         .map(|d| graph.index_of(d).expect("graph holds every step") as u32)
                         .collect(),
-                    max_attempts: if config.retryable {
-                        config.retry_limit.saturating_add(1)
-                    } else {
-                        1
-                    },
+                    max_attempts: config.max_attempts(),
                     timeout: config.timeout,
                 }
             })

@@ -14,6 +14,7 @@ use crate::engine::{CoordinationMode, Tasker};
 use crate::events::{names, Event};
 use crate::ids::StepId;
 use crate::store::{ClaimRequest, Completed, Completion, Store};
+use crate::sync::lock;
 
 /// A running worker. Dropping it does not stop it; call
 /// [`Worker::shutdown`].
@@ -109,10 +110,7 @@ async fn run<S: Store>(
                         .fetch_add(claimed.len() as u64, Ordering::Relaxed);
                     publish_claimed(&tasker, &claimed, &config.worker_id);
                     for step in claimed {
-                        leases
-                            .lock()
-                            .expect("lease map")
-                            .insert(step.step_id, step.attempt);
+                        lock(&leases).insert(step.step_id, step.attempt);
                         in_flight.spawn(attempt(
                             tasker.clone(),
                             step,
@@ -163,12 +161,7 @@ async fn run<S: Store>(
 /// Renews the leases of running steps, samples the ready queue's depth and,
 /// in distributed mode, returns other workers' expired steps to the queue.
 async fn maintain<S: Store>(tasker: &Tasker<S>, leases: &Leases) {
-    let held: Vec<(StepId, u32)> = leases
-        .lock()
-        .expect("lease map")
-        .iter()
-        .map(|(k, v)| (*k, *v))
-        .collect();
+    let held: Vec<(StepId, u32)> = lock(leases).iter().map(|(k, v)| (*k, *v)).collect();
     if !held.is_empty() {
         if let Err(e) = tasker
             .store()

@@ -33,7 +33,7 @@ pub struct EventSpec {
     pub category: EventCategory,
     /// When it is published.
     pub description: Cow<'static, str>,
-    /// The [`Event`] fields it sets.
+    /// The [`Event`](super::Event) fields it sets.
     pub fields: Cow<'static, [&'static str]>,
     /// For a custom event: the `namespace/name@version step` declaring it.
     pub declared_by: Vec<String>,

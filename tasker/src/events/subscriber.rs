@@ -60,7 +60,7 @@ impl EventFilter {
 /// The error a subscriber may return.
 pub type SubscriberError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Receives events. See the [module docs](self) for delivery guarantees.
+/// Receives events. See the [module docs](crate::events) for delivery guarantees.
 pub trait Subscriber: Send + Sync + 'static {
     /// A name for logs and metrics (the type name by default).
     fn name(&self) -> Cow<'static, str> {
