@@ -845,3 +845,89 @@ async fn every_graphql_operation_needs_its_permission() {
         );
     }
 }
+
+/// What standard GraphQL clients send and expect: the full introspection
+/// query of graphql-js (GraphiQL, Apollo, gql) passes the depth and cost
+/// limits for a caller allowed to introspect, and request errors follow
+/// the GraphQL-over-HTTP spec (no `data`, a code on every error).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standard_graphql_clients_are_served_by_the_spec() {
+    let tasker = engine().await;
+    let base = serve(tasker.clone(), ApiConfig::new(tokens())).await;
+    let client = Client::new();
+    let introspection = include_str!("fixtures/introspection.graphql");
+
+    let (status, body) = graphql(&client, &base, Some(ALL), introspection).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.get("errors").is_none(), "{body}");
+    let types = body["data"]["__schema"]["types"].as_array().unwrap();
+    for name in [
+        "Query",
+        "Mutation",
+        "Task",
+        "Step",
+        "Handler",
+        "CreatedTask",
+    ] {
+        assert!(
+            types.iter().any(|t| t["name"] == name),
+            "{name} not introspected"
+        );
+    }
+    // Every field's type can be named by walking `ofType`.
+    for t in types {
+        for field in t["fields"].as_array().into_iter().flatten() {
+            let mut ty = &field["type"];
+            while ty["name"].is_null() {
+                assert!(
+                    !ty["ofType"].is_null(),
+                    "{}.{} has a type that cannot be introspected: {ty}",
+                    t["name"],
+                    field["name"]
+                );
+                ty = &ty["ofType"];
+            }
+        }
+    }
+    // Without the permission the same query is answered, with nulls.
+    let (status, body) = graphql(
+        &client,
+        &base,
+        Some(&only("tasker.task:index")),
+        introspection,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["data"]["__schema"].is_null(), "{body}");
+
+    for (query, code) in [
+        ("{ tasks { ", "GRAPHQL_PARSE_FAILED"),
+        ("{ tasks { noSuchField } }", "GRAPHQL_VALIDATION_FAILED"),
+    ] {
+        let (status, body) = graphql(&client, &base, Some(ALL), query).await;
+        assert_eq!(status, 200, "{query}: {body}");
+        assert!(
+            body.get("data").is_none(),
+            "a request error has no data: {body}"
+        );
+        assert_eq!(body["errors"][0]["extensions"]["code"], code, "{body}");
+    }
+    // A body without a query is not a GraphQL request.
+    for body in [
+        r#"{}"#,
+        r#"{"query": ""}"#,
+        r#"{"query": 5}"#,
+        r#"{"variables": {}}"#,
+    ] {
+        let (status, answer) = call(
+            &client,
+            Method::POST,
+            &format!("{base}/graphql"),
+            Some(ALL),
+            Some(body),
+        )
+        .await;
+        assert_eq!(status, 400, "{body}: {answer}");
+        assert_eq!(answer["error"]["code"], "invalid_request", "{answer}");
+    }
+}

@@ -242,7 +242,7 @@ async fn graphql_cost_counts_list_sizes_and_rows_are_capped() {
     );
     let (_, body) = graphql(ADMIN, INTROSPECTION.into()).await;
     assert!(body.get("errors").is_none(), "{body}");
-    assert_eq!(body["data"]["__schema"]["queryType"]["name"], "QueryRoot");
+    assert_eq!(body["data"]["__schema"]["queryType"]["name"], "Query");
 }
 
 /// The query GraphiQL and most clients send to load a schema.

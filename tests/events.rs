@@ -571,16 +571,47 @@ async fn the_metrics_endpoint_counts_what_ran() {
     }
     worker.shutdown().await;
 
-    let response = reqwest::get(format!("http://{addr}/metrics"))
-        .await
-        .unwrap();
+    // Prometheus asks for OpenMetrics first; curl and promtool get the
+    // text format 0.0.4, where counters carry their `_total` name in HELP.
+    let client = reqwest::Client::new();
+    let scrape = |accept: Option<&'static str>| {
+        let mut request = client.get(format!("http://{addr}/metrics"));
+        if let Some(accept) = accept {
+            request = request.header("accept", accept);
+        }
+        request.send()
+    };
+    let plain = scrape(None).await.unwrap();
+    assert_eq!(plain.status(), 200);
+    assert_eq!(
+        plain.headers()["content-type"],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    let plain = plain.text().await.unwrap();
+    assert!(
+        plain.contains("# HELP tasker_tasks_created_total Tasks created"),
+        "{plain}"
+    );
+    assert!(!plain.contains("# EOF"), "{plain}");
+    let response = scrape(Some(
+        "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+    ))
+    .await
+    .unwrap();
     assert_eq!(response.status(), 200);
     assert!(response.headers()["content-type"]
         .to_str()
         .unwrap()
         .starts_with("application/openmetrics-text"));
     let text = response.text().await.unwrap();
+    assert!(text.ends_with("# EOF\n"), "{text}");
     let m = parse_metrics(&text);
+    assert_eq!(
+        parse_metrics(&plain)
+            .get(r#"tasker_tasks_created_total{namespace="tests",handler="diamond"}"#),
+        Some(&3.0),
+        "{plain}"
+    );
     let get = |key: &str| *m.get(key).unwrap_or_else(|| panic!("no {key} in\n{text}"));
     assert_eq!(
         get(r#"tasker_tasks_created_total{namespace="tests",handler="diamond"}"#),

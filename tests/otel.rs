@@ -67,11 +67,14 @@ async fn spans_reach_an_otlp_receiver_with_the_task_step_hierarchy() {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
+    // The worker binary's default log filter (`warn`) must not silence the
+    // spans: they have their own filter, `info` by default.
     let guard = tasker::telemetry::init(TelemetryConfig {
         service_name: "tasker-otel-test".into(),
-        filter: "info".into(),
+        filter: "warn".into(),
         otlp_endpoint: Some(format!("http://{addr}")),
         json_logs: true,
+        ..TelemetryConfig::default()
     })
     .unwrap();
 

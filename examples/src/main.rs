@@ -145,6 +145,7 @@ async fn main() -> ExitCode {
         json_logs: cli.json_logs,
         filter: std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".to_owned()),
         otlp_endpoint: cli.otlp_endpoint.clone(),
+        ..tasker::telemetry::TelemetryConfig::default()
     });
     let _telemetry = match telemetry {
         Ok(guard) => guard,

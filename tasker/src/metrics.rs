@@ -173,7 +173,7 @@ impl Metrics {
         self.ready_steps.set(count);
     }
 
-    /// The metrics in the Prometheus text exposition format.
+    /// The metrics in the OpenMetrics text format (1.0.0).
     pub fn encode(&self) -> String {
         let mut out = String::new();
         let registry = lock(&self.registry);
@@ -181,6 +181,113 @@ impl Metrics {
             .expect("writing to a String cannot fail");
         out
     }
+
+    /// The metrics in `format`: OpenMetrics, or the Prometheus text format
+    /// 0.0.4 that tools without OpenMetrics support read (`promtool`,
+    /// older scrapers).
+    pub fn encode_as(&self, format: Exposition) -> String {
+        match format {
+            Exposition::OpenMetrics => self.encode(),
+            Exposition::Text => openmetrics_to_text(&self.encode()),
+        }
+    }
+}
+
+/// A text exposition format of the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exposition {
+    /// OpenMetrics 1.0.0 (`application/openmetrics-text`).
+    OpenMetrics,
+    /// The Prometheus text format 0.0.4 (`text/plain`).
+    Text,
+}
+
+impl Exposition {
+    /// The `Content-Type` of a response in this format.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Exposition::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            Exposition::Text => "text/plain; version=0.0.4; charset=utf-8",
+        }
+    }
+
+    /// The format a scraper asks for in its `Accept` header: OpenMetrics
+    /// when it ranks `application/openmetrics-text` above `text/plain`
+    /// (as Prometheus does), the text format otherwise (also when the
+    /// header is missing, as for `curl`).
+    ///
+    /// ```
+    /// use tasker::metrics::Exposition;
+    ///
+    /// let prometheus = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+    /// assert_eq!(Exposition::negotiate(Some(prometheus)), Exposition::OpenMetrics);
+    /// assert_eq!(Exposition::negotiate(Some("text/plain")), Exposition::Text);
+    /// assert_eq!(Exposition::negotiate(None), Exposition::Text);
+    /// ```
+    pub fn negotiate(accept: Option<&str>) -> Self {
+        let (mut openmetrics, mut text) = (0.0_f32, 0.0_f32);
+        for range in accept.unwrap_or_default().split(',') {
+            let mut parts = range.split(';').map(str::trim);
+            let media = parts.next().unwrap_or_default().to_ascii_lowercase();
+            let q = parts
+                .filter_map(|p| p.strip_prefix("q="))
+                .find_map(|q| q.parse::<f32>().ok())
+                .unwrap_or(1.0);
+            match media.as_str() {
+                "application/openmetrics-text" => openmetrics = openmetrics.max(q),
+                "text/plain" | "text/*" | "*/*" => text = text.max(q),
+                _ => {}
+            }
+        }
+        if openmetrics > 0.0 && openmetrics > text {
+            Exposition::OpenMetrics
+        } else {
+            Exposition::Text
+        }
+    }
+}
+
+/// Rewrites OpenMetrics text as the Prometheus text format 0.0.4: counter
+/// families are named with their `_total` suffix in `HELP`/`TYPE` (so every
+/// sample has its help text), `UNIT` lines, `_created` samples and the
+/// `# EOF` marker are dropped.
+fn openmetrics_to_text(openmetrics: &str) -> String {
+    let mut out = String::with_capacity(openmetrics.len());
+    let mut counters: Vec<&str> = Vec::new();
+    for line in openmetrics.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            if let Some(name) = rest.strip_suffix(" counter") {
+                counters.push(name);
+            }
+        }
+    }
+    let counter_name = |name: &str| counters.contains(&name) && !name.ends_with("_total");
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let meta = ["# HELP ", "# TYPE "]
+            .into_iter()
+            .find(|prefix| line.starts_with(prefix));
+        if let Some(prefix) = meta {
+            let rest = &line[prefix.len()..];
+            let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+            if counter_name(name) {
+                out.push_str(&format!("{prefix}{name}_total {tail}\n"));
+                continue;
+            }
+        } else {
+            let name = line.split(['{', ' ']).next().unwrap_or_default();
+            if let Some(family) = name.strip_suffix("_created") {
+                if counters.contains(&family) {
+                    continue;
+                }
+            }
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
 }
 
 impl Observer for Metrics {
@@ -273,5 +380,54 @@ impl Observer for Metrics {
                 kind: kind.to_owned(),
             })
             .inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::names;
+
+    #[test]
+    fn the_text_format_names_counters_with_their_total_suffix() {
+        let metrics = Metrics::new();
+        metrics.record(&Event::new(names::TASK_CREATED).with_handler("ns", "h", "1.0.0"));
+        let open = metrics.encode_as(Exposition::OpenMetrics);
+        assert!(
+            open.contains("# TYPE tasker_tasks_created counter\n"),
+            "{open}"
+        );
+        assert!(open.ends_with("# EOF\n"), "{open}");
+        let text = metrics.encode_as(Exposition::Text);
+        assert!(
+            text.contains("# HELP tasker_tasks_created_total Tasks created"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE tasker_tasks_created_total counter\n"),
+            "{text}"
+        );
+        assert!(text.contains("tasker_tasks_created_total{"), "{text}");
+        assert!(
+            !text.contains("# EOF") && !text.contains("# UNIT"),
+            "{text}"
+        );
+        // Every sample's family has HELP and TYPE lines.
+        for sample in text.lines().filter(|l| !l.starts_with('#')) {
+            let name = sample.split(['{', ' ']).next().unwrap();
+            let family = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| name.strip_suffix(s))
+                .filter(|f| text.contains(&format!("# TYPE {f} histogram")))
+                .unwrap_or(name);
+            assert!(
+                text.contains(&format!("# HELP {family} ")),
+                "{family} lacks HELP:\n{text}"
+            );
+            assert!(
+                text.contains(&format!("# TYPE {family} ")),
+                "{family} lacks TYPE:\n{text}"
+            );
+        }
     }
 }

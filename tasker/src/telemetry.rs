@@ -47,8 +47,12 @@ pub struct TelemetryConfig {
     pub service_name: String,
     /// Write logs as JSON lines instead of text.
     pub json_logs: bool,
-    /// `RUST_LOG`-style filter (`info`, `tasker=debug`, ...).
+    /// `RUST_LOG`-style filter of the logs (`info`, `tasker=debug`, ...).
     pub filter: String,
+    /// Filter of the spans exported over OTLP, independent of the logs'
+    /// (default `info`: the engine's `task` and `step` spans), so quiet
+    /// logs do not silence tracing.
+    pub span_filter: String,
     /// OTLP/HTTP collector base URL, e.g. `http://127.0.0.1:4318` (feature
     /// `otel`); `None` exports nothing.
     pub otlp_endpoint: Option<String>,
@@ -61,6 +65,7 @@ impl Default for TelemetryConfig {
             service_name: "tasker".to_owned(),
             json_logs: false,
             filter: std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned()),
+            span_filter: "info".to_owned(),
             otlp_endpoint: None,
         }
     }
@@ -133,22 +138,30 @@ pub enum TelemetryError {
 pub fn init(config: TelemetryConfig) -> Result<TelemetryGuard, TelemetryError> {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
-    use tracing_subscriber::{fmt, EnvFilter};
+    use tracing_subscriber::{fmt, EnvFilter, Layer};
 
-    let filter = EnvFilter::try_new(&config.filter).map_err(|e| TelemetryError::InvalidFilter {
-        filter: config.filter.clone(),
-        reason: e.to_string(),
-    })?;
-    let json = config
-        .json_logs
-        .then(|| fmt::layer().json().with_current_span(true));
-    let text = (!config.json_logs).then(fmt::layer);
+    let parse = |filter: &str| {
+        EnvFilter::try_new(filter).map_err(|e| TelemetryError::InvalidFilter {
+            filter: filter.to_owned(),
+            reason: e.to_string(),
+        })
+    };
+    // Each layer has its own filter: the log filter must not decide which
+    // spans are exported.
+    let logs = if config.json_logs {
+        fmt::layer().json().with_current_span(true).boxed()
+    } else {
+        fmt::layer().boxed()
+    }
+    .with_filter(parse(&config.filter)?);
+    #[cfg(feature = "otel")]
+    let span_filter = parse(&config.span_filter)?;
 
     #[cfg(feature = "otel")]
     let (otel, provider) = match &config.otlp_endpoint {
         Some(endpoint) => {
             let (layer, provider) = otlp_layer(endpoint, &config.service_name)?;
-            (Some(layer), Some(provider))
+            (Some(layer.with_filter(span_filter)), Some(provider))
         }
         None => (None, None),
     };
@@ -159,10 +172,7 @@ pub fn init(config: TelemetryConfig) -> Result<TelemetryGuard, TelemetryError> {
         });
     }
 
-    let registry = tracing_subscriber::registry()
-        .with(filter)
-        .with(json)
-        .with(text);
+    let registry = tracing_subscriber::registry().with(logs);
     #[cfg(feature = "otel")]
     let registry = registry.with(otel);
     registry

@@ -237,7 +237,7 @@ fn list_cost(limit: Option<u32>, child_complexity: usize) -> usize {
 /// Queries.
 pub(crate) struct QueryRoot;
 
-#[Object]
+#[Object(name = "Query")]
 impl QueryRoot {
     /// Tasks, newest first (`tasker.task:index`). `limit` is 1-500
     /// (default 50); the query's cost counts each task.
@@ -333,7 +333,7 @@ impl QueryRoot {
 /// Mutations.
 pub(crate) struct MutationRoot;
 
-#[Object]
+#[Object(name = "Mutation")]
 impl MutationRoot {
     /// Creates a task (`tasker.task:create`). The initiator is the
     /// caller. With an identity key that exists, nothing is created and
@@ -486,13 +486,21 @@ pub(super) async fn request<S: Store>(
     raw: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<axum::response::Response, ApiError> {
     let raw = super::body(raw)?;
-    let mut request: async_graphql::Request = serde_json::from_slice(&raw).map_err(|e| {
+    let bad = |message: String| {
         ApiError::new(
             axum::http::StatusCode::BAD_REQUEST,
             "invalid_request",
-            format!("malformed GraphQL request: {e}; send {{\"query\": ..., \"variables\": ...}}"),
+            format!("{message}; send {{\"query\": \"...\", \"variables\": {{...}}}}"),
         )
-    })?;
+    };
+    let body: Value =
+        serde_json::from_slice(&raw).map_err(|e| bad(format!("malformed GraphQL request: {e}")))?;
+    match body.get("query") {
+        Some(Value::String(query)) if !query.trim().is_empty() => {}
+        _ => return Err(bad("the body has no `query` string".to_owned())),
+    }
+    let mut request: async_graphql::Request =
+        serde_json::from_value(body).map_err(|e| bad(format!("malformed GraphQL request: {e}")))?;
     if !api
         .config
         .authorizer
@@ -520,8 +528,63 @@ pub(super) async fn request<S: Store>(
     } else {
         axum::http::StatusCode::OK
     };
+    let response =
+        over_http(
+            serde_json::to_value(&response).map_err(|e| crate::Error::Serialize {
+                what: "GraphQL response",
+                source: e,
+            })?,
+        );
     Ok(axum::response::IntoResponse::into_response((
         status,
         axum::Json(response),
     )))
+}
+
+/// Shapes a response as the GraphQL-over-HTTP spec asks: a request error
+/// (the document did not parse or validate, so nothing was executed) has
+/// no `data` entry, and every error carries `extensions.code`:
+/// `GRAPHQL_PARSE_FAILED` or `GRAPHQL_VALIDATION_FAILED` (which includes
+/// the depth and complexity limits) for request errors; the resolvers set
+/// `FORBIDDEN`, `TOO_MANY_ROWS`, `NOT_FOUND`, `CONFLICT`, `INVALID_REQUEST`,
+/// `INVALID_PAYLOAD`, `INVALID_CONTEXT`, `UNKNOWN_HANDLER`,
+/// `INTERNAL` (the REST error codes, upper case).
+fn over_http(mut response: Value) -> Value {
+    let Some(errors) = response.get_mut("errors").and_then(Value::as_array_mut) else {
+        return response;
+    };
+    let mut request_error = !errors.is_empty();
+    for error in errors.iter_mut() {
+        let executed = error.get("path").is_some();
+        request_error &= !executed;
+        let has_code = error
+            .pointer("/extensions/code")
+            .is_some_and(Value::is_string);
+        if !has_code {
+            let message = error
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let code = if executed {
+                "INTERNAL"
+            } else if message.contains("Parse error") || message.contains(" --> ") {
+                "GRAPHQL_PARSE_FAILED"
+            } else {
+                "GRAPHQL_VALIDATION_FAILED"
+            };
+            let extensions = error.as_object_mut().map(|e| {
+                e.entry("extensions")
+                    .or_insert_with(|| serde_json::json!({}))
+            });
+            if let Some(Value::Object(extensions)) = extensions {
+                extensions.insert("code".to_owned(), Value::from(code));
+            }
+        }
+    }
+    if request_error && response.get("data").is_some_and(Value::is_null) {
+        if let Some(object) = response.as_object_mut() {
+            object.remove("data");
+        }
+    }
+    response
 }

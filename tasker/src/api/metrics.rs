@@ -12,26 +12,33 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
 use super::Shared;
-use crate::metrics::Metrics;
+use crate::metrics::{Exposition, Metrics};
 use crate::store::Store;
 
-/// The exposition format's content type.
-pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-
-/// The metrics as a response.
-fn exposition(metrics: &Metrics) -> Response {
-    ([(header::CONTENT_TYPE, CONTENT_TYPE)], metrics.encode()).into_response()
+/// The metrics as a response, in the format the `Accept` header asks for
+/// (see [`Exposition::negotiate`]).
+fn exposition(metrics: &Metrics, headers: &HeaderMap) -> Response {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let format = Exposition::negotiate(accept);
+    (
+        [
+            (header::CONTENT_TYPE, format.content_type()),
+            (header::VARY, "Accept"),
+        ],
+        metrics.encode_as(format),
+    )
+        .into_response()
 }
 
 /// `GET {prefix}/metrics` of the API.
-pub(super) async fn endpoint<S: Store>(State(api): Shared<S>) -> Response {
-    exposition(api.tasker.metrics())
+pub(super) async fn endpoint<S: Store>(State(api): Shared<S>, headers: HeaderMap) -> Response {
+    exposition(api.tasker.metrics(), &headers)
 }
 
 /// A router serving `GET /metrics` without authentication, for a port of
@@ -39,9 +46,9 @@ pub(super) async fn endpoint<S: Store>(State(api): Shared<S>) -> Response {
 pub fn metrics_router(metrics: Arc<Metrics>) -> Router {
     Router::new().route(
         "/metrics",
-        get(move || {
+        get(move |headers: HeaderMap| {
             let metrics = Arc::clone(&metrics);
-            async move { exposition(&metrics) }
+            async move { exposition(&metrics, &headers) }
         }),
     )
 }

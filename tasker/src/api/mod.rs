@@ -48,7 +48,7 @@ pub use error::ApiError;
 #[cfg(feature = "graphql")]
 pub use graphql::sdl as graphql_sdl;
 pub use guard::ApiLimits;
-pub use metrics::{metrics_router, serve_metrics, CONTENT_TYPE as METRICS_CONTENT_TYPE};
+pub use metrics::{metrics_router, serve_metrics};
 pub use openapi::openapi_document;
 pub use operations::{
     operation, Access, Operation, Rest, INTROSPECT_PERMISSION, OPERATIONS, SHOW_TASK_PERMISSION,
