@@ -28,6 +28,7 @@ use crate::state::StepState;
 use crate::store::{StepRecord, TaskRecord};
 
 /// Weights, multipliers, penalties and thresholds of the bottleneck score.
+#[cfg_attr(feature = "http", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct AnalysisConfig {
     /// Per step after the bottleneck.
@@ -85,6 +86,7 @@ impl Default for AnalysisConfig {
 }
 
 /// How urgent a bottleneck is.
+#[cfg_attr(feature = "http", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
@@ -99,6 +101,7 @@ pub enum Severity {
 }
 
 /// Why a step holds its task up.
+#[cfg_attr(feature = "http", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Problem {
@@ -111,6 +114,7 @@ pub enum Problem {
 }
 
 /// One ranked bottleneck.
+#[cfg_attr(feature = "http", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Bottleneck {
     /// The step.
@@ -136,6 +140,7 @@ pub struct Bottleneck {
 }
 
 /// The analysis of one task.
+#[cfg_attr(feature = "http", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Analysis {
     /// The longest chain of steps, root first.
@@ -144,8 +149,9 @@ pub struct Analysis {
     pub levels: Vec<Vec<String>>,
     /// Bottlenecks, highest score first.
     pub bottlenecks: Vec<Bottleneck>,
-    /// Steps per state.
-    pub state_counts: Vec<(StepState, usize)>,
+    /// Steps per state (states without steps are left out), as a JSON
+    /// object: `{"complete": 3, "pending": 1}`.
+    pub state_counts: std::collections::BTreeMap<StepState, usize>,
     /// Share of steps complete or resolved, 0 to 1.
     pub completion: f64,
 }
@@ -218,12 +224,11 @@ pub fn analyze(graph: &Graph, task: &TaskRecord, config: &AnalysisConfig) -> Ana
             .total_cmp(&a.score)
             .then_with(|| a.step.cmp(&b.step))
     });
-    let mut state_counts: Vec<(StepState, usize)> = StepState::ALL
+    let state_counts = StepState::ALL
         .iter()
         .map(|s| (*s, task.steps.iter().filter(|st| st.state == *s).count()))
         .filter(|(_, n)| *n > 0)
         .collect();
-    state_counts.sort();
     let done = task
         .steps
         .iter()

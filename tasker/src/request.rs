@@ -38,6 +38,7 @@ use crate::payload;
 /// let err = TaskRequest::from_json(r#"{"namespace": "payments""#).unwrap_err();
 /// assert!(err.to_string().starts_with("malformed task request"), "{err}");
 /// ```
+#[cfg_attr(feature = "http", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TaskRequest {

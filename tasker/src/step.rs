@@ -56,6 +56,7 @@ pub type StepResult<T> = Result<T, StepError>;
 /// assert!(error.is_retryable());
 /// assert_eq!(error.class(), "core::num::error::ParseIntError");
 /// ```
+#[cfg_attr(feature = "http", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StepError {
     kind: StepErrorKind,
@@ -64,6 +65,7 @@ pub struct StepError {
 }
 
 /// Whether a failed attempt may be retried.
+#[cfg_attr(feature = "http", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 #[non_exhaustive]

@@ -263,6 +263,7 @@ pub struct Completed {
 }
 
 /// A step as stored, for reading.
+#[cfg_attr(feature = "http", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Serialize)]
 pub struct StepRecord {
     /// The step.
@@ -286,6 +287,7 @@ pub struct StepRecord {
 }
 
 /// A task as stored, for reading.
+#[cfg_attr(feature = "http", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Serialize)]
 pub struct TaskRecord {
     /// The task.

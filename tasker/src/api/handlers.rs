@@ -1,30 +1,36 @@
 //! Handler operations: the registry, one handler's graph, its diagram.
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Json;
-use serde_json::{json, Value};
 
+use super::responses::{HandlerDetail, HandlerIndex, HandlerSummary, NamespaceEntry, StepSummary};
 use super::tasks::{diagram_response, DiagramQuery};
 use super::{Api, ApiError, Shared};
 use crate::store::Store;
 
 pub(super) async fn list_handlers<S: Store>(
     State(api): Shared<S>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<HandlerIndex>, ApiError> {
     let registry = api.tasker.registry();
-    let namespaces: Vec<Value> = registry
+    let namespaces = registry
         .namespaces()
-        .map(|ns| {
-            let handlers: Vec<Value> = registry
+        .map(|ns| NamespaceEntry {
+            namespace: ns.to_owned(),
+            handlers: registry
                 .handlers_in(ns)
-                .map(|h| json!({ "name": h.name(), "version": h.version().to_string(), "description": h.description(), "fingerprint": h.fingerprint() }))
-                .collect();
-            json!({ "namespace": ns, "handlers": handlers })
+                .map(|h| HandlerSummary {
+                    name: h.name().to_owned(),
+                    version: h.version().to_string(),
+                    description: h.description().to_owned(),
+                    fingerprint: h.fingerprint().to_owned(),
+                })
+                .collect(),
         })
         .collect();
-    Ok(Json(json!({ "namespaces": namespaces })))
+    Ok(Json(HandlerIndex { namespaces }))
 }
 
 fn find_handler<'a, S: Store>(
@@ -47,32 +53,47 @@ fn find_handler<'a, S: Store>(
 pub(super) async fn show_handler<S: Store>(
     State(api): Shared<S>,
     Path((namespace, name)): Path<(String, String)>,
-    Query(q): Query<DiagramQuery>,
-) -> Result<Json<Value>, ApiError> {
+    query: Result<Query<DiagramQuery>, QueryRejection>,
+) -> Result<Json<HandlerDetail>, ApiError> {
+    let q = super::query(query)?;
     let handler = find_handler(&api, &namespace, &name, q.version.as_deref())?;
     let graph = handler.graph();
-    let steps: Vec<Value> = handler
+    let names = |list: Vec<&str>| list.into_iter().map(str::to_owned).collect::<Vec<_>>();
+    let steps = handler
         .steps()
         .iter()
-        .map(|s| json!({
-            "name": s.name(), "description": s.description(), "depends_on": s.depends_on(),
-            "output_type": s.output_type(), "retry_limit": s.retry_limit(), "retryable": s.retryable(),
-            "timeout_ms": s.timeout().map(|t| t.as_millis() as u64), "events": s.events(),
-        }))
+        .map(|s| StepSummary {
+            name: s.name().to_owned(),
+            description: s.description().to_owned(),
+            depends_on: names(s.depends_on().to_vec()),
+            output_type: s.output_type().to_owned(),
+            retry_limit: s.retry_limit(),
+            retryable: s.retryable(),
+            timeout_ms: s.timeout().map(|t| t.as_millis() as u64),
+            events: names(s.events().to_vec()),
+        })
         .collect();
-    Ok(Json(json!({
-        "namespace": handler.namespace(), "name": handler.name(), "version": handler.version().to_string(),
-        "description": handler.description(), "context_type": handler.context_type(), "fingerprint": handler.fingerprint(),
-        "steps": steps, "levels": graph.levels(), "critical_path": graph.critical_path(),
-        "roots": graph.roots(), "leaves": graph.leaves(),
-    })))
+    Ok(Json(HandlerDetail {
+        namespace: handler.namespace().to_owned(),
+        name: handler.name().to_owned(),
+        version: handler.version().to_string(),
+        description: handler.description().to_owned(),
+        context_type: handler.context_type().to_owned(),
+        fingerprint: handler.fingerprint().to_owned(),
+        steps,
+        levels: graph.levels().into_iter().map(names).collect(),
+        critical_path: names(graph.critical_path()),
+        roots: names(graph.roots()),
+        leaves: names(graph.leaves()),
+    }))
 }
 
 pub(super) async fn handler_diagram<S: Store>(
     State(api): Shared<S>,
     Path((namespace, name)): Path<(String, String)>,
-    Query(q): Query<DiagramQuery>,
+    query: Result<Query<DiagramQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
+    let q = super::query(query)?;
     let handler = find_handler(&api, &namespace, &name, q.version.as_deref())?;
     diagram_response(
         q.format.as_deref(),

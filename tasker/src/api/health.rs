@@ -4,18 +4,18 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::{json, Value};
 
+use super::responses::{Probe, Status};
 use super::{ApiError, Shared};
 use crate::store::Store;
 
-pub(super) async fn live() -> Json<Value> {
-    Json(json!({"status": "live"}))
+pub(super) async fn live() -> Json<Probe> {
+    Json(Probe { status: "live" })
 }
 
 pub(super) async fn ready<S: Store>(State(api): Shared<S>) -> Response {
     match api.tasker.store().migrations_current().await {
-        Ok(true) => Json(json!({"status": "ready"})).into_response(),
+        Ok(true) => Json(Probe { status: "ready" }).into_response(),
         Ok(false) => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "not_ready",
@@ -34,16 +34,19 @@ pub(super) async fn ready<S: Store>(State(api): Shared<S>) -> Response {
     }
 }
 
-pub(super) async fn status<S: Store>(State(api): Shared<S>) -> Result<Json<Value>, ApiError> {
-    let counts = api.tasker.store().task_counts().await?;
-    let counts: serde_json::Map<String, Value> = counts
+pub(super) async fn status<S: Store>(State(api): Shared<S>) -> Result<Json<Status>, ApiError> {
+    let tasks = api
+        .tasker
+        .store()
+        .task_counts()
+        .await?
         .into_iter()
-        .map(|(s, n)| (s.to_string(), json!(n)))
+        .map(|(s, n)| (s.to_string(), n))
         .collect();
-    let ready = api.tasker.store().ready_steps().await?;
-    let warnings = api.tasker.store().warnings().await?;
-    Ok(Json(json!({
-        "tasks": counts, "ready_steps": ready, "mode": format!("{:?}", api.tasker.mode()),
-        "warnings": warnings,
-    })))
+    Ok(Json(Status {
+        tasks,
+        ready_steps: api.tasker.store().ready_steps().await?,
+        mode: format!("{:?}", api.tasker.mode()),
+        warnings: api.tasker.store().warnings().await?,
+    }))
 }

@@ -27,6 +27,7 @@ mod health;
 mod metrics;
 mod openapi;
 mod operations;
+mod responses;
 mod serve;
 mod steps;
 mod tasks;
@@ -227,6 +228,16 @@ fn body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
             other.body_text(),
         ),
     })
+}
+
+/// A query string, or a 400 in the API's error envelope (not axum's
+/// plain-text rejection) naming what is wrong, e.g. a repeated parameter.
+fn query<T>(
+    query: Result<axum::extract::Query<T>, axum::extract::rejection::QueryRejection>,
+) -> Result<T, ApiError> {
+    query
+        .map(|q| q.0)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))
 }
 
 fn parse_id(raw: &str, what: &str) -> Result<i64, ApiError> {

@@ -6,45 +6,60 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::auth::Principal;
+use super::responses::{StepBody, StepChanged};
 use super::{body, parse_id, ApiError, Shared};
 use crate::ids::StepId;
-use crate::store::Store;
+use crate::state::StepState;
+use crate::store::{Store, StoreError};
 
 pub(super) async fn show_step<S: Store>(
     State(api): Shared<S>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<StepBody>, ApiError> {
     let step_id = StepId(parse_id(&id, "step_id")?);
     let task_id = api.tasker.store().task_of_step(step_id).await?;
     let task = api.tasker.task(task_id).await?;
-    let step = task.steps.iter().find(|s| s.step_id == step_id).cloned();
-    Ok(Json(json!({ "task_id": task_id, "step": step })))
+    let step = task
+        .steps
+        .into_iter()
+        .find(|s| s.step_id == step_id)
+        .ok_or(StoreError::NotFound {
+            what: "step",
+            id: step_id.0,
+        })?;
+    Ok(Json(StepBody { task_id, step }))
 }
 
 pub(super) async fn retry_step<S: Store>(
     State(api): Shared<S>,
     Extension(who): Extension<Principal>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<StepChanged>, ApiError> {
     let step_id = StepId(parse_id(&id, "step_id")?);
     api.tasker.retry_step(step_id, &who.subject).await?;
-    Ok(Json(json!({ "step_id": step_id, "state": "ready" })))
+    Ok(Json(StepChanged {
+        step_id,
+        state: StepState::Ready,
+        task: None,
+    }))
 }
 
 pub(super) async fn cancel_step<S: Store>(
     State(api): Shared<S>,
     Extension(who): Extension<Principal>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<StepChanged>, ApiError> {
     let step_id = StepId(parse_id(&id, "step_id")?);
     api.tasker.cancel_step(step_id, &who.subject).await?;
     let task_id = api.tasker.store().task_of_step(step_id).await?;
-    Ok(Json(
-        json!({ "step_id": step_id, "state": "cancelled", "task": api.tasker.task(task_id).await? }),
-    ))
+    Ok(Json(StepChanged {
+        step_id,
+        state: StepState::Cancelled,
+        task: Some(api.tasker.task(task_id).await?),
+    }))
 }
 
 #[derive(Deserialize)]
@@ -59,7 +74,7 @@ pub(super) async fn resolve_step<S: Store>(
     Extension(who): Extension<Principal>,
     Path(id): Path<String>,
     raw: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<StepChanged>, ApiError> {
     let raw = body(raw)?;
     let resolve: Resolve = if raw.is_empty() {
         Resolve {
@@ -78,7 +93,9 @@ pub(super) async fn resolve_step<S: Store>(
     api.tasker
         .resolve_step(step_id, resolve.output, &who.subject)
         .await?;
-    Ok(Json(
-        json!({ "step_id": step_id, "state": "resolved_manually" }),
-    ))
+    Ok(Json(StepChanged {
+        step_id,
+        state: StepState::ResolvedManually,
+        task: None,
+    }))
 }

@@ -3,17 +3,17 @@
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::Deserialize;
-use serde_json::{json, Value};
 
 use super::auth::Principal;
+use super::responses::{AnalysisBody, CreatedBody, TaskBody, TaskPage};
 use super::{body, parse_id, Api, ApiError, Shared, SHOW_TASK_PERMISSION};
 use crate::analysis::{analyze, task_dot, task_mermaid};
-use crate::error::Error;
 use crate::store::{Store, TaskFilter};
 use crate::{TaskId, TaskRequest, TaskState};
 
@@ -29,10 +29,9 @@ pub(super) struct ListQuery {
 
 pub(super) async fn list_tasks<S: Store>(
     State(api): Shared<S>,
-    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
-    let Query(q) = query
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))?;
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<TaskPage>, ApiError> {
+    let q = super::query(query)?;
     let state = q
         .state
         .as_deref()
@@ -51,9 +50,11 @@ pub(super) async fn list_tasks<S: Store>(
             offset: q.offset.unwrap_or(0),
         })
         .await?;
-    Ok(Json(
-        json!({ "tasks": tasks, "limit": limit, "offset": q.offset.unwrap_or(0) }),
-    ))
+    Ok(Json(TaskPage {
+        tasks,
+        limit,
+        offset: q.offset.unwrap_or(0),
+    }))
 }
 
 pub(super) async fn create_task<S: Store>(
@@ -89,59 +90,65 @@ pub(super) async fn create_task<S: Store>(
     };
     // An existing task (same identity key) may have been created by
     // someone else: its record is shown only to callers who may see tasks.
-    let mut body = json!({ "created": new, "task_id": created.task_id() });
-    if api
+    let task = if api
         .config
         .authorizer
         .authorize(&principal, SHOW_TASK_PERMISSION)
     {
-        body["task"] =
-            serde_json::to_value(api.tasker.task(created.task_id()).await?).map_err(|e| {
-                Error::Serialize {
-                    what: "task",
-                    source: e,
-                }
-            })?;
-    }
+        Some(api.tasker.task(created.task_id()).await?)
+    } else {
+        None
+    };
+    let body = CreatedBody {
+        created: new,
+        task_id: created.task_id(),
+        task,
+    };
     Ok((status, Json(body)).into_response())
 }
 
 pub(super) async fn show_task<S: Store>(
     State(api): Shared<S>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TaskBody>, ApiError> {
     let task = api.tasker.task(TaskId(parse_id(&id, "task_id")?)).await?;
-    Ok(Json(json!({ "task": task })))
+    Ok(Json(TaskBody { task }))
 }
 
 pub(super) async fn cancel_task<S: Store>(
     State(api): Shared<S>,
     Extension(who): Extension<Principal>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TaskBody>, ApiError> {
     let id = TaskId(parse_id(&id, "task_id")?);
     api.tasker.cancel_task(id, &who.subject).await?;
-    Ok(Json(json!({ "task": api.tasker.task(id).await? })))
+    Ok(Json(TaskBody {
+        task: api.tasker.task(id).await?,
+    }))
 }
 
 pub(super) async fn retry_task<S: Store>(
     State(api): Shared<S>,
     Extension(who): Extension<Principal>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TaskBody>, ApiError> {
     let id = TaskId(parse_id(&id, "task_id")?);
     api.tasker.retry_task(id, &who.subject).await?;
-    Ok(Json(json!({ "task": api.tasker.task(id).await? })))
+    Ok(Json(TaskBody {
+        task: api.tasker.task(id).await?,
+    }))
 }
 
 pub(super) async fn resolve_task<S: Store>(
     State(api): Shared<S>,
     Extension(who): Extension<Principal>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TaskBody>, ApiError> {
     let id = TaskId(parse_id(&id, "task_id")?);
     api.tasker.resolve_task(id, &who.subject).await?;
-    Ok(Json(json!({ "task": api.tasker.task(id).await? })))
+    Ok(Json(TaskBody {
+        task: api.tasker.task(id).await?,
+    }))
 }
 
 #[derive(Deserialize)]
@@ -177,8 +184,9 @@ pub(super) fn diagram_response(
 pub(super) async fn task_diagram<S: Store>(
     State(api): Shared<S>,
     Path(id): Path<String>,
-    Query(q): Query<DiagramQuery>,
+    query: Result<Query<DiagramQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
+    let q = super::query(query)?;
     let task = api.tasker.task(TaskId(parse_id(&id, "task_id")?)).await?;
     let handler = handler_of(&api, &task)?;
     let title = format!("task {} {}", task.task_id, handler.key());
@@ -211,11 +219,13 @@ fn handler_of<'a, S: Store>(
 pub(super) async fn task_analysis<S: Store>(
     State(api): Shared<S>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AnalysisBody>, ApiError> {
     let task = api.tasker.task(TaskId(parse_id(&id, "task_id")?)).await?;
     let handler = handler_of(&api, &task)?;
     let analysis = analyze(handler.graph(), &task, &api.config.analysis);
-    Ok(Json(
-        json!({ "task_id": task.task_id, "state": task.state, "analysis": analysis }),
-    ))
+    Ok(Json(AnalysisBody {
+        task_id: task.task_id,
+        state: task.state,
+        analysis,
+    }))
 }
