@@ -253,6 +253,42 @@ async fn retries_with_backoff_then_success<S: Store>(store: S) {
     worker.shutdown().await;
 }
 
+/// A retry runs when its backoff is over, not at the worker's next poll:
+/// with a 10 s poll (and maintenance every 10 s), two 50 ms retries finish
+/// the task well inside the 3 s this test waits.
+async fn a_retry_runs_when_due_not_at_the_next_poll<S: Store>(store: S) {
+    let tasker = tasker_tests::tasker(store, |b| {
+        flaky_tasker_parts(b).configure(|c| {
+            c.poll_interval = Duration::from_secs(10);
+            c.lease = Duration::from_secs(30);
+            c.backoff = tasker::Backoff {
+                base: Duration::from_millis(50),
+                cap: Duration::from_millis(50),
+                jitter: false,
+            };
+        })
+    })
+    .await;
+    let worker = tasker.start_worker();
+    let script = Script {
+        fail_times: 2,
+        key: "due".into(),
+        ..Script::default()
+    };
+    let id = tasker
+        .create_task(Flaky::request(script))
+        .await
+        .unwrap()
+        .task_id();
+    let task = tasker
+        .wait_for_task(id, Duration::from_secs(3))
+        .await
+        .expect("the retries ran when due, before the next poll");
+    assert_eq!(task.state, TaskState::Complete);
+    assert_eq!(task.steps[0].attempts, 3);
+    worker.shutdown().await;
+}
+
 async fn retry_after_from_the_error_wins_over_backoff<S: Store>(store: S) {
     let tasker = tasker_tests::tasker(store, flaky_tasker_parts).await;
     let worker = tasker.start_worker();
@@ -863,6 +899,7 @@ tasker_tests::on_both_stores!(
     identity_key_is_idempotent,
     bad_input_writes_nothing,
     retries_with_backoff_then_success,
+    a_retry_runs_when_due_not_at_the_next_poll,
     retry_after_from_the_error_wins_over_backoff,
     permanent_error_then_operator_retry,
     exhausted_retries_then_operator_retry_task,

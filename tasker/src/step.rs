@@ -229,11 +229,26 @@ pub trait StepResultExt<T> {
 
 impl<T, E: fmt::Display> StepResultExt<T> for Result<T, E> {
     fn permanent(self) -> StepResult<T> {
-        self.map_err(|e| StepError::permanent(e.to_string()).with_class(type_name::<E>()))
+        self.map_err(|e| StepError::permanent(e.to_string()).with_class(class_of::<E>()))
     }
 
     fn retryable(self) -> StepResult<T> {
-        self.map_err(|e| StepError::retryable(e.to_string()).with_class(type_name::<E>()))
+        self.map_err(|e| StepError::retryable(e.to_string()).with_class(class_of::<E>()))
+    }
+}
+
+/// The class recorded for an error of type `E`: its type name, except for
+/// plain messages (`String`, `&str`, ...), whose type says nothing about the
+/// failure: they get the default class, `StepError`.
+fn class_of<E: ?Sized>() -> &'static str {
+    match type_name::<E>() {
+        "alloc::string::String"
+        | "&str"
+        | "str"
+        | "&alloc::string::String"
+        | "alloc::boxed::Box<str>"
+        | "alloc::borrow::Cow<str>" => StepError::DEFAULT_CLASS,
+        name => name,
     }
 }
 
@@ -548,5 +563,23 @@ impl StepEvents {
         };
         self.port.publish(name, data);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plain_message_gets_the_default_class_and_a_typed_error_its_name() {
+        let error = Err::<(), String>("only 0 in stock".to_owned())
+            .permanent()
+            .unwrap_err();
+        assert_eq!(error.class(), "StepError");
+        assert_eq!(error.to_string(), "StepError (permanent): only 0 in stock");
+        let error = Err::<(), &str>("busy").retryable().unwrap_err();
+        assert_eq!(error.class(), "StepError");
+        let error = "x".parse::<i32>().permanent().unwrap_err();
+        assert_eq!(error.class(), "core::num::error::ParseIntError");
     }
 }

@@ -51,7 +51,16 @@ impl Operation {
     }
 }
 
-/// The operation a REST route or GraphQL field serves.
+/// The operation with this id.
+///
+/// ```
+/// use tasker::api::{operation, Access};
+///
+/// let show = operation("show_task").unwrap();
+/// assert_eq!(show.access, Access::Permission("tasker.task:show"));
+/// assert_eq!(show.rest.unwrap().path, "/tasks/{task_id}");
+/// assert_eq!(show.graphql, Some("task"));
+/// ```
 pub fn operation(id: &str) -> Option<&'static Operation> {
     OPERATIONS.iter().find(|op| op.id == id)
 }

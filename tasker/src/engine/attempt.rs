@@ -127,6 +127,9 @@ pub(super) struct Slot {
     pub(super) stats: Arc<WorkerStats>,
     pub(super) completer: Completer,
     pub(super) stopping: Arc<AtomicBool>,
+    /// When a retry this slot scheduled becomes due, so the worker claims
+    /// it then rather than at its next poll.
+    pub(super) retries: mpsc::UnboundedSender<tokio::time::Instant>,
 }
 
 /// Runs claimed attempts in one concurrency slot: the claimed step, then
@@ -202,6 +205,7 @@ pub(super) async fn run_and_record<S: Store>(
         stats,
         completer,
         stopping,
+        retries,
     } = slot;
     let handler = tasker.handler_by_id(step.handler_id);
     let event = |name: &'static str| {
@@ -279,6 +283,9 @@ pub(super) async fn run_and_record<S: Store>(
         }
         Ended::Retry(error, delay) => {
             stats.retried.fetch_add(1, Ordering::Relaxed);
+            // The worker may have stopped listening; then the retry waits
+            // for whichever worker polls next.
+            let _ = retries.send(tokio::time::Instant::now() + *delay);
             tasker.publish(
                 event(names::STEP_FAILED)
                     .with_duration(duration)

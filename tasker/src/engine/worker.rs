@@ -1,6 +1,8 @@
 //! A worker: claims ready steps, runs them with bounded concurrency under a
 //! timeout, and records the outcome.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,6 +17,11 @@ use crate::events::{names, Event};
 use crate::ids::StepId;
 use crate::store::{ClaimRequest, Completed, Completion, Store};
 use crate::sync::lock;
+
+/// How long after a retry is due the worker claims it: the database's
+/// clock decides when `run_at` has passed, so a claim exactly on time could
+/// find nothing.
+const RETRY_SLACK: Duration = Duration::from_millis(5);
 
 /// A running worker. Dropping it does not stop it; call
 /// [`Worker::shutdown`].
@@ -62,6 +69,10 @@ async fn run<S: Store>(
     let mut in_flight = JoinSet::new();
     let (completer, completions) = mpsc::unbounded_channel();
     let stopping = Arc::new(AtomicBool::new(false));
+    // Retries this worker scheduled, earliest first: it claims each when it
+    // is due instead of waiting for the next poll.
+    let (retries, mut scheduled) = mpsc::unbounded_channel();
+    let mut due: BinaryHeap<Reverse<tokio::time::Instant>> = BinaryHeap::new();
     let completer_task = tokio::spawn(complete_in_batches(
         tasker.clone(),
         completions,
@@ -119,6 +130,7 @@ async fn run<S: Store>(
                                 stats: Arc::clone(&stats),
                                 completer: completer.clone(),
                                 stopping: Arc::clone(&stopping),
+                                retries: retries.clone(),
                             },
                         ));
                     }
@@ -134,10 +146,19 @@ async fn run<S: Store>(
             // More may be waiting: claim again at once.
             continue;
         }
+        let can_claim = free >= worth_claiming || in_flight.is_empty();
+        let next_retry = due.peek().map(|Reverse(at)| *at + RETRY_SLACK);
         tokio::select! {
             _ = stopped.changed() => {}
             Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
-            () = tasker.store().wait_for_work(config.poll_interval), if free >= worth_claiming || in_flight.is_empty() => {}
+            Some(at) = scheduled.recv() => due.push(Reverse(at)),
+            () = tokio::time::sleep_until(next_retry.unwrap_or_else(tokio::time::Instant::now)), if can_claim && next_retry.is_some() => {
+                let now = tokio::time::Instant::now();
+                while due.peek().is_some_and(|Reverse(at)| *at + RETRY_SLACK <= now) {
+                    due.pop();
+                }
+            }
+            () = tasker.store().wait_for_work(config.poll_interval), if can_claim => {}
             _ = maintenance.tick() => maintain(&tasker, &leases).await,
         }
     }
