@@ -89,13 +89,16 @@ async fn run<S: Store>(
         .max(1);
     let mut busy = false;
 
+    // Whether the last wake-up can have made steps claimable (not so for
+    // the note of a retry scheduled for later).
+    let mut look = true;
     loop {
         if *stopped.borrow() {
             break;
         }
         let free = config.concurrency.saturating_sub(in_flight.len());
         let mut claimed_any = false;
-        if free >= worth_claiming || in_flight.is_empty() {
+        if std::mem::replace(&mut look, true) && (free >= worth_claiming || in_flight.is_empty()) {
             let request = ClaimRequest {
                 handler_ids: &tasker.inner.served_ids,
                 limit: config.claim_batch.min(free as u32).max(1),
@@ -151,7 +154,10 @@ async fn run<S: Store>(
         tokio::select! {
             _ = stopped.changed() => {}
             Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
-            Some(at) = scheduled.recv() => due.push(Reverse(at)),
+            Some(at) = scheduled.recv() => {
+                due.push(Reverse(at));
+                look = false;
+            }
             () = tokio::time::sleep_until(next_retry.unwrap_or_else(tokio::time::Instant::now)), if can_claim && next_retry.is_some() => {
                 let now = tokio::time::Instant::now();
                 while due.peek().is_some_and(|Reverse(at)| *at + RETRY_SLACK <= now) {
