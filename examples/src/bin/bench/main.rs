@@ -11,6 +11,9 @@
 //!
 //! * RAW: `FOR UPDATE SKIP LOCKED` claim of one row, then mark it done, by
 //!   `--concurrency` loops: the floor every other figure is compared with.
+//! * RAW_BATCHED: the same claiming 50 rows and completing them in one
+//!   statement: the floor for engines that batch (vs_raw stays relative to
+//!   RAW).
 //! * S1: single-step tasks created up front, then drained.
 //! * S2: 10-step chains: steps/s and hand-off latency (parent complete ->
 //!   child start) p50/p99.
@@ -69,7 +72,7 @@ struct Args {
     #[arg(long, default_value_t = 10)]
     pool: u32,
     /// Scenarios to run, comma separated.
-    #[arg(long, default_value = "RAW,S1,S2,S3,S4,S5")]
+    #[arg(long, default_value = "RAW,RAW_BATCHED,S1,S2,S3,S4,S5")]
     scenarios: String,
     /// Step results commit without waiting for the WAL flush
     /// (`PgOptions::synchronous_commit = false`).
@@ -146,8 +149,10 @@ async fn main() {
             std::process::exit(1);
         }
         let steps_per_s = field(&line, "steps_per_s");
-        if scenario == "RAW" {
-            raw_steps_per_s = steps_per_s;
+        if scenario.starts_with("RAW") {
+            if scenario == "RAW" {
+                raw_steps_per_s = steps_per_s;
+            }
             println!("{line}");
         } else {
             match (steps_per_s, raw_steps_per_s) {
@@ -294,7 +299,10 @@ async fn run_scenario(args: &Args, scenario: &str) -> String {
             .await;
     }
     if scenario == "RAW" {
-        return raw(args, db.url()).await;
+        return raw(args, db.url(), 1).await;
+    }
+    if scenario == "RAW_BATCHED" {
+        return raw(args, db.url(), 50).await;
     }
     if scenario == "SOAK" {
         return soak(args, db.url()).await;
@@ -321,7 +329,7 @@ async fn run_scenario(args: &Args, scenario: &str) -> String {
             102,
         ),
         "S5" => (|| Chain40::request(serde_json::Value::Null), 1, 40),
-        other => panic!("unknown scenario {other}; use RAW, S1, S2, S3, S4, S5"),
+        other => panic!("unknown scenario {other}; use RAW, RAW_BATCHED, S1, S2, S3, S4, S5, SOAK"),
     };
     // Tasks are created through an engine of their own, closed before the
     // drain: PostgreSQL flushes a backend's transaction counts when it

@@ -1,19 +1,21 @@
-//! RAW: the floor every other figure is compared with.
+//! RAW and RAW_BATCHED: the floors every other figure is compared with.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use crate::{db_counters, peak_rss_mib, Args, Stat};
-use diesel::sql_types::BigInt;
+use diesel::sql_types::{Array, BigInt};
 use diesel_async::pooled_connection::bb8::Pool;
 use diesel_async::pooled_connection::{
     AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
 };
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 
-/// The raw limit: a one-table queue, claim one row with SKIP LOCKED, then
-/// mark it done; `concurrency` loops over a pool of `pool` connections.
-pub(crate) async fn raw(args: &Args, url: &str) -> String {
+/// The raw limit: a one-table queue, claim `batch` rows with SKIP LOCKED,
+/// then mark them done in one statement; `concurrency` loops over a pool of
+/// `pool` connections. `batch = 1` is RAW (one row per round trip), 50 is
+/// RAW_BATCHED, the baseline for engines that batch.
+pub(crate) async fn raw(args: &Args, url: &str, batch: i64) -> String {
     let jobs = args.scale(10_000, 1_000) as i64;
     let mut conn = AsyncPgConnection::establish(url).await.expect("connect");
     conn.batch_execute(&format!(
@@ -44,22 +46,24 @@ pub(crate) async fn raw(args: &Args, url: &str) -> String {
             loop {
                 let mut conn = pool.get().await.expect("connection");
                 let claimed = diesel::sql_query(
-                    "UPDATE raw_jobs SET state = 'running' WHERE id = (
-                       SELECT id FROM raw_jobs WHERE state = 'ready' ORDER BY id LIMIT 1
+                    "UPDATE raw_jobs SET state = 'running' WHERE id IN (
+                       SELECT id FROM raw_jobs WHERE state = 'ready' ORDER BY id LIMIT $1
                        FOR UPDATE SKIP LOCKED) RETURNING id AS value",
                 )
+                .bind::<BigInt, _>(batch)
                 .get_results::<Stat>(&mut *conn)
                 .await
                 .expect("claim");
-                let Some(job) = claimed.into_iter().next() else {
+                if claimed.is_empty() {
                     return done;
-                };
-                diesel::sql_query("UPDATE raw_jobs SET state = 'done' WHERE id = $1")
-                    .bind::<BigInt, _>(job.value)
+                }
+                let ids: Vec<i64> = claimed.iter().map(|job| job.value).collect();
+                diesel::sql_query("UPDATE raw_jobs SET state = 'done' WHERE id = ANY($1)")
+                    .bind::<Array<BigInt>, _>(&ids)
                     .execute(&mut *conn)
                     .await
                     .expect("complete");
-                done += 1;
+                done += ids.len() as u64;
             }
         }));
     }
@@ -74,7 +78,8 @@ pub(crate) async fn raw(args: &Args, url: &str) -> String {
         _ => "n/a".to_owned(),
     };
     format!(
-        "scenario=RAW jobs={done} concurrency={} pool={} steps_per_s={:.0} round_trips_per_step={statements} peak_rss_mib={:.1}",
+        "scenario={} jobs={done} batch={batch} concurrency={} pool={} steps_per_s={:.0} round_trips_per_step={statements} peak_rss_mib={:.1}",
+        if batch == 1 { "RAW" } else { "RAW_BATCHED" },
         args.concurrency,
         args.pool,
         done as f64 / elapsed.as_secs_f64(),
