@@ -1,4 +1,5 @@
-//! S2 and S5: ten- and forty-step chains.
+//! S2 and S5: ten- and forty-step chains. S2's steps note when their
+//! body runs (`crate::clock`), as a user timing their own code would.
 
 use tasker::prelude::*;
 
@@ -9,61 +10,71 @@ pub struct Chain10;
 impl Chain10 {
     /// Step 1.
     #[step]
-    async fn s01() -> StepResult<()> {
+    async fn s01(ctx: &StepContext) -> StepResult<()> {
+        crate::clock::mark(ctx, 1);
         Ok(())
     }
 
     /// Step 2.
     #[step(depends_on = s01)]
-    async fn s02() -> StepResult<()> {
+    async fn s02(ctx: &StepContext) -> StepResult<()> {
+        crate::clock::mark(ctx, 2);
         Ok(())
     }
 
     /// Step 3.
     #[step(depends_on = s02)]
-    async fn s03() -> StepResult<()> {
+    async fn s03(ctx: &StepContext) -> StepResult<()> {
+        crate::clock::mark(ctx, 3);
         Ok(())
     }
 
     /// Step 4.
     #[step(depends_on = s03)]
-    async fn s04() -> StepResult<()> {
+    async fn s04(ctx: &StepContext) -> StepResult<()> {
+        crate::clock::mark(ctx, 4);
         Ok(())
     }
 
     /// Step 5.
     #[step(depends_on = s04)]
-    async fn s05() -> StepResult<()> {
+    async fn s05(ctx: &StepContext) -> StepResult<()> {
+        crate::clock::mark(ctx, 5);
         Ok(())
     }
 
     /// Step 6.
     #[step(depends_on = s05)]
-    async fn s06() -> StepResult<()> {
+    async fn s06(ctx: &StepContext) -> StepResult<()> {
+        crate::clock::mark(ctx, 6);
         Ok(())
     }
 
     /// Step 7.
     #[step(depends_on = s06)]
-    async fn s07() -> StepResult<()> {
+    async fn s07(ctx: &StepContext) -> StepResult<()> {
+        crate::clock::mark(ctx, 7);
         Ok(())
     }
 
     /// Step 8.
     #[step(depends_on = s07)]
-    async fn s08() -> StepResult<()> {
+    async fn s08(ctx: &StepContext) -> StepResult<()> {
+        crate::clock::mark(ctx, 8);
         Ok(())
     }
 
     /// Step 9.
     #[step(depends_on = s08)]
-    async fn s09() -> StepResult<()> {
+    async fn s09(ctx: &StepContext) -> StepResult<()> {
+        crate::clock::mark(ctx, 9);
         Ok(())
     }
 
     /// Step 10.
     #[step(depends_on = s09)]
-    async fn s10() -> StepResult<()> {
+    async fn s10(ctx: &StepContext) -> StepResult<()> {
+        crate::clock::mark(ctx, 10);
         Ok(())
     }
 }
