@@ -5,6 +5,7 @@
 //! release, cannot show it).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -13,8 +14,20 @@ use tasker::StepContext;
 /// (task, step number, when its body ran).
 static MARKS: Mutex<Vec<(i64, u32, Instant)>> = Mutex::new(Vec::new());
 
+/// Whether marks are kept: only in the scenario that reports them (the
+/// soak runs the same chains for minutes).
+static ENABLED: AtomicBool = AtomicBool::new(false);
+
+/// Starts keeping marks.
+pub(crate) fn enable() {
+    ENABLED.store(true, Ordering::Relaxed);
+}
+
 /// Notes that step number `step` of the context's task runs now.
 pub(crate) fn mark(ctx: &StepContext, step: u32) {
+    if !ENABLED.load(Ordering::Relaxed) {
+        return;
+    }
     let now = Instant::now();
     MARKS
         .lock()

@@ -351,6 +351,9 @@ async fn run_scenario(args: &Args, scenario: &str) -> String {
     for _ in 0..args.workers {
         engines.push(engine(args, db.url(), false).await);
     }
+    if scenario == "S2" {
+        clock::enable();
+    }
     let (statements_before, xacts_before) = db_counters(db.url()).await;
     let started = Instant::now();
     let workers: Vec<_> = engines.iter().map(Tasker::start_worker).collect();
