@@ -215,7 +215,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             shutdown_signal().await;
             println!("stopping: finishing the steps in flight...");
             let counts = worker.shutdown().await;
-            println!("stopped: {counts:?}");
+            println!("stopped: {counts}");
             Ok(())
         }
         Some(Command::Serve {

@@ -43,3 +43,22 @@ impl WorkerStats {
         }
     }
 }
+
+/// One line for people: what the worker's attempts came to.
+///
+/// ```
+/// let counts = tasker::WorkerCounts { claim_queries: 4, claimed: 12, completed: 10, retried: 1, failed: 1, stale: 0 };
+/// assert_eq!(
+///     counts.to_string(),
+///     "12 attempts: 10 completed, 1 to be retried, 1 failed, 0 discarded (4 claim queries)"
+/// );
+/// ```
+impl std::fmt::Display for WorkerCounts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} attempts: {} completed, {} to be retried, {} failed, {} discarded ({} claim queries)",
+            self.claimed, self.completed, self.retried, self.failed, self.stale, self.claim_queries
+        )
+    }
+}
