@@ -17,10 +17,11 @@ use async_graphql::{
 use serde_json::Value;
 
 use super::operations::{self as op, Operation, INTROSPECT_PERMISSION};
+use super::tasks::{page_size, ListQuery};
 use super::{ApiError, Authorizer, Principal, Shared};
 use crate::ids::StepId;
 use crate::store::{StepRecord, Store, TaskFilter, TaskRecord};
-use crate::{Registry, TaskId, TaskRequest, TaskState, Tasker};
+use crate::{Registry, TaskId, TaskRequest, Tasker};
 
 type BoxFut<'a, T> = Pin<Box<dyn Future<Output = crate::Result<T>> + Send + 'a>>;
 
@@ -225,12 +226,9 @@ fn task(t: TaskRecord) -> GqlTask {
     }
 }
 
-const DEFAULT_LIMIT: u32 = 50;
-const MAX_LIMIT: u32 = 500;
-
 /// The cost of a list field: its items times what is asked of each.
 fn list_cost(limit: Option<u32>, child_complexity: usize) -> usize {
-    let items = limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT) as usize;
+    let items = page_size(limit) as usize;
     items.saturating_mul(child_complexity.max(1))
 }
 
@@ -254,27 +252,20 @@ impl QueryRoot {
         offset: Option<u32>,
     ) -> async_graphql::Result<Vec<GqlTask>> {
         let (backend, caller) = guard(ctx, &op::LIST_TASKS)?;
-        let limit = limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
-        caller.take_rows(limit as usize)?;
-        let state = state
-            .as_deref()
-            .map(str::parse::<TaskState>)
-            .transpose()
-            .map_err(|e| {
-                async_graphql::Error::new(e.to_string())
-                    .extend_with(|_, x| x.set("code", "INVALID_REQUEST"))
-            })?;
-        let tasks = backend
-            .tasks(TaskFilter {
-                namespace,
-                name,
-                version,
-                state,
-                limit,
-                offset: offset.unwrap_or(0),
-            })
-            .await
-            .map_err(gql_error)?;
+        caller.take_rows(page_size(limit) as usize)?;
+        let filter = ListQuery {
+            namespace,
+            name,
+            version,
+            state,
+            limit,
+            offset,
+        }
+        .into_filter()
+        .map_err(|e| {
+            async_graphql::Error::new(e).extend_with(|_, x| x.set("code", "INVALID_REQUEST"))
+        })?;
+        let tasks = backend.tasks(filter).await.map_err(gql_error)?;
         Ok(tasks.into_iter().map(task).collect())
     }
 

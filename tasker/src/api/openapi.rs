@@ -13,6 +13,7 @@ use super::responses::{
     AnalysisBody, CreatedBody, HandlerDetail, HandlerIndex, Probe, Status, StepBody, StepChanged,
     TaskBody, TaskPage,
 };
+use super::tasks::{GRAPHVIZ, MERMAID};
 use super::Shared;
 use crate::request::TaskRequest;
 use crate::state::TaskState;
@@ -240,13 +241,7 @@ fn contract(operation: &Operation, s: &mut Schemas) -> Shape {
         "task_diagram" => Shape {
             parameters: vec![path_id("task_id"), format_query()],
             body: None,
-            ok: vec![(
-                "200",
-                text_body(&[
-                    "text/vnd.mermaid; charset=utf-8",
-                    "text/vnd.graphviz; charset=utf-8",
-                ]),
-            )],
+            ok: vec![("200", text_body(&[MERMAID, GRAPHVIZ]))],
             errors: &["400", "404", "409"],
         },
         "task_analysis" => Shape {
@@ -296,13 +291,7 @@ fn contract(operation: &Operation, s: &mut Schemas) -> Shape {
                 p
             },
             body: None,
-            ok: vec![(
-                "200",
-                text_body(&[
-                    "text/vnd.mermaid; charset=utf-8",
-                    "text/vnd.graphviz; charset=utf-8",
-                ]),
-            )],
+            ok: vec![("200", text_body(&[MERMAID, GRAPHVIZ]))],
             errors: &["400", "404"],
         },
         "openapi" => Shape {

@@ -17,43 +17,62 @@ use crate::analysis::{analyze, task_dot, task_mermaid};
 use crate::store::{Store, TaskFilter};
 use crate::{TaskId, TaskRequest, TaskState};
 
+/// Page size of a task list when none is asked for.
+const DEFAULT_LIMIT: u32 = 50;
+/// The largest page of a task list, REST or GraphQL.
+const MAX_LIMIT: u32 = 500;
+/// Content types of the diagrams.
+pub(super) const MERMAID: &str = "text/vnd.mermaid; charset=utf-8";
+pub(super) const GRAPHVIZ: &str = "text/vnd.graphviz; charset=utf-8";
+
+/// The page size for a requested `limit`: 50 by default, 1 to 500.
+pub(super) fn page_size(limit: Option<u32>) -> u32 {
+    limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT)
+}
+
+/// The filters of a task list, from the REST query string or the GraphQL
+/// field's arguments.
 #[derive(Deserialize)]
 pub(super) struct ListQuery {
-    namespace: Option<String>,
-    name: Option<String>,
-    version: Option<String>,
-    state: Option<String>,
-    limit: Option<u32>,
-    offset: Option<u32>,
+    pub(super) namespace: Option<String>,
+    pub(super) name: Option<String>,
+    pub(super) version: Option<String>,
+    pub(super) state: Option<String>,
+    pub(super) limit: Option<u32>,
+    pub(super) offset: Option<u32>,
+}
+
+impl ListQuery {
+    /// The store's filter; an unknown `state` is refused with its message.
+    pub(super) fn into_filter(self) -> Result<TaskFilter, String> {
+        let state = self
+            .state
+            .as_deref()
+            .map(str::parse::<TaskState>)
+            .transpose()
+            .map_err(|e| e.to_string())?;
+        Ok(TaskFilter {
+            namespace: self.namespace,
+            name: self.name,
+            version: self.version,
+            state,
+            limit: page_size(self.limit),
+            offset: self.offset.unwrap_or(0),
+        })
+    }
 }
 
 pub(super) async fn list_tasks<S: Store>(
     State(api): Shared<S>,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<TaskPage>, ApiError> {
-    let q = super::query(query)?;
-    let state = q
-        .state
-        .as_deref()
-        .map(str::parse::<TaskState>)
-        .transpose()
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.to_string()))?;
-    let limit = q.limit.unwrap_or(50).clamp(1, 500);
-    let tasks = api
-        .tasker
-        .tasks(&TaskFilter {
-            namespace: q.namespace,
-            name: q.name,
-            version: q.version,
-            state,
-            limit,
-            offset: q.offset.unwrap_or(0),
-        })
-        .await?;
+    let filter = super::query(query)?
+        .into_filter()
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e))?;
     Ok(Json(TaskPage {
-        tasks,
-        limit,
-        offset: q.offset.unwrap_or(0),
+        tasks: api.tasker.tasks(&filter).await?,
+        limit: filter.limit,
+        offset: filter.offset,
     }))
 }
 
@@ -163,16 +182,8 @@ pub(super) fn diagram_response(
     dot: impl FnOnce() -> String,
 ) -> Result<Response, ApiError> {
     match format.unwrap_or("mermaid") {
-        "mermaid" => Ok((
-            [(header::CONTENT_TYPE, "text/vnd.mermaid; charset=utf-8")],
-            mermaid(),
-        )
-            .into_response()),
-        "dot" => Ok((
-            [(header::CONTENT_TYPE, "text/vnd.graphviz; charset=utf-8")],
-            dot(),
-        )
-            .into_response()),
+        "mermaid" => Ok(([(header::CONTENT_TYPE, MERMAID)], mermaid()).into_response()),
+        "dot" => Ok(([(header::CONTENT_TYPE, GRAPHVIZ)], dot()).into_response()),
         other => Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_request",
