@@ -4,46 +4,113 @@ use std::time::Duration;
 
 use tasker::store::{
     Capabilities, ClaimRequest, ClaimedStep, Completed, Completion, Created, HandlerRecord,
-    NewTask, OperatorAction, Store, StoreError, TaskFilter, TaskRecord, Transition,
-    UnfinishedHandler,
+    MigrationStatus, NewTask, OperatorAction, Store, StoreError, TaskFilter, TaskRecord,
+    Transition, UnfinishedHandler,
 };
 use tasker::{StepId, TaskId, TaskState};
 
-use crate::{PgStore, SqliteStore};
+#[cfg(feature = "postgres")]
+use crate::PgStore;
+#[cfg(feature = "sqlite")]
+use crate::SqliteStore;
 
-/// Either store; what [`connect`] returns.
+/// Whichever store a URL names; what [`connect`] returns. Its variants are
+/// the backends compiled in (features `postgres`, `sqlite`).
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum AnyStore {
     /// PostgreSQL.
+    #[cfg(feature = "postgres")]
     Postgres(PgStore),
     /// Embedded SQLite.
+    #[cfg(feature = "sqlite")]
     Sqlite(SqliteStore),
 }
 
-/// Opens the store a URL names: `postgres://` / `postgresql://` for
-/// PostgreSQL; `sqlite://path`, `sqlite:path` or a plain file path for
-/// SQLite.
-pub async fn connect(url: &str) -> Result<AnyStore, StoreError> {
+/// The backend a URL names.
+enum Target<'a> {
+    Postgres,
+    Sqlite(#[cfg_attr(not(feature = "sqlite"), allow(dead_code))] &'a str),
+}
+
+fn target(url: &str) -> Result<Target<'_>, StoreError> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return Ok(AnyStore::Postgres(PgStore::connect(url).await?));
+        return Ok(Target::Postgres);
     }
     let path = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))
         .unwrap_or(url);
-    if path.contains("://") {
+    if path.contains("://") || path.is_empty() {
         return Err(StoreError::Unavailable(format!(
             "unsupported database URL {:?}: use postgres://... or a SQLite file path",
-            crate::pg::redact(url)
+            crate::redact_url(url)
         )));
     }
-    Ok(AnyStore::Sqlite(SqliteStore::open(path).await?))
+    Ok(Target::Sqlite(path))
+}
+
+/// The error for a URL whose backend this build leaves out.
+#[allow(dead_code)] // unused when both backends are compiled in
+fn not_compiled(backend: &str, feature: &str) -> StoreError {
+    StoreError::Unavailable(format!(
+        "this binary was built without {backend} support: rebuild with the `{feature}` feature \
+         of tasker-diesel (or of the crate that re-exports it, e.g. tasker-cli)"
+    ))
+}
+
+/// Opens the store a URL names: `postgres://` / `postgresql://` for
+/// PostgreSQL; `sqlite://path`, `sqlite:path` or a plain file path for
+/// SQLite (the file is created if missing).
+pub async fn connect(url: &str) -> Result<AnyStore, StoreError> {
+    match target(url)? {
+        #[cfg(feature = "postgres")]
+        Target::Postgres => Ok(AnyStore::Postgres(PgStore::connect(url).await?)),
+        #[cfg(not(feature = "postgres"))]
+        Target::Postgres => Err(not_compiled("PostgreSQL", "postgres")),
+        #[cfg(feature = "sqlite")]
+        Target::Sqlite(path) => Ok(AnyStore::Sqlite(SqliteStore::open(path).await?)),
+        #[cfg(not(feature = "sqlite"))]
+        Target::Sqlite(_) => Err(not_compiled("SQLite", "sqlite")),
+    }
+}
+
+/// Opens the store a URL names for reading: a SQLite file must exist and is
+/// opened [read-only](SqliteStore::open_read_only) beside a running worker;
+/// PostgreSQL is connected as by [`connect`] (the caller only reads).
+/// Nothing is created.
+pub async fn connect_read_only(url: &str) -> Result<AnyStore, StoreError> {
+    match target(url)? {
+        #[cfg(feature = "postgres")]
+        Target::Postgres => Ok(AnyStore::Postgres(PgStore::connect(url).await?)),
+        #[cfg(not(feature = "postgres"))]
+        Target::Postgres => Err(not_compiled("PostgreSQL", "postgres")),
+        #[cfg(feature = "sqlite")]
+        Target::Sqlite(path) => Ok(AnyStore::Sqlite(SqliteStore::open_read_only(path).await?)),
+        #[cfg(not(feature = "sqlite"))]
+        Target::Sqlite(_) => Err(not_compiled("SQLite", "sqlite")),
+    }
+}
+
+impl AnyStore {
+    /// Where the data lives, for people: `PostgreSQL (schema tasker)` or
+    /// `SQLite file tasker.sqlite`. Never shows a password.
+    pub fn describe(&self) -> String {
+        match self {
+            #[cfg(feature = "postgres")]
+            AnyStore::Postgres(pg) => format!("PostgreSQL (schema {})", pg.schema()),
+            #[cfg(feature = "sqlite")]
+            AnyStore::Sqlite(sqlite) => format!("SQLite file {}", sqlite.path().display()),
+        }
+    }
 }
 
 macro_rules! delegate {
     ($self:ident, $store:ident => $call:expr) => {
         match $self {
+            #[cfg(feature = "postgres")]
             AnyStore::Postgres($store) => $call,
+            #[cfg(feature = "sqlite")]
             AnyStore::Sqlite($store) => $call,
         }
     };
@@ -54,12 +121,12 @@ impl Store for AnyStore {
         delegate!(self, s => s.capabilities())
     }
 
-    async fn migrate(&self) -> Result<(), StoreError> {
+    async fn migrate(&self) -> Result<Vec<String>, StoreError> {
         delegate!(self, s => s.migrate().await)
     }
 
-    async fn migrations_current(&self) -> Result<bool, StoreError> {
-        delegate!(self, s => s.migrations_current().await)
+    async fn migration_status(&self) -> Result<MigrationStatus, StoreError> {
+        delegate!(self, s => s.migration_status().await)
     }
 
     async fn register_handler(&self, handler: &HandlerRecord) -> Result<i64, StoreError> {

@@ -1,31 +1,41 @@
 //! The tasker [`Store`](tasker::Store) on Diesel.
 //!
-//! * [`PgStore`]: PostgreSQL through diesel-async and a bb8 pool, for many
-//!   workers on many machines (`FOR UPDATE SKIP LOCKED` claims,
-//!   `LISTEN/NOTIFY` wake-ups).
-//! * [`SqliteStore`]: an embedded SQLite file (bundled, no system library),
-//!   for one worker process with zero set-up.
-//! * [`AnyStore`]: either, chosen by URL with [`connect`].
+//! * `PgStore` (feature `postgres`): PostgreSQL through diesel-async and a
+//!   bb8 pool, for many workers on many machines (`FOR UPDATE SKIP LOCKED`
+//!   claims, `LISTEN/NOTIFY` wake-ups).
+//! * `SqliteStore` (feature `sqlite`, on by default): an embedded SQLite
+//!   file for one worker process with zero set-up; feature `bundled-sqlite`
+//!   (on by default) compiles SQLite in, so no system library is needed.
+//! * [`AnyStore`]: whichever of them is compiled in, chosen by URL with
+//!   [`connect`].
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), tasker::StoreError> {
 //! let store = tasker_diesel::connect("sqlite://tasker.sqlite").await?;
-//! // or: tasker_diesel::connect("postgres://postgres@127.0.0.1/app").await?;
+//! // or, with feature `postgres`: tasker_diesel::connect("postgres://postgres@127.0.0.1/app")
 //! # Ok(()) }
 //! ```
+//!
+//! Features: `sqlite`, `bundled-sqlite` (default), `postgres`. At least one
+//! of `sqlite` and `postgres` is needed.
 
-use diesel_migrations::{embed_migrations, EmbeddedMigrations};
+#[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+compile_error!("tasker-diesel needs at least one backend: enable feature `sqlite` or `postgres`");
 
 mod any;
+mod migrations;
 mod operator;
+#[cfg(feature = "postgres")]
 mod pg;
 mod rows;
+#[cfg(feature = "sqlite")]
 mod sqlite;
 pub mod testing;
+mod url;
 
-pub use any::{connect, AnyStore};
+pub use any::{connect, connect_read_only, AnyStore};
+#[cfg(feature = "postgres")]
 pub use pg::{PgOptions, PgStore};
+#[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
-
-pub(crate) const MIGRATIONS_POSTGRES: EmbeddedMigrations = embed_migrations!("migrations/postgres");
-pub(crate) const MIGRATIONS_SQLITE: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+pub use url::redact_url;

@@ -11,7 +11,6 @@
 //! `TaskState::can_transition_to` in debug builds.
 
 use std::future::Future;
-use std::task::{Context, Poll, Waker};
 
 use serde_json::Value;
 use tasker::store::{OperatorAction, StoreError};
@@ -36,6 +35,7 @@ impl From<StoreError> for TxError {
 }
 
 impl TxError {
+    #[cfg(feature = "postgres")]
     pub(crate) fn into_store(self, doing: &'static str) -> StoreError {
         match self {
             TxError::Diesel(e) => StoreError::database(doing, e),
@@ -274,7 +274,9 @@ async fn close_task<P: Primitives>(
 
 /// Runs a future that never waits (the SQLite primitives are synchronous
 /// calls behind `async fn`) to completion on the current thread.
+#[cfg(feature = "sqlite")]
 pub(crate) fn run_now<F: Future>(future: F) -> F::Output {
+    use std::task::{Context, Poll, Waker};
     let mut future = std::pin::pin!(future);
     match future
         .as_mut()

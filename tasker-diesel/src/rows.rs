@@ -74,6 +74,13 @@ pub(crate) struct IdRow {
     pub(crate) id: i64,
 }
 
+/// A row of diesel's migrations table.
+#[derive(QueryableByName)]
+pub(crate) struct VersionRow {
+    #[diesel(sql_type = Text)]
+    pub(crate) version: String,
+}
+
 #[derive(QueryableByName)]
 pub(crate) struct CountRow {
     #[diesel(sql_type = BigInt)]

@@ -28,23 +28,22 @@
 //! # });
 //! ```
 //!
-//! A database of its own for a test on PostgreSQL:
-//!
-//! ```no_run
-//! # async fn demo() -> Result<(), tasker::StoreError> {
-//! let db = tasker_diesel::testing::TestDatabase::create().await?;
-//! let store = tasker_diesel::PgStore::connect(db.url()).await?;
-//! // ... the database is dropped when `db` is.
-//! # Ok(()) }
-//! ```
+//! With feature `postgres`, [`TestDatabase`] gives a test a PostgreSQL
+//! database of its own.
 
+#[cfg(feature = "postgres")]
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
-use tasker::{StoreError, Tasker, TaskerBuilder};
+#[cfg(feature = "postgres")]
+use tasker::StoreError;
+#[cfg(feature = "sqlite")]
+use tasker::{Tasker, TaskerBuilder};
 
+#[cfg(feature = "sqlite")]
 use crate::SqliteStore;
 
 /// An engine on a private, migrated, in-memory SQLite database, serving
 /// every handler linked in; `configure` adds resources and settings.
+#[cfg(feature = "sqlite")]
 pub async fn embedded(
     configure: impl FnOnce(TaskerBuilder<SqliteStore>) -> TaskerBuilder<SqliteStore>,
 ) -> Result<Tasker<SqliteStore>, tasker::Error> {
@@ -56,14 +55,24 @@ pub async fn embedded(
     .await
 }
 
+#[cfg(feature = "postgres")]
 /// The server tests use: `TASKER_TEST_DATABASE_URL`, or the local default.
 pub fn server_url() -> String {
     std::env::var("TASKER_TEST_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
 }
 
+#[cfg(feature = "postgres")]
 /// A database created for one test and dropped (with its connections) when
 /// this value is dropped, even if the test panicked.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), tasker::StoreError> {
+/// let db = tasker_diesel::testing::TestDatabase::create().await?;
+/// let store = tasker_diesel::PgStore::connect(db.url()).await?;
+/// // ... the database is dropped when `db` is.
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct TestDatabase {
     name: String,
@@ -71,6 +80,7 @@ pub struct TestDatabase {
     admin_url: String,
 }
 
+#[cfg(feature = "postgres")]
 impl TestDatabase {
     /// Creates `tasker_test_<random>` on the [`server_url`] server.
     pub async fn create() -> Result<Self, StoreError> {
@@ -109,11 +119,13 @@ impl TestDatabase {
     }
 }
 
+#[cfg(feature = "postgres")]
 fn fastrand_u32() -> u32 {
     use std::hash::{BuildHasher, RandomState};
     RandomState::new().hash_one(std::time::SystemTime::now()) as u32
 }
 
+#[cfg(feature = "postgres")]
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         let admin_url = self.admin_url.clone();

@@ -9,6 +9,7 @@ use semver::{Version, VersionReq};
 use crate::error::{LookupError, RegistryError, RegistryErrors};
 use crate::events::Catalog;
 use crate::handler::{Handler, HandlerDefinition, TaskHandler};
+use crate::store::UnfinishedHandler;
 
 /// Which version of a handler to use.
 ///
@@ -233,6 +234,38 @@ impl Registry {
         self.get(namespace, name, &selector)
     }
 
+    /// Which of the handlers with unfinished tasks in a database (see
+    /// [`Store::unfinished_handlers`](crate::Store::unfinished_handlers))
+    /// this registry cannot run, and why: not linked in, or linked with a
+    /// different shape (fingerprint). A worker refuses these tasks at
+    /// start-up; a deploy check fails on them.
+    pub fn refusals(&self, unfinished: Vec<UnfinishedHandler>) -> Vec<RefusedHandler> {
+        unfinished
+            .into_iter()
+            .filter_map(|stored| {
+                let linked = Version::parse(&stored.version)
+                    .ok()
+                    .and_then(|v| self.get(&stored.namespace, &stored.name, &v.into()).ok());
+                let reason = match linked {
+                    None => format!(
+                        "handler {}/{}@{} is not linked into this binary",
+                        stored.namespace, stored.name, stored.version
+                    ),
+                    Some(h) if h.fingerprint() != stored.fingerprint => format!(
+                        "handler {} has changed shape since these tasks were created (fingerprint \
+                         {} in the database, {} in this binary): deploy the old version under its \
+                         own version number to finish them",
+                        h.key(),
+                        stored.fingerprint,
+                        h.fingerprint()
+                    ),
+                    Some(_) => return None,
+                };
+                Some(RefusedHandler { stored, reason })
+            })
+            .collect()
+    }
+
     /// The namespaces, sorted.
     pub fn namespaces(&self) -> impl Iterator<Item = &str> {
         self.handlers.keys().map(String::as_str)
@@ -301,6 +334,15 @@ inventory::collect!(Registration);
 
 pub(crate) fn registrations() -> impl Iterator<Item = &'static HandlerDefinition> {
     inventory::iter::<Registration>.into_iter().map(|r| r.0)
+}
+
+/// A handler shape that unfinished tasks use but this binary cannot run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusedHandler {
+    /// What the database holds.
+    pub stored: UnfinishedHandler,
+    /// Why these tasks will not run here.
+    pub reason: String,
 }
 
 #[cfg(test)]

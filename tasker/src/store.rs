@@ -361,6 +361,23 @@ pub struct TaskFilter {
     pub offset: u32,
 }
 
+/// The migrations a database has applied and those it still lacks, by
+/// name (`<version>_<title>`), oldest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct MigrationStatus {
+    /// Applied, oldest first.
+    pub applied: Vec<String>,
+    /// Not applied yet, oldest first.
+    pub pending: Vec<String>,
+}
+
+impl MigrationStatus {
+    /// Whether nothing is pending.
+    pub fn is_current(&self) -> bool {
+        self.pending.is_empty()
+    }
+}
+
 /// An operator action on a task or step.
 #[derive(Debug, Clone)]
 pub enum OperatorAction {
@@ -391,11 +408,18 @@ pub trait Store: Send + Sync + 'static {
     /// What this store can do.
     fn capabilities(&self) -> Capabilities;
 
-    /// Creates or updates tasker's tables.
-    fn migrate(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Creates or updates tasker's tables; the names of the migrations it
+    /// applied (empty when the database was current).
+    fn migrate(&self) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
 
-    /// Whether every migration has been applied.
-    fn migrations_current(&self) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Which migrations the database has and which it lacks. Read-only: it
+    /// creates nothing, not even the table that records migrations.
+    fn migration_status(&self) -> impl Future<Output = Result<MigrationStatus, StoreError>> + Send;
+
+    /// Whether every migration has been applied (read-only).
+    fn migrations_current(&self) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        async { Ok(self.migration_status().await?.is_current()) }
+    }
 
     /// Records a handler shape; returns its id. Idempotent.
     fn register_handler(

@@ -148,10 +148,20 @@ pub fn init(config: TelemetryConfig) -> Result<TelemetryGuard, TelemetryError> {
     };
     // Each layer has its own filter: the log filter must not decide which
     // spans are exported.
+    // Logs go to stderr: stdout belongs to the program's output (a CLI's
+    // `--json`). Colour only on a terminal.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let logs = if config.json_logs {
-        fmt::layer().json().with_current_span(true).boxed()
+        fmt::layer()
+            .json()
+            .with_current_span(true)
+            .with_writer(std::io::stderr)
+            .boxed()
     } else {
-        fmt::layer().boxed()
+        fmt::layer()
+            .with_ansi(ansi)
+            .with_writer(std::io::stderr)
+            .boxed()
     }
     .with_filter(parse(&config.filter)?);
     #[cfg(feature = "otel")]

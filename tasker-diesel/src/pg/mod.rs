@@ -9,8 +9,6 @@ mod rows;
 mod sql;
 mod store;
 
-pub(crate) use connection::redact;
-
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -158,7 +156,7 @@ impl PgStore {
         drop(AsyncPgConnection::establish(url).await.map_err(|e| {
             StoreError::Unavailable(format!(
                 "cannot connect to PostgreSQL at {}: {e}; is the server running and the URL right?",
-                redact(url)
+                crate::redact_url(url)
             ))
         })?);
         let manager = AsyncDieselConnectionManager::new_with_config(url, config);

@@ -2,14 +2,14 @@
 
 use std::time::Duration;
 
+use diesel::sql_query;
 use diesel::sql_types::{Array, BigInt, Double, Integer, Nullable, Text};
-use diesel::{sql_query, QueryableByName};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use serde_json::Value;
 use tasker::store::{
     Capabilities, ClaimRequest, ClaimedStep, Completed, Completion, Created, HandlerRecord,
-    NewTask, OperatorAction, Outcome, Store, StoreError, TaskFilter, TaskRecord, Transition,
-    UnfinishedHandler,
+    MigrationStatus, NewTask, OperatorAction, Outcome, Store, StoreError, TaskFilter, TaskRecord,
+    Transition, UnfinishedHandler,
 };
 use tasker::{StepId, TaskId, TaskState};
 
@@ -21,11 +21,12 @@ use super::sql::{
     FAIL_SQL, RETRY_SQL,
 };
 use super::{db, PgStore, Prepared};
+use crate::migrations;
+use crate::rows::VersionRow;
 use crate::rows::{
     lease_expired_error, ClaimRow, CountRow, IdRow, StateCountRow, StepRow, TaskRow, TransitionRow,
     UnfinishedRow,
 };
-use crate::MIGRATIONS_POSTGRES;
 
 impl Store for PgStore {
     fn capabilities(&self) -> Capabilities {
@@ -35,7 +36,7 @@ impl Store for PgStore {
         }
     }
 
-    async fn migrate(&self) -> Result<(), StoreError> {
+    async fn migrate(&self) -> Result<Vec<String>, StoreError> {
         let mut conn = AsyncPgConnection::establish(&self.url)
             .await
             .map_err(|e| StoreError::Unavailable(format!("connecting to migrate failed: {e}")))?;
@@ -52,8 +53,8 @@ impl Store for PgStore {
             use diesel_migrations::MigrationHarness;
             let mut harness = diesel_async::AsyncMigrationHarness::new(conn);
             let outcome = harness
-                .run_pending_migrations(MIGRATIONS_POSTGRES)
-                .map(|applied| applied.len())
+                .run_pending_migrations(migrations::POSTGRES)
+                .map(|applied| migrations::names::<diesel::pg::Pg>(&migrations::POSTGRES, &applied))
                 .map_err(|e| StoreError::Database {
                     message: format!("applying migrations failed: {e}"),
                     source: None,
@@ -68,15 +69,15 @@ impl Store for PgStore {
         let (outcome, mut conn) = result;
         let _ = conn.batch_execute("SELECT pg_advisory_unlock_all()").await;
         let applied = outcome?;
-        if applied > 0 {
-            tracing::info!(applied, schema = %self.schema, "applied migrations");
+        if !applied.is_empty() {
+            tracing::info!(?applied, schema = %self.schema, "applied migrations");
         }
-        Ok(())
+        Ok(applied)
     }
 
-    async fn migrations_current(&self) -> Result<bool, StoreError> {
-        use diesel::migration::MigrationSource;
-        // Read-only: a health check must not create the migrations table.
+    async fn migration_status(&self) -> Result<MigrationStatus, StoreError> {
+        // Read-only: a health check or `migrate --status` must not create
+        // the migrations table.
         let mut conn = self.conn().await?;
         let table = format!("\"{}\".__diesel_schema_migrations", self.schema);
         let exists = sql_query(
@@ -88,29 +89,18 @@ impl Store for PgStore {
         .map_err(db("checking for the migrations table"))?
         .count
             > 0;
-        if !exists {
-            return Ok(false);
-        }
-        #[derive(QueryableByName)]
-        struct VersionRow {
-            #[diesel(sql_type = Text)]
-            version: String,
-        }
-        let applied: Vec<String> = sql_query(format!("SELECT version FROM {table}"))
-            .load::<VersionRow>(&mut conn)
-            .await
-            .map_err(db("reading applied migrations"))?
-            .into_iter()
-            .map(|r| r.version)
-            .collect();
-        let expected = MigrationSource::<diesel::pg::Pg>::migrations(&MIGRATIONS_POSTGRES)
-            .map_err(|e| StoreError::Database {
-                message: format!("reading the embedded migrations failed: {e}"),
-                source: None,
-            })?;
-        Ok(expected
-            .iter()
-            .all(|m| applied.contains(&m.name().version().to_string())))
+        let applied: Vec<String> = if exists {
+            sql_query(format!("SELECT version FROM {table} ORDER BY version"))
+                .load::<VersionRow>(&mut conn)
+                .await
+                .map_err(db("reading applied migrations"))?
+                .into_iter()
+                .map(|r| r.version)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        migrations::status::<diesel::pg::Pg>(&migrations::POSTGRES, &applied)
     }
 
     async fn register_handler(&self, handler: &HandlerRecord) -> Result<i64, StoreError> {

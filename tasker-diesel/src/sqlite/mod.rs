@@ -19,10 +19,12 @@ use tokio::sync::Notify;
 use crate::operator::{Tx, TxError};
 
 /// The embedded SQLite store. One process owns the file: a second process
-/// opening it gets a clear error.
+/// opening it gets a clear error. Any number of processes may open it
+/// [read-only](SqliteStore::open_read_only) beside the owner.
 pub struct SqliteStore {
     conn: Arc<Mutex<SqliteConnection>>,
     path: PathBuf,
+    read_only: bool,
     wakeups: Arc<Notify>,
     _lock: Option<File>,
 }
@@ -99,9 +101,58 @@ impl SqliteStore {
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
             path,
+            read_only: false,
             wakeups: Arc::new(Notify::new()),
             _lock: Some(lock),
         })
+    }
+
+    /// Opens an existing database file for reading only, beside the process
+    /// that owns it (a running worker): no lock is taken, nothing is
+    /// created, and every write is refused by SQLite (`query_only`). A
+    /// missing file is an error that says so.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), tasker::StoreError> {
+    /// use tasker::Store;
+    /// let store = tasker_diesel::SqliteStore::open_read_only("tasker.sqlite").await?;
+    /// println!("{:?}", store.task_counts().await?);
+    /// # Ok(()) }
+    /// ```
+    pub async fn open_read_only(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        if !path.is_file() {
+            return Err(StoreError::Unavailable(format!(
+                "there is no SQLite database at {}: check the path, or create it with `migrate` \
+                 (or by running a worker)",
+                path.display()
+            )));
+        }
+        let url = path.to_string_lossy().into_owned();
+        let conn = tokio::task::spawn_blocking(move || {
+            let mut conn = SqliteConnection::establish(&url).map_err(|e| {
+                StoreError::Unavailable(format!("cannot open SQLite database {url}: {e}"))
+            })?;
+            conn.batch_execute("PRAGMA query_only = ON; PRAGMA busy_timeout = 5000;")
+                .map_err(|e| {
+                    StoreError::Unavailable(format!("cannot configure SQLite database {url}: {e}"))
+                })?;
+            Ok::<_, StoreError>(conn)
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("opening SQLite failed: {e}")))??;
+        Ok(SqliteStore {
+            conn: Arc::new(Mutex::new(conn)),
+            path,
+            read_only: true,
+            wakeups: Arc::new(Notify::new()),
+            _lock: None,
+        })
+    }
+
+    /// Whether this store was opened with [`open_read_only`](Self::open_read_only).
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
     }
 
     /// A private in-memory database (tests).
@@ -110,6 +161,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
             path: PathBuf::from(":memory:"),
+            read_only: false,
             wakeups: Arc::new(Notify::new()),
             _lock: None,
         })
@@ -126,10 +178,40 @@ impl SqliteStore {
         doing: &'static str,
         work: impl FnOnce(&mut SqliteConnection) -> Tx<T> + Send + 'static,
     ) -> Result<T, StoreError> {
+        if self.read_only {
+            return Err(StoreError::Unavailable(format!(
+                "{doing}: the SQLite database {} was opened read-only",
+                self.path.display()
+            )));
+        }
+        self.run(doing, true, work).await
+    }
+
+    /// Runs `work`, which only reads, in one deferred transaction (one
+    /// consistent snapshot, no write lock: a reader never waits for the
+    /// worker that owns the file).
+    async fn read<T: Send + 'static>(
+        &self,
+        doing: &'static str,
+        work: impl FnOnce(&mut SqliteConnection) -> Tx<T> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.run(doing, false, work).await
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        doing: &'static str,
+        immediate: bool,
+        work: impl FnOnce(&mut SqliteConnection) -> Tx<T> + Send + 'static,
+    ) -> Result<T, StoreError> {
         let conn = Arc::clone(&self.conn);
         tokio::task::spawn_blocking(move || {
             let mut conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
-            conn.immediate_transaction(|conn| work(conn))
+            if immediate {
+                conn.immediate_transaction(|conn| work(conn))
+            } else {
+                conn.transaction(|conn| work(conn))
+            }
         })
         .await
         .map_err(|e| StoreError::Database {

@@ -7,8 +7,8 @@ use diesel::sql_types::{BigInt, Integer, Nullable, Text};
 use diesel::{sql_query, RunQueryDsl};
 use tasker::store::{
     Capabilities, ClaimRequest, ClaimedStep, Completed, Completion, Created, HandlerRecord,
-    NewTask, OperatorAction, Outcome, Store, StoreError, TaskFilter, TaskRecord, Transition,
-    UnfinishedHandler,
+    MigrationStatus, NewTask, OperatorAction, Outcome, Store, StoreError, TaskFilter, TaskRecord,
+    Transition, UnfinishedHandler,
 };
 use tasker::{StepId, TaskId, TaskState};
 
@@ -17,12 +17,13 @@ use super::writes::{
     claim_rows, create_one, finish_step, set_task_state, step_audit, step_state, take_child,
 };
 use super::{now_ms, SqliteStore, StepStateRow};
+use crate::migrations;
 use crate::operator::{self, Tx, TxError};
+use crate::rows::VersionRow;
 use crate::rows::{
     lease_expired_error, ClaimRow, CountRow, IdRow, StateCountRow, StepRow, TaskRow, TransitionRow,
     UnfinishedRow,
 };
-use crate::MIGRATIONS_SQLITE;
 
 impl Store for SqliteStore {
     fn capabilities(&self) -> Capabilities {
@@ -32,13 +33,21 @@ impl Store for SqliteStore {
         }
     }
 
-    async fn migrate(&self) -> Result<(), StoreError> {
+    async fn migrate(&self) -> Result<Vec<String>, StoreError> {
+        if self.read_only {
+            return Err(StoreError::Unavailable(format!(
+                "cannot migrate the SQLite database {}: it was opened read-only",
+                self.path.display()
+            )));
+        }
         let conn = Arc::clone(&self.conn);
         tokio::task::spawn_blocking(move || {
             use diesel_migrations::MigrationHarness;
             let mut conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
-            conn.run_pending_migrations(MIGRATIONS_SQLITE)
-                .map(drop)
+            conn.run_pending_migrations(migrations::SQLITE)
+                .map(|applied| {
+                    migrations::names::<diesel::sqlite::Sqlite>(&migrations::SQLITE, &applied)
+                })
                 .map_err(|e| StoreError::Database {
                     message: format!("applying migrations failed: {e}"),
                     source: None,
@@ -51,23 +60,30 @@ impl Store for SqliteStore {
         })?
     }
 
-    async fn migrations_current(&self) -> Result<bool, StoreError> {
-        let conn = Arc::clone(&self.conn);
-        tokio::task::spawn_blocking(move || {
-            use diesel_migrations::MigrationHarness;
-            let mut conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
-            conn.has_pending_migration(MIGRATIONS_SQLITE)
-                .map(|pending| !pending)
-                .map_err(|e| StoreError::Database {
-                    message: format!("reading the migration state failed: {e}"),
-                    source: None,
-                })
-        })
-        .await
-        .map_err(|e| StoreError::Database {
-            message: format!("the migration thread failed: {e}"),
-            source: None,
-        })?
+    async fn migration_status(&self) -> Result<MigrationStatus, StoreError> {
+        // Read-only: diesel's own check creates the migrations table.
+        let applied = self
+            .read("reading applied migrations", |conn| {
+                let exists = sql_query(
+                    "SELECT count(*) AS count FROM sqlite_master \
+                     WHERE type = 'table' AND name = '__diesel_schema_migrations'",
+                )
+                .get_result::<CountRow>(conn)?
+                .count
+                    > 0;
+                if !exists {
+                    return Ok(Vec::new());
+                }
+                Ok(
+                    sql_query("SELECT version FROM __diesel_schema_migrations ORDER BY version")
+                        .load::<VersionRow>(conn)?
+                        .into_iter()
+                        .map(|r| r.version)
+                        .collect(),
+                )
+            })
+            .await?;
+        migrations::status::<diesel::sqlite::Sqlite>(&migrations::SQLITE, &applied)
     }
 
     async fn register_handler(&self, handler: &HandlerRecord) -> Result<i64, StoreError> {
@@ -120,7 +136,7 @@ impl Store for SqliteStore {
     }
 
     async fn unfinished_handlers(&self) -> Result<Vec<UnfinishedHandler>, StoreError> {
-        self.tx("listing unfinished handlers", |conn| {
+        self.read("listing unfinished handlers", |conn| {
             let rows = sql_query(
                 "SELECT ns.name AS namespace, nt.name, nt.version, nt.fingerprint, count(*) AS tasks
                  FROM tasker_tasks t
@@ -374,7 +390,7 @@ impl Store for SqliteStore {
 
     async fn task(&self, task_id: TaskId) -> Result<TaskRecord, StoreError> {
         let (task, steps) = self
-            .tx("reading a task", move |conn| {
+            .read("reading a task", move |conn| {
                 let task = sql_query(task_select("WHERE t.task_id = ?"))
                     .bind::<BigInt, _>(task_id.0)
                     .get_results::<TaskRow>(conn)?
@@ -407,7 +423,7 @@ impl Store for SqliteStore {
     async fn tasks(&self, filter: &TaskFilter) -> Result<Vec<TaskRecord>, StoreError> {
         let filter = filter.clone();
         let rows = self
-            .tx("listing tasks", move |conn| {
+            .read("listing tasks", move |conn| {
                 Ok(sql_query(task_select(
                     "WHERE (?1 IS NULL OR ns.name = ?1) AND (?2 IS NULL OR nt.name = ?2)
                        AND (?3 IS NULL OR nt.version = ?3) AND (?4 IS NULL OR t.state = ?4)
@@ -433,7 +449,7 @@ impl Store for SqliteStore {
 
     async fn transitions(&self, task_id: TaskId) -> Result<Vec<Transition>, StoreError> {
         let rows = self
-            .tx("reading transitions", move |conn| {
+            .read("reading transitions", move |conn| {
                 Ok(sql_query(
                     "SELECT * FROM (
                        SELECT task_id, NULL AS workflow_step_id, from_state, to_state, NULL AS attempt, actor,
@@ -453,14 +469,14 @@ impl Store for SqliteStore {
     }
 
     async fn task_of_step(&self, step_id: StepId) -> Result<TaskId, StoreError> {
-        self.tx("reading a step", move |conn| {
+        self.read("reading a step", move |conn| {
             Ok(TaskId(step_state(conn, step_id.0)?.task_id))
         })
         .await
     }
 
     async fn ready_steps(&self) -> Result<i64, StoreError> {
-        self.tx("counting ready steps", |conn| {
+        self.read("counting ready steps", |conn| {
             Ok(sql_query(
                 "SELECT count(*) AS count FROM tasker_workflow_steps WHERE state = 'ready' AND run_at <= ?",
             )
@@ -473,7 +489,7 @@ impl Store for SqliteStore {
 
     async fn task_counts(&self) -> Result<Vec<(TaskState, i64)>, StoreError> {
         let rows = self
-            .tx("counting tasks", |conn| {
+            .read("counting tasks", |conn| {
                 Ok(sql_query("SELECT state, count(*) AS count FROM tasker_tasks GROUP BY state ORDER BY state")
                     .load::<StateCountRow>(conn)?)
             })

@@ -4,25 +4,14 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use semver::Version;
-
 use super::config::{CoordinationMode, EngineConfig};
 use super::{Inner, Tasker};
 use crate::error::Result;
 use crate::events::{names, ErasedSubscriber, Event, EventBus, Observer, Subscriber};
 use crate::metrics::Metrics;
-use crate::registry::Registry;
+use crate::registry::{RefusedHandler, Registry};
 use crate::step::Resources;
-use crate::store::{HandlerRecord, Store, UnfinishedHandler};
-
-/// A handler shape that unfinished tasks use but this binary cannot run.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RefusedHandler {
-    /// What the database holds.
-    pub stored: UnfinishedHandler,
-    /// Why these tasks will not run here.
-    pub reason: String,
-}
+use crate::store::{HandlerRecord, Store};
 
 /// What the start-up check found.
 #[derive(Debug, Clone, Default)]
@@ -165,38 +154,23 @@ impl<S: Store> TaskerBuilder<S> {
                     .with_data(handler.fingerprint().into()),
             );
         }
-        for stored in store.unfinished_handlers().await? {
-            let linked = Version::parse(&stored.version).ok().and_then(|v| {
-                registry
-                    .get(&stored.namespace, &stored.name, &v.into())
-                    .ok()
-            });
-            let reason = match linked {
-                None => format!(
-                    "handler {}/{}@{} is not linked into this binary",
-                    stored.namespace, stored.name, stored.version
-                ),
-                Some(h) if h.fingerprint() != stored.fingerprint => format!(
-                    "handler {} has changed shape since these tasks were created (fingerprint \
-                     {} in the database, {} in this binary): deploy the old version under its \
-                     own version number to finish them",
-                    h.key(),
-                    stored.fingerprint,
-                    h.fingerprint()
-                ),
-                Some(_) => continue,
-            };
+        for refused in registry.refusals(store.unfinished_handlers().await?) {
             tracing::error!(
-                tasks = stored.tasks,
-                "{reason}; these tasks will not run here"
+                tasks = refused.stored.tasks,
+                "{}; these tasks will not run here",
+                refused.reason
             );
             events.publish(
                 Event::new(names::REGISTRY_HANDLER_REFUSED)
-                    .with_handler(&stored.namespace, &stored.name, &stored.version)
-                    .with_count(stored.tasks as u64)
-                    .with_message(reason.clone()),
+                    .with_handler(
+                        &refused.stored.namespace,
+                        &refused.stored.name,
+                        &refused.stored.version,
+                    )
+                    .with_count(refused.stored.tasks as u64)
+                    .with_message(refused.reason.clone()),
             );
-            report.refused.push(RefusedHandler { stored, reason });
+            report.refused.push(refused);
         }
         let mode = CoordinationMode::for_capabilities(store.capabilities());
         if mode == CoordinationMode::SingleProcess {

@@ -8,8 +8,9 @@ mod operator;
 mod stats;
 mod worker;
 
+pub use crate::registry::RefusedHandler;
 pub(crate) use attempt::run_attempt;
-pub use builder::{RefusedHandler, StartupReport, TaskerBuilder};
+pub use builder::{StartupReport, TaskerBuilder};
 pub use config::{Backoff, CoordinationMode, EngineConfig};
 pub use stats::{WorkerCounts, WorkerStats};
 pub use worker::Worker;

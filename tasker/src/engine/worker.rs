@@ -48,6 +48,12 @@ impl Worker {
         self.stats.counts()
     }
 
+    /// The live counters, to read while the worker runs (a status line, a
+    /// health check) without holding the worker.
+    pub fn stats(&self) -> Arc<WorkerStats> {
+        Arc::clone(&self.stats)
+    }
+
     /// Stops claiming, waits for the steps in flight to finish and be
     /// recorded, and returns the final counts.
     pub async fn shutdown(self) -> WorkerCounts {

@@ -1,0 +1,149 @@
+//! Commands that change the database: `migrate`, task and step actions.
+//! Each operator action is audited under the `--actor` name.
+
+use std::io::Read;
+
+use serde_json::json;
+use tasker::{StepId, Store, TaskId, TaskRequest};
+
+use crate::app::App;
+use crate::args::{GlobalArgs, StepCommand, TaskCommand};
+use crate::exit::CliError;
+use crate::inspect;
+use crate::output::Output;
+
+/// The most `task create -` reads from stdin (larger requests are refused
+/// by the payload limits anyway).
+const MAX_REQUEST_BYTES: u64 = 16 << 20;
+
+pub(crate) async fn migrate(app: &App, global: &GlobalArgs, out: Output) -> Result<(), CliError> {
+    let store = tasker_diesel::connect(app.database_url(global)).await?;
+    let applied = store.migrate().await?;
+    let status = store.migration_status().await?;
+    if out.json {
+        return out.json(&json!({
+            "database": store.describe(),
+            "applied_now": applied,
+            "applied": status.applied,
+        }));
+    }
+    if applied.is_empty() {
+        out.line(&format!(
+            "{}: already current ({} migrations)",
+            store.describe(),
+            status.applied.len()
+        ));
+    } else {
+        out.line(&format!(
+            "{}: applied {} migration(s): {}",
+            store.describe(),
+            applied.len(),
+            applied.join(", ")
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) async fn task(
+    app: &App,
+    global: &GlobalArgs,
+    out: Output,
+    command: TaskCommand,
+) -> Result<(), CliError> {
+    let actor = app.actor(global);
+    match command {
+        TaskCommand::List(args) => inspect::task_list(app, global, out, &args).await,
+        TaskCommand::Show {
+            task_id,
+            transitions,
+        } => inspect::task_show(app, global, out, task_id, transitions).await,
+        TaskCommand::Wait { task_id, timeout } => {
+            inspect::task_wait(app, global, out, task_id, timeout).await
+        }
+        TaskCommand::Create { request } => {
+            let text = if request == "-" {
+                let mut text = String::new();
+                std::io::stdin()
+                    .take(MAX_REQUEST_BYTES)
+                    .read_to_string(&mut text)
+                    .map_err(|e| {
+                        CliError::usage(format!("cannot read the request from stdin: {e}"))
+                    })?;
+                text
+            } else {
+                request
+            };
+            let request = TaskRequest::from_json(&text)?.initiator(actor);
+            let tasker = app.engine(global, false, |_| {}).await?;
+            let created = tasker.create_task(request).await?;
+            if out.json {
+                return out.json(&created);
+            }
+            match created {
+                tasker::store::Created::New(id) => out.line(&format!("task {id} created")),
+                tasker::store::Created::Existing(id) => out.line(&format!(
+                    "task {id} already exists with this identity; nothing was created"
+                )),
+            }
+            Ok(())
+        }
+        TaskCommand::Retry { task_id } => {
+            let tasker = app.engine(global, false, |_| {}).await?;
+            tasker.retry_task(TaskId(task_id), &actor).await?;
+            done(out, "task", task_id, "will be retried by the next worker")
+        }
+        TaskCommand::Cancel { task_id } => {
+            let tasker = app.engine(global, false, |_| {}).await?;
+            tasker.cancel_task(TaskId(task_id), &actor).await?;
+            done(out, "task", task_id, "cancelled")
+        }
+        TaskCommand::Resolve { task_id } => {
+            let tasker = app.engine(global, false, |_| {}).await?;
+            tasker.resolve_task(TaskId(task_id), &actor).await?;
+            done(out, "task", task_id, "resolved manually")
+        }
+    }
+}
+
+pub(crate) async fn step(
+    app: &App,
+    global: &GlobalArgs,
+    out: Output,
+    command: StepCommand,
+) -> Result<(), CliError> {
+    let actor = app.actor(global);
+    match command {
+        StepCommand::Show { step_id } => inspect::step_show(app, global, out, step_id).await,
+        StepCommand::Retry { step_id } => {
+            let tasker = app.engine(global, false, |_| {}).await?;
+            tasker.retry_step(StepId(step_id), &actor).await?;
+            done(out, "step", step_id, "will be retried by the next worker")
+        }
+        StepCommand::Cancel { step_id } => {
+            let tasker = app.engine(global, false, |_| {}).await?;
+            tasker.cancel_step(StepId(step_id), &actor).await?;
+            done(out, "step", step_id, "cancelled, with the steps after it")
+        }
+        StepCommand::Resolve { step_id, output } => {
+            let output = match output {
+                Some(text) => serde_json::from_str(&text).map_err(|e| {
+                    CliError::usage(format!(
+                        "--output is not valid JSON: {e} (quote strings: '\"text\"')"
+                    ))
+                })?,
+                None => serde_json::Value::Null,
+            };
+            let tasker = app.engine(global, false, |_| {}).await?;
+            tasker.resolve_step(StepId(step_id), output, &actor).await?;
+            done(out, "step", step_id, "resolved manually")
+        }
+    }
+}
+
+fn done(out: Output, what: &str, id: i64, outcome: &str) -> Result<(), CliError> {
+    if out.json {
+        return out.json(&json!({ what: id, "done": outcome }));
+    }
+    out.line(&format!("{what} {id} {outcome}"));
+    Ok(())
+}
