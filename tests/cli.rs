@@ -526,3 +526,66 @@ fn operator_actions_on_postgres_while_workers_run() {
     assert_eq!(second.stop(), 0);
     drop(database);
 }
+
+#[test]
+fn dead_letters_and_purge_from_the_command_line() {
+    let dir = TempDir::new("retention");
+    let db = dir.db();
+    expect(&db, &["migrate"], 0);
+    let ok = created_id(&db, &flaky("dl-ok", ""));
+    let doomed = created_id(
+        &db,
+        &flaky("dl-doomed", r#", "permanent_until_switched": true"#),
+    );
+    let worker = Worker::start(&db);
+    expect(&db, &["task", "wait", &ok.to_string()], 0);
+    let _ = run(&db, &["task", "wait", &doomed.to_string()]);
+    // Read-only, beside the worker.
+    let letters = json(&db, &["dead-letters", "list"]);
+    assert_eq!(letters.as_array().unwrap().len(), 1, "{letters}");
+    assert_eq!(letters[0]["task_id"], doomed);
+    assert_eq!(letters[0]["error"]["class"], "SwitchOff");
+    let table = expect(
+        &db,
+        &["dead-letters", "list", "--error-class", "SwitchOff"],
+        0,
+    );
+    assert!(
+        table.starts_with("TASK") && table.contains("the switch is off"),
+        "{table}"
+    );
+    assert_eq!(
+        json(&db, &["dead-letters", "list", "--error-class", "Other"]),
+        serde_json::json!([])
+    );
+    assert_eq!(worker.stop(), 0);
+
+    // Bulk actions need a filter (or --all), and are audited.
+    let unfiltered = run(&db, &["dead-letters", "resolve"]);
+    assert_eq!(code(&unfiltered), 2, "{}", stderr(&unfiltered));
+    let resolved = json(
+        &db,
+        &["dead-letters", "resolve", "--error-class", "SwitchOff"],
+    );
+    assert_eq!(
+        resolved["resolved"],
+        serde_json::json!([doomed]),
+        "{resolved}"
+    );
+    let task = json(&db, &["task", "show", &doomed.to_string(), "--transitions"]);
+    assert_eq!(task["state"], "resolved_manually");
+    assert!(task["transitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t["actor"] == "cli-test"));
+
+    // Purge: unfinished states refused; then the complete task goes, and
+    // the resolved one stays (not named).
+    let refused = run(&db, &["purge", "--state", "pending", "--older-than", "0s"]);
+    assert_eq!(code(&refused), 2, "{}", stderr(&refused));
+    let purged = json(&db, &["purge", "--state", "complete", "--older-than", "0s"]);
+    assert_eq!(purged["deleted"], 1, "{purged}");
+    assert_eq!(code(&run(&db, &["task", "show", &ok.to_string()])), 3);
+    expect(&db, &["task", "show", &doomed.to_string()], 0);
+}

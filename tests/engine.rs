@@ -893,6 +893,215 @@ async fn the_store_reports_what_it_did<S: Store>(store: S) {
     assert_legal(&store.transitions(t4).await.unwrap());
 }
 
+/// Purge deletes exactly what its filter names (state, age, handler), with
+/// steps and audit rows, in batches, never a task still running; the dead
+/// letters are the failed steps of failed tasks, filtered by class, handler
+/// and time.
+async fn purge_and_dead_letters_name_exactly_their_tasks<S: Store>(store: S) {
+    use tasker::store::{DeadLetterFilter, PurgeFilter};
+    let tasker = tasker_tests::tasker(store, flaky_tasker_parts).await;
+    let worker = tasker.start_worker();
+    let run = |request| async { tasker.run_task(request, WAIT).await.unwrap() };
+    let diamond = run(Diamond::request(Seed { value: 1 })).await;
+    let ok = run(Flaky::request(Script {
+        key: "purge-ok".into(),
+        ..Script::default()
+    }))
+    .await;
+    let failed = run(Flaky::request(Script {
+        permanent_until_switched: true,
+        key: "purge-failed".into(),
+        ..Script::default()
+    }))
+    .await;
+    assert_eq!(
+        (diamond.state, ok.state, failed.state),
+        (TaskState::Complete, TaskState::Complete, TaskState::Error)
+    );
+    let running = tasker
+        .create_task(SlowJob::request(Job { sleep_ms: 1500 }))
+        .await
+        .unwrap()
+        .task_id();
+
+    // Dead letters: the one failed step, by every filter.
+    let letters = tasker
+        .store()
+        .dead_letters(&DeadLetterFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(
+        (letters[0].task_id, letters[0].step.as_str()),
+        (failed.task_id, "work")
+    );
+    assert_eq!(letters[0].error.as_ref().unwrap().class(), "SwitchOff");
+    let count = |filter: DeadLetterFilter| {
+        let store = tasker.store();
+        async move { store.dead_letters(&filter).await.unwrap().len() }
+    };
+    let by_class = |class: &str| DeadLetterFilter {
+        error_class: Some(class.into()),
+        ..DeadLetterFilter::default()
+    };
+    assert_eq!(count(by_class("SwitchOff")).await, 1);
+    assert_eq!(count(by_class("Other")).await, 0);
+    assert_eq!(
+        count(DeadLetterFilter {
+            name: Some("diamond".into()),
+            ..DeadLetterFilter::default()
+        })
+        .await,
+        0
+    );
+    let later = chrono::Utc::now() + chrono::Duration::hours(1);
+    assert_eq!(
+        count(DeadLetterFilter {
+            since: Some(later),
+            ..DeadLetterFilter::default()
+        })
+        .await,
+        0
+    );
+
+    let purge = |states: Vec<TaskState>, before, name: Option<&str>, batch| PurgeFilter {
+        states,
+        finished_before: before,
+        namespace: None,
+        name: name.map(str::to_owned),
+        batch,
+    };
+    let soon = chrono::Utc::now() + chrono::Duration::seconds(5);
+    let hour_ago = chrono::Utc::now() - chrono::Duration::hours(1);
+    // Unfinished states are refused before anything is read.
+    let err = tasker
+        .purge(&purge(vec![TaskState::InProgress], soon, None, 10))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("still running"), "{err}");
+    // Too recent: nothing.
+    assert_eq!(
+        tasker
+            .purge(&purge(vec![TaskState::Complete], hour_ago, None, 10))
+            .await
+            .unwrap(),
+        0
+    );
+    // One handler's complete tasks.
+    assert_eq!(
+        tasker
+            .purge(&purge(vec![TaskState::Complete], soon, Some("diamond"), 10))
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(matches!(
+        tasker.task(diamond.task_id).await.unwrap_err(),
+        Error::Store(tasker::StoreError::NotFound { .. })
+    ));
+    assert!(tasker
+        .transitions(diamond.task_id)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        tasker.task(ok.task_id).await.unwrap().state,
+        TaskState::Complete
+    );
+    // The rest, one task per batch: the complete one and the failed one,
+    // never the running one.
+    assert_eq!(
+        tasker
+            .purge(&purge(
+                vec![TaskState::Complete, TaskState::Error],
+                soon,
+                None,
+                1
+            ))
+            .await
+            .unwrap(),
+        2
+    );
+    assert!(tasker.task(ok.task_id).await.is_err());
+    assert!(tasker.task(failed.task_id).await.is_err());
+    assert!(tasker
+        .store()
+        .dead_letters(&DeadLetterFilter::default())
+        .await
+        .unwrap()
+        .is_empty());
+    let finished = tasker.wait_for_task(running, WAIT).await.unwrap();
+    assert_eq!(
+        finished.state,
+        TaskState::Complete,
+        "the running task was left alone"
+    );
+    // The store runs on as before.
+    assert_eq!(
+        run(Diamond::request(Seed { value: 2 })).await.state,
+        TaskState::Complete
+    );
+    worker.shutdown().await;
+}
+
+/// A retention policy purges in the background what its rules name, while
+/// the worker runs, and nothing else.
+async fn a_retention_policy_purges_in_the_background<S: Store>(store: S) {
+    let policy = tasker::RetentionPolicy {
+        every: Duration::from_millis(50),
+        batch: 2,
+        ..tasker::RetentionPolicy::default()
+    }
+    .keep(&[TaskState::Complete], Duration::ZERO);
+    let tasker = tasker_tests::tasker(store, |b| {
+        flaky_tasker_parts(b).configure(|c| c.retention = Some(policy))
+    })
+    .await;
+    let worker = tasker.start_worker();
+    let failed = tasker
+        .run_task(
+            Flaky::request(Script {
+                permanent_until_switched: true,
+                key: "retention-failed".into(),
+                ..Script::default()
+            }),
+            WAIT,
+        )
+        .await
+        .unwrap();
+    let mut complete = Vec::new();
+    for value in 0..5 {
+        let created = tasker
+            .create_task(Diamond::request(Seed { value }))
+            .await
+            .unwrap();
+        complete.push(created.task_id());
+    }
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let mut left = 0;
+        for id in &complete {
+            if tasker.task(*id).await.is_ok() {
+                left += 1;
+            }
+        }
+        if left == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{left} complete tasks were never purged"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        tasker.task(failed.task_id).await.unwrap().state,
+        TaskState::Error,
+        "the policy names complete tasks only"
+    );
+    worker.shutdown().await;
+}
+
 tasker_tests::on_both_stores!(
     the_store_reports_what_it_did,
     diamond_runs_in_order_with_outputs,
@@ -909,6 +1118,8 @@ tasker_tests::on_both_stores!(
     cancelling_a_step_cancels_what_follows_and_ends_the_task_cancelled,
     graceful_shutdown_drains_in_flight_steps,
     startup_refuses_unknown_and_changed_handlers,
+    purge_and_dead_letters_name_exactly_their_tasks,
+    a_retention_policy_purges_in_the_background,
 );
 
 #[tokio::test]

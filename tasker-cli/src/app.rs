@@ -185,6 +185,10 @@ impl App {
             Command::Step(command) => operate::step(self, global, out, command).await,
             Command::Analyze { task_id } => inspect::analyze(self, global, out, task_id).await,
             Command::Check => inspect::check(self, global, out).await,
+            Command::Purge(args) => operate::purge(self, global, out, &args).await,
+            Command::DeadLetters(command) => {
+                operate::dead_letters(self, global, out, command).await
+            }
             Command::Config(ConfigCommand::Show) => inspect::config(self, global, out),
         }
     }

@@ -93,6 +93,14 @@ pub enum Command {
         /// The task id.
         task_id: i64,
     },
+    /// Delete finished tasks, with their steps and audit rows, older than
+    /// an age: in batches (one short transaction each) so workers keep
+    /// claiming.
+    Purge(PurgeArgs),
+    /// Failed steps of failed tasks (list), and bulk retry or resolve of
+    /// their tasks by filter, audited under --actor.
+    #[command(subcommand)]
+    DeadLetters(DeadLetterCommand),
     /// Check that this binary can run every unfinished task in the
     /// database (for deploy pipelines). Exit code 6 when it cannot.
     Check,
@@ -238,6 +246,61 @@ pub enum StepCommand {
         #[arg(long)]
         output: Option<String>,
     },
+}
+
+/// Options of `purge`.
+#[derive(Debug, Clone, Args)]
+pub struct PurgeArgs {
+    /// States to purge, comma separated: complete, cancelled,
+    /// resolved_manually, error. Unfinished tasks are never purged.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub state: Vec<String>,
+    /// Only tasks whose last change is older than this (`30d`, `12h`).
+    #[arg(long, value_parser = parse_duration)]
+    pub older_than: Duration,
+    /// Only this namespace.
+    #[arg(long)]
+    pub namespace: Option<String>,
+    /// Only this handler name.
+    #[arg(long)]
+    pub handler: Option<String>,
+    /// Tasks per transaction (1 to 5000).
+    #[arg(long, default_value_t = 500)]
+    pub batch: u32,
+}
+
+/// `dead-letters ...`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum DeadLetterCommand {
+    /// List failed steps of failed tasks, most recent failure first.
+    List(DeadLetterArgs),
+    /// Retry every task the filter names (its failed steps get new attempts).
+    Retry(DeadLetterArgs),
+    /// Resolve every task the filter names by hand (`resolved_manually`).
+    Resolve(DeadLetterArgs),
+}
+
+/// The filter of `dead-letters`.
+#[derive(Debug, Clone, Args)]
+pub struct DeadLetterArgs {
+    /// Only this namespace.
+    #[arg(long)]
+    pub namespace: Option<String>,
+    /// Only this handler name.
+    #[arg(long)]
+    pub handler: Option<String>,
+    /// Only errors of this class (the step error's type, e.g. `PaymentError`).
+    #[arg(long)]
+    pub error_class: Option<String>,
+    /// Only steps that failed within this long (`1h`, `2d`).
+    #[arg(long, value_parser = parse_duration)]
+    pub since: Option<Duration>,
+    /// At most this many failed steps (1 to 10000).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub limit: u32,
+    /// Bulk actions with no filter at all must say so.
+    #[arg(long)]
+    pub all: bool,
 }
 
 /// `config ...`.

@@ -91,6 +91,7 @@ impl From<StoreError> for CliError {
             StoreError::NotFound { .. } => Exit::NotFound,
             StoreError::Conflict { .. } => Exit::Conflict,
             StoreError::Unavailable(_) => Exit::Unavailable,
+            StoreError::Invalid(_) => Exit::Usage,
             _ => Exit::Failure,
         };
         CliError::new(exit, e.to_string())
@@ -104,6 +105,7 @@ impl From<tasker::Error> for CliError {
             Error::Store(StoreError::NotFound { .. }) => Exit::NotFound,
             Error::Store(StoreError::Conflict { .. }) => Exit::Conflict,
             Error::Store(StoreError::Unavailable(_)) => Exit::Unavailable,
+            Error::Store(StoreError::Invalid(_)) => Exit::Usage,
             Error::Lookup(_) | Error::UnknownStep { .. } => Exit::NotFound,
             Error::Context(_) | Error::Payload(_) | Error::InvalidRequest(_) => Exit::Usage,
             Error::Timeout { .. } => Exit::TimedOut,

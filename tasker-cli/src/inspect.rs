@@ -5,11 +5,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use tasker::analysis::{analyze as analyze_task, AnalysisConfig};
-use tasker::store::{TaskFilter, TaskRecord};
+use tasker::store::{DeadLetterFilter, TaskFilter, TaskRecord};
 use tasker::{Graph, Handler, Registry, StepId, Store, TaskId, TaskState};
 
 use crate::app::App;
-use crate::args::{GlobalArgs, GraphFormat, ListArgs};
+use crate::args::{DeadLetterArgs, GlobalArgs, GraphFormat, ListArgs};
 use crate::exit::{CliError, Exit};
 use crate::output::Output;
 
@@ -623,4 +623,64 @@ fn flatten(prefix: &str, value: &serde_json::Value, rows: &mut Vec<Vec<String>>)
         serde_json::Value::Null => rows.push(vec![prefix.to_owned(), "-".to_owned()]),
         other => rows.push(vec![prefix.to_owned(), other.to_string()]),
     }
+}
+
+/// The store filter of `dead-letters`.
+pub(crate) fn dead_letter_filter(args: &DeadLetterArgs) -> Result<DeadLetterFilter, CliError> {
+    let since = match args.since {
+        Some(age) => Some(
+            chrono::Utc::now()
+                - chrono::Duration::from_std(age)
+                    .map_err(|_| CliError::usage("--since is too large"))?,
+        ),
+        None => None,
+    };
+    Ok(DeadLetterFilter {
+        namespace: args.namespace.clone(),
+        name: args.handler.clone(),
+        error_class: args.error_class.clone(),
+        since,
+        limit: args.limit,
+    })
+}
+
+pub(crate) async fn dead_letters(
+    app: &App,
+    global: &GlobalArgs,
+    out: Output,
+    args: &DeadLetterArgs,
+) -> Result<(), CliError> {
+    let filter = dead_letter_filter(args)?;
+    let store = app.read_store(global).await?;
+    let letters = store.dead_letters(&filter).await?;
+    if out.json {
+        return out.json(&letters);
+    }
+    let rows: Vec<Vec<String>> = letters
+        .iter()
+        .map(|l| {
+            vec![
+                l.task_id.to_string(),
+                format!("{}/{}@{}", l.namespace, l.name, l.version),
+                l.step.clone(),
+                l.attempts.to_string(),
+                l.error
+                    .as_ref()
+                    .map(|e| e.class().to_owned())
+                    .unwrap_or_default(),
+                l.error
+                    .as_ref()
+                    .map(|e| e.message().to_owned())
+                    .unwrap_or_default(),
+                l.failed_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+            ]
+        })
+        .collect();
+    out.table(
+        &[
+            "task", "handler", "step", "attempts", "class", "error", "failed",
+        ],
+        &rows,
+    );
+    Ok(())
 }

@@ -22,11 +22,13 @@
 //! | `task create\|list\|show\|wait\|retry\|cancel\|resolve` | tasks |
 //! | `step show\|retry\|cancel\|resolve` | steps |
 //! | `analyze TASK` | critical path, levels, bottlenecks |
+//! | `purge --state S --older-than AGE` | delete finished tasks in batches |
+//! | `dead-letters list\|retry\|resolve` | failed steps; bulk retry/resolve by filter |
 //! | `check` | can this binary run every unfinished task? (for deploys) |
 //! | `config show` | the effective configuration, secrets redacted |
 //!
 //! Read commands take `--json`. Read-only commands (`handlers`, `graph`,
-//! `task list|show|wait`, `step show`, `analyze`, `check`,
+//! `task list|show|wait`, `step show`, `analyze`, `dead-letters list`, `check`,
 //! `migrate --status`, `config show`) never create or migrate anything and
 //! work on a SQLite file while a worker holds it. Exit codes are listed at
 //! [`Exit`].
@@ -50,8 +52,8 @@ pub use app::App;
 #[cfg(feature = "http")]
 pub use args::ServeArgs;
 pub use args::{
-    Cli, Command, ConfigCommand, GlobalArgs, GraphFormat, ListArgs, StepCommand, TaskCommand,
-    WorkerArgs,
+    Cli, Command, ConfigCommand, DeadLetterArgs, DeadLetterCommand, GlobalArgs, GraphFormat,
+    ListArgs, PurgeArgs, StepCommand, TaskCommand, WorkerArgs,
 };
 pub use exit::{CliError, Exit};
 pub use worker::shutdown_signal;

@@ -4,10 +4,11 @@
 use std::io::Read;
 
 use serde_json::json;
-use tasker::{StepId, Store, TaskId, TaskRequest};
+use tasker::store::PurgeFilter;
+use tasker::{StepId, Store, TaskId, TaskRequest, TaskState};
 
 use crate::app::App;
-use crate::args::{GlobalArgs, StepCommand, TaskCommand};
+use crate::args::{DeadLetterCommand, GlobalArgs, PurgeArgs, StepCommand, TaskCommand};
 use crate::exit::CliError;
 use crate::inspect;
 use crate::output::Output;
@@ -146,4 +147,107 @@ fn done(out: Output, what: &str, id: i64, outcome: &str) -> Result<(), CliError>
     }
     out.line(&format!("{what} {id} {outcome}"));
     Ok(())
+}
+
+pub(crate) async fn purge(
+    app: &App,
+    global: &GlobalArgs,
+    out: Output,
+    args: &PurgeArgs,
+) -> Result<(), CliError> {
+    let states = args
+        .state
+        .iter()
+        .map(|s| s.parse::<TaskState>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| CliError::usage(e.to_string()))?;
+    let age = chrono::Duration::from_std(args.older_than)
+        .map_err(|_| CliError::usage("--older-than is too large"))?;
+    let filter = PurgeFilter {
+        states,
+        finished_before: chrono::Utc::now() - age,
+        namespace: args.namespace.clone(),
+        name: args.handler.clone(),
+        batch: args.batch,
+    };
+    filter.check()?;
+    let tasker = app.engine(global, false, |_| {}).await?;
+    let deleted = tasker.purge(&filter).await?;
+    if out.json {
+        return out.json(&json!({
+            "deleted": deleted,
+            "finished_before": filter.finished_before,
+        }));
+    }
+    out.line(&format!(
+        "purged {deleted} task(s) last changed before {}",
+        filter.finished_before.format("%Y-%m-%d %H:%M:%S UTC")
+    ));
+    Ok(())
+}
+
+pub(crate) async fn dead_letters(
+    app: &App,
+    global: &GlobalArgs,
+    out: Output,
+    command: DeadLetterCommand,
+) -> Result<(), CliError> {
+    let (args, action) = match command {
+        DeadLetterCommand::List(args) => {
+            return inspect::dead_letters(app, global, out, &args).await
+        }
+        DeadLetterCommand::Retry(args) => (args, "retried"),
+        DeadLetterCommand::Resolve(args) => (args, "resolved"),
+    };
+    let unfiltered = args.namespace.is_none()
+        && args.handler.is_none()
+        && args.error_class.is_none()
+        && args.since.is_none();
+    if unfiltered && !args.all {
+        return Err(CliError::usage(
+            "a bulk action needs a filter (--namespace, --handler, --error-class, --since), \
+             or --all to act on every failed task",
+        ));
+    }
+    let filter = inspect::dead_letter_filter(&args)?;
+    let tasker = app.engine(global, false, |_| {}).await?;
+    let letters = tasker.store().dead_letters(&filter).await?;
+    let mut tasks: Vec<TaskId> = letters.iter().map(|l| l.task_id).collect();
+    tasks.sort();
+    tasks.dedup();
+    let actor = app.actor(global);
+    let mut done = Vec::new();
+    let mut refused = Vec::new();
+    for task_id in tasks {
+        let outcome = if action == "retried" {
+            tasker.retry_task(task_id, &actor).await
+        } else {
+            tasker.resolve_task(task_id, &actor).await
+        };
+        match outcome {
+            Ok(()) => done.push(task_id),
+            // Changed meanwhile (retried by someone else, ...): report, go on.
+            Err(e) => refused.push((task_id, e.to_string())),
+        }
+    }
+    if out.json {
+        out.json(&json!({
+            action: done,
+            "refused": refused.iter().map(|(id, e)| json!({"task_id": id, "error": e})).collect::<Vec<_>>(),
+            "actor": actor,
+        }))?;
+    } else {
+        out.line(&format!("{action} {} task(s) as {actor}", done.len()));
+        for (id, e) in &refused {
+            out.line(&format!("task {id} not {action}: {e}"));
+        }
+    }
+    if refused.is_empty() {
+        Ok(())
+    } else {
+        Err(CliError::new(
+            crate::exit::Exit::Conflict,
+            format!("{} task(s) could not be {action}", refused.len()),
+        ))
+    }
 }

@@ -7,6 +7,7 @@ use tasker::store::{
     MigrationStatus, NewTask, OperatorAction, Store, StoreError, TaskFilter, TaskRecord,
     Transition, UnfinishedHandler,
 };
+use tasker::store::{DeadLetter, DeadLetterFilter, PurgeFilter};
 use tasker::{StepId, TaskId, TaskState};
 
 #[cfg(feature = "postgres")]
@@ -174,6 +175,14 @@ impl Store for AnyStore {
 
     async fn operator_action(&self, action: OperatorAction, actor: &str) -> Result<(), StoreError> {
         delegate!(self, s => s.operator_action(action, actor).await)
+    }
+
+    async fn purge_tasks(&self, filter: &PurgeFilter) -> Result<u64, StoreError> {
+        delegate!(self, s => s.purge_tasks(filter).await)
+    }
+
+    async fn dead_letters(&self, filter: &DeadLetterFilter) -> Result<Vec<DeadLetter>, StoreError> {
+        delegate!(self, s => s.dead_letters(filter).await)
     }
 
     async fn task(&self, task_id: TaskId) -> Result<TaskRecord, StoreError> {

@@ -27,6 +27,7 @@ mod migrations;
 mod operator;
 #[cfg(feature = "postgres")]
 mod pg;
+mod retention;
 mod rows;
 #[cfg(feature = "sqlite")]
 mod sqlite;

@@ -75,8 +75,8 @@ pub mod telemetry;
 pub mod testing;
 
 pub use engine::{
-    Backoff, CoordinationMode, EngineConfig, RefusedHandler, StartupReport, Tasker, TaskerBuilder,
-    Worker, WorkerCounts, WorkerStats,
+    Backoff, CoordinationMode, EngineConfig, RefusedHandler, RetentionPolicy, RetentionRule,
+    StartupReport, Tasker, TaskerBuilder, Worker, WorkerCounts, WorkerStats,
 };
 pub use error::{
     ContextError, DefinitionError, Error, LookupError, RegistryError, RegistryErrors, Result,

@@ -54,6 +54,10 @@ pub enum StoreError {
     /// The database could not be opened, or is in use by another process.
     #[error("{0}")]
     Unavailable(String),
+    /// The request itself is not valid (a filter out of range, a state that
+    /// may not be purged); nothing was read or changed.
+    #[error("{0}")]
+    Invalid(String),
     /// Any other database failure.
     #[error("{message}")]
     Database {
@@ -378,6 +382,101 @@ impl MigrationStatus {
     }
 }
 
+/// Which tasks [`Store::purge_tasks`] deletes, with their steps and audit
+/// rows: tasks in one of `states` (finished ones, or `error`; never
+/// `pending` or `in_progress`) last changed before `finished_before`,
+/// optionally of one namespace and handler name, at most `batch` per call.
+#[derive(Debug, Clone)]
+pub struct PurgeFilter {
+    /// States to purge: `complete`, `cancelled`, `resolved_manually`, `error`.
+    pub states: Vec<TaskState>,
+    /// Only tasks whose last change is older than this.
+    pub finished_before: DateTime<Utc>,
+    /// Only this namespace.
+    pub namespace: Option<String>,
+    /// Only this handler name.
+    pub name: Option<String>,
+    /// Tasks deleted per call (one short transaction), 1 to
+    /// [`PurgeFilter::MAX_BATCH`].
+    pub batch: u32,
+}
+
+impl PurgeFilter {
+    /// The largest batch: one transaction never holds more rows than this
+    /// many tasks' worth, so workers are not locked out for long.
+    pub const MAX_BATCH: u32 = 5_000;
+
+    /// Refuses what must never be purged (unfinished states), an empty
+    /// state list and a batch out of range.
+    pub fn check(&self) -> Result<(), StoreError> {
+        let invalid = |rule: String| {
+            Err(StoreError::Invalid(format!(
+                "purge: {rule}; purge only tasks in complete, cancelled, resolved_manually or error"
+            )))
+        };
+        if self.states.is_empty() {
+            return invalid("no state given".to_owned());
+        }
+        if let Some(state) = self
+            .states
+            .iter()
+            .find(|s| !s.is_finished() && **s != TaskState::Error)
+        {
+            return invalid(format!(
+                "tasks in `{state}` are still running or waiting to run"
+            ));
+        }
+        if self.batch == 0 || self.batch > Self::MAX_BATCH {
+            return Err(StoreError::Invalid(format!(
+                "purge: a batch of {} tasks; use 1 to {}",
+                self.batch,
+                Self::MAX_BATCH
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Which failed steps [`Store::dead_letters`] lists.
+#[derive(Debug, Clone, Default)]
+pub struct DeadLetterFilter {
+    /// Only this namespace.
+    pub namespace: Option<String>,
+    /// Only this handler name.
+    pub name: Option<String>,
+    /// Only errors of this class (`StepError::class`, e.g. `PaymentError`).
+    pub error_class: Option<String>,
+    /// Only steps that failed at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// At most this many (most recent failure first); 0 means 100.
+    pub limit: u32,
+}
+
+/// A step in `error` of a task in `error`: what an operator looks at and
+/// retries or resolves.
+#[cfg_attr(feature = "http", derive(schemars::JsonSchema))]
+#[derive(Debug, Clone, Serialize)]
+pub struct DeadLetter {
+    /// The task.
+    pub task_id: TaskId,
+    /// Its handler's namespace.
+    pub namespace: String,
+    /// Its handler's name.
+    pub name: String,
+    /// Its handler's version.
+    pub version: String,
+    /// The failed step.
+    pub step_id: StepId,
+    /// The step's name.
+    pub step: String,
+    /// Attempts made.
+    pub attempts: u32,
+    /// The last error.
+    pub error: Option<StepError>,
+    /// When the step failed for good.
+    pub failed_at: DateTime<Utc>,
+}
+
 /// An operator action on a task or step.
 #[derive(Debug, Clone)]
 pub enum OperatorAction {
@@ -517,6 +616,22 @@ pub trait Store: Send + Sync + 'static {
     fn warnings(&self) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send {
         async { Ok(Vec::new()) }
     }
+
+    /// Deletes one batch of tasks that `filter` names, with their steps,
+    /// edges, transitions and annotations, in one transaction; returns how
+    /// many tasks it deleted (fewer than `filter.batch`: nothing is left).
+    /// Tasks with a step `in_progress` are never deleted. Call it again
+    /// for the next batch ([`Tasker::purge`](crate::Tasker::purge) loops).
+    fn purge_tasks(
+        &self,
+        filter: &PurgeFilter,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Failed steps of failed tasks, most recent failure first.
+    fn dead_letters(
+        &self,
+        filter: &DeadLetterFilter,
+    ) -> impl Future<Output = Result<Vec<DeadLetter>, StoreError>> + Send;
 
     /// Housekeeping the store needs now and then; workers call it from
     /// their maintenance tick, so it must be cheap when there is nothing

@@ -9,6 +9,7 @@ use tasker::store::StoreError;
 use tasker::{StepState, TaskState};
 
 use crate::operator::{self, StepCounts, Tx, TxError};
+use crate::retention;
 use crate::rows::{parse_state, IdRow, StepCountsRow, STEP_COUNTS_SQL};
 
 #[derive(QueryableByName)]
@@ -224,4 +225,48 @@ pub(super) async fn task_of_step(
             what: "step",
             id: step_id,
         }))
+}
+
+/// PostgreSQL's way of writing what `crate::retention` needs.
+pub(super) const DIALECT: retention::Dialect = retention::Dialect {
+    params: retention::same,
+    time_param: |n| format!("to_timestamp(${n}::bigint / 1000.0)"),
+    ms: super::sql::ms,
+    error_class: |column| format!("({column} ->> 'class')"),
+    lock_tasks: " FOR UPDATE OF t SKIP LOCKED",
+};
+
+impl retention::RetentionOps for PgOps<'_> {
+    async fn task_ids(&mut self, sql: &str, binds: &retention::Binds<'_>) -> Tx<Vec<i64>> {
+        Ok(sql_query(sql)
+            .bind::<Nullable<Text>, _>(binds.namespace)
+            .bind::<Nullable<Text>, _>(binds.name)
+            .bind::<Nullable<BigInt>, _>(binds.time_ms)
+            .bind::<Nullable<Text>, _>(binds.error_class)
+            .bind::<BigInt, _>(binds.limit)
+            .load::<IdRow>(self.conn)
+            .await?
+            .into_iter()
+            .map(|r| r.id)
+            .collect())
+    }
+
+    async fn dead_letter_rows(
+        &mut self,
+        sql: &str,
+        binds: &retention::Binds<'_>,
+    ) -> Tx<Vec<retention::DeadLetterRow>> {
+        Ok(sql_query(sql)
+            .bind::<Nullable<Text>, _>(binds.namespace)
+            .bind::<Nullable<Text>, _>(binds.name)
+            .bind::<Nullable<BigInt>, _>(binds.time_ms)
+            .bind::<Nullable<Text>, _>(binds.error_class)
+            .bind::<BigInt, _>(binds.limit)
+            .load::<retention::DeadLetterRow>(self.conn)
+            .await?)
+    }
+
+    async fn execute(&mut self, sql: &str) -> Tx<usize> {
+        Ok(sql_query(sql).execute(self.conn).await?)
+    }
 }

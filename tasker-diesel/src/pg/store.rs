@@ -11,10 +11,11 @@ use tasker::store::{
     MigrationStatus, NewTask, OperatorAction, Outcome, Store, StoreError, TaskFilter, TaskRecord,
     Transition, UnfinishedHandler,
 };
+use tasker::store::{DeadLetter, DeadLetterFilter, PurgeFilter};
 use tasker::{StepId, TaskId, TaskState};
 
 use super::housekeeping::{vacuum_state, VACUUM_DEAD_ROWS};
-use super::primitives::task_of_step;
+use super::primitives::{task_of_step, PgOps, DIALECT};
 use super::rows::{create_one, BatchRow, CompleteRow};
 use super::sql::{
     ms, recover_sql, task_select, CLAIM_SQL, COMPLETE_BATCH_SIMPLE_SQL, COMPLETE_BATCH_SQL,
@@ -22,6 +23,8 @@ use super::sql::{
 };
 use super::{db, PgStore, Prepared};
 use crate::migrations;
+use crate::operator::TxError;
+use crate::retention;
 use crate::rows::VersionRow;
 use crate::rows::{
     lease_expired_error, ClaimRow, CountRow, IdRow, StateCountRow, StepRow, TaskRow, TransitionRow,
@@ -336,6 +339,23 @@ impl Store for PgStore {
         self.operator_tx(action, actor)
             .await
             .map_err(|e| e.into_store("applying an operator action"))
+    }
+
+    async fn purge_tasks(&self, filter: &PurgeFilter) -> Result<u64, StoreError> {
+        filter.check()?;
+        let mut conn = self.conn().await?;
+        conn.transaction(async move |conn| {
+            retention::purge_batch(&mut PgOps { conn }, &DIALECT, filter).await
+        })
+        .await
+        .map_err(|e: TxError| e.into_store("purging tasks"))
+    }
+
+    async fn dead_letters(&self, filter: &DeadLetterFilter) -> Result<Vec<DeadLetter>, StoreError> {
+        let mut conn = self.conn().await?;
+        retention::dead_letters(&mut PgOps { conn: &mut conn }, &DIALECT, filter)
+            .await
+            .map_err(|e| e.into_store("listing dead letters"))
     }
 
     async fn task(&self, task_id: TaskId) -> Result<TaskRecord, StoreError> {

@@ -10,7 +10,8 @@ use super::writes::{
 };
 use super::{now_ms, StepStateRow};
 use crate::operator::{self, StepCounts, Tx};
-use crate::rows::{parse_state, StepCountsRow, STEP_COUNTS_SQL};
+use crate::retention;
+use crate::rows::{parse_state, IdRow, StepCountsRow, STEP_COUNTS_SQL};
 
 /// The operator primitives on the SQLite connection, inside the action's
 /// immediate transaction (which holds the only write lock, so `lock_*`
@@ -163,5 +164,49 @@ impl operator::Primitives for SqliteOps<'_> {
         actor: &str,
     ) -> Tx<()> {
         set_task_state(self.conn, task_id, from.as_str(), to.as_str(), actor).map(drop)
+    }
+}
+
+/// SQLite's way of writing what `crate::retention` needs. Times are epoch
+/// milliseconds already; the immediate transaction holds the only write
+/// lock, so nothing else needs locking.
+pub(super) const DIALECT: retention::Dialect = retention::Dialect {
+    params: retention::numbered_params,
+    time_param: |n| format!("${n}"),
+    ms: |column| column.to_owned(),
+    error_class: |column| format!("json_extract({column}, '$.class')"),
+    lock_tasks: "",
+};
+
+impl retention::RetentionOps for SqliteOps<'_> {
+    async fn task_ids(&mut self, sql: &str, binds: &retention::Binds<'_>) -> Tx<Vec<i64>> {
+        Ok(sql_query(sql)
+            .bind::<Nullable<Text>, _>(binds.namespace)
+            .bind::<Nullable<Text>, _>(binds.name)
+            .bind::<Nullable<BigInt>, _>(binds.time_ms)
+            .bind::<Nullable<Text>, _>(binds.error_class)
+            .bind::<BigInt, _>(binds.limit)
+            .load::<IdRow>(self.conn)?
+            .into_iter()
+            .map(|r| r.id)
+            .collect())
+    }
+
+    async fn dead_letter_rows(
+        &mut self,
+        sql: &str,
+        binds: &retention::Binds<'_>,
+    ) -> Tx<Vec<retention::DeadLetterRow>> {
+        Ok(sql_query(sql)
+            .bind::<Nullable<Text>, _>(binds.namespace)
+            .bind::<Nullable<Text>, _>(binds.name)
+            .bind::<Nullable<BigInt>, _>(binds.time_ms)
+            .bind::<Nullable<Text>, _>(binds.error_class)
+            .bind::<BigInt, _>(binds.limit)
+            .load::<retention::DeadLetterRow>(self.conn)?)
+    }
+
+    async fn execute(&mut self, sql: &str) -> Tx<usize> {
+        Ok(sql_query(sql).execute(self.conn)?)
     }
 }

@@ -10,15 +10,17 @@ use tasker::store::{
     MigrationStatus, NewTask, OperatorAction, Outcome, Store, StoreError, TaskFilter, TaskRecord,
     Transition, UnfinishedHandler,
 };
+use tasker::store::{DeadLetter, DeadLetterFilter, PurgeFilter};
 use tasker::{StepId, TaskId, TaskState};
 
-use super::primitives::SqliteOps;
+use super::primitives::{SqliteOps, DIALECT};
 use super::writes::{
     claim_rows, create_one, finish_step, set_task_state, step_audit, step_state, take_child,
 };
 use super::{now_ms, SqliteStore, StepStateRow};
 use crate::migrations;
 use crate::operator::{self, Tx, TxError};
+use crate::retention;
 use crate::rows::VersionRow;
 use crate::rows::{
     lease_expired_error, ClaimRow, CountRow, IdRow, StateCountRow, StepRow, TaskRow, TransitionRow,
@@ -386,6 +388,31 @@ impl Store for SqliteStore {
         .await?;
         self.wakeups.notify_one();
         Ok(())
+    }
+
+    async fn purge_tasks(&self, filter: &PurgeFilter) -> Result<u64, StoreError> {
+        filter.check()?;
+        let filter = filter.clone();
+        self.tx("purging tasks", move |conn| {
+            operator::run_now(retention::purge_batch(
+                &mut SqliteOps { conn },
+                &DIALECT,
+                &filter,
+            ))
+        })
+        .await
+    }
+
+    async fn dead_letters(&self, filter: &DeadLetterFilter) -> Result<Vec<DeadLetter>, StoreError> {
+        let filter = filter.clone();
+        self.read("listing dead letters", move |conn| {
+            operator::run_now(retention::dead_letters(
+                &mut SqliteOps { conn },
+                &DIALECT,
+                &filter,
+            ))
+        })
+        .await
     }
 
     async fn task(&self, task_id: TaskId) -> Result<TaskRecord, StoreError> {

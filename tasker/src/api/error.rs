@@ -61,6 +61,9 @@ impl From<Error> for ApiError {
             Error::Store(StoreError::Conflict { .. }) => {
                 ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
             }
+            Error::Store(StoreError::Invalid(_)) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.to_string())
+            }
             other => {
                 // Never leak internals (SQL, driver messages) to callers.
                 tracing::error!("API request failed: {other}");

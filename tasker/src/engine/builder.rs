@@ -195,6 +195,7 @@ impl<S: Store> TaskerBuilder<S> {
                 events,
                 metrics,
                 housekeeping: std::sync::atomic::AtomicBool::new(false),
+                retention_ran: std::sync::Mutex::new(None),
             }),
         })
     }

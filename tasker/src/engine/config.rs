@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crate::state::TaskState;
 use crate::step::StepConfig;
 use crate::store::Capabilities;
 
@@ -80,6 +81,64 @@ pub struct EngineConfig {
     pub subscriber_timeout: Duration,
     /// Events queued per subscriber before new ones are dropped.
     pub subscriber_queue: usize,
+    /// Finished tasks workers delete in the background; `None` (the
+    /// default) keeps everything.
+    pub retention: Option<RetentionPolicy>,
+}
+
+/// What workers purge in the background, and how often. Each rule names
+/// states and an age; every `every`, one worker engine deletes what the
+/// rules name in batches of `batch` tasks, one short transaction each,
+/// pausing between batches so claims are never locked out for long.
+///
+/// ```
+/// use std::time::Duration;
+/// use tasker::{RetentionPolicy, TaskState};
+///
+/// let policy = RetentionPolicy::default()
+///     .keep(&[TaskState::Complete], Duration::from_secs(7 * 24 * 3600))
+///     .keep(&[TaskState::Cancelled, TaskState::ResolvedManually], Duration::from_secs(30 * 24 * 3600));
+/// assert_eq!(policy.rules.len(), 2);
+/// ```
+#[derive(Debug, Clone)]
+pub struct RetentionPolicy {
+    /// What to purge.
+    pub rules: Vec<RetentionRule>,
+    /// How often to look (default 10 minutes).
+    pub every: Duration,
+    /// Tasks per batch (default 500).
+    pub batch: u32,
+}
+
+/// One rule of a [`RetentionPolicy`]: tasks in `states` whose last change
+/// is older than `older_than`.
+#[derive(Debug, Clone)]
+pub struct RetentionRule {
+    /// Finished states (or `error`).
+    pub states: Vec<TaskState>,
+    /// Minimum age since the task's last change.
+    pub older_than: Duration,
+}
+
+impl Default for RetentionPolicy {
+    fn default() -> Self {
+        RetentionPolicy {
+            rules: Vec::new(),
+            every: Duration::from_secs(600),
+            batch: 500,
+        }
+    }
+}
+
+impl RetentionPolicy {
+    /// Adds a rule: purge tasks in `states` older than `older_than`.
+    pub fn keep(mut self, states: &[TaskState], older_than: Duration) -> Self {
+        self.rules.push(RetentionRule {
+            states: states.to_vec(),
+            older_than,
+        });
+        self
+    }
 }
 
 impl Default for EngineConfig {
@@ -94,6 +153,7 @@ impl Default for EngineConfig {
             worker_id: default_worker_id(),
             subscriber_timeout: Duration::from_secs(5),
             subscriber_queue: 1024,
+            retention: None,
         }
     }
 }

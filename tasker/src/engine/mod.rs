@@ -11,7 +11,7 @@ mod worker;
 pub use crate::registry::RefusedHandler;
 pub(crate) use attempt::run_attempt;
 pub use builder::{StartupReport, TaskerBuilder};
-pub use config::{Backoff, CoordinationMode, EngineConfig};
+pub use config::{Backoff, CoordinationMode, EngineConfig, RetentionPolicy, RetentionRule};
 pub use stats::{WorkerCounts, WorkerStats};
 pub use worker::Worker;
 
@@ -60,6 +60,8 @@ pub(crate) struct Inner<S> {
     pub(crate) metrics: Arc<Metrics>,
     /// A store housekeeping run is in progress.
     pub(crate) housekeeping: std::sync::atomic::AtomicBool,
+    /// When the background retention policy last ran (or is running).
+    pub(crate) retention_ran: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl<S: Store> Tasker<S> {

@@ -6,7 +6,10 @@ use crate::error::Result;
 use crate::events::{names, Event};
 use crate::ids::{StepId, TaskId};
 use crate::state::{StepState, TaskState};
-use crate::store::{OperatorAction, Store, TaskRecord};
+use crate::store::{OperatorAction, PurgeFilter, Store, TaskRecord};
+
+/// The pause between purge batches: workers' claims get the tables.
+const PURGE_PAUSE: std::time::Duration = std::time::Duration::from_millis(20);
 
 impl<S: Store> Tasker<S> {
     /// Gives the failed steps of a failed task a new set of attempts.
@@ -53,6 +56,75 @@ impl<S: Store> Tasker<S> {
         let output = crate::payload::check_owned(output, "output")?;
         self.operator(OperatorAction::ResolveStep { step_id, output }, actor)
             .await
+    }
+
+    /// Deletes the tasks `filter` names, with their steps and audit rows,
+    /// in batches of `filter.batch` (one short transaction each, pausing
+    /// briefly between them so workers keep claiming); returns how many
+    /// tasks were deleted. Only finished tasks (and, when named, tasks in
+    /// `error`) are ever deleted, never one with a step running.
+    ///
+    /// ```no_run
+    /// # async fn demo(tasker: tasker::Tasker<impl tasker::Store>) -> tasker::Result<()> {
+    /// use tasker::store::PurgeFilter;
+    /// let month_ago = chrono::Utc::now() - chrono::Duration::days(30);
+    /// let deleted = tasker
+    ///     .purge(&PurgeFilter {
+    ///         states: vec![tasker::TaskState::Complete],
+    ///         finished_before: month_ago,
+    ///         namespace: None,
+    ///         name: None,
+    ///         batch: 500,
+    ///     })
+    ///     .await?;
+    /// println!("{deleted} tasks purged");
+    /// # Ok(()) }
+    /// ```
+    pub async fn purge(&self, filter: &PurgeFilter) -> Result<u64> {
+        filter.check()?;
+        let mut total = 0;
+        loop {
+            let deleted = self.inner.store.purge_tasks(filter).await?;
+            total += deleted;
+            if deleted < u64::from(filter.batch) {
+                break;
+            }
+            tokio::time::sleep(PURGE_PAUSE).await;
+        }
+        if total > 0 {
+            tracing::info!(deleted = total, states = ?filter.states, "purged finished tasks");
+        }
+        Ok(total)
+    }
+
+    /// Runs the configured [`RetentionPolicy`](crate::RetentionPolicy) once
+    /// if it is due (workers call this from their maintenance tick).
+    pub(crate) async fn run_retention_if_due(&self) {
+        let Some(policy) = &self.inner.config.retention else {
+            return;
+        };
+        {
+            let mut ran = crate::sync::lock(&self.inner.retention_ran);
+            if ran.is_some_and(|at| at.elapsed() < policy.every) {
+                return;
+            }
+            *ran = Some(std::time::Instant::now());
+        }
+        for rule in &policy.rules {
+            let Ok(age) = chrono::Duration::from_std(rule.older_than) else {
+                continue;
+            };
+            let filter = PurgeFilter {
+                states: rule.states.clone(),
+                finished_before: chrono::Utc::now() - age,
+                namespace: None,
+                name: None,
+                batch: policy.batch,
+            };
+            if let Err(e) = self.purge(&filter).await {
+                tracing::warn!("retention: purging {:?} failed: {e}", rule.states);
+            }
+        }
     }
 
     async fn operator(&self, action: OperatorAction, actor: &str) -> Result<()> {

@@ -210,12 +210,14 @@ async fn maintain<S: Store>(tasker: &Tasker<S>, leases: &Leases) {
     }
     // Housekeeping (a vacuum, when the server does not run autovacuum) may
     // take seconds: off the claim loop, one at a time per engine.
+    // Retention runs on the same task, after it.
     if !tasker.inner.housekeeping.swap(true, Ordering::AcqRel) {
         let tasker = tasker.clone();
         tokio::spawn(async move {
             if let Err(e) = tasker.store().housekeeping().await {
                 tracing::warn!("store housekeeping failed: {e}");
             }
+            tasker.run_retention_if_due().await;
             tasker.inner.housekeeping.store(false, Ordering::Release);
         });
     }

@@ -1,0 +1,229 @@
+//! Purging finished tasks and listing dead letters, written once for both
+//! backends (like [`crate::operator`]): the statements and their order are
+//! here; a backend supplies its [`Dialect`] (how it writes a time, a JSON
+//! field, a row lock) and two primitives that run them ([`RetentionOps`]).
+
+use std::future::Future;
+
+use diesel::sql_types::{BigInt, Integer, Nullable, Text};
+use diesel::QueryableByName;
+use tasker::store::{DeadLetter, DeadLetterFilter, PurgeFilter, StoreError};
+use tasker::{StepError, StepId, TaskId};
+
+use crate::operator::Tx;
+use crate::rows::time;
+
+/// How a backend writes what differs between the two SQL dialects.
+pub(crate) struct Dialect {
+    /// Rewrites the `$n` parameters of a statement written here into the
+    /// backend's own (`?n` on SQLite, where `$n` would be a named
+    /// parameter numbered by appearance).
+    pub(crate) params: fn(String) -> String,
+    /// A bound epoch-milliseconds parameter compared with a time column.
+    pub(crate) time_param: fn(usize) -> String,
+    /// A time column as epoch milliseconds.
+    pub(crate) ms: fn(&str) -> String,
+    /// The text of the `class` field of a JSON column.
+    pub(crate) error_class: fn(&str) -> String,
+    /// What locks the selected task rows for the rest of the transaction
+    /// and skips rows other transactions hold ("" where the transaction
+    /// already holds the only write lock).
+    pub(crate) lock_tasks: &'static str,
+}
+
+/// The parameters every statement here binds, in this order: `$1`
+/// namespace, `$2` name, `$3` a time (ms), `$4` error class, `$5` limit.
+pub(crate) struct Binds<'a> {
+    pub(crate) namespace: Option<&'a str>,
+    pub(crate) name: Option<&'a str>,
+    pub(crate) time_ms: Option<i64>,
+    pub(crate) error_class: Option<&'a str>,
+    pub(crate) limit: i64,
+}
+
+/// The two statements a backend runs for this module.
+pub(crate) trait RetentionOps {
+    /// Runs a query of task ids with [`Binds`].
+    fn task_ids(&mut self, sql: &str, binds: &Binds<'_>) -> impl Future<Output = Tx<Vec<i64>>>;
+    /// Runs a dead-letter query with [`Binds`].
+    fn dead_letter_rows(
+        &mut self,
+        sql: &str,
+        binds: &Binds<'_>,
+    ) -> impl Future<Output = Tx<Vec<DeadLetterRow>>>;
+    /// Runs a statement without parameters; the rows it changed.
+    fn execute(&mut self, sql: &str) -> impl Future<Output = Tx<usize>>;
+}
+
+/// Deletes one batch of the tasks `filter` names, children first; inside
+/// the caller's transaction. Returns how many tasks it deleted.
+pub(crate) async fn purge_batch(
+    ops: &mut impl RetentionOps,
+    dialect: &Dialect,
+    filter: &PurgeFilter,
+) -> Tx<u64> {
+    filter.check()?;
+    let states = filter
+        .states
+        .iter()
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let select = format!(
+        "SELECT t.task_id AS id FROM tasker_tasks t
+         JOIN tasker_named_tasks nt ON nt.named_task_id = t.named_task_id
+         JOIN tasker_task_namespaces ns ON ns.task_namespace_id = nt.task_namespace_id
+         WHERE t.state IN ({states}) AND t.updated_at < {before}
+           AND ($1 IS NULL OR ns.name = $1) AND ($2 IS NULL OR nt.name = $2)
+           -- $4 (the error class) is not used here; written so the
+           -- statement takes the same five parameters as the others.
+           AND ($4 IS NULL OR $4 IS NOT NULL)
+           AND NOT EXISTS (SELECT 1 FROM tasker_workflow_steps s
+                           WHERE s.task_id = t.task_id AND s.state = 'in_progress')
+         ORDER BY t.task_id LIMIT $5{lock}",
+        before = (dialect.time_param)(3),
+        lock = dialect.lock_tasks,
+    );
+    let binds = Binds {
+        namespace: filter.namespace.as_deref(),
+        name: filter.name.as_deref(),
+        time_ms: Some(filter.finished_before.timestamp_millis()),
+        error_class: None,
+        limit: i64::from(filter.batch),
+    };
+    let ids = ops.task_ids(&(dialect.params)(select), &binds).await?;
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    // Ids we selected ourselves, as integers: safe to write inline, and one
+    // statement text serves both backends.
+    let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+    for statement in [
+        "DELETE FROM tasker_workflow_step_edges WHERE to_step_id IN \
+         (SELECT workflow_step_id FROM tasker_workflow_steps WHERE task_id IN ({ids}))",
+        "DELETE FROM tasker_workflow_step_transitions WHERE task_id IN ({ids})",
+        "DELETE FROM tasker_task_transitions WHERE task_id IN ({ids})",
+        "DELETE FROM tasker_task_annotations WHERE task_id IN ({ids})",
+        "DELETE FROM tasker_workflow_steps WHERE task_id IN ({ids})",
+        "DELETE FROM tasker_tasks WHERE task_id IN ({ids})",
+    ] {
+        ops.execute(&statement.replace("{ids}", &list)).await?;
+    }
+    Ok(ids.len() as u64)
+}
+
+/// A dead letter as read; see [`dead_letters`].
+#[derive(QueryableByName)]
+pub(crate) struct DeadLetterRow {
+    #[diesel(sql_type = BigInt)]
+    task_id: i64,
+    #[diesel(sql_type = Text)]
+    namespace: String,
+    #[diesel(sql_type = Text)]
+    name: String,
+    #[diesel(sql_type = Text)]
+    version: String,
+    #[diesel(sql_type = BigInt)]
+    workflow_step_id: i64,
+    #[diesel(sql_type = Text)]
+    step: String,
+    #[diesel(sql_type = Integer)]
+    attempts: i32,
+    #[diesel(sql_type = Nullable<Text>)]
+    last_error: Option<String>,
+    #[diesel(sql_type = BigInt)]
+    failed_ms: i64,
+}
+
+/// Failed steps of failed tasks, most recent failure first.
+pub(crate) async fn dead_letters(
+    ops: &mut impl RetentionOps,
+    dialect: &Dialect,
+    filter: &DeadLetterFilter,
+) -> Tx<Vec<DeadLetter>> {
+    let limit = match filter.limit {
+        0 => 100,
+        n if n > 10_000 => {
+            return Err(StoreError::Invalid(format!(
+                "dead letters: a limit of {n}; use 1 to 10000"
+            ))
+            .into())
+        }
+        n => n,
+    };
+    let sql = format!(
+        "SELECT t.task_id, ns.name AS namespace, nt.name, nt.version, s.workflow_step_id,
+                s.name AS step, s.attempts, CAST(s.last_error AS TEXT) AS last_error,
+                {failed} AS failed_ms
+         FROM tasker_workflow_steps s
+         JOIN tasker_tasks t ON t.task_id = s.task_id
+         JOIN tasker_named_tasks nt ON nt.named_task_id = t.named_task_id
+         JOIN tasker_task_namespaces ns ON ns.task_namespace_id = nt.task_namespace_id
+         WHERE s.state = 'error' AND t.state = 'error'
+           AND ($1 IS NULL OR ns.name = $1) AND ($2 IS NULL OR nt.name = $2)
+           AND ($3 IS NULL OR s.updated_at >= {since})
+           AND ($4 IS NULL OR {class} = $4)
+         ORDER BY s.updated_at DESC, s.workflow_step_id DESC LIMIT $5",
+        failed = (dialect.ms)("s.updated_at"),
+        since = (dialect.time_param)(3),
+        class = (dialect.error_class)("s.last_error"),
+    );
+    let binds = Binds {
+        namespace: filter.namespace.as_deref(),
+        name: filter.name.as_deref(),
+        time_ms: filter.since.map(|t| t.timestamp_millis()),
+        error_class: filter.error_class.as_deref(),
+        limit: i64::from(limit),
+    };
+    let rows = ops.dead_letter_rows(&(dialect.params)(sql), &binds).await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| DeadLetter {
+            task_id: TaskId(row.task_id),
+            namespace: row.namespace,
+            name: row.name,
+            version: row.version,
+            step_id: StepId(row.workflow_step_id),
+            step: row.step,
+            attempts: u32::try_from(row.attempts).unwrap_or_default(),
+            error: row
+                .last_error
+                .as_deref()
+                .and_then(|text| serde_json::from_str::<StepError>(text).ok()),
+            failed_at: time(row.failed_ms),
+        })
+        .collect())
+}
+
+/// `$n` -> `?n` (SQLite's numbered parameters); a `$` not followed by a
+/// digit (as in the JSON path `'$.class'`) stays.
+#[cfg(feature = "sqlite")]
+pub(crate) fn numbered_params(sql: String) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '$' && chars.peek().is_some_and(char::is_ascii_digit) {
+            out.push('?');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The same text, for PostgreSQL.
+#[cfg(feature = "postgres")]
+pub(crate) fn same(sql: String) -> String {
+    sql
+}
+
+#[cfg(all(test, feature = "sqlite"))]
+mod tests {
+    #[test]
+    fn only_dollar_digits_become_numbered_parameters() {
+        assert_eq!(
+            super::numbered_params("a = $1 AND json_extract(e, '$.class') = $4".to_owned()),
+            "a = ?1 AND json_extract(e, '$.class') = ?4"
+        );
+    }
+}
