@@ -129,9 +129,10 @@ impl App {
         };
         match cli.command {
             Some(command) => self.execute(&cli.global, command).await,
+            // No command: the help, as `cargo` does.
             None => {
                 let _ = self.command().print_help();
-                Exit::Usage.into()
+                ExitCode::SUCCESS
             }
         }
     }

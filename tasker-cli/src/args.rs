@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// The whole command line of a worker binary: what [`App::main`](crate::App::main)
 /// parses.
 #[derive(Debug, Parser)]
-#[command(version, subcommand_required = true, arg_required_else_help = true)]
+#[command(version)]
 pub struct Cli {
     /// Options of every command.
     #[command(flatten)]

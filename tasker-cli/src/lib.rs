@@ -37,6 +37,9 @@
 //! parser, make [`Command`] one variant of your subcommand enum, and call
 //! [`App::execute`] for it (the example worker adds `demo` this way).
 //!
+//! The [`scaffold`] module is `cargo tasker new worker|handler|subscriber`
+//! (the `cargo-tasker` binary of this crate).
+//!
 //! Features: `sqlite` and `bundled-sqlite` (default), `postgres`, `http`
 //! (`serve`, `--metrics-addr`), `graphql`, `otel`, `full` (all of them).
 
@@ -46,6 +49,7 @@ mod exit;
 mod inspect;
 mod operate;
 mod output;
+pub mod scaffold;
 mod worker;
 
 pub use app::App;
