@@ -589,3 +589,41 @@ fn dead_letters_and_purge_from_the_command_line() {
     assert_eq!(code(&run(&db, &["task", "show", &ok.to_string()])), 3);
     expect(&db, &["task", "show", &doomed.to_string()], 0);
 }
+
+#[test]
+fn every_log_line_about_a_step_says_which_task_handler_step_and_attempt() {
+    let dir = TempDir::new("logs");
+    let db = dir.db();
+    expect(&db, &["migrate"], 0);
+    created_id(&db, &flaky("logged", r#", "fail_times": 1"#));
+    let mut child = command(&db)
+        .args(["--json-logs", "--log", "info", "run", "--quiet"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut retry_line = None;
+    for line in lines.map_while(Result::ok) {
+        if line.contains("will retry") {
+            retry_line = Some(line);
+            break;
+        }
+    }
+    signal(&child, "TERM");
+    let _ = child.wait();
+    let line = retry_line.expect("a log line about the retry");
+    let log: Value =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+    let span = &log["span"];
+    assert_eq!(span["namespace"], "tests", "{line}");
+    assert_eq!(span["handler"], "flaky");
+    assert_eq!(span["version"], "1.0.0");
+    assert_eq!(span["step"], "work");
+    assert_eq!(span["attempt"], 1);
+    assert!(span["task_id"].as_i64().is_some(), "{line}");
+    assert!(log["fields"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("planned failure 1"));
+}

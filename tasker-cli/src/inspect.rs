@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use tasker::analysis::{analyze as analyze_task, AnalysisConfig};
+use tasker::analysis::{analyze_with_history, AnalysisConfig, History};
 use tasker::store::{DeadLetterFilter, TaskFilter, TaskRecord};
 use tasker::{Graph, Handler, Registry, StepId, Store, TaskId, TaskState};
 
@@ -416,7 +416,8 @@ pub(crate) async fn analyze(
             .map(|s| (s.name.as_str(), s.depends_on.iter().map(String::as_str))),
     )
     .map_err(|e| CliError::failure(format!("task {task_id}'s stored graph is unreadable: {e}")))?;
-    let analysis = analyze_task(&graph, &task, &AnalysisConfig::default());
+    let history = History::load(&store, &task, 20).await?;
+    let analysis = analyze_with_history(&graph, &task, &AnalysisConfig::default(), &history);
     if out.json {
         return out.json(&analysis);
     }
@@ -433,6 +434,23 @@ pub(crate) async fn analyze(
     for (level, steps) in analysis.levels.iter().enumerate() {
         out.line(&format!("level {level}: {}", steps.join(", ")));
     }
+    let estimate = &analysis.estimate;
+    let seconds = |s: f64| {
+        humantime::format_duration(Duration::from_secs_f64(s.max(0.0).round())).to_string()
+    };
+    out.line(&format!(
+        "estimate: {} left along the longest unfinished path ({}); {} by the guide's formula",
+        seconds(estimate.remaining_seconds),
+        if estimate.history_tasks > 0 {
+            format!(
+                "typical step durations from {} complete task(s)",
+                estimate.history_tasks
+            )
+        } else {
+            "no history yet: default seconds per step".to_owned()
+        },
+        seconds(estimate.formula_seconds)
+    ));
     out.line("");
     if analysis.bottlenecks.is_empty() {
         out.line("no bottlenecks");

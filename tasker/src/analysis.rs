@@ -19,17 +19,36 @@
 //!
 //! where `downstream` counts the steps after it, `blocked` those of them not
 //! finished, and `path_length` the steps on the longest path from it to a
-//! leaf. Severity: critical at `critical` or more, then high, medium, low.
+//! leaf; then `completed_penalty` is subtracted once per step after it that
+//! is already finished (work done downstream, e.g. resolved by hand, lowers
+//! its priority; the score never drops below zero). Severity: critical at
+//! `critical` or more, then high, medium, low.
+//!
+//! Duration estimates ([`Estimate`]): the guide's formula
+//!
+//! ```text
+//! estimated = steps * base_step_seconds + error_steps * error_penalty_seconds
+//!           + retries * retry_penalty_seconds
+//! ```
+//!
+//! and, from recorded history ([`History`]: the median duration of each
+//! step's completed attempts in recent complete tasks of the same handler
+//! version), the time left along the longest path of unfinished steps.
 
 use serde::Serialize;
 
 use crate::graph::Graph;
 use crate::state::StepState;
-use crate::store::{StepRecord, TaskRecord};
+use std::collections::BTreeMap;
+
+use crate::ids::StepId;
+use crate::state::TaskState;
+use crate::store::{StepRecord, Store, StoreError, TaskFilter, TaskRecord, Transition};
 
 /// Weights, multipliers, penalties and thresholds of the bottleneck score.
 #[cfg_attr(feature = "http", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct AnalysisConfig {
     /// Per step after the bottleneck.
     pub downstream_weight: f64,
@@ -43,6 +62,8 @@ pub struct AnalysisConfig {
     pub retry_penalty: f64,
     /// Added for a step blocked behind an error.
     pub blocked_penalty: f64,
+    /// Subtracted per step after it that is already finished.
+    pub completed_penalty: f64,
     /// Added per attempt after the first.
     pub retry_instability: f64,
     /// Added for a permanent (non-retryable) error.
@@ -61,6 +82,12 @@ pub struct AnalysisConfig {
     pub high: f64,
     /// Score from which it is medium.
     pub medium: f64,
+    /// Duration estimate: seconds per step where history says nothing.
+    pub base_step_seconds: f64,
+    /// Duration estimate: added per step in error.
+    pub error_penalty_seconds: f64,
+    /// Duration estimate: added per attempt after the first.
+    pub retry_penalty_seconds: f64,
 }
 
 impl Default for AnalysisConfig {
@@ -72,6 +99,7 @@ impl Default for AnalysisConfig {
             error_penalty: 30.0,
             retry_penalty: 10.0,
             blocked_penalty: 25.0,
+            completed_penalty: 15.0,
             retry_instability: 3.0,
             non_retryable: 10.0,
             exhausted_retry: 20.0,
@@ -81,6 +109,9 @@ impl Default for AnalysisConfig {
             critical: 100.0,
             high: 50.0,
             medium: 20.0,
+            base_step_seconds: 30.0,
+            error_penalty_seconds: 60.0,
+            retry_penalty_seconds: 30.0,
         }
     }
 }
@@ -151,13 +182,175 @@ pub struct Analysis {
     pub bottlenecks: Vec<Bottleneck>,
     /// Steps per state (states without steps are left out), as a JSON
     /// object: `{"complete": 3, "pending": 1}`.
-    pub state_counts: std::collections::BTreeMap<StepState, usize>,
+    pub state_counts: BTreeMap<StepState, usize>,
     /// Share of steps complete or resolved, 0 to 1.
     pub completion: f64,
+    /// How long the task takes, and how long it still needs.
+    pub estimate: Estimate,
 }
 
-/// Analyses `task`, whose steps follow `graph`.
+/// Duration estimates of a task, in seconds.
+#[cfg_attr(feature = "http", derive(schemars::JsonSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Estimate {
+    /// The guide's formula over the whole task: steps x
+    /// `base_step_seconds` + steps in error x `error_penalty_seconds` +
+    /// retries x `retry_penalty_seconds`.
+    pub formula_seconds: f64,
+    /// Time left: the longest path through the unfinished steps, each
+    /// costing its typical duration (or `base_step_seconds` without
+    /// history), plus the error and retry penalties of the steps on it.
+    pub remaining_seconds: f64,
+    /// Typical duration of each step from recorded history (median of its
+    /// completed attempts); steps without history are left out.
+    pub typical_step_seconds: BTreeMap<String, f64>,
+    /// Complete tasks the typical durations come from.
+    pub history_tasks: usize,
+}
+
+/// Recorded durations of a handler's steps: see [`History::from_runs`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct History {
+    /// Median seconds of each step's completed attempts.
+    pub typical_step_seconds: BTreeMap<String, f64>,
+    /// Tasks they come from.
+    pub tasks: usize,
+}
+
+impl History {
+    /// Reads the audit trails of finished tasks (each with its steps):
+    /// every attempt that went `in_progress -> complete` counts, by step
+    /// name.
+    ///
+    /// ```
+    /// let history = tasker::analysis::History::from_runs(&[]);
+    /// assert!(history.typical_step_seconds.is_empty());
+    /// ```
+    pub fn from_runs(runs: &[(TaskRecord, Vec<Transition>)]) -> History {
+        let mut samples: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+        for (task, transitions) in runs {
+            let mut started: BTreeMap<StepId, chrono::DateTime<chrono::Utc>> = BTreeMap::new();
+            for t in transitions {
+                let Some(step_id) = t.step_id else { continue };
+                match (t.from_state.as_deref(), t.to_state.as_str()) {
+                    (_, "in_progress") => {
+                        started.insert(step_id, t.at);
+                    }
+                    (Some("in_progress"), "complete") => {
+                        let name = task.steps.iter().find(|s| s.step_id == step_id);
+                        if let (Some(start), Some(step)) = (started.remove(&step_id), name) {
+                            let seconds = (t.at - start).num_milliseconds().max(0) as f64 / 1000.0;
+                            samples.entry(step.name.clone()).or_default().push(seconds);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        History {
+            typical_step_seconds: samples
+                .into_iter()
+                .map(|(name, mut values)| {
+                    values.sort_by(f64::total_cmp);
+                    (name, values[values.len() / 2])
+                })
+                .collect(),
+            tasks: runs.len(),
+        }
+    }
+
+    /// The history of `task`'s handler version: the last `limit` complete
+    /// tasks, their steps and audit trails (2 reads per task).
+    pub async fn load<S: Store>(
+        store: &S,
+        task: &TaskRecord,
+        limit: u32,
+    ) -> Result<History, StoreError> {
+        let recent = store
+            .tasks(&TaskFilter {
+                namespace: Some(task.namespace.clone()),
+                name: Some(task.name.clone()),
+                version: Some(task.version.clone()),
+                state: Some(TaskState::Complete),
+                limit,
+                offset: 0,
+            })
+            .await?;
+        let mut runs = Vec::with_capacity(recent.len());
+        for listed in recent {
+            let record = store.task(listed.task_id).await?;
+            let transitions = store.transitions(listed.task_id).await?;
+            runs.push((record, transitions));
+        }
+        Ok(History::from_runs(&runs))
+    }
+}
+
+fn estimate(
+    graph: &Graph,
+    task: &TaskRecord,
+    config: &AnalysisConfig,
+    history: &History,
+) -> Estimate {
+    let retries = |s: &StepRecord| f64::from(s.attempts.saturating_sub(1));
+    let errors = task
+        .steps
+        .iter()
+        .filter(|s| s.state == StepState::Error)
+        .count();
+    let formula_seconds = task.steps.len() as f64 * config.base_step_seconds
+        + errors as f64 * config.error_penalty_seconds
+        + task.steps.iter().map(retries).sum::<f64>() * config.retry_penalty_seconds;
+    // Longest path through unfinished steps, in topological order.
+    let mut finish: BTreeMap<&str, f64> = BTreeMap::new();
+    for name in graph.topological_order() {
+        let step = task.steps.iter().find(|s| s.name == name);
+        let cost = match step {
+            Some(s) if s.state.satisfies_dependents() || s.state == StepState::Cancelled => 0.0,
+            Some(s) => {
+                history
+                    .typical_step_seconds
+                    .get(name)
+                    .copied()
+                    .unwrap_or(config.base_step_seconds)
+                    + if s.state == StepState::Error {
+                        config.error_penalty_seconds
+                    } else {
+                        0.0
+                    }
+                    + retries(s) * config.retry_penalty_seconds
+            }
+            None => config.base_step_seconds,
+        };
+        let start = graph
+            .dependencies(name)
+            .iter()
+            .filter_map(|p| finish.get(p))
+            .fold(0.0, |a: f64, b| a.max(*b));
+        finish.insert(name, start + cost);
+    }
+    Estimate {
+        formula_seconds,
+        remaining_seconds: finish.values().fold(0.0, |a: f64, b| a.max(*b)),
+        typical_step_seconds: history.typical_step_seconds.clone(),
+        history_tasks: history.tasks,
+    }
+}
+
+/// Analyses `task`, whose steps follow `graph`, without recorded history
+/// (duration estimates from the configured seconds per step).
 pub fn analyze(graph: &Graph, task: &TaskRecord, config: &AnalysisConfig) -> Analysis {
+    analyze_with_history(graph, task, config, &History::default())
+}
+
+/// Analyses `task`, whose steps follow `graph`, with the recorded
+/// durations of its handler's steps (see [`History::load`]).
+pub fn analyze_with_history(
+    graph: &Graph,
+    task: &TaskRecord,
+    config: &AnalysisConfig,
+    history: &History,
+) -> Analysis {
     let state_of = |name: &str| task.steps.iter().find(|s| s.name == name);
     let mut bottlenecks = Vec::new();
     for step in &task.steps {
@@ -182,6 +375,7 @@ pub fn analyze(graph: &Graph, task: &TaskRecord, config: &AnalysisConfig) -> Ana
             Problem::Blocked => config.blocked_penalty,
         };
         penalties += config.retry_instability * f64::from(step.attempts.saturating_sub(1));
+        penalties -= config.completed_penalty * (downstream - blocked) as f64;
         if permanent && problem == Problem::Error {
             penalties += config.non_retryable;
         }
@@ -196,7 +390,7 @@ pub fn analyze(graph: &Graph, task: &TaskRecord, config: &AnalysisConfig) -> Ana
             Problem::Blocked => config.dependency_issue,
             Problem::Retrying => 1.0,
         };
-        let score = (base + path + penalties) * multiplier;
+        let score = ((base + path + penalties) * multiplier).max(0.0);
         let severity = if score >= config.critical {
             Severity::Critical
         } else if score >= config.high {
@@ -252,6 +446,7 @@ pub fn analyze(graph: &Graph, task: &TaskRecord, config: &AnalysisConfig) -> Ana
         } else {
             done as f64 / task.steps.len() as f64
         },
+        estimate: estimate(graph, task, config, history),
     }
 }
 
@@ -484,5 +679,80 @@ mod tests {
             "{dot}"
         );
         assert!(dot.ends_with("}\n"));
+    }
+
+    #[test]
+    fn finished_work_downstream_lowers_a_bottleneck_never_below_zero() {
+        // b failed, but d was resolved by hand and e completed after it.
+        let t = task(vec![
+            step("a", StepState::Complete, 1, 4, None),
+            step(
+                "b",
+                StepState::Error,
+                1,
+                4,
+                Some(StepError::permanent("no")),
+            ),
+            step("c", StepState::Complete, 1, 4, None),
+            step("d", StepState::ResolvedManually, 0, 4, None),
+            step("e", StepState::Complete, 1, 4, None),
+        ]);
+        let b = &analyze(&graph(), &t, &AnalysisConfig::default()).bottlenecks[0];
+        assert_eq!((b.downstream, b.blocked), (2, 0));
+        // base 2*5 = 10; path 3*10 = 30; penalties 30 + 10 - 2*15 = 10; x2.
+        assert_eq!(b.score, (10.0 + 30.0 + 10.0) * 2.0);
+        let heavy = AnalysisConfig {
+            completed_penalty: 1000.0,
+            ..AnalysisConfig::default()
+        };
+        assert_eq!(analyze(&graph(), &t, &heavy).bottlenecks[0].score, 0.0);
+    }
+
+    #[test]
+    fn durations_come_from_history_and_the_guide_s_formula() {
+        let mut done = task(vec![
+            step("a", StepState::Complete, 1, 4, None),
+            step("b", StepState::Complete, 1, 4, None),
+        ]);
+        done.steps[0].step_id = StepId(10);
+        done.steps[1].step_id = StepId(11);
+        let at = |ms: i64| chrono::DateTime::from_timestamp_millis(1_700_000_000_000 + ms).unwrap();
+        let change = |step: i64, from: &str, to: &str, ms: i64| Transition {
+            task_id: TaskId(1),
+            step_id: Some(StepId(step)),
+            from_state: Some(from.to_owned()),
+            to_state: to.to_owned(),
+            attempt: Some(1),
+            actor: None,
+            error: None,
+            at: at(ms),
+            seq: ms,
+        };
+        let trail = vec![
+            change(10, "ready", "in_progress", 0),
+            change(10, "in_progress", "complete", 2_000),
+            change(11, "ready", "in_progress", 2_000),
+            change(11, "in_progress", "ready", 3_000), // a failed attempt: not a sample
+            change(11, "ready", "in_progress", 4_000),
+            change(11, "in_progress", "complete", 8_000),
+        ];
+        let history = History::from_runs(&[(done, trail)]);
+        assert_eq!(history.typical_step_seconds.get("a"), Some(&2.0));
+        assert_eq!(history.typical_step_seconds.get("b"), Some(&4.0));
+
+        // a -> b -> c; a done, b failed once and is in error, c pending.
+        let graph = Graph::new([("a", vec![]), ("b", vec!["a"]), ("c", vec!["b"])]).unwrap();
+        let live = task(vec![
+            step("a", StepState::Complete, 1, 4, None),
+            step("b", StepState::Error, 2, 4, Some(StepError::retryable("x"))),
+            step("c", StepState::Pending, 0, 4, None),
+        ]);
+        let estimate =
+            analyze_with_history(&graph, &live, &AnalysisConfig::default(), &history).estimate;
+        // 3 steps * 30 + 1 error * 60 + 1 retry * 30.
+        assert_eq!(estimate.formula_seconds, 180.0);
+        // b: 4 (history) + 60 (error) + 30 (a retry); c: 30 (no history).
+        assert_eq!(estimate.remaining_seconds, 124.0);
+        assert_eq!(estimate.history_tasks, 1);
     }
 }

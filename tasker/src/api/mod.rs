@@ -168,6 +168,7 @@ type Served<S> = (&'static str, Access, MethodRouter<Arc<Api<S>>>);
 /// access come from the operation.
 fn handlers<S: Store>() -> Vec<Served<S>> {
     use operations as op;
+    #[cfg_attr(not(feature = "graphql"), allow(unused_mut))]
     let mut list = vec![
         serve_as(&op::LIVE, health::live),
         serve_as(&op::READY, health::ready::<S>),

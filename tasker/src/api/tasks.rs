@@ -13,7 +13,7 @@ use serde::Deserialize;
 use super::auth::Principal;
 use super::responses::{AnalysisBody, CreatedBody, TaskBody, TaskPage};
 use super::{body, parse_id, Api, ApiError, Shared, SHOW_TASK_PERMISSION};
-use crate::analysis::{analyze, task_dot, task_mermaid};
+use crate::analysis::{analyze_with_history, task_dot, task_mermaid, History};
 use crate::store::{Store, TaskFilter};
 use crate::{TaskId, TaskRequest, TaskState};
 
@@ -21,6 +21,10 @@ use crate::{TaskId, TaskRequest, TaskState};
 const DEFAULT_LIMIT: u32 = 50;
 /// The largest page of a task list, REST or GraphQL.
 const MAX_LIMIT: u32 = 500;
+
+/// Complete tasks whose audit trails give the typical step durations of an
+/// analysis (two reads each).
+const HISTORY_TASKS: u32 = 10;
 /// Content types of the diagrams.
 pub(super) const MERMAID: &str = "text/vnd.mermaid; charset=utf-8";
 pub(super) const GRAPHVIZ: &str = "text/vnd.graphviz; charset=utf-8";
@@ -233,7 +237,10 @@ pub(super) async fn task_analysis<S: Store>(
 ) -> Result<Json<AnalysisBody>, ApiError> {
     let task = api.tasker.task(TaskId(parse_id(&id, "task_id")?)).await?;
     let handler = handler_of(&api, &task)?;
-    let analysis = analyze(handler.graph(), &task, &api.config.analysis);
+    // Typical step durations from the last complete tasks of the same
+    // handler version: a bounded number of reads.
+    let history = History::load(api.tasker.store(), &task, HISTORY_TASKS).await?;
+    let analysis = analyze_with_history(handler.graph(), &task, &api.config.analysis, &history);
     Ok(Json(AnalysisBody {
         task_id: task.task_id,
         state: task.state,
