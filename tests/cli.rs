@@ -509,6 +509,47 @@ fn operator_actions_on_postgres_while_workers_run() {
     );
     assert_eq!(code(&failed), 8);
     // PostgreSQL: the operator acts while the workers run.
+    let work = json(&db, &["task", "show", &doomed.to_string()])["steps"][0]["step_id"]
+        .as_i64()
+        .unwrap();
+    expect(&db, &["step", "retry", &work.to_string()], 0);
+    let failed_again = run(
+        &db,
+        &["task", "wait", &doomed.to_string(), "--timeout", "30s"],
+    );
+    assert_eq!(code(&failed_again), 8, "the switch is still off");
+    let retried = json(
+        &db,
+        &[
+            "dead-letters",
+            "retry",
+            "--namespace",
+            "tests",
+            "--handler",
+            "flaky",
+        ],
+    );
+    assert_eq!(retried["retried"], serde_json::json!([doomed]), "{retried}");
+    let failed_again = run(
+        &db,
+        &["task", "wait", &doomed.to_string(), "--timeout", "30s"],
+    );
+    assert_eq!(code(&failed_again), 8);
+    let attempts = json(&db, &["step", "show", &work.to_string()])["attempts"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(attempts, 3, "one attempt, then two retries by the operator");
+    let after = json(&db, &["task", "show", &doomed.to_string()])["steps"][1]["step_id"]
+        .as_i64()
+        .unwrap();
+    expect(&db, &["step", "cancel", &after.to_string()], 0);
+    let conflict = run(&db, &["step", "cancel", &after.to_string()]);
+    assert_eq!(
+        code(&conflict),
+        4,
+        "cancelling it twice: {}",
+        stderr(&conflict)
+    );
     expect(&db, &["task", "resolve", &doomed.to_string()], 0);
     let resolved = json(&db, &["task", "show", &doomed.to_string()]);
     assert_eq!(resolved["state"], "resolved_manually");

@@ -215,10 +215,10 @@ impl App {
         Ok(store)
     }
 
-    /// An engine on the database with every handler of this binary and the
-    /// [`configure`](Self::configure) hook applied; `migrate` applies
-    /// pending migrations first, otherwise an unmigrated database is an
-    /// error.
+    /// An engine on the database with every handler of this binary, the
+    /// [`configure`](Self::configure) hook applied and then `change` (the
+    /// command line's settings); `migrate` applies pending migrations
+    /// first, otherwise an unmigrated database is an error.
     pub async fn engine(
         &self,
         global: &GlobalArgs,
@@ -229,11 +229,12 @@ impl App {
         if !migrate {
             require_migrated(&store).await?;
         }
-        let mut builder = Tasker::builder(store).migrate(migrate).configure(change);
+        let mut builder = Tasker::builder(store).migrate(migrate);
         if let Some(configure) = &self.configure {
             builder = configure(builder);
         }
-        let tasker = builder.build().await?;
+        // Command-line settings (`--concurrency`) win over the hook's.
+        let tasker = builder.configure(change).build().await?;
         for refused in &tasker.startup_report().refused {
             eprintln!(
                 "warning: {} unfinished task(s) will not run here: {}",
