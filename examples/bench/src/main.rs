@@ -2,8 +2,8 @@
 //! raw limit of a minimal SQL-only queue on the same server.
 //!
 //! ```sh
-//! cargo run --release -p tasker-examples --bin bench             # full run
-//! cargo run --release -p tasker-examples --bin bench -- --quick  # under a minute
+//! cargo run --release -p tasker-bench --bin bench             # full run
+//! cargo run --release -p tasker-bench --bin bench -- --quick  # under a minute
 //! ```
 //!
 //! Each scenario runs in a fresh child process (so its peak memory is its
@@ -19,7 +19,9 @@
 //!   from a step's body to the next one's, noted by the bodies themselves
 //!   (`handoff_wall_*`, the headline), and from the audit trail
 //!   (`handoff_audit_*`: parent complete -> child start in the database).
-//! * S3: diamonds `a -> {b, c} -> d`: steps/s and join latency p50/p99.
+//! * S3: diamonds `a -> {b, c} -> d`: steps/s and join latency p50/p99;
+//!   then the purge of the finished diamonds (`Tasker::purge`, batches of
+//!   500): tasks/s deleted with their steps, edges and audit rows.
 //! * S4: fan-outs 1 -> 100 -> 1: steps/s and the time from the last of the
 //!   100 finishing to the join starting.
 //! * S5: one 40-step chain alone: total time and time per step.
@@ -418,6 +420,26 @@ async fn run_scenario(args: &Args, scenario: &str) -> String {
                 fmt(l.p50),
                 fmt(l.p99)
             ));
+            if scenario == "S3" {
+                let purger = engine(args, db.url(), false).await;
+                let started = Instant::now();
+                let purged = purger
+                    .purge(&tasker::store::PurgeFilter {
+                        states: vec![tasker::TaskState::Complete],
+                        finished_before: chrono_now_plus_seconds(5),
+                        namespace: None,
+                        name: None,
+                        batch: 500,
+                    })
+                    .await
+                    .expect("purge");
+                let took = started.elapsed().as_secs_f64();
+                assert_eq!(purged, tasks as u64, "every finished diamond is purged");
+                line.push_str(&format!(
+                    " purge_tasks_per_s={:.0} purge_s={took:.3}",
+                    purged as f64 / took
+                ));
+            }
         }
         "S5" => {
             line.push_str(&format!(
@@ -429,4 +451,9 @@ async fn run_scenario(args: &Args, scenario: &str) -> String {
         _ => {}
     }
     line
+}
+
+/// Now plus `seconds`, for a purge cut-off that includes everything finished.
+fn chrono_now_plus_seconds(seconds: i64) -> chrono::DateTime<chrono::Utc> {
+    chrono::Utc::now() + chrono::Duration::seconds(seconds)
 }
