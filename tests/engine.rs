@@ -110,6 +110,74 @@ async fn diamond_runs_in_order_with_outputs<S: Store>(store: S) {
     assert_eq!((counts.completed, counts.failed, counts.stale), (4, 0, 0));
 }
 
+/// A batch is created as the same requests one by one would be: in order,
+/// a repeated identity key (in the batch or already stored) gives the
+/// existing task, and every graph is wired as declared.
+async fn a_batch_is_created_as_one_by_one<S: Store>(store: S) {
+    let tasker = tasker_tests::tasker(store, flaky_tasker_parts).await;
+    let stored = tasker
+        .create_task(Diamond::request(Seed { value: 1 }).identity_key("batch-0"))
+        .await
+        .unwrap();
+    let created = tasker
+        .create_tasks(vec![
+            Diamond::request(Seed { value: 2 }).identity_key("batch-1"),
+            Flaky::request(Script {
+                key: "batch".into(),
+                ..Script::default()
+            }),
+            Diamond::request(Seed { value: 3 }).identity_key("batch-1"),
+            Diamond::request(Seed { value: 4 }).identity_key("batch-0"),
+            Diamond::request(Seed { value: 5 }),
+        ])
+        .await
+        .unwrap();
+    assert!(matches!(created[0], Created::New(_)));
+    assert!(matches!(created[1], Created::New(_)));
+    assert_eq!(created[2], Created::Existing(created[0].task_id()));
+    assert_eq!(created[3], Created::Existing(stored.task_id()));
+    assert!(matches!(created[4], Created::New(_)));
+    let ids: Vec<TaskId> = [stored, created[0], created[1], created[4]]
+        .iter()
+        .map(|c| c.task_id())
+        .collect();
+    assert!(
+        ids.windows(2).all(|w| w[0] < w[1]),
+        "ids follow the request order: {ids:?}"
+    );
+
+    let worker = tasker.start_worker();
+    let last = tasker
+        .wait_for_task(created[4].task_id(), WAIT)
+        .await
+        .unwrap();
+    assert_eq!(last.state, TaskState::Complete);
+    let output = |name: &str| {
+        last.steps
+            .iter()
+            .find(|s| s.name == name)
+            .unwrap()
+            .output
+            .clone()
+    };
+    assert_eq!(
+        output("d"),
+        Some(json!(5 + 1 + 50)),
+        "a -> {{b, c}} -> d wired as declared"
+    );
+    assert_eq!(last.steps[3].depends_on, ["b", "c"]);
+    for id in &ids {
+        let task = tasker.wait_for_task(*id, WAIT).await.unwrap();
+        assert_eq!(task.state, TaskState::Complete, "task {id}");
+        assert_legal(&tasker.transitions(*id).await.unwrap());
+    }
+    assert_eq!(
+        tasker.store().task_counts().await.unwrap(),
+        [(TaskState::Complete, 4)]
+    );
+    worker.shutdown().await;
+}
+
 async fn identity_key_is_idempotent<S: Store>(store: S) {
     let tasker = tasker_tests::tasker(store, |b| b).await;
     let request = || Diamond::request(Seed { value: 1 }).identity_key("order-42");
@@ -1106,6 +1174,7 @@ tasker_tests::on_both_stores!(
     the_store_reports_what_it_did,
     diamond_runs_in_order_with_outputs,
     identity_key_is_idempotent,
+    a_batch_is_created_as_one_by_one,
     bad_input_writes_nothing,
     retries_with_backoff_then_success,
     a_retry_runs_when_due_not_at_the_next_poll,

@@ -7,7 +7,7 @@ use serde_json::Value;
 use tasker::store::{Completed, Created, NewTask, StoreError};
 use tasker::{TaskId, TaskState};
 
-use super::sql::CREATE_SQL;
+use super::sql::{CREATE_BATCH_SQL, CREATE_SQL};
 use super::Prepared;
 use crate::rows::{ClaimRow, IdRow};
 
@@ -157,4 +157,128 @@ pub(super) async fn create_one(
         .get_result::<IdRow>(conn)
         .await?;
     Ok(Created::Existing(TaskId(existing.id)))
+}
+
+#[derive(QueryableByName)]
+struct CreatedRow {
+    #[diesel(sql_type = BigInt)]
+    ord: i64,
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+}
+
+#[derive(QueryableByName)]
+struct KeyRow {
+    #[diesel(sql_type = Text)]
+    identity_key: String,
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+}
+
+/// Creates `tasks` with one statement (plus one read when some identity
+/// keys exist), inside the caller's transaction; results in input order.
+/// A key repeated within the batch creates one task; the later requests
+/// get it as `Existing`, as they would one by one.
+pub(super) async fn create_many(
+    conn: &mut AsyncPgConnection,
+    tasks: &[NewTask],
+    channel: &str,
+) -> Result<Vec<Created>, diesel::result::Error> {
+    let mut handler_ids = Vec::with_capacity(tasks.len());
+    let mut contexts = Vec::with_capacity(tasks.len());
+    let mut keys = Vec::with_capacity(tasks.len());
+    let mut initiators = Vec::with_capacity(tasks.len());
+    let mut sources = Vec::with_capacity(tasks.len());
+    let mut reasons = Vec::with_capacity(tasks.len());
+    let mut tags = Vec::with_capacity(tasks.len());
+    let mut step_counts = Vec::with_capacity(tasks.len());
+    let mut actors = Vec::with_capacity(tasks.len());
+    let (mut step_task, mut names, mut positions, mut max_attempts, mut timeouts, mut parents) = (
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+    );
+    let (mut edge_task, mut from, mut to) = (Vec::new(), Vec::new(), Vec::new());
+    for (i, task) in tasks.iter().enumerate() {
+        let ord = i as i64 + 1;
+        handler_ids.push(task.handler_id);
+        contexts.push(task.context.to_string());
+        keys.push(task.identity_key.as_deref());
+        initiators.push(task.initiator.as_deref());
+        sources.push(task.source_system.as_deref());
+        reasons.push(task.reason.as_deref());
+        tags.push(Value::from(task.tags.clone()).to_string());
+        step_counts.push(task.steps.len() as i32);
+        actors.push(task.initiator.as_deref().unwrap_or("tasker"));
+        for step in &task.steps {
+            step_task.push(ord);
+            names.push(step.name.as_str());
+            positions.push(step.index as i32);
+            max_attempts.push(step.max_attempts as i32);
+            timeouts.push(step.timeout.map(|t| t.as_millis() as i64));
+            parents.push(step.parents.len() as i32);
+            for parent in &step.parents {
+                edge_task.push(ord);
+                from.push(*parent as i32);
+                to.push(step.index as i32);
+            }
+        }
+    }
+    let rows = Prepared(
+        sql_query(CREATE_BATCH_SQL)
+            .bind::<Array<BigInt>, _>(handler_ids)
+            .bind::<Array<Text>, _>(contexts)
+            .bind::<Array<Nullable<Text>>, _>(&keys)
+            .bind::<Array<Nullable<Text>>, _>(initiators)
+            .bind::<Array<Nullable<Text>>, _>(sources)
+            .bind::<Array<Nullable<Text>>, _>(reasons)
+            .bind::<Array<Text>, _>(tags)
+            .bind::<Array<Integer>, _>(step_counts)
+            .bind::<Array<Text>, _>(actors)
+            .bind::<Array<BigInt>, _>(step_task)
+            .bind::<Array<Text>, _>(names)
+            .bind::<Array<Integer>, _>(positions)
+            .bind::<Array<Integer>, _>(max_attempts)
+            .bind::<Array<Nullable<BigInt>>, _>(timeouts)
+            .bind::<Array<Integer>, _>(parents)
+            .bind::<Array<BigInt>, _>(edge_task)
+            .bind::<Array<Integer>, _>(from)
+            .bind::<Array<Integer>, _>(to)
+            .bind::<Text, _>(channel),
+    )
+    .load::<CreatedRow>(conn)
+    .await?;
+    let mut created: Vec<Option<Created>> = vec![None; tasks.len()];
+    for row in rows {
+        created[(row.ord - 1) as usize] = Some(Created::New(TaskId(row.id)));
+    }
+    // The rest have an identity key that exists (committed elsewhere, or
+    // earlier in this batch): read them with a fresh snapshot.
+    let missing: Vec<&str> = created
+        .iter()
+        .zip(&keys)
+        .filter(|(c, _)| c.is_none())
+        .filter_map(|(_, key)| *key)
+        .collect();
+    if !missing.is_empty() {
+        let existing = sql_query(
+            "SELECT identity_key, task_id AS id FROM tasker_tasks WHERE identity_key = ANY($1)",
+        )
+        .bind::<Array<Text>, _>(&missing)
+        .load::<KeyRow>(conn)
+        .await?;
+        for (slot, key) in created.iter_mut().zip(&keys) {
+            if slot.is_none() {
+                let id = key
+                    .and_then(|key| existing.iter().find(|e| e.identity_key == key))
+                    .map(|e| e.id)
+                    .ok_or(diesel::result::Error::NotFound)?;
+                *slot = Some(Created::Existing(TaskId(id)));
+            }
+        }
+    }
+    Ok(created.into_iter().flatten().collect())
 }

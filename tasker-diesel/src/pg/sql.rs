@@ -34,6 +34,9 @@ pub(super) const CLAIM_SQL: &str = include_str!("sql/claim.sql");
 
 pub(super) const CREATE_SQL: &str = include_str!("sql/create.sql");
 
+/// Many tasks in one statement (see the file's header).
+pub(super) const CREATE_BATCH_SQL: &str = include_str!("sql/create_batch.sql");
+
 pub(super) const MS: &str = "(extract(epoch from {}) * 1000)::bigint";
 
 pub(super) fn ms(column: &str) -> String {

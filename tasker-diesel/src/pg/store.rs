@@ -16,7 +16,7 @@ use tasker::{StepId, TaskId, TaskState};
 
 use super::housekeeping::{vacuum_state, VACUUM_DEAD_ROWS};
 use super::primitives::{task_of_step, PgOps, DIALECT};
-use super::rows::{create_one, BatchRow, CompleteRow};
+use super::rows::{create_many, create_one, BatchRow, CompleteRow};
 use super::sql::{
     ms, recover_sql, task_select, CLAIM_SQL, COMPLETE_BATCH_SIMPLE_SQL, COMPLETE_BATCH_SQL,
     FAIL_SQL, RETRY_SQL,
@@ -30,6 +30,9 @@ use crate::rows::{
     lease_expired_error, ClaimRow, CountRow, IdRow, StateCountRow, StepRow, TaskRow, TransitionRow,
     UnfinishedRow,
 };
+
+/// Tasks per creation statement.
+const CREATE_CHUNK: usize = 1_000;
 
 impl Store for PgStore {
     fn capabilities(&self) -> Capabilities {
@@ -179,9 +182,10 @@ impl Store for PgStore {
                     conn.batch_execute("SET LOCAL synchronous_commit = on")
                         .await?;
                 }
+                // Bounded statements: arrays of at most CREATE_CHUNK tasks.
                 let mut created = Vec::with_capacity(tasks.len());
-                for task in &tasks {
-                    created.push(create_one(conn, task, &channel).await?);
+                for chunk in tasks.chunks(CREATE_CHUNK) {
+                    created.extend(create_many(conn, chunk, &channel).await?);
                 }
                 Ok(created)
             },
