@@ -81,6 +81,11 @@ pub async fn tasker<S: tasker::Store>(
         .expect("engine starts")
 }
 
+/// `docs/transactions.md`, compiled.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/transactions.md")]
+pub struct Transactions;
+
 /// `docs/getting-started.md`, compiled and run.
 #[cfg(doctest)]
 #[doc = include_str!("../docs/getting-started.md")]

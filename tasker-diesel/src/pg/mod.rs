@@ -3,6 +3,7 @@
 //! round trip each, atomic without an explicit transaction.
 
 mod connection;
+mod enqueue;
 mod housekeeping;
 mod primitives;
 mod rows;
@@ -26,6 +27,7 @@ use tokio::sync::Notify;
 
 use crate::operator::{self, TxError};
 use connection::listen;
+pub use enqueue::CreateTaskIn;
 use primitives::PgOps;
 
 /// Options of a [`PgStore`].

@@ -159,6 +159,17 @@ impl<S: Store> Tasker<S> {
         }
     }
 
+    /// Checks a request as [`create_task`](Self::create_task) does (the
+    /// handler exists and is served here, the context fits its type, the
+    /// payload limits) and builds the rows a store writes for it, without
+    /// writing anything. For stores that create tasks inside a caller's own
+    /// transaction (`tasker_diesel::CreateTaskIn`); no `task.created`
+    /// event is published for such tasks, since only the caller knows
+    /// whether its transaction commits.
+    pub fn prepare_task(&self, request: TaskRequest) -> Result<NewTask> {
+        self.prepare(request).map(|(task, _)| task)
+    }
+
     /// Finds the handler, checks the context, and builds the rows to write.
     fn prepare(&self, request: TaskRequest) -> Result<(NewTask, &Handler)> {
         let request = request.into_parts()?;
