@@ -210,3 +210,56 @@ impl Hostile {
         Ok(emit.is_string())
     }
 }
+
+/// Context of [`Ledger`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Entry {
+    /// The effect's key: one row per task is the whole point.
+    pub key: String,
+    /// Sleep this long after the write, before returning (the window in
+    /// which a crash or a freeze hits).
+    #[serde(default)]
+    pub sleep_ms: u64,
+    /// Fail (retryably) on the first attempt, after the write.
+    #[serde(default)]
+    pub fail_first: bool,
+}
+
+/// A transactional step writing one row into the application's own table
+/// `ledger_effects (key TEXT, attempt INT)` (created by the test), for the
+/// exactly-once tests on PostgreSQL. Not served on SQLite.
+pub struct Ledger;
+
+#[task_handler(namespace = "tests", version = "1.0.0", context = Entry)]
+impl Ledger {
+    /// Writes the effect in the step's transaction, then sleeps, then
+    /// fails on the first attempt when asked.
+    #[step(transactional, retry_limit = 5)]
+    async fn record(ctx: &StepContext<Entry>) -> StepResult<u32> {
+        use diesel_async::RunQueryDsl;
+        use tasker_diesel::StepDb;
+        let entry = ctx.context();
+        {
+            let mut conn = ctx.db().await?;
+            diesel::sql_query("INSERT INTO ledger_effects (key, attempt) VALUES ($1, $2)")
+                .bind::<diesel::sql_types::Text, _>(&entry.key)
+                .bind::<diesel::sql_types::Integer, _>(ctx.attempt() as i32)
+                .execute(&mut *conn)
+                .await
+                .map_err(|e| StepError::retryable(format!("writing the effect: {e}")))?;
+        }
+        if entry.sleep_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(entry.sleep_ms)).await;
+        }
+        if entry.fail_first && ctx.attempt() == 1 {
+            return Err(StepError::retryable("planned failure after the write"));
+        }
+        Ok(ctx.attempt())
+    }
+
+    /// Runs after `record`.
+    #[step(depends_on = record)]
+    async fn after(record: u32) -> StepResult<u32> {
+        Ok(record)
+    }
+}

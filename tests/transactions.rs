@@ -225,3 +225,263 @@ async fn on_sqlite_the_transactional_create_says_it_needs_postgresql() {
     );
     assert_eq!(tasker.store().task_counts().await.unwrap(), []);
 }
+
+// ---------------------------------------------------------------------
+// Transactional steps: the step's writes and its completion record commit
+// together, or not at all.
+
+use std::collections::HashMap;
+
+use tasker_tests::handlers::{Entry, Ledger};
+
+const TASKS: usize = 200;
+
+#[derive(QueryableByName)]
+struct EffectRow {
+    #[diesel(sql_type = Text)]
+    key: String,
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    attempt: i32,
+}
+
+async fn effects(url: &str) -> HashMap<String, Vec<i32>> {
+    let mut conn = AsyncPgConnection::establish(url).await.unwrap();
+    let rows = diesel::sql_query("SELECT key, attempt FROM ledger_effects")
+        .load::<EffectRow>(&mut conn)
+        .await
+        .unwrap();
+    let mut by_key: HashMap<String, Vec<i32>> = HashMap::new();
+    for row in rows {
+        by_key.entry(row.key).or_default().push(row.attempt);
+    }
+    by_key
+}
+
+/// A migrated database (tasker in `public`) with the application's table.
+async fn ledger_database() -> (PgStore, std::sync::Arc<TestDatabase>) {
+    let (store, db) = tasker_tests::postgres().await;
+    let mut conn = AsyncPgConnection::establish(db.url()).await.unwrap();
+    conn.batch_execute("CREATE TABLE ledger_effects (key TEXT NOT NULL, attempt INT NOT NULL)")
+        .await
+        .unwrap();
+    (store, db)
+}
+
+#[track_caller]
+fn exactly_one_effect_per_task(effects: &HashMap<String, Vec<i32>>, keys: &[String]) {
+    assert_eq!(effects.len(), keys.len(), "one key per task");
+    for key in keys {
+        let rows = effects
+            .get(key)
+            .unwrap_or_else(|| panic!("no effect for {key}"));
+        assert_eq!(
+            rows.len(),
+            1,
+            "{key} applied {} times: attempts {rows:?}",
+            rows.len()
+        );
+    }
+}
+
+async fn create_entries(
+    tasker: &tasker::Tasker<PgStore>,
+    prefix: &str,
+    sleep_ms: u64,
+    fail_first: impl Fn(usize) -> bool,
+) -> (Vec<tasker::TaskId>, Vec<String>) {
+    let keys: Vec<String> = (0..TASKS).map(|i| format!("{prefix}-{i}")).collect();
+    let requests = keys
+        .iter()
+        .enumerate()
+        .map(|(i, key)| {
+            Ledger::request(Entry {
+                key: key.clone(),
+                sleep_ms,
+                fail_first: fail_first(i),
+            })
+        })
+        .collect();
+    let ids = tasker
+        .create_tasks(requests)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.task_id())
+        .collect();
+    (ids, keys)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_attempt_rolls_its_writes_back_and_a_success_keeps_them() {
+    let (store, db) = ledger_database().await;
+    let tasker = tasker_tests::tasker(store, |b| b).await;
+    let (ids, keys) = create_entries(&tasker, "retry", 0, |i| i % 3 == 0).await;
+    let worker = tasker.start_worker();
+    for id in &ids {
+        let task = tasker
+            .wait_for_task(*id, Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert_eq!(task.state, TaskState::Complete, "task {id}");
+    }
+    worker.shutdown().await;
+    let effects = effects(db.url()).await;
+    exactly_one_effect_per_task(&effects, &keys);
+    for (i, key) in keys.iter().enumerate() {
+        let expected = if i % 3 == 0 { 2 } else { 1 };
+        assert_eq!(
+            effects[key],
+            [expected],
+            "{key}: the failed first attempt's row rolled back"
+        );
+    }
+}
+
+/// Starts `tasker-test-worker` (lease 1 s) on the database and waits until
+/// it runs at least four `record` steps.
+async fn doomed_worker(url: &str) -> (tokio::process::Child, usize) {
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tasker-test-worker"))
+        .arg(url)
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the test worker starts");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut conn = AsyncPgConnection::establish(url).await.unwrap();
+    loop {
+        // One quick query, so the signal follows the count closely.
+        let running = count(
+            &mut conn,
+            "SELECT count(*) AS n FROM tasker_workflow_steps WHERE state = 'in_progress'",
+        )
+        .await as usize;
+        if running >= 4 {
+            return (child, running);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the worker process never claimed steps"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+async fn drain(tasker: &tasker::Tasker<PgStore>, ids: &[tasker::TaskId]) -> usize {
+    let worker = tasker.start_worker();
+    for id in ids {
+        let task = tasker
+            .wait_for_task(*id, Duration::from_secs(90))
+            .await
+            .unwrap();
+        assert_eq!(task.state, TaskState::Complete, "task {id}");
+    }
+    worker.shutdown().await;
+    let mut recovered = 0;
+    for id in ids {
+        recovered += tasker
+            .transitions(*id)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|t| t.actor.as_deref() == Some("lease-recovery") && t.to_state == "ready")
+            .count();
+    }
+    recovered
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_mid_step_leaves_no_effect_behind() {
+    let (store, db) = ledger_database().await;
+    let tasker = tasker_tests::tasker(store, |b| b).await;
+    let (ids, keys) = create_entries(&tasker, "killed", 150, |_| false).await;
+    let (mut child, running) = doomed_worker(db.url()).await;
+    child.kill().await.expect("SIGKILL");
+    let recovered = drain(&tasker, &ids).await;
+    // Steps counted as running may have finished in the instant before the
+    // signal; at least one was cut off mid-step.
+    assert!(
+        recovered >= 1,
+        "no killed step was recovered ({running} were running)"
+    );
+    exactly_one_effect_per_task(&effects(db.url()).await, &keys);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_frozen_past_its_lease_rolls_its_writes_back() {
+    let (store, db) = ledger_database().await;
+    let tasker = tasker_tests::tasker(store, |b| b).await;
+    let (ids, keys) = create_entries(&tasker, "frozen", 150, |_| false).await;
+    let (mut child, running) = doomed_worker(db.url()).await;
+    let pid = child.id().expect("running").to_string();
+    let signal = |name: &str| {
+        let status = std::process::Command::new("kill")
+            .args([name, pid.as_str()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    signal("-STOP");
+    // Another worker takes the frozen steps over once their leases end.
+    let recovered = drain(&tasker, &ids).await;
+    assert!(
+        recovered >= 1,
+        "no frozen step was taken over ({running} were running)"
+    );
+    // The frozen worker wakes up and tries to commit what it wrote: its
+    // attempts are stale, so its writes roll back.
+    signal("-CONT");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    child.kill().await.expect("SIGKILL");
+    let effects = effects(db.url()).await;
+    exactly_one_effect_per_task(&effects, &keys);
+    let retaken = effects.values().filter(|attempts| attempts[0] > 1).count();
+    assert_eq!(
+        retaken, recovered,
+        "each taken-over step's one effect is from its second attempt"
+    );
+}
+
+#[tokio::test]
+async fn without_postgresql_a_transactional_step_is_refused_clearly() {
+    // In-process: no database, so no transaction; the step says why.
+    let run = tasker::testing::TaskRunner::new()
+        .run::<Ledger>(Entry {
+            key: "runner".into(),
+            sleep_ms: 0,
+            fail_first: false,
+        })
+        .await
+        .unwrap();
+    assert!(!run.is_complete());
+    let error = run
+        .step("record")
+        .unwrap()
+        .errors
+        .last()
+        .cloned()
+        .expect("an error");
+    assert_eq!(error.class(), "NoTransaction");
+    assert!(
+        error.message().contains("#[step(transactional)]"),
+        "{error}"
+    );
+
+    // SQLite: the handler is not served, and the start-up report says why.
+    let tasker = tasker_diesel::testing::embedded(|b| b).await.unwrap();
+    let unsupported = &tasker.startup_report().unsupported;
+    assert!(
+        unsupported
+            .iter()
+            .any(|r| r.contains("tests/ledger") && r.contains("`record`")),
+        "{unsupported:?}"
+    );
+    let err = tasker
+        .create_task(Ledger::request(Entry {
+            key: "sqlite".into(),
+            sleep_ms: 0,
+            fail_first: false,
+        }))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("not served"), "{err}");
+}

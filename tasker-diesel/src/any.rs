@@ -7,7 +7,7 @@ use tasker::store::{
     MigrationStatus, NewTask, OperatorAction, Store, StoreError, TaskFilter, TaskRecord,
     Transition, UnfinishedHandler,
 };
-use tasker::store::{DeadLetter, DeadLetterFilter, PurgeFilter};
+use tasker::store::{DeadLetter, DeadLetterFilter, PurgeFilter, StepTransaction};
 use tasker::{StepId, TaskId, TaskState};
 
 #[cfg(feature = "postgres")]
@@ -175,6 +175,22 @@ impl Store for AnyStore {
 
     async fn operator_action(&self, action: OperatorAction, actor: &str) -> Result<(), StoreError> {
         delegate!(self, s => s.operator_action(action, actor).await)
+    }
+
+    async fn begin_step_transaction(
+        &self,
+        step_id: StepId,
+        attempt: u32,
+    ) -> Result<Box<dyn StepTransaction>, StoreError> {
+        delegate!(self, s => s.begin_step_transaction(step_id, attempt).await)
+    }
+
+    async fn complete_in_transaction(
+        &self,
+        transaction: Box<dyn StepTransaction>,
+        completion: &Completion,
+    ) -> Result<Completed, StoreError> {
+        delegate!(self, s => s.complete_in_transaction(transaction, completion).await)
     }
 
     async fn purge_tasks(&self, filter: &PurgeFilter) -> Result<u64, StoreError> {

@@ -36,7 +36,7 @@ mod url;
 
 pub use any::{connect, connect_read_only, AnyStore};
 #[cfg(feature = "postgres")]
-pub use pg::{CreateTaskIn, PgOptions, PgStore};
+pub use pg::{CreateTaskIn, PgOptions, PgStore, StepDb};
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 pub use url::redact_url;

@@ -35,6 +35,7 @@ mod kw {
     syn::custom_keyword!(retryable);
     syn::custom_keyword!(timeout);
     syn::custom_keyword!(events);
+    syn::custom_keyword!(transactional);
 }
 
 /// The keys an attribute takes, each parsed from its keyword, so a new key
@@ -48,6 +49,9 @@ trait Key: Copy + PartialEq {
 
     /// The key as written.
     fn text(self) -> &'static str;
+
+    /// Whether the key may stand alone, meaning `key = true`.
+    fn is_flag(self) -> bool;
 }
 
 macro_rules! keys {
@@ -75,6 +79,10 @@ macro_rules! keys {
                     $($name::$variant => $text,)*
                 }
             }
+
+            fn is_flag(self) -> bool {
+                self.flag()
+            }
         }
     };
 }
@@ -90,6 +98,12 @@ keys! {
     }
 }
 
+impl HandlerKey {
+    fn flag(self) -> bool {
+        false
+    }
+}
+
 keys! {
     /// Keys of `#[step(...)]`.
     StepKey {
@@ -98,6 +112,13 @@ keys! {
         Retryable = kw::retryable, "retryable";
         Timeout = kw::timeout, "timeout";
         Events = kw::events, "events";
+        Transactional = kw::transactional, "transactional";
+    }
+}
+
+impl StepKey {
+    fn flag(self) -> bool {
+        self == StepKey::Transactional
     }
 }
 
@@ -110,6 +131,8 @@ pub(crate) struct StepArgs {
     pub(crate) timeout: Option<Duration>,
     /// Custom events the step may publish.
     pub(crate) events: Vec<LitStr>,
+    /// The step's writes share a transaction with its completion.
+    pub(crate) transactional: bool,
 }
 
 /// Parses `key = value, ...` pairs, dispatching each key to `on_key`.
@@ -134,7 +157,8 @@ fn parse_pairs<K: Key>(
                     (unknown.to_string(), unknown.span())
                 }
             };
-            if !input.peek(Token![=]) {
+            let flag = matches!(key, Some((k, _)) if k.is_flag());
+            if !input.peek(Token![=]) && !flag {
                 return Err(syn::Error::new(
                     span,
                     format!(
@@ -144,7 +168,9 @@ fn parse_pairs<K: Key>(
                     ),
                 ));
             }
-            input.parse::<Token![=]>()?;
+            if input.peek(Token![=]) {
+                input.parse::<Token![=]>()?;
+            }
             match key {
                 None => {
                     let hint = suggest(&key_text, K::ALL.iter().copied())
@@ -301,6 +327,20 @@ pub(crate) fn step_args(attr: &Attribute, errors: &mut Errors) -> StepArgs {
                         &lit,
                         "`retry_limit` must be a whole number from 0 to 4294967295",
                     ),
+                }
+            }
+            StepKey::Transactional => {
+                // `transactional` alone, or `transactional = true|false`.
+                if input.peek(LitBool) {
+                    args.transactional = input.parse::<LitBool>()?.value;
+                } else if !(input.is_empty() || input.peek(Token![,])) {
+                    let found: proc_macro2::TokenTree = input.parse()?;
+                    return Err(syn::Error::new_spanned(
+                        found,
+                        "`transactional` stands alone or takes `true` or `false`",
+                    ));
+                } else {
+                    args.transactional = true;
                 }
             }
             StepKey::Retryable => {

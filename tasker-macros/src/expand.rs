@@ -208,6 +208,7 @@ fn generate(args: &HandlerArgs, handler: &parse::Handler, checked: &Checked) -> 
         }));
         let output_type = output_text(output);
         let events = &step.args.events;
+        let transactional = step.args.transactional;
         let line = quote_spanned!(step.ident.span()=> ::core::line!());
         descriptors.push(quote! {
             #private::StepDefinition {
@@ -220,6 +221,7 @@ fn generate(args: &HandlerArgs, handler: &parse::Handler, checked: &Checked) -> 
                 timeout: #timeout,
                 output_type: #output_type,
                 events: &[#(#events),*],
+                transactional: #transactional,
                 line: #line,
             },
         });

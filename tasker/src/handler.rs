@@ -132,6 +132,8 @@ pub struct StepDefinition {
     #[doc(hidden)]
     pub events: &'static [&'static str],
     #[doc(hidden)]
+    pub transactional: bool,
+    #[doc(hidden)]
     pub line: u32,
 }
 
@@ -144,6 +146,12 @@ impl StepDefinition {
     /// The step's doc comment.
     pub fn description(&self) -> &'static str {
         self.description
+    }
+
+    /// Whether the step's database writes commit in one transaction with
+    /// its completion record (`#[step(transactional)]`).
+    pub fn transactional(&self) -> bool {
+        self.transactional
     }
 
     /// The steps this one runs after.
@@ -368,6 +376,8 @@ pub struct StepInput {
     pub resources: Resources,
     /// Where the step's custom events go (none: they are discarded).
     pub events: Option<crate::step::StepEvents>,
+    /// The attempt's transaction, for a `#[step(transactional)]` step.
+    pub transaction: Option<crate::step::SharedTransaction>,
 }
 
 impl StepInput {
@@ -386,7 +396,8 @@ impl StepInput {
             .with_attempt(self.attempt)
             .with_config(self.config)
             .with_resources(self.resources.clone())
-            .with_events(self.events.clone()))
+            .with_events(self.events.clone())
+            .with_transaction(self.transaction.clone()))
     }
 
     /// Deserializes the output of dependency `name`.

@@ -89,7 +89,8 @@ pub use request::TaskRequest;
 pub use semver::{Version, VersionReq};
 pub use state::{StepState, TaskState, UnknownState};
 pub use step::{
-    Resources, StepConfig, StepContext, StepError, StepErrorKind, StepResult, StepResultExt,
+    Resources, SharedTransaction, StepConfig, StepContext, StepError, StepErrorKind, StepResult,
+    StepResultExt, TransactionGuard,
 };
 pub use store::{Store, StoreError};
 

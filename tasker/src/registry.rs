@@ -364,6 +364,7 @@ mod tests {
         timeout: None,
         output_type: "()",
         events: &[],
+        transactional: false,
         line: 1,
     }];
 

@@ -377,7 +377,17 @@ pub struct StepContext<C = serde_json::Value> {
     config: StepConfig,
     resources: Resources,
     events: Option<StepEvents>,
+    transaction: Option<SharedTransaction>,
 }
+
+/// The transaction of a `#[step(transactional)]` attempt, shared between
+/// the engine and the step's context.
+pub type SharedTransaction =
+    std::sync::Arc<tokio::sync::Mutex<Option<Box<dyn crate::store::StepTransaction>>>>;
+
+/// The connection of a transactional step's transaction, borrowed from its
+/// context (see [`StepContext::transaction`]).
+pub type TransactionGuard<'a, T> = tokio::sync::MappedMutexGuard<'a, T>;
 
 impl<C> StepContext<C> {
     /// A context for attempt 1 of a step of task 0, with default settings
@@ -391,7 +401,49 @@ impl<C> StepContext<C> {
             config: StepConfig::default(),
             resources: Resources::new(),
             events: None,
+            transaction: None,
         }
+    }
+
+    pub(crate) fn with_transaction(mut self, transaction: Option<SharedTransaction>) -> Self {
+        self.transaction = transaction;
+        self
+    }
+
+    /// The database connection of this attempt's transaction, for a step
+    /// declared `#[step(transactional)]`: what the step writes through it
+    /// commits together with the step's completion, or not at all (a
+    /// failure, a timeout, a crash or a lost lease rolls it back). `T` is
+    /// the store's connection type; with `tasker-diesel`'s PostgreSQL store
+    /// it is `diesel_async::AsyncPgConnection` (`tasker_diesel::StepDb`
+    /// names it for you: `ctx.db().await?`).
+    ///
+    /// A step that is not transactional, or runs where there is no
+    /// database (`TaskRunner`), gets a permanent error saying so.
+    pub async fn transaction<T: Send + 'static>(
+        &self,
+    ) -> Result<TransactionGuard<'_, T>, StepError> {
+        let Some(shared) = &self.transaction else {
+            return Err(StepError::permanent(format!(
+                "step `{}` has no database transaction: declare it `#[step(transactional)]` and \
+                 run it on a store that supports it (PostgreSQL)",
+                self.step_name
+            ))
+            .with_class("NoTransaction"));
+        };
+        let guard = shared.lock().await;
+        tokio::sync::MutexGuard::try_map(guard, |slot| {
+            slot.as_mut()
+                .and_then(|tx| tx.connection().downcast_mut::<T>())
+        })
+        .map_err(|_| {
+            StepError::permanent(format!(
+                "the transaction of step `{}` is not on a `{}` connection (or has ended)",
+                self.step_name,
+                std::any::type_name::<T>()
+            ))
+            .with_class("NoTransaction")
+        })
     }
 
     pub(crate) fn with_events(mut self, events: Option<StepEvents>) -> Self {

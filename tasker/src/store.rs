@@ -24,6 +24,27 @@ pub struct Capabilities {
     pub distributed: bool,
     /// Claims skip rows other workers have locked (`FOR UPDATE SKIP LOCKED`).
     pub skip_locked: bool,
+    /// A step's own writes can share a transaction with its completion
+    /// record ([`Store::begin_step_transaction`]).
+    pub step_transactions: bool,
+}
+
+/// An open database transaction a `#[step(transactional)]` step writes in;
+/// the store commits it together with the step's completion record, or
+/// rolls it back. Dropped without either, it is rolled back.
+pub trait StepTransaction: Send + 'static {
+    /// The connection, for the step to downcast to its driver's type (e.g.
+    /// diesel-async's `AsyncPgConnection`).
+    fn connection(&mut self) -> &mut (dyn std::any::Any + Send);
+
+    /// The store's own type, to finish the transaction.
+    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any + Send>;
+}
+
+impl std::fmt::Debug for dyn StepTransaction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StepTransaction")
+    }
 }
 
 /// A failure of the store.
@@ -632,6 +653,38 @@ pub trait Store: Send + Sync + 'static {
         &self,
         filter: &DeadLetterFilter,
     ) -> impl Future<Output = Result<Vec<DeadLetter>, StoreError>> + Send;
+
+    /// Opens a transaction for one attempt of a `#[step(transactional)]`
+    /// step. Stores without [`Capabilities::step_transactions`] refuse.
+    fn begin_step_transaction(
+        &self,
+        step_id: StepId,
+        attempt: u32,
+    ) -> impl Future<Output = Result<Box<dyn StepTransaction>, StoreError>> + Send {
+        let _ = (step_id, attempt);
+        async {
+            Err(StoreError::Invalid(
+                "this store cannot share a transaction with a step (needs PostgreSQL)".to_owned(),
+            ))
+        }
+    }
+
+    /// Records a transactional step's successful `completion` in its
+    /// transaction and commits both, or, when the attempt is no longer the
+    /// step's (reclaimed, cancelled, resolved), rolls both back and reports
+    /// `applied: false`.
+    fn complete_in_transaction(
+        &self,
+        transaction: Box<dyn StepTransaction>,
+        completion: &Completion,
+    ) -> impl Future<Output = Result<Completed, StoreError>> + Send {
+        let _ = (transaction, completion);
+        async {
+            Err(StoreError::Invalid(
+                "this store cannot share a transaction with a step (needs PostgreSQL)".to_owned(),
+            ))
+        }
+    }
 
     /// Housekeeping the store needs now and then; workers call it from
     /// their maintenance tick, so it must be cheap when there is nothing

@@ -210,6 +210,7 @@ impl TaskRunner {
                                 .with_attempt(attempt),
                         },
                     )),
+                    transaction: None,
                 };
                 let outcome = run_attempt(handler, index, input, config.timeout).await;
                 tracing::debug!(task = %task_id, step = definition.name(), attempt, ok = outcome.is_ok(), "step attempt");

@@ -25,6 +25,10 @@
 //! * S4: fan-outs 1 -> 100 -> 1: steps/s and the time from the last of the
 //!   100 finishing to the join starting.
 //! * S5: one 40-step chain alone: total time and time per step.
+//! * TX: 5,000 single-step tasks whose `#[step(transactional)]` step
+//!   inserts one row that commits with its completion; TX_PLAIN: the same
+//!   insert from a plain step on the application's own pool (at least
+//!   once).
 //! * SOAK (not in the default list): two engines drain a mix (diamonds,
 //!   ten-step chains, retry-once, permanent failures, timeouts) to measure
 //!   capacity, then a producer creates that mix at `--soak-load` of it for
@@ -54,7 +58,9 @@ use tasker::{Registry, Store, TaskRequest, Tasker};
 use tasker_diesel::testing::TestDatabase;
 use tasker_diesel::{PgOptions, PgStore};
 
-use handlers::{Chain10, Chain40, Diamond, Doomed, FanOut, RetryOnce, Single, TimesOut};
+use handlers::{
+    Chain10, Chain40, Diamond, Doomed, FanOut, PlainWrite, RetryOnce, Single, TimesOut, TxWrite,
+};
 use raw::raw;
 use soak::soak;
 
@@ -77,7 +83,7 @@ struct Args {
     #[arg(long, default_value_t = 10)]
     pool: u32,
     /// Scenarios to run, comma separated.
-    #[arg(long, default_value = "RAW,RAW_BATCHED,S1,S2,S3,S4,S5")]
+    #[arg(long, default_value = "RAW,RAW_BATCHED,S1,S2,S3,S4,S5,TX,TX_PLAIN")]
     scenarios: String,
     /// Step results commit without waiting for the WAL flush
     /// (`PgOptions::synchronous_commit = false`).
@@ -263,8 +269,13 @@ fn registry() -> Registry {
         .and_then(|r| r.with::<RetryOnce>())
         .and_then(|r| r.with::<Doomed>())
         .and_then(|r| r.with::<TimesOut>())
+        .and_then(|r| r.with::<TxWrite>())
+        .and_then(|r| r.with::<PlainWrite>())
         .expect("the bench registry")
 }
+
+/// The application's own pool, for TX_PLAIN's step.
+pub(crate) struct AppPool(diesel_async::pooled_connection::bb8::Pool<AsyncPgConnection>);
 
 /// An engine on its own pool, serving the bench handlers.
 async fn engine(args: &Args, url: &str, migrate: bool) -> Tasker<PgStore> {
@@ -281,8 +292,14 @@ async fn engine(args: &Args, url: &str, migrate: bool) -> Tasker<PgStore> {
     if migrate {
         store.migrate().await.expect("migrate");
     }
+    let app = diesel_async::pooled_connection::bb8::Pool::builder()
+        .max_size(args.pool)
+        .build(diesel_async::pooled_connection::AsyncDieselConnectionManager::new(url))
+        .await
+        .expect("the application's pool");
     Tasker::builder(store)
         .registry(registry())
+        .resource(AppPool(app))
         .without_registered_subscribers()
         .configure(|c| {
             c.concurrency = args.concurrency;
@@ -334,8 +351,28 @@ async fn run_scenario(args: &Args, scenario: &str) -> String {
             102,
         ),
         "S5" => (|| Chain40::request(serde_json::Value::Null), 1, 40),
-        other => panic!("unknown scenario {other}; use RAW, RAW_BATCHED, S1, S2, S3, S4, S5, SOAK"),
+        "TX" => (
+            || TxWrite::request(serde_json::Value::Null),
+            args.scale(5_000, 500),
+            1,
+        ),
+        "TX_PLAIN" => (
+            || PlainWrite::request(serde_json::Value::Null),
+            args.scale(5_000, 500),
+            1,
+        ),
+        other => panic!(
+            "unknown scenario {other}; use RAW, RAW_BATCHED, S1, S2, S3, S4, S5, TX, TX_PLAIN, SOAK"
+        ),
     };
+    if scenario.starts_with("TX") {
+        let mut conn = AsyncPgConnection::establish(db.url())
+            .await
+            .expect("connect");
+        conn.batch_execute("CREATE TABLE bench_effects (task_id BIGINT NOT NULL)")
+            .await
+            .expect("the effects table");
+    }
     // Tasks are created through an engine of their own, closed before the
     // drain: PostgreSQL flushes a backend's transaction counts when it
     // exits, so the drain's counts are the workers' alone.

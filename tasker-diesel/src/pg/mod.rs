@@ -9,6 +9,7 @@ mod primitives;
 mod rows;
 mod sql;
 mod store;
+mod transactional;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,6 +30,7 @@ use crate::operator::{self, TxError};
 use connection::listen;
 pub use enqueue::CreateTaskIn;
 use primitives::PgOps;
+pub use transactional::StepDb;
 
 /// Options of a [`PgStore`].
 #[derive(Debug, Clone)]

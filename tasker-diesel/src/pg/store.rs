@@ -11,7 +11,7 @@ use tasker::store::{
     MigrationStatus, NewTask, OperatorAction, Outcome, Store, StoreError, TaskFilter, TaskRecord,
     Transition, UnfinishedHandler,
 };
-use tasker::store::{DeadLetter, DeadLetterFilter, PurgeFilter};
+use tasker::store::{DeadLetter, DeadLetterFilter, PurgeFilter, StepTransaction};
 use tasker::{StepId, TaskId, TaskState};
 
 use super::housekeeping::{vacuum_state, VACUUM_DEAD_ROWS};
@@ -39,6 +39,7 @@ impl Store for PgStore {
         Capabilities {
             distributed: true,
             skip_locked: true,
+            step_transactions: true,
         }
     }
 
@@ -252,42 +253,11 @@ impl Store for PgStore {
                 _ => None,
             })
             .collect();
-        if let Some((_, first, _)) = <[_]>::first(&successes) {
-            let ids: Vec<i64> = successes.iter().map(|(_, c, _)| c.step_id.0).collect();
-            let attempts: Vec<i32> = successes.iter().map(|(_, c, _)| c.attempt as i32).collect();
-            let outputs: Vec<String> = successes.iter().map(|(_, _, o)| o.to_string()).collect();
-            let take: Vec<bool> = successes
-                .iter()
-                .map(|(_, c, _)| c.take_next.is_some())
-                .collect();
-            let lease = successes
-                .iter()
-                .find_map(|(_, c, _)| c.take_next)
-                .unwrap_or_default();
-            let query = if take.iter().any(|t| *t) {
-                sql_query(COMPLETE_BATCH_SQL)
-                    .into_boxed::<diesel::pg::Pg>()
-                    .bind::<Array<BigInt>, _>(ids)
-                    .bind::<Array<Integer>, _>(attempts)
-                    .bind::<Array<Text>, _>(outputs)
-                    .bind::<Text, _>(&first.worker)
-                    .bind::<Text, _>(&self.channel)
-                    .bind::<Array<diesel::sql_types::Bool>, _>(take)
-                    .bind::<Double, _>(lease.as_secs_f64())
-            } else {
-                sql_query(COMPLETE_BATCH_SIMPLE_SQL)
-                    .into_boxed::<diesel::pg::Pg>()
-                    .bind::<Array<BigInt>, _>(ids)
-                    .bind::<Array<Integer>, _>(attempts)
-                    .bind::<Array<Text>, _>(outputs)
-                    .bind::<Text, _>(&first.worker)
-                    .bind::<Text, _>(&self.channel)
-            };
-            let rows = Prepared(query)
-                .load::<BatchRow>(&mut conn)
+        if !successes.is_empty() {
+            let recorded = record_successes(&mut conn, &successes, &self.channel)
                 .await
                 .map_err(db("recording step results"))?;
-            for ((i, _, _), row) in successes.iter().zip(rows) {
+            for ((i, _, _), row) in successes.iter().zip(recorded) {
                 results[*i] = Some(row.into_completed()?);
             }
         }
@@ -343,6 +313,23 @@ impl Store for PgStore {
         self.operator_tx(action, actor)
             .await
             .map_err(|e| e.into_store("applying an operator action"))
+    }
+
+    async fn begin_step_transaction(
+        &self,
+        step_id: StepId,
+        attempt: u32,
+    ) -> Result<Box<dyn StepTransaction>, StoreError> {
+        self.begin_transaction_for_step(step_id, attempt).await
+    }
+
+    async fn complete_in_transaction(
+        &self,
+        transaction: Box<dyn StepTransaction>,
+        completion: &Completion,
+    ) -> Result<Completed, StoreError> {
+        self.complete_in_step_transaction(transaction, completion)
+            .await
     }
 
     async fn purge_tasks(&self, filter: &PurgeFilter) -> Result<u64, StoreError> {
@@ -537,4 +524,47 @@ impl Store for PgStore {
         );
         Ok(())
     }
+}
+
+/// Records successful attempts with one statement on `conn` (fenced: an
+/// attempt that is no longer the step's is reported `applied: false`).
+pub(super) async fn record_successes(
+    conn: &mut AsyncPgConnection,
+    successes: &[(usize, &Completion, &Value)],
+    channel: &str,
+) -> Result<Vec<BatchRow>, diesel::result::Error> {
+    let Some((_, first, _)) = successes.first() else {
+        return Ok(Vec::new());
+    };
+    let ids: Vec<i64> = successes.iter().map(|(_, c, _)| c.step_id.0).collect();
+    let attempts: Vec<i32> = successes.iter().map(|(_, c, _)| c.attempt as i32).collect();
+    let outputs: Vec<String> = successes.iter().map(|(_, _, o)| o.to_string()).collect();
+    let take: Vec<bool> = successes
+        .iter()
+        .map(|(_, c, _)| c.take_next.is_some())
+        .collect();
+    let lease = successes
+        .iter()
+        .find_map(|(_, c, _)| c.take_next)
+        .unwrap_or_default();
+    let query = if take.iter().any(|t| *t) {
+        sql_query(COMPLETE_BATCH_SQL)
+            .into_boxed::<diesel::pg::Pg>()
+            .bind::<Array<BigInt>, _>(ids)
+            .bind::<Array<Integer>, _>(attempts)
+            .bind::<Array<Text>, _>(outputs)
+            .bind::<Text, _>(&first.worker)
+            .bind::<Text, _>(channel)
+            .bind::<Array<diesel::sql_types::Bool>, _>(take)
+            .bind::<Double, _>(lease.as_secs_f64())
+    } else {
+        sql_query(COMPLETE_BATCH_SIMPLE_SQL)
+            .into_boxed::<diesel::pg::Pg>()
+            .bind::<Array<BigInt>, _>(ids)
+            .bind::<Array<Integer>, _>(attempts)
+            .bind::<Array<Text>, _>(outputs)
+            .bind::<Text, _>(&first.worker)
+            .bind::<Text, _>(channel)
+    };
+    Prepared(query).load::<BatchRow>(conn).await
 }

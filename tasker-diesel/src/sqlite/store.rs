@@ -32,6 +32,7 @@ impl Store for SqliteStore {
         Capabilities {
             distributed: false,
             skip_locked: false,
+            step_transactions: false,
         }
     }
 

@@ -19,7 +19,7 @@ use crate::events::{names, Event, EventBus};
 use crate::handler::{Handler, StepInput};
 use crate::ids::{StepId, TaskId};
 use crate::state::TaskState;
-use crate::step::{EventPort, StepError, StepEvents};
+use crate::step::{EventPort, SharedTransaction, StepError, StepEvents};
 use crate::store::{ClaimedStep, Completed, Completion, Outcome, Store};
 use crate::sync::lock;
 
@@ -216,8 +216,34 @@ pub(super) async fn run_and_record<S: Store>(
     };
     let started = Instant::now();
     tasker.publish(event(names::STEP_BEFORE_HANDLE));
-    let result = run_step(tasker, step.clone(), event("custom"))
-        .await
+    let transactional = handler
+        .and_then(|h| h.steps().get(step.index as usize))
+        .is_some_and(|d| d.transactional());
+    // A transactional step's writes and its completion share this.
+    let transaction: Option<SharedTransaction> = if transactional {
+        match tasker
+            .store()
+            .begin_step_transaction(step.step_id, step.attempt)
+            .await
+        {
+            Ok(tx) => Some(Arc::new(tokio::sync::Mutex::new(Some(tx)))),
+            Err(e) => {
+                tracing::warn!("opening the step's transaction failed: {e}");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let body = if transactional && transaction.is_none() {
+        Err(
+            StepError::retryable("the step's database transaction could not be opened")
+                .with_class("TransactionUnavailable"),
+        )
+    } else {
+        run_step(tasker, step.clone(), event("custom"), transaction.clone()).await
+    };
+    let result = body
         .and_then(|output| {
             // An output the store could not keep, or the next step could
             // not read back, fails this step alone, here.
@@ -263,10 +289,50 @@ pub(super) async fn run_and_record<S: Store>(
             && handler.is_some_and(|h| !h.graph().dependents(&step.name).is_empty()))
         .then_some(tasker.config().lease),
     };
-    let (reply, recorded) = oneshot::channel();
-    let recorded = match completer.send((completion, reply)) {
-        Ok(()) => recorded.await.ok().flatten(),
-        Err(_) => None,
+    // The transaction back from the step (its body has ended; a guard kept
+    // by a task the step spawned counts as still in use).
+    let transaction = transaction.and_then(|shared| shared.try_lock().ok()?.take());
+    let recorded = match (transaction, &completion.outcome) {
+        (Some(tx), Outcome::Complete(_)) => {
+            match tasker
+                .store()
+                .complete_in_transaction(tx, &completion)
+                .await
+            {
+                Ok(recorded) => Some(recorded),
+                Err(e) => {
+                    // Nothing committed: the lease runs out and the step
+                    // runs again.
+                    tracing::error!("committing the step with its writes failed: {e}");
+                    None
+                }
+            }
+        }
+        (tx, _) => {
+            // Failed, or the transaction is gone: the step's writes roll
+            // back (dropped), and the outcome is recorded as any other.
+            drop(tx);
+            let completion = if transactional && matches!(completion.outcome, Outcome::Complete(_))
+            {
+                Completion {
+                    outcome: Outcome::Retry {
+                        error: StepError::retryable(
+                            "the step's transaction was still in use when it returned",
+                        )
+                        .with_class("TransactionInUse"),
+                        delay: tasker.config().backoff.delay(step.attempt),
+                    },
+                    ..completion
+                }
+            } else {
+                completion
+            };
+            let (reply, recorded) = oneshot::channel();
+            match completer.send((completion, reply)) {
+                Ok(()) => recorded.await.ok().flatten(),
+                Err(_) => None,
+            }
+        }
     };
     lock(leases).remove(&step.step_id);
     let recorded = recorded?;
@@ -350,6 +416,7 @@ pub(super) async fn run_step<S: Store>(
     tasker: &Tasker<S>,
     step: ClaimedStep,
     base: Event,
+    transaction: Option<SharedTransaction>,
 ) -> Result<serde_json::Value, StepError> {
     let Some(handler) = tasker.handler_by_id(step.handler_id) else {
         return Err(StepError::permanent(format!(
@@ -385,6 +452,7 @@ pub(super) async fn run_step<S: Store>(
                 base,
             },
         )),
+        transaction,
     };
     super::run_attempt(handler, index, input, config.timeout).await
 }

@@ -22,6 +22,10 @@ pub struct StartupReport {
     pub refused: Vec<RefusedHandler>,
     /// Steps recovered from a previous process (single-process mode).
     pub recovered_steps: u64,
+    /// Handlers this engine does not serve because the store cannot run
+    /// them (a `#[step(transactional)]` step on a store without step
+    /// transactions), with the reason.
+    pub unsupported: Vec<String>,
     /// Problems of the database's set-up an operator should fix (see
     /// [`Store::warnings`]); also logged at start-up and shown by
     /// `/health/status`.
@@ -124,7 +128,21 @@ impl<S: Store> TaskerBuilder<S> {
         let mut report = StartupReport::default();
         let mut by_id = HashMap::new();
         let mut ids = HashMap::new();
+        let capabilities = store.capabilities();
         for handler in registry.handlers() {
+            if !capabilities.step_transactions {
+                if let Some(step) = handler.steps().iter().find(|s| s.transactional()) {
+                    let reason = format!(
+                        "handler {} is not served here: its step `{}` is `#[step(transactional)]`, \
+                         which needs a store that shares a transaction with a step (PostgreSQL)",
+                        handler.key(),
+                        step.name()
+                    );
+                    tracing::error!("{reason}");
+                    report.unsupported.push(reason);
+                    continue;
+                }
+            }
             let record = HandlerRecord {
                 namespace: handler.namespace().to_owned(),
                 name: handler.name().to_owned(),

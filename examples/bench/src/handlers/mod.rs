@@ -22,6 +22,52 @@ impl Single {
     }
 }
 
+/// TX: one transactional step writing one row of the application's own
+/// (`bench_effects`), committed with its completion.
+pub struct TxWrite;
+
+#[task_handler(namespace = "bench", version = "1.0.0")]
+impl TxWrite {
+    /// Inserts a row in the step's transaction.
+    #[step(transactional)]
+    async fn write(ctx: &StepContext) -> StepResult<()> {
+        use diesel_async::RunQueryDsl;
+        use tasker_diesel::StepDb;
+        let mut conn = ctx.db().await?;
+        diesel::sql_query("INSERT INTO bench_effects (task_id) VALUES ($1)")
+            .bind::<diesel::sql_types::BigInt, _>(ctx.task_id().0)
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| StepError::retryable(e.to_string()))?;
+        Ok(())
+    }
+}
+
+/// TX_PLAIN: the same insert from a plain step, on a pool of its own (the
+/// way a step writes without transactional steps: at least once).
+pub struct PlainWrite;
+
+#[task_handler(namespace = "bench", version = "1.0.0")]
+impl PlainWrite {
+    /// Inserts a row on its own connection.
+    #[step]
+    async fn write(ctx: &StepContext) -> StepResult<()> {
+        use diesel_async::RunQueryDsl;
+        let pool = ctx.resource::<crate::AppPool>()?;
+        let mut conn = pool
+            .0
+            .get()
+            .await
+            .map_err(|e| StepError::retryable(e.to_string()))?;
+        diesel::sql_query("INSERT INTO bench_effects (task_id) VALUES ($1)")
+            .bind::<diesel::sql_types::BigInt, _>(ctx.task_id().0)
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| StepError::retryable(e.to_string()))?;
+        Ok(())
+    }
+}
+
 /// S3: a -> {b, c} -> d.
 pub struct Diamond;
 
