@@ -377,7 +377,7 @@ pub struct StepInput {
     /// Where the step's custom events go (none: they are discarded).
     pub events: Option<crate::step::StepEvents>,
     /// The attempt's transaction, for a `#[step(transactional)]` step.
-    pub transaction: Option<crate::step::SharedTransaction>,
+    pub transaction: Option<crate::transaction::SharedTransaction>,
 }
 
 impl StepInput {

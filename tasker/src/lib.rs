@@ -73,6 +73,7 @@ pub mod store;
 mod sync;
 pub mod telemetry;
 pub mod testing;
+mod transaction;
 
 pub use engine::{
     Backoff, CoordinationMode, EngineConfig, RefusedHandler, RetentionPolicy, RetentionRule,
@@ -89,10 +90,10 @@ pub use request::TaskRequest;
 pub use semver::{Version, VersionReq};
 pub use state::{StepState, TaskState, UnknownState};
 pub use step::{
-    Resources, SharedTransaction, StepConfig, StepContext, StepError, StepErrorKind, StepResult,
-    StepResultExt, TransactionGuard,
+    Resources, StepConfig, StepContext, StepError, StepErrorKind, StepResult, StepResultExt,
 };
 pub use store::{Store, StoreError};
+pub use transaction::{SharedTransaction, StepTransaction, TransactionGuard};
 
 #[cfg(feature = "macros")]
 pub use tasker_macros::{step, task_handler};

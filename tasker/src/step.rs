@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::TaskId;
+use crate::transaction::{SharedTransaction, TransactionGuard};
 
 /// What a step returns: its output, or why it failed.
 ///
@@ -379,15 +380,6 @@ pub struct StepContext<C = serde_json::Value> {
     events: Option<StepEvents>,
     transaction: Option<SharedTransaction>,
 }
-
-/// The transaction of a `#[step(transactional)]` attempt, shared between
-/// the engine and the step's context.
-pub type SharedTransaction =
-    std::sync::Arc<tokio::sync::Mutex<Option<Box<dyn crate::store::StepTransaction>>>>;
-
-/// The connection of a transactional step's transaction, borrowed from its
-/// context (see [`StepContext::transaction`]).
-pub type TransactionGuard<'a, T> = tokio::sync::MappedMutexGuard<'a, T>;
 
 impl<C> StepContext<C> {
     /// A context for attempt 1 of a step of task 0, with default settings

@@ -16,6 +16,7 @@ pub use crate::ids::StepId;
 use crate::ids::TaskId;
 use crate::state::{StepState, TaskState};
 use crate::step::StepError;
+pub use crate::transaction::StepTransaction;
 
 /// What a store can do; the engine picks its coordination mode from it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -27,24 +28,6 @@ pub struct Capabilities {
     /// A step's own writes can share a transaction with its completion
     /// record ([`Store::begin_step_transaction`]).
     pub step_transactions: bool,
-}
-
-/// An open database transaction a `#[step(transactional)]` step writes in;
-/// the store commits it together with the step's completion record, or
-/// rolls it back. Dropped without either, it is rolled back.
-pub trait StepTransaction: Send + 'static {
-    /// The connection, for the step to downcast to its driver's type (e.g.
-    /// diesel-async's `AsyncPgConnection`).
-    fn connection(&mut self) -> &mut (dyn std::any::Any + Send);
-
-    /// The store's own type, to finish the transaction.
-    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any + Send>;
-}
-
-impl std::fmt::Debug for dyn StepTransaction {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("StepTransaction")
-    }
 }
 
 /// A failure of the store.

@@ -19,9 +19,10 @@ use crate::events::{names, Event, EventBus};
 use crate::handler::{Handler, StepInput};
 use crate::ids::{StepId, TaskId};
 use crate::state::TaskState;
-use crate::step::{EventPort, SharedTransaction, StepError, StepEvents};
+use crate::step::{EventPort, StepError, StepEvents};
 use crate::store::{ClaimedStep, Completed, Completion, Outcome, Store};
 use crate::sync::lock;
+use crate::transaction::SharedTransaction;
 
 /// Runs one attempt on its own tokio task, so a panic is caught, under the
 /// step's timeout.
@@ -243,6 +244,17 @@ pub(super) async fn run_and_record<S: Store>(
     } else {
         run_step(tasker, step.clone(), event("custom"), transaction.clone()).await
     };
+    // The transaction back from the step (its body has ended; a guard kept
+    // by a task the step spawned counts as still in use, and a success
+    // that cannot be committed with its writes is a retryable failure).
+    let transaction = transaction.and_then(|shared| shared.try_lock().ok()?.take());
+    let body = match body {
+        Ok(_) if transactional && transaction.is_none() => Err(StepError::retryable(
+            "the step's transaction was still in use when it returned",
+        )
+        .with_class("TransactionInUse")),
+        other => other,
+    };
     let result = body
         .and_then(|output| {
             // An output the store could not keep, or the next step could
@@ -289,9 +301,6 @@ pub(super) async fn run_and_record<S: Store>(
             && handler.is_some_and(|h| !h.graph().dependents(&step.name).is_empty()))
         .then_some(tasker.config().lease),
     };
-    // The transaction back from the step (its body has ended; a guard kept
-    // by a task the step spawned counts as still in use).
-    let transaction = transaction.and_then(|shared| shared.try_lock().ok()?.take());
     let recorded = match (transaction, &completion.outcome) {
         (Some(tx), Outcome::Complete(_)) => {
             match tasker
@@ -309,24 +318,9 @@ pub(super) async fn run_and_record<S: Store>(
             }
         }
         (tx, _) => {
-            // Failed, or the transaction is gone: the step's writes roll
-            // back (dropped), and the outcome is recorded as any other.
+            // A failure: the step's writes roll back (the transaction is
+            // dropped), and the outcome is recorded as any other.
             drop(tx);
-            let completion = if transactional && matches!(completion.outcome, Outcome::Complete(_))
-            {
-                Completion {
-                    outcome: Outcome::Retry {
-                        error: StepError::retryable(
-                            "the step's transaction was still in use when it returned",
-                        )
-                        .with_class("TransactionInUse"),
-                        delay: tasker.config().backoff.delay(step.attempt),
-                    },
-                    ..completion
-                }
-            } else {
-                completion
-            };
             let (reply, recorded) = oneshot::channel();
             match completer.send((completion, reply)) {
                 Ok(()) => recorded.await.ok().flatten(),
