@@ -50,6 +50,7 @@ mod inspect;
 mod operate;
 mod output;
 pub mod scaffold;
+mod tasks;
 mod worker;
 
 pub use app::App;

@@ -10,8 +10,8 @@ use tasker::{StepId, Store, TaskId, TaskRequest, TaskState};
 use crate::app::App;
 use crate::args::{DeadLetterCommand, GlobalArgs, PurgeArgs, StepCommand, TaskCommand};
 use crate::exit::CliError;
-use crate::inspect;
 use crate::output::Output;
+use crate::tasks;
 
 /// The most `task create -` reads from stdin (larger requests are refused
 /// by the payload limits anyway).
@@ -53,13 +53,13 @@ pub(crate) async fn task(
 ) -> Result<(), CliError> {
     let actor = app.actor(global);
     match command {
-        TaskCommand::List(args) => inspect::task_list(app, global, out, &args).await,
+        TaskCommand::List(args) => tasks::task_list(app, global, out, &args).await,
         TaskCommand::Show {
             task_id,
             transitions,
-        } => inspect::task_show(app, global, out, task_id, transitions).await,
+        } => tasks::task_show(app, global, out, task_id, transitions).await,
         TaskCommand::Wait { task_id, timeout } => {
-            inspect::task_wait(app, global, out, task_id, timeout).await
+            tasks::task_wait(app, global, out, task_id, timeout).await
         }
         TaskCommand::Create { request } => {
             let text = if request == "-" {
@@ -114,7 +114,7 @@ pub(crate) async fn step(
 ) -> Result<(), CliError> {
     let actor = app.actor(global);
     match command {
-        StepCommand::Show { step_id } => inspect::step_show(app, global, out, step_id).await,
+        StepCommand::Show { step_id } => tasks::step_show(app, global, out, step_id).await,
         StepCommand::Retry { step_id } => {
             let tasker = app.engine(global, false, |_| {}).await?;
             tasker.retry_step(StepId(step_id), &actor).await?;
@@ -193,9 +193,7 @@ pub(crate) async fn dead_letters(
     command: DeadLetterCommand,
 ) -> Result<(), CliError> {
     let (args, action) = match command {
-        DeadLetterCommand::List(args) => {
-            return inspect::dead_letters(app, global, out, &args).await
-        }
+        DeadLetterCommand::List(args) => return tasks::dead_letters(app, global, out, &args).await,
         DeadLetterCommand::Retry(args) => (args, "retried"),
         DeadLetterCommand::Resolve(args) => (args, "resolved"),
     };
@@ -209,7 +207,7 @@ pub(crate) async fn dead_letters(
              or --all to act on every failed task",
         ));
     }
-    let filter = inspect::dead_letter_filter(&args)?;
+    let filter = tasks::dead_letter_filter(&args)?;
     let tasker = app.engine(global, false, |_| {}).await?;
     let letters = tasker.store().dead_letters(&filter).await?;
     let mut tasks: Vec<TaskId> = letters.iter().map(|l| l.task_id).collect();
