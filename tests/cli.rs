@@ -625,6 +625,31 @@ fn dead_letters_and_purge_from_the_command_line() {
     // the resolved one stays (not named).
     let refused = run(&db, &["purge", "--state", "pending", "--older-than", "0s"]);
     assert_eq!(code(&refused), 2, "{}", stderr(&refused));
+    let dry = json(
+        &db,
+        &[
+            "purge",
+            "--state",
+            "complete",
+            "--older-than",
+            "0s",
+            "--dry-run",
+        ],
+    );
+    assert_eq!(dry["would_delete"], 1, "{dry}");
+    expect(&db, &["task", "show", &ok.to_string()], 0);
+    let none = json(
+        &db,
+        &[
+            "purge",
+            "--state",
+            "complete",
+            "--older-than",
+            "1h",
+            "--dry-run",
+        ],
+    );
+    assert_eq!(none["would_delete"], 0, "nothing is an hour old: {none}");
     let purged = json(&db, &["purge", "--state", "complete", "--older-than", "0s"]);
     assert_eq!(purged["deleted"], 1, "{purged}");
     assert_eq!(code(&run(&db, &["task", "show", &ok.to_string()])), 3);

@@ -1047,6 +1047,29 @@ async fn purge_and_dead_letters_name_exactly_their_tasks<S: Store>(store: S) {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("still running"), "{err}");
+    // A dry run counts what a purge would take, and deletes nothing.
+    let everything = purge(vec![TaskState::Complete, TaskState::Error], soon, None, 1);
+    assert_eq!(
+        tasker
+            .store()
+            .count_purgeable(&everything, 100)
+            .await
+            .unwrap(),
+        3
+    );
+    assert_eq!(
+        tasker
+            .store()
+            .count_purgeable(&everything, 2)
+            .await
+            .unwrap(),
+        2,
+        "capped"
+    );
+    assert_eq!(
+        tasker.task(diamond.task_id).await.unwrap().state,
+        TaskState::Complete
+    );
     // Too recent: nothing.
     assert_eq!(
         tasker

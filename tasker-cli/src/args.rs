@@ -267,6 +267,9 @@ pub struct PurgeArgs {
     /// Tasks per transaction (1 to 5000).
     #[arg(long, default_value_t = 500)]
     pub batch: u32,
+    /// Count what would be purged; delete nothing (a read-only command).
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// `dead-letters ...`.

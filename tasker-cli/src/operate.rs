@@ -13,6 +13,9 @@ use crate::exit::CliError;
 use crate::output::Output;
 use crate::tasks;
 
+/// The most tasks `purge --dry-run` counts.
+const DRY_RUN_CAP: u64 = 10_000_000;
+
 /// The most `task create -` reads from stdin (larger requests are refused
 /// by the payload limits anyway).
 const MAX_REQUEST_BYTES: u64 = 16 << 20;
@@ -171,6 +174,23 @@ pub(crate) async fn purge(
         batch: args.batch,
     };
     filter.check()?;
+    if args.dry_run {
+        let store = app.read_store(global).await?;
+        let would = store.count_purgeable(&filter, DRY_RUN_CAP).await?;
+        let capped = if would >= DRY_RUN_CAP { " or more" } else { "" };
+        if out.json {
+            return out.json(&json!({
+                "dry_run": true,
+                "would_delete": would,
+                "finished_before": filter.finished_before,
+            }));
+        }
+        out.line(&format!(
+            "would purge {would}{capped} task(s) last changed before {} (dry run: nothing deleted)",
+            filter.finished_before.format("%Y-%m-%d %H:%M:%S UTC")
+        ));
+        return Ok(());
+    }
     let tasker = app.engine(global, false, |_| {}).await?;
     let deleted = tasker.purge(&filter).await?;
     if out.json {

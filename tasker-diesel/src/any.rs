@@ -197,6 +197,10 @@ impl Store for AnyStore {
         delegate!(self, s => s.purge_tasks(filter).await)
     }
 
+    async fn count_purgeable(&self, filter: &PurgeFilter, cap: u64) -> Result<u64, StoreError> {
+        delegate!(self, s => s.count_purgeable(filter, cap).await)
+    }
+
     async fn dead_letters(&self, filter: &DeadLetterFilter) -> Result<Vec<DeadLetter>, StoreError> {
         delegate!(self, s => s.dead_letters(filter).await)
     }

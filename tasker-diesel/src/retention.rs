@@ -55,22 +55,18 @@ pub(crate) trait RetentionOps {
     fn execute(&mut self, sql: &str) -> impl Future<Output = Tx<usize>>;
 }
 
-/// Deletes one batch of the tasks `filter` names, children first; inside
-/// the caller's transaction. Returns how many tasks it deleted.
-pub(crate) async fn purge_batch(
-    ops: &mut impl RetentionOps,
-    dialect: &Dialect,
-    filter: &PurgeFilter,
-) -> Tx<u64> {
-    filter.check()?;
+/// The tasks a purge names: `FROM ... WHERE ...` over `$1` namespace, `$2`
+/// name, `$3` the cut-off time (and `$4`, unused), never a task with a
+/// step in progress.
+fn purgeable(dialect: &Dialect, filter: &PurgeFilter) -> String {
     let states = filter
         .states
         .iter()
         .map(|s| format!("'{}'", s.as_str()))
         .collect::<Vec<_>>()
         .join(", ");
-    let select = format!(
-        "SELECT t.task_id AS id FROM tasker_tasks t
+    format!(
+        "FROM tasker_tasks t
          JOIN tasker_named_tasks nt ON nt.named_task_id = t.named_task_id
          JOIN tasker_task_namespaces ns ON ns.task_namespace_id = nt.task_namespace_id
          WHERE t.state IN ({states}) AND t.updated_at < {before}
@@ -79,18 +75,55 @@ pub(crate) async fn purge_batch(
            -- statement takes the same five parameters as the others.
            AND ($4 IS NULL OR $4 IS NOT NULL)
            AND NOT EXISTS (SELECT 1 FROM tasker_workflow_steps s
-                           WHERE s.task_id = t.task_id AND s.state = 'in_progress')
-         ORDER BY t.task_id LIMIT $5{lock}",
+                           WHERE s.task_id = t.task_id AND s.state = 'in_progress')",
         before = (dialect.time_param)(3),
-        lock = dialect.lock_tasks,
-    );
-    let binds = Binds {
+    )
+}
+
+fn purge_binds(filter: &PurgeFilter, limit: i64) -> Binds<'_> {
+    Binds {
         namespace: filter.namespace.as_deref(),
         name: filter.name.as_deref(),
         time_ms: Some(filter.finished_before.timestamp_millis()),
         error_class: None,
-        limit: i64::from(filter.batch),
-    };
+        limit,
+    }
+}
+
+/// How many tasks a purge with `filter` would delete now, counting at most
+/// `cap` (a dry run; reads only).
+pub(crate) async fn count_purgeable(
+    ops: &mut impl RetentionOps,
+    dialect: &Dialect,
+    filter: &PurgeFilter,
+    cap: u64,
+) -> Tx<u64> {
+    filter.check()?;
+    let sql = format!(
+        "SELECT count(*) AS id FROM (SELECT t.task_id {} LIMIT $5) AS c",
+        purgeable(dialect, filter)
+    );
+    let binds = purge_binds(filter, i64::try_from(cap).unwrap_or(i64::MAX));
+    let counted = ops.task_ids(&(dialect.params)(sql), &binds).await?;
+    Ok(counted
+        .first()
+        .map_or(0, |n| u64::try_from(*n).unwrap_or(0)))
+}
+
+/// Deletes one batch of the tasks `filter` names, children first; inside
+/// the caller's transaction. Returns how many tasks it deleted.
+pub(crate) async fn purge_batch(
+    ops: &mut impl RetentionOps,
+    dialect: &Dialect,
+    filter: &PurgeFilter,
+) -> Tx<u64> {
+    filter.check()?;
+    let select = format!(
+        "SELECT t.task_id AS id {} ORDER BY t.task_id LIMIT $5{}",
+        purgeable(dialect, filter),
+        dialect.lock_tasks
+    );
+    let binds = purge_binds(filter, i64::from(filter.batch));
     let ids = ops.task_ids(&(dialect.params)(select), &binds).await?;
     if ids.is_empty() {
         return Ok(0);

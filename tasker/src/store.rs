@@ -631,6 +631,14 @@ pub trait Store: Send + Sync + 'static {
         filter: &PurgeFilter,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
+    /// How many tasks [`purge_tasks`](Store::purge_tasks) with `filter`
+    /// would delete now (all batches), counting at most `cap`. Reads only.
+    fn count_purgeable(
+        &self,
+        filter: &PurgeFilter,
+        cap: u64,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
     /// Failed steps of failed tasks, most recent failure first.
     fn dead_letters(
         &self,

@@ -342,6 +342,14 @@ impl Store for PgStore {
         .map_err(|e: TxError| e.into_store("purging tasks"))
     }
 
+    async fn count_purgeable(&self, filter: &PurgeFilter, cap: u64) -> Result<u64, StoreError> {
+        filter.check()?;
+        let mut conn = self.conn().await?;
+        retention::count_purgeable(&mut PgOps { conn: &mut conn }, &DIALECT, filter, cap)
+            .await
+            .map_err(|e| e.into_store("counting purgeable tasks"))
+    }
+
     async fn dead_letters(&self, filter: &DeadLetterFilter) -> Result<Vec<DeadLetter>, StoreError> {
         let mut conn = self.conn().await?;
         retention::dead_letters(&mut PgOps { conn: &mut conn }, &DIALECT, filter)

@@ -404,6 +404,20 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn count_purgeable(&self, filter: &PurgeFilter, cap: u64) -> Result<u64, StoreError> {
+        filter.check()?;
+        let filter = filter.clone();
+        self.read("counting purgeable tasks", move |conn| {
+            operator::run_now(retention::count_purgeable(
+                &mut SqliteOps { conn },
+                &DIALECT,
+                &filter,
+                cap,
+            ))
+        })
+        .await
+    }
+
     async fn dead_letters(&self, filter: &DeadLetterFilter) -> Result<Vec<DeadLetter>, StoreError> {
         let filter = filter.clone();
         self.read("listing dead letters", move |conn| {
