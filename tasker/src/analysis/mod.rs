@@ -35,15 +35,19 @@
 //! step's completed attempts in recent complete tasks of the same handler
 //! version), the time left along the longest path of unfinished steps.
 
+mod diagram;
+mod estimate;
+
+use std::collections::BTreeMap;
+
 use serde::Serialize;
+
+pub use diagram::{state_color, task_dot, task_mermaid};
+pub use estimate::{Estimate, History};
 
 use crate::graph::Graph;
 use crate::state::StepState;
-use std::collections::BTreeMap;
-
-use crate::ids::StepId;
-use crate::state::TaskState;
-use crate::store::{StepRecord, Store, StoreError, TaskFilter, TaskRecord, Transition};
+use crate::store::{StepRecord, TaskRecord};
 
 /// Weights, multipliers, penalties and thresholds of the bottleneck score.
 #[cfg_attr(feature = "http", derive(schemars::JsonSchema))]
@@ -189,154 +193,6 @@ pub struct Analysis {
     pub estimate: Estimate,
 }
 
-/// Duration estimates of a task, in seconds.
-#[cfg_attr(feature = "http", derive(schemars::JsonSchema))]
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Estimate {
-    /// The guide's formula over the whole task: steps x
-    /// `base_step_seconds` + steps in error x `error_penalty_seconds` +
-    /// retries x `retry_penalty_seconds`.
-    pub formula_seconds: f64,
-    /// Time left: the longest path through the unfinished steps, each
-    /// costing its typical duration (or `base_step_seconds` without
-    /// history), plus the error and retry penalties of the steps on it.
-    pub remaining_seconds: f64,
-    /// Typical duration of each step from recorded history (median of its
-    /// completed attempts); steps without history are left out.
-    pub typical_step_seconds: BTreeMap<String, f64>,
-    /// Complete tasks the typical durations come from.
-    pub history_tasks: usize,
-}
-
-/// Recorded durations of a handler's steps: see [`History::from_runs`].
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct History {
-    /// Median seconds of each step's completed attempts.
-    pub typical_step_seconds: BTreeMap<String, f64>,
-    /// Tasks they come from.
-    pub tasks: usize,
-}
-
-impl History {
-    /// Reads the audit trails of finished tasks (each with its steps):
-    /// every attempt that went `in_progress -> complete` counts, by step
-    /// name.
-    ///
-    /// ```
-    /// let history = tasker::analysis::History::from_runs(&[]);
-    /// assert!(history.typical_step_seconds.is_empty());
-    /// ```
-    pub fn from_runs(runs: &[(TaskRecord, Vec<Transition>)]) -> History {
-        let mut samples: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-        for (task, transitions) in runs {
-            let mut started: BTreeMap<StepId, chrono::DateTime<chrono::Utc>> = BTreeMap::new();
-            for t in transitions {
-                let Some(step_id) = t.step_id else { continue };
-                match (t.from_state.as_deref(), t.to_state.as_str()) {
-                    (_, "in_progress") => {
-                        started.insert(step_id, t.at);
-                    }
-                    (Some("in_progress"), "complete") => {
-                        let name = task.steps.iter().find(|s| s.step_id == step_id);
-                        if let (Some(start), Some(step)) = (started.remove(&step_id), name) {
-                            let seconds = (t.at - start).num_milliseconds().max(0) as f64 / 1000.0;
-                            samples.entry(step.name.clone()).or_default().push(seconds);
-                        }
-                    }
-                    _ => {}
-                }
-            }
-        }
-        History {
-            typical_step_seconds: samples
-                .into_iter()
-                .map(|(name, mut values)| {
-                    values.sort_by(f64::total_cmp);
-                    (name, values[values.len() / 2])
-                })
-                .collect(),
-            tasks: runs.len(),
-        }
-    }
-
-    /// The history of `task`'s handler version: the last `limit` complete
-    /// tasks, their steps and audit trails (2 reads per task).
-    pub async fn load<S: Store>(
-        store: &S,
-        task: &TaskRecord,
-        limit: u32,
-    ) -> Result<History, StoreError> {
-        let recent = store
-            .tasks(&TaskFilter {
-                namespace: Some(task.namespace.clone()),
-                name: Some(task.name.clone()),
-                version: Some(task.version.clone()),
-                state: Some(TaskState::Complete),
-                limit,
-                offset: 0,
-            })
-            .await?;
-        let mut runs = Vec::with_capacity(recent.len());
-        for listed in recent {
-            let record = store.task(listed.task_id).await?;
-            let transitions = store.transitions(listed.task_id).await?;
-            runs.push((record, transitions));
-        }
-        Ok(History::from_runs(&runs))
-    }
-}
-
-fn estimate(
-    graph: &Graph,
-    task: &TaskRecord,
-    config: &AnalysisConfig,
-    history: &History,
-) -> Estimate {
-    let retries = |s: &StepRecord| f64::from(s.attempts.saturating_sub(1));
-    let errors = task
-        .steps
-        .iter()
-        .filter(|s| s.state == StepState::Error)
-        .count();
-    let formula_seconds = task.steps.len() as f64 * config.base_step_seconds
-        + errors as f64 * config.error_penalty_seconds
-        + task.steps.iter().map(retries).sum::<f64>() * config.retry_penalty_seconds;
-    // Longest path through unfinished steps, in topological order.
-    let mut finish: BTreeMap<&str, f64> = BTreeMap::new();
-    for name in graph.topological_order() {
-        let step = task.steps.iter().find(|s| s.name == name);
-        let cost = match step {
-            Some(s) if s.state.satisfies_dependents() || s.state == StepState::Cancelled => 0.0,
-            Some(s) => {
-                history
-                    .typical_step_seconds
-                    .get(name)
-                    .copied()
-                    .unwrap_or(config.base_step_seconds)
-                    + if s.state == StepState::Error {
-                        config.error_penalty_seconds
-                    } else {
-                        0.0
-                    }
-                    + retries(s) * config.retry_penalty_seconds
-            }
-            None => config.base_step_seconds,
-        };
-        let start = graph
-            .dependencies(name)
-            .iter()
-            .filter_map(|p| finish.get(p))
-            .fold(0.0, |a: f64, b| a.max(*b));
-        finish.insert(name, start + cost);
-    }
-    Estimate {
-        formula_seconds,
-        remaining_seconds: finish.values().fold(0.0, |a: f64, b| a.max(*b)),
-        typical_step_seconds: history.typical_step_seconds.clone(),
-        history_tasks: history.tasks,
-    }
-}
-
 /// Analyses `task`, whose steps follow `graph`, without recorded history
 /// (duration estimates from the configured seconds per step).
 pub fn analyze(graph: &Graph, task: &TaskRecord, config: &AnalysisConfig) -> Analysis {
@@ -446,7 +302,7 @@ pub fn analyze_with_history(
         } else {
             done as f64 / task.steps.len() as f64
         },
-        estimate: estimate(graph, task, config, history),
+        estimate: estimate::estimate(graph, task, config, history),
     }
 }
 
@@ -482,59 +338,12 @@ fn longest_path_from(graph: &Graph, step: &str) -> usize {
         .unwrap_or(0)
 }
 
-/// The fill colour of a state in diagrams.
-pub fn state_color(state: StepState) -> &'static str {
-    match state {
-        StepState::Pending => "#e0e0e0",
-        StepState::Ready => "#bbdefb",
-        StepState::InProgress => "#fff59d",
-        StepState::Complete => "#c8e6c9",
-        StepState::Error => "#ffcdd2",
-        StepState::Cancelled => "#cfd8dc",
-        StepState::ResolvedManually => "#d1c4e9",
-    }
-}
-
-/// The task's graph as Mermaid, each step coloured and labelled by state.
-pub fn task_mermaid(graph: &Graph, task: &TaskRecord) -> String {
-    let mut out = graph.to_mermaid();
-    for state in StepState::ALL {
-        out.push_str(&format!(
-            "    classDef {} fill:{},stroke:#555\n",
-            state.as_str(),
-            state_color(*state)
-        ));
-    }
-    for (i, name) in graph.steps().enumerate() {
-        if let Some(step) = task.steps.iter().find(|s| s.name == name) {
-            out.push_str(&format!("    class s{i} {}\n", step.state.as_str()));
-        }
-    }
-    out
-}
-
-/// The task's graph as Graphviz DOT, each step filled by state.
-pub fn task_dot(graph: &Graph, task: &TaskRecord, title: &str) -> String {
-    let mut out = graph.to_dot(title);
-    out.pop(); // the closing "}\n" is re-added below
-    out.pop();
-    for step in &task.steps {
-        out.push_str(&format!(
-            "    \"{}\" [style=\"rounded,filled\", fillcolor=\"{}\", xlabel=\"{}\"];\n",
-            step.name,
-            state_color(step.state),
-            step.state
-        ));
-    }
-    out.push_str("}\n");
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::ids::{StepId, TaskId};
     use crate::step::StepError;
+    use crate::store::Transition;
     use crate::TaskState;
 
     fn step(

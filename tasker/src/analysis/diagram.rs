@@ -1,0 +1,53 @@
+//! A live task's graph as a diagram, each step coloured by its state.
+
+use crate::graph::Graph;
+use crate::state::StepState;
+use crate::store::TaskRecord;
+
+/// The fill colour of a state in diagrams.
+pub fn state_color(state: StepState) -> &'static str {
+    match state {
+        StepState::Pending => "#e0e0e0",
+        StepState::Ready => "#bbdefb",
+        StepState::InProgress => "#fff59d",
+        StepState::Complete => "#c8e6c9",
+        StepState::Error => "#ffcdd2",
+        StepState::Cancelled => "#cfd8dc",
+        StepState::ResolvedManually => "#d1c4e9",
+    }
+}
+
+/// The task's graph as Mermaid, each step coloured and labelled by state.
+pub fn task_mermaid(graph: &Graph, task: &TaskRecord) -> String {
+    let mut out = graph.to_mermaid();
+    for state in StepState::ALL {
+        out.push_str(&format!(
+            "    classDef {} fill:{},stroke:#555\n",
+            state.as_str(),
+            state_color(*state)
+        ));
+    }
+    for (i, name) in graph.steps().enumerate() {
+        if let Some(step) = task.steps.iter().find(|s| s.name == name) {
+            out.push_str(&format!("    class s{i} {}\n", step.state.as_str()));
+        }
+    }
+    out
+}
+
+/// The task's graph as Graphviz DOT, each step filled by state.
+pub fn task_dot(graph: &Graph, task: &TaskRecord, title: &str) -> String {
+    let mut out = graph.to_dot(title);
+    out.pop(); // the closing "}\n" is re-added below
+    out.pop();
+    for step in &task.steps {
+        out.push_str(&format!(
+            "    \"{}\" [style=\"rounded,filled\", fillcolor=\"{}\", xlabel=\"{}\"];\n",
+            step.name,
+            state_color(step.state),
+            step.state
+        ));
+    }
+    out.push_str("}\n");
+    out
+}
