@@ -41,6 +41,20 @@ pub(crate) struct Binds<'a> {
     pub(crate) limit: i64,
 }
 
+/// Binds [`Binds`] to a `sql_query`, in the order the statements here
+/// number them; the one place that order is written for both backends.
+macro_rules! bind_all {
+    ($query:expr, $binds:expr) => {
+        $query
+            .bind::<diesel::sql_types::Nullable<diesel::sql_types::Text>, _>($binds.namespace)
+            .bind::<diesel::sql_types::Nullable<diesel::sql_types::Text>, _>($binds.name)
+            .bind::<diesel::sql_types::Nullable<diesel::sql_types::BigInt>, _>($binds.time_ms)
+            .bind::<diesel::sql_types::Nullable<diesel::sql_types::Text>, _>($binds.error_class)
+            .bind::<diesel::sql_types::BigInt, _>($binds.limit)
+    };
+}
+pub(crate) use bind_all;
+
 /// The two statements a backend runs for this module.
 pub(crate) trait RetentionOps {
     /// Runs a query of task ids with [`Binds`].

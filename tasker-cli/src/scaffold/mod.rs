@@ -233,16 +233,7 @@ fn snake(what: &str, name: &str) -> Result<(), CliError> {
 }
 
 fn pascal(name: &str) -> String {
-    name.split('_')
-        .filter(|part| !part.is_empty())
-        .map(|part| {
-            let mut chars = part.chars();
-            chars
-                .next()
-                .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
-                .unwrap_or_default()
-        })
-        .collect()
+    heck::ToUpperCamelCase::to_upper_camel_case(name)
 }
 
 fn worker_crate(dir: &Path) -> Result<(), CliError> {

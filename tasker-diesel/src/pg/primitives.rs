@@ -238,12 +238,7 @@ pub(super) const DIALECT: retention::Dialect = retention::Dialect {
 
 impl retention::RetentionOps for PgOps<'_> {
     async fn task_ids(&mut self, sql: &str, binds: &retention::Binds<'_>) -> Tx<Vec<i64>> {
-        Ok(sql_query(sql)
-            .bind::<Nullable<Text>, _>(binds.namespace)
-            .bind::<Nullable<Text>, _>(binds.name)
-            .bind::<Nullable<BigInt>, _>(binds.time_ms)
-            .bind::<Nullable<Text>, _>(binds.error_class)
-            .bind::<BigInt, _>(binds.limit)
+        Ok(retention::bind_all!(sql_query(sql), binds)
             .load::<IdRow>(self.conn)
             .await?
             .into_iter()
@@ -256,12 +251,7 @@ impl retention::RetentionOps for PgOps<'_> {
         sql: &str,
         binds: &retention::Binds<'_>,
     ) -> Tx<Vec<retention::DeadLetterRow>> {
-        Ok(sql_query(sql)
-            .bind::<Nullable<Text>, _>(binds.namespace)
-            .bind::<Nullable<Text>, _>(binds.name)
-            .bind::<Nullable<BigInt>, _>(binds.time_ms)
-            .bind::<Nullable<Text>, _>(binds.error_class)
-            .bind::<BigInt, _>(binds.limit)
+        Ok(retention::bind_all!(sql_query(sql), binds)
             .load::<retention::DeadLetterRow>(self.conn)
             .await?)
     }

@@ -555,24 +555,26 @@ pub(super) async fn record_successes(
         .iter()
         .find_map(|(_, c, _)| c.take_next)
         .unwrap_or_default();
-    let query = if take.iter().any(|t| *t) {
-        sql_query(COMPLETE_BATCH_SQL)
-            .into_boxed::<diesel::pg::Pg>()
-            .bind::<Array<BigInt>, _>(ids)
-            .bind::<Array<Integer>, _>(attempts)
-            .bind::<Array<Text>, _>(outputs)
-            .bind::<Text, _>(&first.worker)
-            .bind::<Text, _>(channel)
+    // With released children to take along, the statement that claims them
+    // too; its two extra parameters follow the common five.
+    let takes_any = take.iter().any(|t| *t);
+    let common = sql_query(if takes_any {
+        COMPLETE_BATCH_SQL
+    } else {
+        COMPLETE_BATCH_SIMPLE_SQL
+    })
+    .into_boxed::<diesel::pg::Pg>()
+    .bind::<Array<BigInt>, _>(ids)
+    .bind::<Array<Integer>, _>(attempts)
+    .bind::<Array<Text>, _>(outputs)
+    .bind::<Text, _>(&first.worker)
+    .bind::<Text, _>(channel);
+    let query = if takes_any {
+        common
             .bind::<Array<diesel::sql_types::Bool>, _>(take)
             .bind::<Double, _>(lease.as_secs_f64())
     } else {
-        sql_query(COMPLETE_BATCH_SIMPLE_SQL)
-            .into_boxed::<diesel::pg::Pg>()
-            .bind::<Array<BigInt>, _>(ids)
-            .bind::<Array<Integer>, _>(attempts)
-            .bind::<Array<Text>, _>(outputs)
-            .bind::<Text, _>(&first.worker)
-            .bind::<Text, _>(channel)
+        common
     };
     // Not a cached prepared statement: its arrays swing from 1 to the batch
     // size, and PostgreSQL's generic plan for a cached one (after five

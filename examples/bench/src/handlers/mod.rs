@@ -31,15 +31,8 @@ impl TxWrite {
     /// Inserts a row in the step's transaction.
     #[step(transactional)]
     async fn write(ctx: &StepContext) -> StepResult<()> {
-        use diesel_async::RunQueryDsl;
         use tasker_diesel::StepDb;
-        let mut conn = ctx.db().await?;
-        diesel::sql_query("INSERT INTO bench_effects (task_id) VALUES ($1)")
-            .bind::<diesel::sql_types::BigInt, _>(ctx.task_id().0)
-            .execute(&mut *conn)
-            .await
-            .map_err(|e| StepError::retryable(e.to_string()))?;
-        Ok(())
+        insert_effect(&mut *ctx.db().await?, ctx.task_id()).await
     }
 }
 
@@ -52,20 +45,28 @@ impl PlainWrite {
     /// Inserts a row on its own connection.
     #[step]
     async fn write(ctx: &StepContext) -> StepResult<()> {
-        use diesel_async::RunQueryDsl;
         let pool = ctx.resource::<crate::AppPool>()?;
         let mut conn = pool
             .0
             .get()
             .await
             .map_err(|e| StepError::retryable(e.to_string()))?;
-        diesel::sql_query("INSERT INTO bench_effects (task_id) VALUES ($1)")
-            .bind::<diesel::sql_types::BigInt, _>(ctx.task_id().0)
-            .execute(&mut *conn)
-            .await
-            .map_err(|e| StepError::retryable(e.to_string()))?;
-        Ok(())
+        insert_effect(&mut conn, ctx.task_id()).await
     }
+}
+
+/// TX and TX_PLAIN's one write.
+async fn insert_effect(
+    conn: &mut diesel_async::AsyncPgConnection,
+    task_id: tasker::TaskId,
+) -> StepResult<()> {
+    use diesel_async::RunQueryDsl;
+    diesel::sql_query("INSERT INTO bench_effects (task_id) VALUES ($1)")
+        .bind::<diesel::sql_types::BigInt, _>(task_id.0)
+        .execute(conn)
+        .await
+        .map_err(|e| StepError::retryable(e.to_string()))?;
+    Ok(())
 }
 
 /// S3: a -> {b, c} -> d.
