@@ -19,6 +19,8 @@ pub(crate) struct HandlerArgs {
     pub(crate) name: Option<LitStr>,
     pub(crate) version: Option<LitStr>,
     pub(crate) context: Option<Type>,
+    /// `config = Type`: what the handler reads its `handler_config` into.
+    pub(crate) config: Option<Type>,
     /// `crate = "path"`: where the `tasker` crate is, for crates that
     /// re-export it under another name.
     pub(crate) krate: Option<syn::Path>,
@@ -36,6 +38,7 @@ mod kw {
     syn::custom_keyword!(timeout);
     syn::custom_keyword!(events);
     syn::custom_keyword!(transactional);
+    syn::custom_keyword!(config);
 }
 
 /// The keys an attribute takes, each parsed from its keyword, so a new key
@@ -94,6 +97,7 @@ keys! {
         Name = kw::name, "name";
         Version = kw::version, "version";
         Context = kw::context, "context";
+        Config = kw::config, "config";
         Crate = syn::token::Crate, "crate";
     }
 }
@@ -113,6 +117,7 @@ keys! {
         Timeout = kw::timeout, "timeout";
         Events = kw::events, "events";
         Transactional = kw::transactional, "transactional";
+        Config = kw::config, "config";
     }
 }
 
@@ -133,6 +138,8 @@ pub(crate) struct StepArgs {
     pub(crate) events: Vec<LitStr>,
     /// The step's writes share a transaction with its completion.
     pub(crate) transactional: bool,
+    /// `config = Type`: what the step reads its `handler_config` into.
+    pub(crate) config: Option<Type>,
 }
 
 /// Parses `key = value, ...` pairs, dispatching each key to `on_key`.
@@ -264,6 +271,7 @@ pub(crate) fn handler_args(tokens: TokenStream, errors: &mut Errors) -> HandlerA
             HandlerKey::Name => args.name = Some(string_value(key, input)?),
             HandlerKey::Version => args.version = Some(string_value(key, input)?),
             HandlerKey::Context => args.context = Some(input.parse()?),
+            HandlerKey::Config => args.config = Some(config_type(input)?),
             HandlerKey::Crate => {
                 let lit = string_value(key, input)?;
                 let path = lit.parse_with(syn::Path::parse_mod_style).map_err(|_| {
@@ -314,6 +322,7 @@ pub(crate) fn step_args(attr: &Attribute, errors: &mut Errors) -> StepArgs {
         match key {
             StepKey::DependsOn => args.depends_on = dependency_list(input)?,
             StepKey::Events => args.events = event_list(input)?,
+            StepKey::Config => args.config = Some(config_type(input)?),
             StepKey::RetryLimit => {
                 let lit: LitInt = input.parse().map_err(|e| {
                     syn::Error::new(
@@ -370,6 +379,23 @@ pub(crate) fn step_args(attr: &Attribute, errors: &mut Errors) -> StepArgs {
         Ok(())
     });
     args
+}
+
+/// `config = Type` (a type, not a string).
+fn config_type(input: ParseStream<'_>) -> syn::Result<Type> {
+    if input.peek(LitStr) {
+        let lit: LitStr = input.parse()?;
+        return Err(syn::Error::new_spanned(
+            lit,
+            "`config` takes the type the configuration is read into, e.g. `config =              PaymentsConfig`, not a string",
+        ));
+    }
+    input.parse().map_err(|e| {
+        syn::Error::new(
+            e.span(),
+            "`config` takes a type, e.g. `config = PaymentsConfig`",
+        )
+    })
 }
 
 /// `events = ["payment.processed", ...]`.

@@ -209,6 +209,7 @@ fn generate(args: &HandlerArgs, handler: &parse::Handler, checked: &Checked) -> 
         let output_type = output_text(output);
         let events = &step.args.events;
         let transactional = step.args.transactional;
+        let config = config_type(&private, step.args.config.as_ref());
         let line = quote_spanned!(step.ident.span()=> ::core::line!());
         descriptors.push(quote! {
             #private::StepDefinition {
@@ -222,11 +223,13 @@ fn generate(args: &HandlerArgs, handler: &parse::Handler, checked: &Checked) -> 
                 output_type: #output_type,
                 events: &[#(#events),*],
                 transactional: #transactional,
+                config: #config,
                 line: #line,
             },
         });
     }
     let step_count = handler.steps.len();
+    let handler_config = config_type(&private, args.config.as_ref());
     let context_assoc = quote_spanned!(context_span=> type Context = #context_ty;);
 
     quote! {
@@ -261,6 +264,7 @@ fn generate(args: &HandlerArgs, handler: &parse::Handler, checked: &Checked) -> 
                 steps: &__TASKER_STEPS,
                 run_step: __tasker_dispatch,
                 check_context: #private::check_context::<#context_ty>,
+                config: #handler_config,
             };
 
             #private::inventory::submit! {
@@ -275,6 +279,23 @@ fn generate(args: &HandlerArgs, handler: &parse::Handler, checked: &Checked) -> 
                 }
             }
         };
+    }
+}
+
+/// `Some(ConfigType { .. })` for `config = T`; the decoder is spanned at
+/// `T`, so a type that cannot be deserialized is reported there.
+fn config_type(private: &TokenStream, ty: Option<&syn::Type>) -> TokenStream {
+    let Some(ty) = ty else {
+        return quote!(::core::option::Option::None);
+    };
+    let name = type_text(ty);
+    let decode = quote_spanned!(ty.span()=> #private::decode_config::<#ty>);
+    quote! {
+        ::core::option::Option::Some(#private::ConfigType {
+            type_name: #name,
+            type_id: #private::type_id_of::<#ty>,
+            decode: #decode,
+        })
     }
 }
 

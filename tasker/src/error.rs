@@ -9,6 +9,10 @@ pub enum Error {
     /// The handlers linked into the binary do not form a valid registry.
     #[error(transparent)]
     Registry(#[from] RegistryErrors),
+    /// The configuration is invalid: every problem, each with its file,
+    /// line, key and what is allowed.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigErrors),
     /// A handler lookup found nothing.
     #[error(transparent)]
     Lookup(#[from] LookupError),

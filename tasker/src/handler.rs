@@ -96,7 +96,32 @@ pub struct HandlerDefinition {
     pub run_step: fn(usize, StepInput) -> StepFuture,
     #[doc(hidden)]
     pub check_context: fn(&Value) -> Result<(), ContextError>,
+    #[doc(hidden)]
+    pub config: Option<ConfigType>,
 }
+
+/// The type a handler or step reads its configuration into
+/// (`#[task_handler(config = T)]`, `#[step(config = T)]`): its name, and how
+/// to read it from the configuration file's `handler_config` value.
+#[derive(Debug, Clone, Copy)]
+pub struct ConfigType {
+    #[doc(hidden)]
+    pub type_name: &'static str,
+    #[doc(hidden)]
+    pub type_id: fn() -> std::any::TypeId,
+    #[doc(hidden)]
+    pub decode: fn(&Value) -> Result<ConfigValue, (String, String)>,
+}
+
+impl ConfigType {
+    /// The type as written in the attribute.
+    pub fn type_name(&self) -> &'static str {
+        self.type_name
+    }
+}
+
+/// A decoded configuration value (of the type a [`ConfigType`] names).
+pub type ConfigValue = Arc<dyn std::any::Any + Send + Sync>;
 
 impl HandlerDefinition {
     /// `namespace/name@version`, for messages.
@@ -134,6 +159,8 @@ pub struct StepDefinition {
     #[doc(hidden)]
     pub transactional: bool,
     #[doc(hidden)]
+    pub config: Option<ConfigType>,
+    #[doc(hidden)]
     pub line: u32,
 }
 
@@ -152,6 +179,12 @@ impl StepDefinition {
     /// its completion record (`#[step(transactional)]`).
     pub fn transactional(&self) -> bool {
         self.transactional
+    }
+
+    /// The type the step reads its own configuration into
+    /// (`#[step(config = T)]`).
+    pub fn config_type(&self) -> Option<&ConfigType> {
+        self.config.as_ref()
     }
 
     /// The steps this one runs after.
@@ -284,6 +317,12 @@ impl Handler {
         self.inner.definition.description
     }
 
+    /// The type the handler reads its configuration into
+    /// (`#[task_handler(config = T)]`).
+    pub fn config_type(&self) -> Option<&ConfigType> {
+        self.inner.definition.config.as_ref()
+    }
+
     /// The Rust type name of the task context.
     pub fn context_type(&self) -> &'static str {
         self.inner.definition.context_type
@@ -378,6 +417,8 @@ pub struct StepInput {
     pub events: Option<crate::step::StepEvents>,
     /// The attempt's transaction, for a `#[step(transactional)]` step.
     pub transaction: Option<crate::transaction::SharedTransaction>,
+    /// The step's and its handler's configuration values.
+    pub configs: crate::step::HandlerConfigs,
 }
 
 impl StepInput {
@@ -397,7 +438,8 @@ impl StepInput {
             .with_config(self.config)
             .with_resources(self.resources.clone())
             .with_events(self.events.clone())
-            .with_transaction(self.transaction.clone()))
+            .with_transaction(self.transaction.clone())
+            .with_configs(self.configs.clone()))
     }
 
     /// Deserializes the output of dependency `name`.
@@ -467,6 +509,21 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> StepReturn for Result<T, 
     fn into_result(self) -> Result<T, StepError> {
         self
     }
+}
+
+/// Reads a configuration value into `T`; the error is the field path
+/// and what is wrong there.
+pub fn decode_config<T: DeserializeOwned + Send + Sync + 'static>(
+    value: &Value,
+) -> Result<ConfigValue, (String, String)> {
+    decode::<T>(value)
+        .map(|config| Arc::new(config) as ConfigValue)
+        .map_err(|e| (e.path, e.message))
+}
+
+/// `TypeId::of::<T>()` as a function pointer.
+pub fn type_id_of<T: 'static>() -> std::any::TypeId {
+    std::any::TypeId::of::<T>()
 }
 
 /// Checks a JSON context against the context type `C`.

@@ -57,6 +57,7 @@
 pub mod analysis;
 #[cfg(feature = "http")]
 pub mod api;
+pub mod config;
 mod engine;
 mod error;
 pub mod events;
@@ -83,14 +84,17 @@ pub use error::{
     ContextError, DefinitionError, Error, LookupError, RegistryError, RegistryErrors, Result,
 };
 pub use graph::{Graph, GraphError};
-pub use handler::{Handler, HandlerDefinition, StepDefinition, StepReturn, TaskHandler};
+pub use handler::{
+    ConfigType, ConfigValue, Handler, HandlerDefinition, StepDefinition, StepReturn, TaskHandler,
+};
 pub use ids::{StepId, TaskId};
 pub use registry::{Registry, VersionSelector};
 pub use request::TaskRequest;
 pub use semver::{Version, VersionReq};
 pub use state::{StepState, TaskState, UnknownState};
 pub use step::{
-    Resources, StepConfig, StepContext, StepError, StepErrorKind, StepResult, StepResultExt,
+    HandlerConfigs, Resources, StepConfig, StepContext, StepError, StepErrorKind, StepResult,
+    StepResultExt,
 };
 pub use store::{Store, StoreError};
 pub use transaction::{SharedTransaction, StepTransaction, TransactionGuard};

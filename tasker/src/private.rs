@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 pub use crate::events::SubscriberRegistration;
-pub use crate::handler::check_context;
+pub use crate::handler::{check_context, decode_config, type_id_of, ConfigType};
 pub use crate::handler::{
     HandlerDefinition, StepDefinition, StepFuture, StepInput, StepReturn, TaskHandler,
 };

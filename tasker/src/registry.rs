@@ -365,6 +365,7 @@ mod tests {
         output_type: "()",
         events: &[],
         transactional: false,
+        config: None,
         line: 1,
     }];
 
@@ -382,6 +383,7 @@ mod tests {
                 steps: &ONE_STEP,
                 run_step: run,
                 check_context: crate::handler::check_context::<serde_json::Value>,
+                config: None,
             };
         };
     }

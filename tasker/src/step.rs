@@ -379,6 +379,51 @@ pub struct StepContext<C = serde_json::Value> {
     resources: Resources,
     events: Option<StepEvents>,
     transaction: Option<SharedTransaction>,
+    configs: HandlerConfigs,
+}
+
+/// The configuration values a step can read with
+/// [`StepContext::handler_config`]: its own (`#[step(config = T)]`) and its
+/// handler's (`#[task_handler(config = T)]`), read from the configuration
+/// once at start-up.
+#[derive(Clone, Default)]
+pub struct HandlerConfigs {
+    step: Option<(&'static str, crate::handler::ConfigValue)>,
+    handler: Option<(&'static str, crate::handler::ConfigValue)>,
+}
+
+impl HandlerConfigs {
+    /// The step's and the handler's values, each with its type's name.
+    pub(crate) fn new(
+        step: Option<(&'static str, crate::handler::ConfigValue)>,
+        handler: Option<(&'static str, crate::handler::ConfigValue)>,
+    ) -> Self {
+        HandlerConfigs { step, handler }
+    }
+
+    /// The step's value if it is a `T`, else the handler's.
+    fn get<T: Send + Sync + 'static>(&self) -> Option<&T> {
+        [&self.step, &self.handler]
+            .into_iter()
+            .flatten()
+            .find_map(|(_, value)| value.downcast_ref::<T>())
+    }
+
+    fn declared(&self) -> Vec<&'static str> {
+        [&self.step, &self.handler]
+            .into_iter()
+            .flatten()
+            .map(|(name, _)| *name)
+            .collect()
+    }
+}
+
+impl fmt::Debug for HandlerConfigs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HandlerConfigs")
+            .field("types", &self.declared())
+            .finish()
+    }
 }
 
 impl<C> StepContext<C> {
@@ -394,7 +439,56 @@ impl<C> StepContext<C> {
             resources: Resources::new(),
             events: None,
             transaction: None,
+            configs: HandlerConfigs::default(),
         }
+    }
+
+    pub(crate) fn with_configs(mut self, configs: HandlerConfigs) -> Self {
+        self.configs = configs;
+        self
+    }
+
+    /// Sets the configuration value [`handler_config`](Self::handler_config)
+    /// returns, for unit tests that call a step directly.
+    #[must_use]
+    pub fn with_handler_config<T: Send + Sync + 'static>(mut self, value: T) -> Self {
+        self.configs.step = Some((type_name::<T>(), Arc::new(value)));
+        self
+    }
+
+    /// The step's configuration of type `T`: the value its `#[step(config =
+    /// T)]` declares, or its handler's `#[task_handler(config = T)]`, read
+    /// from the configuration file's `handler_config` once at start-up (no
+    /// parsing per attempt).
+    ///
+    /// Asking for a type neither declares is a permanent error naming the
+    /// types that are declared.
+    ///
+    /// ```
+    /// use tasker::prelude::*;
+    ///
+    /// #[derive(serde::Deserialize)]
+    /// struct Gateway { base_url: String }
+    ///
+    /// let ctx = StepContext::new(()).with_handler_config(Gateway { base_url: "https://pay.test".into() });
+    /// assert_eq!(ctx.handler_config::<Gateway>().unwrap().base_url, "https://pay.test");
+    /// assert!(ctx.handler_config::<String>().is_err());
+    /// ```
+    pub fn handler_config<T: Send + Sync + 'static>(&self) -> StepResult<&T> {
+        self.configs.get::<T>().ok_or_else(|| {
+            let declared = self.configs.declared();
+            let declared = if declared.is_empty() {
+                "it declares none".to_owned()
+            } else {
+                format!("it has {}", declared.join(" and "))
+            };
+            StepError::permanent(format!(
+                "step `{}` asked for configuration of type `{}`, but {declared}; declare it with                  `#[step(config = T)]` or `#[task_handler(config = T)]`",
+                self.step_name,
+                type_name::<T>()
+            ))
+            .with_class("MissingConfig")
+        })
     }
 
     pub(crate) fn with_transaction(mut self, transaction: Option<SharedTransaction>) -> Self {

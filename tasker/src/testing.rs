@@ -57,6 +57,7 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use crate::config::{Config, GivenConfig};
 use crate::engine::run_attempt;
 use crate::error::{Error, Result};
 use crate::events::Event;
@@ -68,10 +69,26 @@ use crate::sync::lock;
 
 /// Runs tasks in-process, one step at a time. See the [module
 /// docs](self).
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct TaskRunner {
     resources: Resources,
     defaults: StepConfig,
+    settings: Config,
+    configs: Vec<GivenConfig>,
+}
+
+impl std::fmt::Debug for TaskRunner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TaskRunner")
+            .field("resources", &self.resources)
+            .field("defaults", &self.defaults)
+            .field("settings", &self.settings.file())
+            .field(
+                "configs",
+                &self.configs.iter().map(|c| c.1).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
 }
 
 /// One step attempt, in the order the runner made them.
@@ -135,6 +152,60 @@ impl TaskRunner {
         self
     }
 
+    /// Applies a configuration's `handlers:` section (retry limits,
+    /// timeouts, typed `handler_config`) as the engine would; the
+    /// `engine.step_defaults` section replaces [`step_defaults`](Self::step_defaults).
+    #[must_use]
+    pub fn settings(mut self, config: Config) -> Self {
+        let mut engine = crate::EngineConfig {
+            step_defaults: self.defaults,
+            ..crate::EngineConfig::default()
+        };
+        config.apply_engine(&mut engine);
+        self.defaults = engine.step_defaults;
+        self.settings = config;
+        self
+    }
+
+    /// The configuration value of type `T` for every handler or step that
+    /// declares `config = T`, instead of reading it from a file.
+    ///
+    /// ```
+    /// use serde::Deserialize;
+    /// use tasker::prelude::*;
+    /// use tasker::testing::TaskRunner;
+    ///
+    /// #[derive(Deserialize)]
+    /// pub struct Greeting { word: String }
+    ///
+    /// pub struct Greet;
+    ///
+    /// #[task_handler(config = Greeting)]
+    /// impl Greet {
+    ///     #[step]
+    ///     async fn hello(ctx: &StepContext) -> StepResult<String> {
+    ///         Ok(ctx.handler_config::<Greeting>()?.word.clone())
+    ///     }
+    /// }
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let run = TaskRunner::new()
+    ///     .handler_config(Greeting { word: "hej".into() })
+    ///     .run::<Greet>(serde_json::json!({}))
+    ///     .await
+    ///     .unwrap();
+    /// assert_eq!(run.output::<String>("hello").unwrap(), "hej");
+    /// # });
+    /// ```
+    #[must_use]
+    pub fn handler_config<T: Send + Sync + 'static>(mut self, value: T) -> Self {
+        let id = std::any::TypeId::of::<T>();
+        self.configs.retain(|(given, _, _)| *given != id);
+        self.configs
+            .push((id, std::any::type_name::<T>(), Arc::new(value)));
+        self
+    }
+
     /// Runs one task of handler `H` with a typed context.
     pub async fn run<H: TaskHandler>(&self, context: H::Context) -> Result<TaskRun> {
         let context = serde_json::to_value(&context).map_err(|source| Error::Serialize {
@@ -148,6 +219,8 @@ impl TaskRunner {
     /// handler's context type first.
     pub async fn run_handler(&self, handler: &Handler, context: Value) -> Result<TaskRun> {
         handler.check_context(&context)?;
+        let resolved =
+            crate::config::resolve(&self.settings, handler, &self.defaults, &self.configs)?;
         let task_id = TaskId(NEXT_TASK_ID.fetch_add(1, Ordering::Relaxed));
         let context = Arc::new(context);
         let definitions = handler.steps();
@@ -186,7 +259,7 @@ impl TaskRunner {
                     Some(((*dep).to_owned(), run.output.clone()?))
                 })
                 .collect();
-            let config = definition.config(&self.defaults);
+            let config = resolved[index].config;
             loop {
                 let attempt = steps[index].attempts + 1;
                 steps[index].attempts = attempt;
@@ -211,6 +284,7 @@ impl TaskRunner {
                         },
                     )),
                     transaction: None,
+                    configs: resolved[index].configs.clone(),
                 };
                 let outcome = run_attempt(handler, index, input, config.timeout).await;
                 tracing::debug!(task = %task_id, step = definition.name(), attempt, ok = outcome.is_ok(), "step attempt");

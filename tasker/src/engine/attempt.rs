@@ -429,7 +429,13 @@ pub(super) async fn run_step<S: Store>(
             step.name
         )));
     };
-    let config = definition.config(&tasker.config().step_defaults);
+    let Some(resolved) = tasker.resolved_steps(step.handler_id).get(index) else {
+        return Err(StepError::permanent(format!(
+            "handler {} is not served by this worker",
+            handler.key()
+        )));
+    };
+    let config = resolved.config;
     let input = StepInput {
         task_id: step.task_id,
         step_name: definition.name(),
@@ -447,6 +453,7 @@ pub(super) async fn run_step<S: Store>(
             },
         )),
         transaction,
+        configs: resolved.configs.clone(),
     };
     super::run_attempt(handler, index, input, config.timeout).await
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use super::config::{CoordinationMode, EngineConfig};
 use super::{Inner, Tasker};
+use crate::config::Config;
 use crate::error::Result;
 use crate::events::{names, ErasedSubscriber, Event, EventBus, Observer, Subscriber};
 use crate::metrics::Metrics;
@@ -41,6 +42,7 @@ pub struct TaskerBuilder<S: Store> {
     migrate: bool,
     subscribers: Vec<Arc<dyn ErasedSubscriber>>,
     registered_subscribers: bool,
+    settings: Option<Config>,
 }
 
 impl<S: Store> TaskerBuilder<S> {
@@ -88,6 +90,27 @@ impl<S: Store> TaskerBuilder<S> {
         self
     }
 
+    /// Applies a configuration ([`Config`]): its `engine:` section now,
+    /// over what was set before (so a later [`configure`](Self::configure)
+    /// wins, as command-line flags should), and its `handlers:` section at
+    /// [`build`](Self::build), which checks it against the handlers linked
+    /// in and reads every typed `handler_config` once. A mistake there
+    /// fails `build` with [`Error::Config`](crate::Error::Config), naming
+    /// the file, line and key.
+    ///
+    /// ```
+    /// # async fn demo<S: tasker::Store>(store: S) -> tasker::Result<()> {
+    /// let config = tasker::config::Config::load("tasker.yaml")?;
+    /// let tasker = tasker::Tasker::builder(store).settings(config).build().await?;
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn settings(mut self, config: Config) -> Self {
+        config.apply_engine(&mut self.config);
+        self.settings = Some(config);
+        self
+    }
+
     /// Applies the store's migrations before starting (default: no).
     #[must_use]
     pub fn migrate(mut self, migrate: bool) -> Self {
@@ -107,7 +130,9 @@ impl<S: Store> TaskerBuilder<S> {
             migrate,
             mut subscribers,
             registered_subscribers,
+            settings,
         } = self;
+        let settings = settings.unwrap_or_default();
         if registered_subscribers {
             subscribers.extend(crate::events::registered_subscribers());
         }
@@ -125,8 +150,10 @@ impl<S: Store> TaskerBuilder<S> {
             Some(registry) => registry,
             None => Registry::from_inventory()?,
         };
+        let mut config_errors = crate::config::resolve_keys(&settings, &registry);
         let mut report = StartupReport::default();
         let mut by_id = HashMap::new();
+        let mut steps = HashMap::new();
         let mut ids = HashMap::new();
         let capabilities = store.capabilities();
         for handler in registry.handlers() {
@@ -143,6 +170,17 @@ impl<S: Store> TaskerBuilder<S> {
                     continue;
                 }
             }
+            let resolved =
+                match crate::config::resolve(&settings, handler, &config.step_defaults, &[]) {
+                    Ok(resolved) => resolved,
+                    Err(errors) => {
+                        config_errors.extend(errors.0);
+                        continue;
+                    }
+                };
+            if !config_errors.is_empty() {
+                continue;
+            }
             let record = HandlerRecord {
                 namespace: handler.namespace().to_owned(),
                 name: handler.name().to_owned(),
@@ -157,6 +195,7 @@ impl<S: Store> TaskerBuilder<S> {
             };
             let id = store.register_handler(&record).await?;
             by_id.insert(id, handler.clone());
+            steps.insert(id, Arc::from(resolved));
             ids.insert(
                 (
                     handler.namespace().to_owned(),
@@ -171,6 +210,9 @@ impl<S: Store> TaskerBuilder<S> {
                     .event(names::REGISTRY_HANDLER_REGISTERED)
                     .with_data(handler.fingerprint().into()),
             );
+        }
+        if !config_errors.is_empty() {
+            return Err(crate::config::ConfigErrors(config_errors).into());
         }
         for refused in registry.refusals(store.unfinished_handlers().await?) {
             tracing::error!(
@@ -204,6 +246,8 @@ impl<S: Store> TaskerBuilder<S> {
                 store,
                 registry,
                 by_id,
+                steps,
+                settings,
                 ids,
                 served_ids,
                 resources,
@@ -230,6 +274,7 @@ impl<S: Store> Tasker<S> {
             migrate: false,
             subscribers: Vec::new(),
             registered_subscribers: true,
+            settings: None,
         }
     }
 }

@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use semver::Version;
 
+use crate::config::{Config, ResolvedStep};
 use crate::error::{Error, Result};
 use crate::events::{names, Catalog, Event, EventBus, SubscriberFailures};
 use crate::handler::Handler;
@@ -50,6 +51,9 @@ pub(crate) struct Inner<S> {
     pub(crate) store: S,
     pub(crate) registry: Registry,
     pub(crate) by_id: HashMap<i64, Handler>,
+    /// Each served handler's steps, every configuration layer applied.
+    pub(crate) steps: HashMap<i64, Arc<[ResolvedStep]>>,
+    pub(crate) settings: Config,
     pub(crate) ids: HashMap<(String, String, Version), i64>,
     pub(crate) served_ids: Vec<i64>,
     pub(crate) resources: Resources,
@@ -194,12 +198,13 @@ impl<S: Store> Tasker<S> {
             .get(&key)
             .ok_or_else(|| Error::HandlerNotServed(handler.key()))?;
         let graph = handler.graph();
-        let defaults = &self.inner.config.step_defaults;
+        let resolved = self.resolved_steps(handler_id);
         let steps = handler
             .steps()
             .iter()
-            .map(|step| {
-                let config = step.config(defaults);
+            .zip(resolved.iter())
+            .map(|(step, resolved)| {
+                let config = resolved.config;
                 NewStep {
                     name: step.name().to_owned(),
                     index: graph.index_of(step.name()).expect("graph holds every step") as u32,
@@ -283,5 +288,30 @@ impl<S: Store> Tasker<S> {
 
     pub(crate) fn handler_by_id(&self, id: i64) -> Option<&Handler> {
         self.inner.by_id.get(&id)
+    }
+
+    /// The steps of served handler `id` with their resolved settings.
+    pub(crate) fn resolved_steps(&self, id: i64) -> &[ResolvedStep] {
+        self.inner.steps.get(&id).map_or(&[], |steps| &steps[..])
+    }
+
+    /// The configuration this engine was built with (see
+    /// [`TaskerBuilder::settings`]); the built-in defaults when none.
+    pub fn settings(&self) -> &Config {
+        &self.inner.settings
+    }
+
+    /// The settings step `step` of `handler` runs with: the engine's step
+    /// defaults, the step's attribute, and the configuration's `handlers:`
+    /// entries applied. `None` for a handler this engine does not serve.
+    pub fn step_config(&self, handler: &Handler, step: &str) -> Option<crate::StepConfig> {
+        let key = (
+            handler.namespace().to_owned(),
+            handler.name().to_owned(),
+            handler.version().clone(),
+        );
+        let id = self.inner.ids.get(&key)?;
+        let index = handler.steps().iter().position(|s| s.name() == step)?;
+        self.resolved_steps(*id).get(index).map(|r| r.config)
     }
 }
