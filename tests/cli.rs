@@ -448,7 +448,7 @@ fn config_show_never_prints_a_secret() {
     }
     let shown = json(secret_db, &["config", "show"]);
     assert_eq!(
-        shown["database"]["url"],
+        shown["settings"]["database.url"]["value"],
         "postgres://app:***@db.internal:5432/app?sslpassword=***"
     );
     assert!(shown["features"]
@@ -692,4 +692,165 @@ fn every_log_line_about_a_step_says_which_task_handler_step_and_attempt() {
         .as_str()
         .unwrap()
         .contains("planned failure 1"));
+}
+
+/// The worker's start line (`worker ... concurrency N`), then SIGTERM.
+fn started_line(mut command: Command) -> String {
+    let mut child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the worker starts");
+    let lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let line = lines
+        .map_while(Result::ok)
+        .find(|line| line.starts_with("worker ") || line.starts_with("error"))
+        .expect("the worker says it runs");
+    signal(&child, "TERM");
+    child.wait().unwrap();
+    line
+}
+
+#[test]
+fn a_configuration_file_sets_the_worker_and_flags_win() {
+    let dir = TempDir::new("config");
+    let file = dir.0.join("tasker.yaml");
+    std::fs::write(
+        &file,
+        "database:\n  url: sqlite://${CONFIG_DIR}/from-file.sqlite\nengine:\n  concurrency: 3\n  lease: 12s\nenvironments:\n  production:\n    engine:\n      concurrency: 8\n",
+    )
+    .unwrap();
+    let cli = |extra: &[(&str, &str)]| {
+        let mut cmd = command("unused");
+        cmd.env_remove("DATABASE_URL")
+            .env("TASKER_CONFIG", &file)
+            .env("CONFIG_DIR", &dir.0);
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        cmd
+    };
+    let show = |extra: &[(&str, &str)]| -> Value {
+        let output = cli(extra)
+            .args(["config", "show", "--json"])
+            .output()
+            .unwrap();
+        assert_eq!(code(&output), 0, "{}", stderr(&output));
+        serde_json::from_str(&stdout(&output)).unwrap()
+    };
+    let shown = show(&[]);
+    let concurrency = &shown["settings"]["engine.concurrency"];
+    assert_eq!(concurrency["value"], 3);
+    assert!(
+        concurrency["from"]
+            .as_str()
+            .unwrap()
+            .ends_with("tasker.yaml:4:3"),
+        "{shown}"
+    );
+    assert_eq!(shown["settings"]["engine.lease"]["value"], "12s");
+    assert_eq!(shown["settings"]["engine.poll_interval"]["from"], "default");
+    assert_eq!(
+        shown["settings"]["database.url"]["value"],
+        format!("sqlite://{}/from-file.sqlite", dir.0.display())
+    );
+    // The overlay, then a TASKER__ variable, each win over the layer below.
+    let shown = show(&[("TASKER_ENV", "production")]);
+    assert_eq!(shown["settings"]["engine.concurrency"]["value"], 8);
+    assert_eq!(shown["environment"], "production");
+    let shown = show(&[
+        ("TASKER_ENV", "production"),
+        ("TASKER__ENGINE__CONCURRENCY", "5"),
+    ]);
+    assert_eq!(shown["settings"]["engine.concurrency"]["value"], 5);
+    assert_eq!(
+        shown["settings"]["engine.concurrency"]["from"],
+        "environment variable TASKER__ENGINE__CONCURRENCY"
+    );
+
+    // The worker runs with the file's settings, on the file's database...
+    let mut run = cli(&[]);
+    run.args(["run", "--quiet"]);
+    let line = started_line(run);
+    assert!(line.contains("concurrency 3"), "{line}");
+    assert!(line.contains("from-file.sqlite"), "{line}");
+    // ...and a flag wins over all of it.
+    let mut run = cli(&[("TASKER__ENGINE__CONCURRENCY", "5")]);
+    run.args(["run", "--quiet", "--concurrency", "2"]);
+    let line = started_line(run);
+    assert!(line.contains("concurrency 2"), "{line}");
+}
+
+#[test]
+fn configuration_mistakes_stop_every_command_with_where_and_what() {
+    let dir = TempDir::new("config-bad");
+    let db = dir.db();
+    let file = dir.0.join("tasker.yaml");
+    std::fs::write(&file, "engine:\n  lease: 30\n").unwrap();
+    let path = file.display().to_string();
+    for args in [&["config", "show"][..], &["run"], &["handlers"]] {
+        let output = command(&db)
+            .arg("--config")
+            .arg(&file)
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(code(&output), 2, "{}", stderr(&output));
+        assert_eq!(
+            stderr(&output).trim(),
+            format!(
+                "error: invalid configuration: {path}:2:3: engine.lease: a duration needs a \
+                 unit: write `30s` or `30ms`, not `30`"
+            )
+        );
+    }
+    // A missing file named explicitly is an error too.
+    let output = command(&db)
+        .args(["--config", "/nonexistent/tasker.yaml", "config", "show"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&output), 2);
+    assert!(
+        stderr(&output).contains("cannot read /nonexistent/tasker.yaml"),
+        "{}",
+        stderr(&output)
+    );
+
+    // `check` finds what only the linked handlers can tell: exit code 6.
+    std::fs::write(
+        &file,
+        "handlers:\n  tests/diamnd:\n    retry_limit: 1\n  tests/diamond:\n    steps:\n      e:\n        timeout: 1s\n",
+    )
+    .unwrap();
+    expect(&db, &["migrate"], 0);
+    let output = command(&db)
+        .arg("--config")
+        .arg(&file)
+        .arg("check")
+        .output()
+        .unwrap();
+    assert_eq!(code(&output), 6, "{}", stdout(&output));
+    let text = stdout(&output);
+    assert!(
+        text.contains(&format!("configuration: {path}:2:3: handlers.tests/diamnd: no handler `tests/diamnd` is linked into this binary")),
+        "{text}"
+    );
+    assert!(text.contains("did you mean `tests/diamond`?"), "{text}");
+    assert!(
+        text.contains(&format!("{path}:6:7: handlers.tests/diamond.steps.e: handler `tests/diamond` has no step `e`; its steps are a, b, c, d")),
+        "{text}"
+    );
+    // And a worker refuses to start on it, with the same words.
+    let output = command(&db)
+        .arg("--config")
+        .arg(&file)
+        .args(["run"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&output), 2, "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("handlers.tests/diamnd: no handler"),
+        "{}",
+        stderr(&output)
+    );
 }

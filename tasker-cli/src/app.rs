@@ -1,9 +1,11 @@
 //! [`App`]: the operator CLI for a worker binary.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{CommandFactory, FromArgMatches};
+use tasker::config::Config;
 use tasker::{Store, Tasker, TaskerBuilder};
 use tasker_diesel::AnyStore;
 
@@ -34,7 +36,10 @@ pub struct App {
     name: String,
     about: Option<String>,
     default_database_url: String,
+    default_config_file: Option<PathBuf>,
     configure: Option<Arc<Configure>>,
+    /// The configuration `execute` loaded for the command it runs.
+    loaded: Option<Arc<Config>>,
 }
 
 impl std::fmt::Debug for App {
@@ -55,7 +60,9 @@ impl App {
             default_database_url: format!("sqlite://{name}.sqlite"),
             name,
             about: None,
+            default_config_file: None,
             configure: None,
+            loaded: None,
         }
     }
 
@@ -71,8 +78,16 @@ impl App {
         self
     }
 
+    /// The configuration file read when neither `--config` nor
+    /// `TASKER_CONFIG` names one, if it exists (e.g. `tasker.yaml`).
+    pub fn default_config_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.default_config_file = Some(path.into());
+        self
+    }
+
     /// Adds resources, subscribers or engine settings to every engine the
-    /// commands build.
+    /// commands build. The configuration file's settings win over what
+    /// this sets, and command-line flags over both.
     pub fn configure(
         mut self,
         configure: impl Fn(TaskerBuilder<AnyStore>) -> TaskerBuilder<AnyStore> + Send + Sync + 'static,
@@ -142,11 +157,18 @@ impl App {
     /// `clap` type that flattens [`GlobalArgs`] and holds [`Command`], then
     /// call this for tasker's.
     pub async fn execute(&self, global: &GlobalArgs, command: Command) -> ExitCode {
-        let _telemetry = match self.telemetry(global) {
+        let app = match self.load_config(global) {
+            Ok(config) => App {
+                loaded: Some(Arc::new(config)),
+                ..self.clone()
+            },
+            Err(e) => return report(e),
+        };
+        let _telemetry = match app.telemetry(global) {
             Ok(guard) => guard,
             Err(e) => return report(e),
         };
-        match self.dispatch(global, command).await {
+        match app.dispatch(global, command).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => report(e),
         }
@@ -158,12 +180,20 @@ impl App {
         &self,
         global: &GlobalArgs,
     ) -> Result<tasker::telemetry::TelemetryGuard, CliError> {
+        let file = &self.config().settings().telemetry;
         tasker::telemetry::init(tasker::telemetry::TelemetryConfig {
             service_name: self.name.clone(),
-            json_logs: global.json_logs,
-            filter: global.log.clone(),
+            json_logs: global.json_logs || file.json_logs == Some(true),
+            filter: global
+                .log
+                .clone()
+                .or_else(|| file.log.clone())
+                .unwrap_or_else(|| "warn".to_owned()),
             #[cfg(feature = "otel")]
-            otlp_endpoint: global.otlp_endpoint.clone(),
+            otlp_endpoint: global
+                .otlp_endpoint
+                .clone()
+                .or_else(|| file.otlp_endpoint.clone()),
             ..tasker::telemetry::TelemetryConfig::default()
         })
         .map_err(|e| CliError::usage(e.to_string()))
@@ -194,12 +224,41 @@ impl App {
         }
     }
 
-    /// The database URL: `--database-url`, `DATABASE_URL`, or the app's default.
+    /// The database URL: `--database-url`, `DATABASE_URL`, the
+    /// configuration's `database.url`, or the app's default.
     pub fn database_url<'a>(&'a self, global: &'a GlobalArgs) -> &'a str {
         global
             .database_url
             .as_deref()
+            .or(self.config().settings().database.url.as_deref())
             .unwrap_or(&self.default_database_url)
+    }
+
+    /// Reads the configuration: `--config` / `TASKER_CONFIG` (which must
+    /// exist), else the app's [default file](Self::default_config_file) if
+    /// it exists; the overlay of `--environment` or `TASKER_ENV`; and
+    /// `TASKER__...` variables. Errors are usage errors (exit code 2) that
+    /// name the file, line and key.
+    pub fn load_config(&self, global: &GlobalArgs) -> Result<Config, CliError> {
+        let mut loader = Config::loader();
+        loader = match (&global.config, &self.default_config_file) {
+            (Some(path), _) => loader.file(path),
+            (None, Some(path)) => loader.file_if_exists(path),
+            (None, None) => loader,
+        };
+        if let Some(environment) = &global.environment {
+            loader = loader.environment(environment);
+        }
+        loader.load().map_err(|e| CliError::usage(e.to_string()))
+    }
+
+    /// The configuration of the command being run (the built-in defaults
+    /// outside [`execute`](Self::execute)).
+    pub fn config(&self) -> &Config {
+        static NONE: std::sync::OnceLock<Config> = std::sync::OnceLock::new();
+        self.loaded
+            .as_deref()
+            .unwrap_or_else(|| NONE.get_or_init(Config::default))
     }
 
     pub(crate) fn name(&self) -> &str {
@@ -210,7 +269,11 @@ impl App {
     /// migrated; a missing SQLite file or an unmigrated database is an
     /// error (exit code 5) that says what to do.
     pub async fn read_store(&self, global: &GlobalArgs) -> Result<AnyStore, CliError> {
-        let store = tasker_diesel::connect_read_only(self.database_url(global)).await?;
+        let store = tasker_diesel::connect_read_only_configured(
+            self.database_url(global),
+            &self.config().settings().database,
+        )
+        .await?;
         require_migrated(&store).await?;
         Ok(store)
     }
@@ -225,7 +288,11 @@ impl App {
         migrate: bool,
         change: impl FnOnce(&mut tasker::EngineConfig),
     ) -> Result<Tasker<AnyStore>, CliError> {
-        let store = tasker_diesel::connect(self.database_url(global)).await?;
+        let store = tasker_diesel::connect_configured(
+            self.database_url(global),
+            &self.config().settings().database,
+        )
+        .await?;
         if !migrate {
             require_migrated(&store).await?;
         }
@@ -233,8 +300,13 @@ impl App {
         if let Some(configure) = &self.configure {
             builder = configure(builder);
         }
-        // Command-line settings (`--concurrency`) win over the hook's.
-        let tasker = builder.configure(change).build().await?;
+        // Precedence: the hook's settings, then the configuration's, then
+        // the command line's (`--concurrency`).
+        let tasker = builder
+            .settings(self.config().clone())
+            .configure(change)
+            .build()
+            .await?;
         for refused in &tasker.startup_report().refused {
             eprintln!(
                 "warning: {} unfinished task(s) will not run here: {}",

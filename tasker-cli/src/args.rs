@@ -28,15 +28,23 @@ pub struct GlobalArgs {
     /// postgres:// URL. Its password is never printed.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true, global = true)]
     pub database_url: Option<String>,
+    /// The configuration file (YAML; see docs/configuration.md). Default:
+    /// the app's default file, if it exists.
+    #[arg(long, env = "TASKER_CONFIG", global = true, value_name = "FILE")]
+    pub config: Option<std::path::PathBuf>,
+    /// The `environments:` overlay of the configuration file to apply
+    /// (default: `TASKER_ENV`).
+    #[arg(long, global = true, value_name = "NAME")]
+    pub environment: Option<String>,
     /// Print machine-readable JSON instead of tables (read commands).
     #[arg(long, global = true)]
     pub json: bool,
     /// Write logs as JSON lines.
     #[arg(long, global = true)]
     pub json_logs: bool,
-    /// Log filter (`RUST_LOG` syntax).
-    #[arg(long, env = "RUST_LOG", default_value = "warn", global = true)]
-    pub log: String,
+    /// Log filter (`RUST_LOG` syntax; default `warn`, or `telemetry.log`).
+    #[arg(long, env = "RUST_LOG", global = true)]
+    pub log: Option<String>,
     /// Export spans to this OTLP/HTTP collector (e.g. http://127.0.0.1:4318).
     #[cfg(feature = "otel")]
     #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", global = true)]
@@ -54,7 +62,8 @@ pub enum Command {
     Run(WorkerArgs),
     /// Run a worker and serve the REST API (health, metrics, OpenAPI) until Ctrl-C.
     ///
-    /// Credentials: TASKER_API_TOKENS="name:token:perm,perm;name2:token2:*"
+    /// Credentials: the configuration's `api.auth` section, or
+    /// TASKER_API_TOKENS="name:token:perm,perm;name2:token2:*"
     /// or TASKER_API_TOKENS_FILE (one `name:token:perms` per line): static
     /// tokens, at least 24 characters; the name is the caller's identity.
     /// Or TASKER_JWT_SECRET (at least 32 bytes) with TASKER_JWT_ISSUER and
@@ -112,9 +121,10 @@ pub enum Command {
 /// Options of a worker (`run`, `serve`).
 #[derive(Debug, Clone, Args)]
 pub struct WorkerArgs {
-    /// Steps run at once by this worker.
-    #[arg(long, env = "TASKER_CONCURRENCY", default_value_t = 16)]
-    pub concurrency: usize,
+    /// Steps run at once by this worker (default 16, or
+    /// `engine.concurrency`); also sets the claim batch.
+    #[arg(long, env = "TASKER_CONCURRENCY", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub concurrency: Option<u32>,
     /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464).
     #[cfg(feature = "http")]
     #[arg(long, env = "TASKER_METRICS_ADDR")]
@@ -135,12 +145,12 @@ pub struct ServeArgs {
     /// The worker's options.
     #[command(flatten)]
     pub worker: WorkerArgs,
-    /// Address to listen on.
-    #[arg(long, env = "TASKER_API_ADDR", default_value = "127.0.0.1:8080")]
-    pub addr: std::net::SocketAddr,
-    /// Path prefix of the API.
-    #[arg(long, default_value = "/tasker")]
-    pub prefix: String,
+    /// Address to listen on (default 127.0.0.1:8080, or `api.addr`).
+    #[arg(long, env = "TASKER_API_ADDR")]
+    pub addr: Option<std::net::SocketAddr>,
+    /// Path prefix of the API (default `/tasker`, or `api.prefix`).
+    #[arg(long)]
+    pub prefix: Option<String>,
     /// Accept every request without credentials (local use only).
     #[arg(long)]
     pub no_auth: bool,

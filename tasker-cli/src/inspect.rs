@@ -36,7 +36,11 @@ pub(crate) async fn migration_status(
     global: &GlobalArgs,
     out: Output,
 ) -> Result<(), CliError> {
-    let store = tasker_diesel::connect_read_only(app.database_url(global)).await?;
+    let store = tasker_diesel::connect_read_only_configured(
+        app.database_url(global),
+        &app.config().settings().database,
+    )
+    .await?;
     let status = store.migration_status().await?;
     if out.json {
         out.json(&json!({
@@ -256,7 +260,16 @@ pub(crate) async fn analyze(
 
 pub(crate) async fn check(app: &App, global: &GlobalArgs, out: Output) -> Result<(), CliError> {
     let registry = registry()?;
-    let store = tasker_diesel::connect_read_only(app.database_url(global)).await?;
+    // The configuration first: a mistake there stops every worker.
+    let config_problems: Vec<String> = match app.config().check(&registry) {
+        Ok(()) => Vec::new(),
+        Err(errors) => errors.0.iter().map(ToString::to_string).collect(),
+    };
+    let store = tasker_diesel::connect_read_only_configured(
+        app.database_url(global),
+        &app.config().settings().database,
+    )
+    .await?;
     let status = store.migration_status().await?;
     let refused = if status.applied.is_empty() {
         Vec::new()
@@ -276,7 +289,12 @@ pub(crate) async fn check(app: &App, global: &GlobalArgs, out: Output) -> Result
                 "tasks": r.stored.tasks,
                 "reason": r.reason,
             })).collect::<Vec<_>>(),
-            "ok": refused.is_empty(),
+            "configuration": {
+                "file": app.config().file().map(|p| p.display().to_string()),
+                "environment": app.config().environment(),
+                "problems": config_problems,
+            },
+            "ok": refused.is_empty() && config_problems.is_empty(),
         }))?;
     } else {
         out.line(&format!(
@@ -300,6 +318,31 @@ pub(crate) async fn check(app: &App, global: &GlobalArgs, out: Output) -> Result
         if refused.is_empty() {
             out.line("ok: every unfinished task can run here");
         }
+        match (app.config().file(), config_problems.is_empty()) {
+            (_, false) => {
+                for problem in &config_problems {
+                    out.line(&format!("configuration: {problem}"));
+                }
+            }
+            (Some(file), true) => out.line(&format!(
+                "ok: the configuration ({}{}) fits the handlers linked in",
+                file.display(),
+                app.config()
+                    .environment()
+                    .map(|e| format!(", environment {e}"))
+                    .unwrap_or_default()
+            )),
+            (None, true) => out.line("ok: no configuration file; the handlers need none"),
+        }
+    }
+    if !config_problems.is_empty() {
+        return Err(CliError::new(
+            Exit::CheckFailed,
+            format!(
+                "the configuration has {} problem(s); workers would refuse to start",
+                config_problems.len()
+            ),
+        ));
     }
     if refused.is_empty() {
         Ok(())
@@ -315,20 +358,35 @@ pub(crate) async fn check(app: &App, global: &GlobalArgs, out: Output) -> Result
 }
 
 pub(crate) fn config(app: &App, global: &GlobalArgs, out: Output) -> Result<(), CliError> {
-    let engine = tasker::EngineConfig::default();
-    let source = if global.database_url.is_some() {
-        "--database-url or DATABASE_URL"
-    } else {
-        "the app's default"
+    let config = app.config();
+    let settings = config.settings();
+    let mut engine = tasker::EngineConfig::default();
+    config.apply_engine(&mut engine);
+    let from = |key: &str, flag: Option<(&str, bool)>| -> String {
+        if let Some((flag, true)) = flag {
+            return flag.to_owned();
+        }
+        config
+            .set_by(key)
+            .map_or_else(|| "default".to_owned(), ToString::to_string)
     };
-    let auth = if std::env::var_os("TASKER_JWT_SECRET").is_some() {
-        "JWT (TASKER_JWT_SECRET is set; value hidden)"
+    let auth = &settings.api.auth;
+    let authentication = if let Some(mode) = auth.mode {
+        format!("{mode:?} (api.auth.mode)").to_lowercase()
+    } else if auth.jwt.is_some() {
+        "jwt (api.auth.jwt; secret hidden)".to_owned()
+    } else if let Some(path) = &auth.tokens_file {
+        format!("static tokens from {}", path.display())
+    } else if auth.tokens.is_some() {
+        "static tokens (api.auth.tokens; values hidden)".to_owned()
+    } else if std::env::var_os("TASKER_JWT_SECRET").is_some() {
+        "jwt (TASKER_JWT_SECRET is set; value hidden)".to_owned()
     } else if std::env::var_os("TASKER_API_TOKENS_FILE").is_some() {
-        "static tokens from TASKER_API_TOKENS_FILE"
+        "static tokens from TASKER_API_TOKENS_FILE".to_owned()
     } else if std::env::var_os("TASKER_API_TOKENS").is_some() {
-        "static tokens from TASKER_API_TOKENS (values hidden)"
+        "static tokens from TASKER_API_TOKENS (values hidden)".to_owned()
     } else {
-        "none configured (serve needs credentials or --no-auth)"
+        "none configured (serve needs credentials or --no-auth)".to_owned()
     };
     let features: Vec<&str> = [
         ("sqlite", cfg!(feature = "sqlite")),
@@ -341,74 +399,197 @@ pub(crate) fn config(app: &App, global: &GlobalArgs, out: Output) -> Result<(), 
     .filter_map(|(name, on)| on.then_some(name))
     .collect();
     #[cfg(feature = "otel")]
-    let otlp = global
-        .otlp_endpoint
-        .as_deref()
-        .map(tasker_diesel::redact_url);
+    let otlp_flag = global.otlp_endpoint.clone();
     #[cfg(not(feature = "otel"))]
-    let otlp: Option<String> = None;
-    let duration = |d: Duration| humantime::format_duration(d).to_string();
-    let value = json!({
-        "app": app.name(),
-        "features": features,
-        "database": {
-            "url": tasker_diesel::redact_url(app.database_url(global)),
-            "from": source,
-        },
-        "engine": {
-            "lease": duration(engine.lease),
-            "poll_interval": duration(engine.poll_interval),
-            "claim_batch": engine.claim_batch,
-            "backoff": {
-                "base": duration(engine.backoff.base),
-                "cap": duration(engine.backoff.cap),
-                "jitter": engine.backoff.jitter,
-            },
-            "step_defaults": {
-                "retry_limit": engine.step_defaults.retry_limit,
-                "retryable": engine.step_defaults.retryable,
-                "timeout": engine.step_defaults.timeout.map(duration),
-            },
-        },
-        "api": { "authentication": auth },
-        "telemetry": {
-            "log": global.log,
-            "json_logs": global.json_logs,
-            "otlp_endpoint": otlp,
-        },
-    });
+    let otlp_flag: Option<String> = None;
+    let otlp = otlp_flag
+        .clone()
+        .or_else(|| settings.telemetry.otlp_endpoint.clone())
+        .map(|u| tasker_diesel::redact_url(&u));
+    let d = |d: Duration| humantime::format_duration(d).to_string();
+    let url_flag = global.database_url.is_some();
+    let url_source = if url_flag {
+        "--database-url or DATABASE_URL".to_owned()
+    } else if settings.database.url.is_some() {
+        from("database.url", None)
+    } else {
+        "the app's default".to_owned()
+    };
+    let log_flag = global.log.is_some();
+    // (key, value, where it came from)
+    let rows: Vec<(&str, serde_json::Value, String)> = vec![
+        (
+            "database.url",
+            json!(tasker_diesel::redact_url(app.database_url(global))),
+            url_source,
+        ),
+        (
+            "database.pool_size",
+            json!(settings.database.pool_size),
+            from("database.pool_size", None),
+        ),
+        (
+            "database.schema",
+            json!(settings.database.schema),
+            from("database.schema", None),
+        ),
+        (
+            "engine.concurrency",
+            json!(engine.concurrency),
+            from("engine.concurrency", None),
+        ),
+        (
+            "engine.claim_batch",
+            json!(engine.claim_batch),
+            from("engine.claim_batch", None),
+        ),
+        (
+            "engine.lease",
+            json!(d(engine.lease)),
+            from("engine.lease", None),
+        ),
+        (
+            "engine.poll_interval",
+            json!(d(engine.poll_interval)),
+            from("engine.poll_interval", None),
+        ),
+        (
+            "engine.backoff.base",
+            json!(d(engine.backoff.base)),
+            from("engine.backoff.base", None),
+        ),
+        (
+            "engine.backoff.cap",
+            json!(d(engine.backoff.cap)),
+            from("engine.backoff.cap", None),
+        ),
+        (
+            "engine.backoff.jitter",
+            json!(engine.backoff.jitter),
+            from("engine.backoff.jitter", None),
+        ),
+        (
+            "engine.step_defaults.retry_limit",
+            json!(engine.step_defaults.retry_limit),
+            from("engine.step_defaults.retry_limit", None),
+        ),
+        (
+            "engine.step_defaults.retryable",
+            json!(engine.step_defaults.retryable),
+            from("engine.step_defaults.retryable", None),
+        ),
+        (
+            "engine.step_defaults.timeout",
+            json!(engine.step_defaults.timeout.map(d)),
+            from("engine.step_defaults.timeout", None),
+        ),
+        (
+            "engine.retention",
+            json!(engine.retention.as_ref().map(|r| format!(
+                "{} rule(s) every {}",
+                r.rules.len(),
+                d(r.every)
+            ))),
+            from("engine.retention", None),
+        ),
+        (
+            "api.addr",
+            json!(settings
+                .api
+                .addr
+                .map(|a| a.to_string())
+                .unwrap_or_else(|| "127.0.0.1:8080".into())),
+            from("api.addr", None),
+        ),
+        (
+            "api.prefix",
+            json!(settings
+                .api
+                .prefix
+                .clone()
+                .unwrap_or_else(|| "/tasker".into())),
+            from("api.prefix", None),
+        ),
+        ("api.auth", json!(authentication), from("api.auth", None)),
+        (
+            "telemetry.log",
+            json!(global
+                .log
+                .clone()
+                .or_else(|| settings.telemetry.log.clone())
+                .unwrap_or_else(|| "warn".into())),
+            from("telemetry.log", Some(("--log or RUST_LOG", log_flag))),
+        ),
+        (
+            "telemetry.json_logs",
+            json!(global.json_logs || settings.telemetry.json_logs == Some(true)),
+            from(
+                "telemetry.json_logs",
+                Some(("--json-logs", global.json_logs)),
+            ),
+        ),
+        (
+            "telemetry.otlp_endpoint",
+            json!(otlp),
+            from(
+                "telemetry.otlp_endpoint",
+                Some((
+                    "--otlp-endpoint or OTEL_EXPORTER_OTLP_ENDPOINT",
+                    otlp_flag.is_some(),
+                )),
+            ),
+        ),
+    ];
+    // Every key of `handlers:` that is set, with where: names only, never
+    // values (a handler_config may hold a secret from a ${VAR}).
+    let handlers: Vec<(String, String)> = config
+        .origins()
+        .into_iter()
+        .filter(|(key, _)| key.starts_with("handlers."))
+        .map(|(key, origin)| (key, origin.to_string()))
+        .collect();
     if out.json {
-        return out.json(&value);
-    }
-    let mut rows = Vec::new();
-    flatten("", &value, &mut rows);
-    out.table(&["setting", "value"], &rows);
-    out.line("(engine settings as built in; a binary's `configure` hook may change them)");
-    Ok(())
-}
-
-fn flatten(prefix: &str, value: &serde_json::Value, rows: &mut Vec<Vec<String>>) {
-    match value {
-        serde_json::Value::Object(map) => {
-            for (key, value) in map {
-                let path = if prefix.is_empty() {
-                    key.clone()
-                } else {
-                    format!("{prefix}.{key}")
-                };
-                flatten(&path, value, rows);
-            }
+        let mut settings_json = serde_json::Map::new();
+        for (key, value, source) in &rows {
+            settings_json.insert((*key).to_owned(), json!({"value": value, "from": source}));
         }
-        serde_json::Value::Array(items) => rows.push(vec![
-            prefix.to_owned(),
-            items
-                .iter()
-                .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_owned))
-                .collect::<Vec<_>>()
-                .join(", "),
-        ]),
-        serde_json::Value::String(s) => rows.push(vec![prefix.to_owned(), s.clone()]),
-        serde_json::Value::Null => rows.push(vec![prefix.to_owned(), "-".to_owned()]),
-        other => rows.push(vec![prefix.to_owned(), other.to_string()]),
+        return out.json(&json!({
+            "app": app.name(),
+            "features": features,
+            "file": config.file().map(|p| p.display().to_string()),
+            "environment": config.environment(),
+            "settings": settings_json,
+            "handlers": handlers.iter().map(|(k, o)| json!({"key": k, "from": o})).collect::<Vec<_>>(),
+        }));
     }
+    out.line(&format!(
+        "app {} (features: {}); configuration: {}{}",
+        app.name(),
+        features.join(", "),
+        config
+            .file()
+            .map_or_else(|| "no file".to_owned(), |p| p.display().to_string()),
+        config
+            .environment()
+            .map(|e| format!(", environment {e}"))
+            .unwrap_or_default()
+    ));
+    let table: Vec<Vec<String>> = rows
+        .iter()
+        .map(|(key, value, source)| {
+            let value = match value {
+                serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::Null => "-".to_owned(),
+                other => other.to_string(),
+            };
+            vec![(*key).to_owned(), value, source.clone()]
+        })
+        .collect();
+    out.table(&["setting", "value", "from"], &table);
+    if !handlers.is_empty() {
+        let rows: Vec<Vec<String>> = handlers.into_iter().map(|(k, o)| vec![k, o]).collect();
+        out.table(&["handler setting", "from"], &rows);
+    }
+    out.line("(a binary's `configure` hook may set engine defaults below the file; command-line flags win over both)");
+    Ok(())
 }

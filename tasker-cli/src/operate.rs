@@ -21,7 +21,11 @@ const DRY_RUN_CAP: u64 = 10_000_000;
 const MAX_REQUEST_BYTES: u64 = 16 << 20;
 
 pub(crate) async fn migrate(app: &App, global: &GlobalArgs, out: Output) -> Result<(), CliError> {
-    let store = tasker_diesel::connect(app.database_url(global)).await?;
+    let store = tasker_diesel::connect_configured(
+        app.database_url(global),
+        &app.config().settings().database,
+    )
+    .await?;
     let applied = store.migrate().await?;
     let status = store.migration_status().await?;
     if out.json {

@@ -17,11 +17,13 @@ async fn start(
     global: &GlobalArgs,
     args: &WorkerArgs,
 ) -> Result<Tasker<AnyStore>, CliError> {
-    let concurrency = args.concurrency.max(1);
+    let concurrency = args.concurrency;
     let tasker = app
         .engine(global, !args.no_migrate, |c| {
-            c.concurrency = concurrency;
-            c.claim_batch = u32::try_from(concurrency).unwrap_or(u32::MAX);
+            if let Some(concurrency) = concurrency {
+                c.concurrency = concurrency as usize;
+                c.claim_batch = concurrency;
+            }
         })
         .await?;
     #[cfg(feature = "http")]
@@ -56,19 +58,29 @@ pub(crate) async fn serve(
     global: &GlobalArgs,
     args: &crate::args::ServeArgs,
 ) -> Result<(), CliError> {
-    let mut config = api_config(args.no_auth)?;
-    config.prefix = args.prefix.clone();
+    let settings = &app.config().settings().api;
+    let mut config = api_config(&settings.auth, args.no_auth)?;
+    config.prefix = args
+        .prefix
+        .clone()
+        .or_else(|| settings.prefix.clone())
+        .unwrap_or_else(|| "/tasker".to_owned());
+    config.limits.apply(&settings.limits);
     let limits = config.limits.clone();
+    let addr = args
+        .addr
+        .or(settings.addr)
+        .unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 8080)));
+    let prefix = config.prefix.trim_end_matches('/').to_owned();
     let tasker = start(app, global, &args.worker).await?;
     let worker = tasker.start_worker();
     let router = tasker::api::router(tasker.clone(), config);
-    let listener = tokio::net::TcpListener::bind(args.addr)
+    let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .map_err(|e| CliError::failure(format!("cannot listen on {}: {e}", args.addr)))?;
+        .map_err(|e| CliError::failure(format!("cannot listen on {addr}: {e}")))?;
     let bound = listener
         .local_addr()
         .map_err(|e| CliError::failure(format!("cannot read the bound address: {e}")))?;
-    let prefix = args.prefix.trim_end_matches('/');
     // stdout, one line: scripts wait for it to know the port.
     println!(
         "API on http://{bound}{prefix} (OpenAPI at {prefix}/openapi.json, metrics at {prefix}/metrics, \
@@ -168,13 +180,77 @@ pub async fn shutdown_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-/// Authentication for `serve`, from the environment.
+/// Authentication for `serve`: `--no-auth`, the configuration's
+/// `api.auth`, or the environment variables.
 #[cfg(feature = "http")]
-fn api_config(no_auth: bool) -> Result<tasker::api::ApiConfig, CliError> {
+fn api_config(
+    auth: &tasker::config::AuthSettings,
+    no_auth: bool,
+) -> Result<tasker::api::ApiConfig, CliError> {
     use tasker::api::{ApiConfig, JwtAuthenticator, NoAuthentication, StaticTokens};
+    use tasker::config::AuthMode;
+    let allow_all = || {
+        eprintln!("warning: no authentication: every request is allowed");
+        Ok(ApiConfig::new(NoAuthentication))
+    };
     if no_auth {
-        eprintln!("warning: --no-auth: every request is allowed");
-        return Ok(ApiConfig::new(NoAuthentication));
+        return allow_all();
+    }
+    let jwt = |secret: &str, issuer: &str, audience: &str, what: &str| {
+        JwtAuthenticator::hs256(secret.as_bytes(), issuer, audience)
+            .map(ApiConfig::new)
+            .map_err(|e| CliError::usage(format!("{what}: {e}")))
+    };
+    let tokens = |spec: &str, what: &str| {
+        StaticTokens::parse(spec)
+            .map(ApiConfig::new)
+            .map_err(|e| CliError::usage(format!("{what}: {e}")))
+    };
+    let tokens_file = |path: &std::path::Path| {
+        StaticTokens::from_file(path)
+            .map(ApiConfig::new)
+            .map_err(CliError::usage)
+    };
+    match auth.mode {
+        Some(AuthMode::None) => return allow_all(),
+        Some(AuthMode::Jwt) => {
+            let Some(j) = &auth.jwt else {
+                return Err(CliError::usage(
+                    "api.auth.mode is `jwt` but api.auth.jwt (secret, issuer, audience) is not set",
+                ));
+            };
+            return jwt(
+                j.secret.expose(),
+                &j.issuer,
+                &j.audience,
+                "api.auth.jwt.secret",
+            );
+        }
+        Some(AuthMode::Tokens) => {
+            return match (&auth.tokens, &auth.tokens_file) {
+                (Some(spec), _) => tokens(spec.expose(), "api.auth.tokens"),
+                (None, Some(path)) => tokens_file(path),
+                (None, None) => Err(CliError::usage(
+                    "api.auth.mode is `tokens` but neither api.auth.tokens nor \
+                     api.auth.tokens_file is set",
+                )),
+            };
+        }
+        None => {}
+    }
+    if let Some(j) = &auth.jwt {
+        return jwt(
+            j.secret.expose(),
+            &j.issuer,
+            &j.audience,
+            "api.auth.jwt.secret",
+        );
+    }
+    if let Some(path) = &auth.tokens_file {
+        return tokens_file(path);
+    }
+    if let Some(spec) = &auth.tokens {
+        return tokens(spec.expose(), "api.auth.tokens");
     }
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     if let Some(secret) = env("TASKER_JWT_SECRET") {
@@ -182,23 +258,18 @@ fn api_config(no_auth: bool) -> Result<tasker::api::ApiConfig, CliError> {
             .ok_or_else(|| CliError::usage("TASKER_JWT_SECRET needs TASKER_JWT_ISSUER"))?;
         let audience = env("TASKER_JWT_AUDIENCE")
             .ok_or_else(|| CliError::usage("TASKER_JWT_SECRET needs TASKER_JWT_AUDIENCE"))?;
-        let jwt = JwtAuthenticator::hs256(secret.as_bytes(), &issuer, &audience)
-            .map_err(|e| CliError::usage(format!("TASKER_JWT_SECRET: {e}")))?;
-        return Ok(ApiConfig::new(jwt));
+        return jwt(&secret, &issuer, &audience, "TASKER_JWT_SECRET");
     }
     if let Some(path) = env("TASKER_API_TOKENS_FILE") {
-        return Ok(ApiConfig::new(
-            StaticTokens::from_file(path).map_err(CliError::usage)?,
-        ));
+        return tokens_file(std::path::Path::new(&path));
     }
     if let Some(spec) = env("TASKER_API_TOKENS") {
-        let tokens = StaticTokens::parse(&spec)
-            .map_err(|e| CliError::usage(format!("TASKER_API_TOKENS: {e}")))?;
-        return Ok(ApiConfig::new(tokens));
+        return tokens(&spec, "TASKER_API_TOKENS");
     }
     Err(CliError::usage(
-        "no API credentials configured: set TASKER_API_TOKENS, TASKER_API_TOKENS_FILE or \
-         TASKER_JWT_SECRET, or pass --no-auth for local use",
+        "no API credentials configured: set api.auth in the configuration file, or \
+         TASKER_API_TOKENS, TASKER_API_TOKENS_FILE or TASKER_JWT_SECRET, or pass --no-auth for \
+         local use",
     ))
 }
 

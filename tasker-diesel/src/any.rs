@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use tasker::config::DatabaseSettings;
 use tasker::store::{
     Capabilities, ClaimRequest, ClaimedStep, Completed, Completion, Created, HandlerRecord,
     MigrationStatus, NewTask, OperatorAction, Store, StoreError, TaskFilter, TaskRecord,
@@ -64,9 +65,30 @@ fn not_compiled(backend: &str, feature: &str) -> StoreError {
 /// PostgreSQL; `sqlite://path`, `sqlite:path` or a plain file path for
 /// SQLite (the file is created if missing).
 pub async fn connect(url: &str) -> Result<AnyStore, StoreError> {
+    connect_configured(url, &DatabaseSettings::default()).await
+}
+
+/// Opens the store a URL names for reading: a SQLite file must exist and is
+/// opened [read-only](SqliteStore::open_read_only) beside a running worker;
+/// PostgreSQL is connected as by [`connect`] (the caller only reads).
+/// Nothing is created.
+pub async fn connect_read_only(url: &str) -> Result<AnyStore, StoreError> {
+    connect_read_only_configured(url, &DatabaseSettings::default()).await
+}
+
+/// [`connect`] with the `database:` section of a configuration: its pool
+/// size, schema and commit mode apply to PostgreSQL (SQLite has one
+/// connection and no schemas; they are not used there). Its `url` is not
+/// read here: pass the URL you chose (flag, variable or file).
+pub async fn connect_configured(
+    url: &str,
+    #[cfg_attr(not(feature = "postgres"), allow(unused_variables))] settings: &DatabaseSettings,
+) -> Result<AnyStore, StoreError> {
     match target(url)? {
         #[cfg(feature = "postgres")]
-        Target::Postgres => Ok(AnyStore::Postgres(PgStore::connect(url).await?)),
+        Target::Postgres => Ok(AnyStore::Postgres(
+            PgStore::connect_with(url, pg_options(settings)).await?,
+        )),
         #[cfg(not(feature = "postgres"))]
         Target::Postgres => Err(not_compiled("PostgreSQL", "postgres")),
         #[cfg(feature = "sqlite")]
@@ -76,14 +98,16 @@ pub async fn connect(url: &str) -> Result<AnyStore, StoreError> {
     }
 }
 
-/// Opens the store a URL names for reading: a SQLite file must exist and is
-/// opened [read-only](SqliteStore::open_read_only) beside a running worker;
-/// PostgreSQL is connected as by [`connect`] (the caller only reads).
-/// Nothing is created.
-pub async fn connect_read_only(url: &str) -> Result<AnyStore, StoreError> {
+/// [`connect_read_only`] with the `database:` section of a configuration.
+pub async fn connect_read_only_configured(
+    url: &str,
+    #[cfg_attr(not(feature = "postgres"), allow(unused_variables))] settings: &DatabaseSettings,
+) -> Result<AnyStore, StoreError> {
     match target(url)? {
         #[cfg(feature = "postgres")]
-        Target::Postgres => Ok(AnyStore::Postgres(PgStore::connect(url).await?)),
+        Target::Postgres => Ok(AnyStore::Postgres(
+            PgStore::connect_with(url, pg_options(settings)).await?,
+        )),
         #[cfg(not(feature = "postgres"))]
         Target::Postgres => Err(not_compiled("PostgreSQL", "postgres")),
         #[cfg(feature = "sqlite")]
@@ -91,6 +115,21 @@ pub async fn connect_read_only(url: &str) -> Result<AnyStore, StoreError> {
         #[cfg(not(feature = "sqlite"))]
         Target::Sqlite(_) => Err(not_compiled("SQLite", "sqlite")),
     }
+}
+
+#[cfg(feature = "postgres")]
+fn pg_options(settings: &DatabaseSettings) -> crate::PgOptions {
+    let mut options = crate::PgOptions::default();
+    if let Some(schema) = &settings.schema {
+        options.schema.clone_from(schema);
+    }
+    if let Some(size) = settings.pool_size {
+        options.pool_size = size;
+    }
+    if let Some(sync) = settings.synchronous_commit {
+        options.synchronous_commit = sync;
+    }
+    options
 }
 
 impl AnyStore {

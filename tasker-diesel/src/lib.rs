@@ -34,7 +34,9 @@ mod sqlite;
 pub mod testing;
 mod url;
 
-pub use any::{connect, connect_read_only, AnyStore};
+pub use any::{
+    connect, connect_configured, connect_read_only, connect_read_only_configured, AnyStore,
+};
 #[cfg(feature = "postgres")]
 pub use pg::{CreateTaskIn, PgOptions, PgStore, StepDb};
 #[cfg(feature = "sqlite")]

@@ -83,6 +83,47 @@ impl Default for ApiLimits {
     }
 }
 
+impl ApiLimits {
+    /// Lays a configuration's `api.limits:` section over these limits
+    /// (what it leaves out stays).
+    ///
+    /// ```
+    /// use tasker::api::ApiLimits;
+    /// use tasker::config::Config;
+    ///
+    /// let config = Config::from_yaml_str("api:\n  limits:\n    body_limit: 1024\n", "t.yaml", |_| None).unwrap();
+    /// let mut limits = ApiLimits::default();
+    /// limits.apply(&config.settings().api.limits);
+    /// assert_eq!(limits.body_limit, 1024);
+    /// assert_eq!(limits.max_depth, ApiLimits::default().max_depth);
+    /// ```
+    pub fn apply(&mut self, settings: &crate::config::ApiLimitSettings) {
+        fn set<T: Copy>(target: &mut T, value: Option<T>) {
+            if let Some(value) = value {
+                *target = value;
+            }
+        }
+        set(&mut self.body_limit, settings.body_limit);
+        set(&mut self.body_timeout, settings.body_timeout);
+        set(&mut self.request_timeout, settings.request_timeout);
+        set(&mut self.header_read_timeout, settings.header_read_timeout);
+        set(&mut self.max_connections, settings.max_connections);
+        set(
+            &mut self.max_concurrent_requests,
+            settings.max_concurrent_requests,
+        );
+        set(&mut self.queue_timeout, settings.queue_timeout);
+        set(&mut self.max_headers, settings.max_headers);
+        set(&mut self.max_header_bytes, settings.max_header_bytes);
+        set(
+            &mut self.max_rows_per_request,
+            settings.max_rows_per_request,
+        );
+        set(&mut self.max_complexity, settings.max_complexity);
+        set(&mut self.max_depth, settings.max_depth);
+    }
+}
+
 /// What the gate needs; shared by every route.
 pub(crate) struct Gate {
     pub(crate) authenticator: Arc<dyn Authenticator>,

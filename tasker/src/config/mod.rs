@@ -294,6 +294,12 @@ impl Config {
         self.tree.origin_of(&segments)
     }
 
+    /// Where the value at exactly this dotted key path was set; `None`
+    /// when no layer sets it (its built-in default applies).
+    pub fn set_by(&self, key: &str) -> Option<&Origin> {
+        self.tree.origin_at(&split_key(key))
+    }
+
     /// Every key that some layer set, dotted, with where it came from, in
     /// file order (`handlers` entries as `handlers.namespace/name.…`).
     pub fn origins(&self) -> Vec<(String, Origin)> {
@@ -362,6 +368,31 @@ impl Config {
                     "a non-empty list of finished states (`complete`, `cancelled`, `resolved_manually`) or `error`",
                 );
             }
+        }
+        let l = &s.api.limits;
+        for (key, value) in [
+            ("body_limit", l.body_limit),
+            ("max_connections", l.max_connections),
+            ("max_concurrent_requests", l.max_concurrent_requests),
+            ("max_headers", l.max_headers),
+            ("max_header_bytes", l.max_header_bytes),
+            ("max_rows_per_request", l.max_rows_per_request),
+            ("max_complexity", l.max_complexity),
+            ("max_depth", l.max_depth),
+        ] {
+            positive(&format!("api.limits.{key}"), value != Some(0), "at least 1");
+        }
+        for (key, value) in [
+            ("body_timeout", l.body_timeout),
+            ("request_timeout", l.request_timeout),
+            ("header_read_timeout", l.header_read_timeout),
+            ("queue_timeout", l.queue_timeout),
+        ] {
+            positive(
+                &format!("api.limits.{key}"),
+                value != Some(Duration::ZERO),
+                "longer than zero",
+            );
         }
         if let Some(schema) = &s.database.schema {
             positive(

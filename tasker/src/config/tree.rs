@@ -190,6 +190,19 @@ impl Node {
         entries[position].1.set(rest, value);
     }
 
+    /// The origin of the node at exactly `path`, if some layer set it.
+    pub(crate) fn origin_at(&self, path: &[String]) -> Option<&Origin> {
+        let mut node = self;
+        for segment in path {
+            node = match &node.value {
+                NodeValue::Map(entries) => &entries.iter().find(|(k, _)| k == segment)?.1,
+                NodeValue::Seq(items) => items.get(segment.parse::<usize>().ok()?)?,
+                NodeValue::Scalar(_) => return None,
+            };
+        }
+        Some(&node.origin)
+    }
+
     /// The origin of the deepest node along `path` (a serde path such as
     /// `engine.lease` or `handlers.a/b.steps.x`).
     pub(crate) fn origin_of(&self, path: &[String]) -> &Origin {
