@@ -280,10 +280,21 @@ api:
     let shown = serde_json::to_string(s).unwrap();
     assert!(!shown.contains("0123456789abcdef"), "{shown}");
 
+    // Only the layers that apply are interpolated: another environment's
+    // secrets need not be set here.
+    let with_overlay = "engine:\n  worker_id: ${HOSTNAME:-w1}\nenvironments:\n  production:\n    database:\n      url: ${PROD_DATABASE_URL}\n";
+    let config = load(with_overlay, &[]).unwrap();
+    assert_eq!(config.settings().engine.worker_id.as_deref(), Some("w1"));
+    assert_eq!(
+        error_text(with_overlay, &[("TASKER_ENV", "production")]),
+        "tasker.yaml:6:7: database.url: environment variable PROD_DATABASE_URL is not set; set \
+         it, or give a default: `${PROD_DATABASE_URL:-value}`"
+    );
+
     let text = error_text(yaml, &[("DB_PASSWORD", "x")]);
     assert_eq!(
         text,
-        "tasker.yaml:7:13: api.auth.tokens: environment variable TASKER_API_TOKENS is not set; \
+        "tasker.yaml:7:5: api.auth.tokens: environment variable TASKER_API_TOKENS is not set; \
          set it, or give a default: `${TASKER_API_TOKENS:-value}`"
     );
 }

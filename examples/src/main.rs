@@ -51,14 +51,22 @@ fn app() -> App {
                     ("widget", 1_000_000),
                     ("gadget", 1_000_000),
                 ]))
-                .configure(|c| c.backoff.base = Duration::from_millis(250))
         })
+        // Engine settings, step overrides and the confirmation email's
+        // `handler_config`; `--config FILE` or TASKER_CONFIG names another.
+        .default_config_file(concat!(env!("CARGO_MANIFEST_DIR"), "/tasker.yaml"))
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    let app = app();
+    let app = match app().load(&args.global) {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("error: {}", e.message);
+            return e.exit.into();
+        }
+    };
     let orders = match args.command {
         Some(Command::Tasker(command)) => return app.execute(&args.global, command).await,
         Some(Command::Demo { orders }) => orders,

@@ -81,6 +81,8 @@ pub struct Shipment {
 pub struct Confirmation {
     /// Who was emailed.
     pub sent_to: String,
+    /// The sender, from the step's configuration.
+    pub sent_from: String,
     /// The email's subject line.
     pub subject: String,
 }
@@ -183,6 +185,28 @@ impl Warehouse {
     }
 }
 
+/// The confirmation email's settings: `handler_config` of the
+/// `send_confirmation` step in the configuration file (see
+/// `examples/tasker.yaml`). Every field has a default, so the workflow runs
+/// without a file too.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmailConfig {
+    /// The `From:` address.
+    pub sender: String,
+    /// Prefix of every subject line.
+    pub subject_prefix: String,
+}
+
+impl Default for EmailConfig {
+    fn default() -> Self {
+        EmailConfig {
+            sender: "orders@shop.example".to_owned(),
+            subject_prefix: "Order".to_owned(),
+        }
+    }
+}
+
 /// Processes a customer order: payment and stock in parallel, then
 /// shipping and a confirmation email.
 pub struct ProcessOrder;
@@ -258,16 +282,19 @@ impl ProcessOrder {
     }
 
     /// Emails the customer the receipt and tracking number.
-    #[step(depends_on = [ship_order, charge_payment])]
+    #[step(depends_on = [ship_order, charge_payment], config = EmailConfig)]
     async fn send_confirmation(
         ctx: &StepContext<Order>,
         ship_order: Shipment,
         charge_payment: Receipt,
     ) -> StepResult<Confirmation> {
+        let email = ctx.handler_config::<EmailConfig>()?;
         Ok(Confirmation {
             sent_to: ctx.context().customer_email.clone(),
+            sent_from: email.sender.clone(),
             subject: format!(
-                "Order {} shipped: {} (paid {:.2}, {})",
+                "{} {} shipped: {} (paid {:.2}, {})",
+                email.subject_prefix,
                 ctx.context().order_id,
                 ship_order.tracking_number,
                 charge_payment.amount_cents as f64 / 100.0,

@@ -157,11 +157,8 @@ impl App {
     /// `clap` type that flattens [`GlobalArgs`] and holds [`Command`], then
     /// call this for tasker's.
     pub async fn execute(&self, global: &GlobalArgs, command: Command) -> ExitCode {
-        let app = match self.load_config(global) {
-            Ok(config) => App {
-                loaded: Some(Arc::new(config)),
-                ..self.clone()
-            },
+        let app = match self.load(global) {
+            Ok(app) => app,
             Err(e) => return report(e),
         };
         let _telemetry = match app.telemetry(global) {
@@ -250,6 +247,20 @@ impl App {
             loader = loader.environment(environment);
         }
         loader.load().map_err(|e| CliError::usage(e.to_string()))
+    }
+
+    /// This app with its configuration read (see
+    /// [`load_config`](Self::load_config)), for a binary that runs
+    /// commands of its own with [`engine`](Self::engine) and
+    /// [`telemetry`](Self::telemetry). Once loaded, it is not read again.
+    pub fn load(&self, global: &GlobalArgs) -> Result<App, CliError> {
+        if self.loaded.is_some() {
+            return Ok(self.clone());
+        }
+        Ok(App {
+            loaded: Some(Arc::new(self.load_config(global)?)),
+            ..self.clone()
+        })
     }
 
     /// The configuration of the command being run (the built-in defaults

@@ -221,7 +221,7 @@ impl Config {
         let mut tree = Node::empty_map(Origin::Default);
         let path = file.as_ref().map(|(p, _)| p.clone());
         if let Some((path, text)) = &file {
-            let mut root = Node::from_yaml(text, path, lookup)?;
+            let mut root = Node::from_yaml(text, path)?;
             let environments = root.take("environments");
             tree.origin = root.origin.clone();
             tree.merge(root);
@@ -231,7 +231,10 @@ impl Config {
                 }
             }
         }
+        // Only what applies is interpolated: another environment's overlay
+        // may name variables this one does not set.
         let mut errors = Vec::new();
+        tree.interpolate(lookup, &mut Vec::new(), &mut errors);
         for (name, value) in env_layer {
             match env_key(name) {
                 Ok(key) => tree.set(
@@ -523,7 +526,9 @@ fn overlay(environments: &Node, name: &str, path: &Path) -> Result<Node, ConfigE
             problem: "overlays cannot nest `environments:`".into(),
         }),
         NodeValue::Map(_) => Ok(selected.clone()),
-        NodeValue::Scalar(serde_json::Value::Null) => Ok(Node::empty_map(selected.origin.clone())),
+        NodeValue::Raw(text, _) if text.is_empty() || text == "~" || text == "null" => {
+            Ok(Node::empty_map(selected.origin.clone()))
+        }
         _ => Err(ConfigError {
             origin: selected.origin.clone(),
             key: format!("environments.{name}"),

@@ -57,6 +57,11 @@ pub(crate) struct Node {
 #[derive(Debug, Clone)]
 pub(crate) enum NodeValue {
     Scalar(Value),
+    /// A scalar as written in a file, before `${VAR}` interpolation
+    /// ([`Node::interpolate`]) types it: only the layers selected are
+    /// interpolated, so an overlay for another environment may name
+    /// variables this one does not set.
+    Raw(String, ScalarStyle),
     Seq(Vec<Node>),
     /// In document order; keys are unique (the parser refuses duplicates).
     Map(Vec<(String, Node)>),
@@ -73,12 +78,9 @@ impl Node {
         }
     }
 
-    /// Parses one YAML document; `vars` answers `${VAR}` references.
-    pub(crate) fn from_yaml(
-        text: &str,
-        path: &Path,
-        vars: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Node, ConfigError> {
+    /// Parses one YAML document; scalars stay as written until
+    /// [`interpolate`](Self::interpolate).
+    pub(crate) fn from_yaml(text: &str, path: &Path) -> Result<Node, ConfigError> {
         let path = Arc::new(path.to_owned());
         let docs = load(text).map_err(|e| ConfigError {
             origin: Origin::File {
@@ -97,10 +99,12 @@ impl Node {
         match docs.len() {
             0 => Ok(Node::empty_map(at(1, 1))),
             1 => {
-                let root = convert(&docs[0], &mut Vec::new(), &at, vars)?;
+                let root = convert(&docs[0], &mut Vec::new(), &at)?;
                 match root.value {
                     NodeValue::Map(_) => Ok(root),
-                    NodeValue::Scalar(Value::Null) => Ok(Node::empty_map(root.origin)),
+                    NodeValue::Raw(text, _) if text.is_empty() || text == "~" || text == "null" => {
+                        Ok(Node::empty_map(root.origin))
+                    }
                     _ => Err(ConfigError {
                         origin: root.origin,
                         key: String::new(),
@@ -118,6 +122,42 @@ impl Node {
                     "the file holds {n} YAML documents; keep one (remove the `---` separators)"
                 ),
             }),
+        }
+    }
+
+    /// Replaces `${VAR}` references in every scalar and types them (see
+    /// [`interpolated_scalar`]); every unresolvable reference is an error
+    /// at its line.
+    pub(crate) fn interpolate(
+        &mut self,
+        vars: &dyn Fn(&str) -> Option<String>,
+        path: &mut Vec<String>,
+        errors: &mut Vec<ConfigError>,
+    ) {
+        match &mut self.value {
+            NodeValue::Raw(text, style) => match interpolated_scalar(text, *style, vars) {
+                Ok(value) => self.value = NodeValue::Scalar(value),
+                Err(problem) => errors.push(ConfigError {
+                    origin: self.origin.clone(),
+                    key: path.join("."),
+                    problem,
+                }),
+            },
+            NodeValue::Scalar(_) => {}
+            NodeValue::Seq(items) => {
+                for (i, item) in items.iter_mut().enumerate() {
+                    path.push(i.to_string());
+                    item.interpolate(vars, path, errors);
+                    path.pop();
+                }
+            }
+            NodeValue::Map(entries) => {
+                for (key, node) in entries {
+                    path.push(key.clone());
+                    node.interpolate(vars, path, errors);
+                    path.pop();
+                }
+            }
         }
     }
 
@@ -197,7 +237,7 @@ impl Node {
             node = match &node.value {
                 NodeValue::Map(entries) => &entries.iter().find(|(k, _)| k == segment)?.1,
                 NodeValue::Seq(items) => items.get(segment.parse::<usize>().ok()?)?,
-                NodeValue::Scalar(_) => return None,
+                NodeValue::Scalar(_) | NodeValue::Raw(..) => return None,
             };
         }
         Some(&node.origin)
@@ -211,7 +251,7 @@ impl Node {
             let next = match &node.value {
                 NodeValue::Map(entries) => entries.iter().find(|(k, _)| k == segment).map(|e| &e.1),
                 NodeValue::Seq(items) => segment.parse::<usize>().ok().and_then(|i| items.get(i)),
-                NodeValue::Scalar(_) => None,
+                NodeValue::Scalar(_) | NodeValue::Raw(..) => None,
             };
             match next {
                 Some(next) => node = next,
@@ -225,6 +265,7 @@ impl Node {
     pub(crate) fn to_json(&self) -> Value {
         match &self.value {
             NodeValue::Scalar(v) => v.clone(),
+            NodeValue::Raw(text, style) => scalar_value(text, *style),
             NodeValue::Seq(items) => Value::Array(items.iter().map(Node::to_json).collect()),
             NodeValue::Map(entries) => Value::Object(
                 entries
@@ -272,7 +313,6 @@ fn convert(
     yaml: &MarkedYaml<'_>,
     path: &mut Vec<String>,
     at: &dyn Fn(usize, usize) -> Origin,
-    vars: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Node, ConfigError> {
     let origin = at(yaml.span.start.line(), yaml.span.start.col() + 1);
     let key = path.join(".");
@@ -286,14 +326,12 @@ fn convert(
     }
     let value = match &yaml.data {
         YamlData::Value(scalar) => NodeValue::Scalar(scalar_json(scalar)),
-        YamlData::Representation(text, style, _) => {
-            NodeValue::Scalar(interpolated_scalar(text, *style, vars).map_err(error)?)
-        }
+        YamlData::Representation(text, style, _) => NodeValue::Raw(text.to_string(), *style),
         YamlData::Sequence(items) => {
             let mut nodes = Vec::with_capacity(items.len());
             for (i, item) in items.iter().enumerate() {
                 path.push(i.to_string());
-                let node = convert(item, path, at, vars);
+                let node = convert(item, path, at);
                 path.pop();
                 nodes.push(node?);
             }
@@ -316,7 +354,7 @@ fn convert(
                     }
                 };
                 path.push(key_text.clone());
-                let node = convert(value, path, at, vars);
+                let node = convert(value, path, at);
                 path.pop();
                 // A key's value is reported at the key: the line a reader
                 // looks for, and the same for scalars and sections.
@@ -326,7 +364,7 @@ fn convert(
             }
             NodeValue::Map(nodes)
         }
-        YamlData::Tagged(_, inner) => return convert(inner, path, at, vars),
+        YamlData::Tagged(_, inner) => return convert(inner, path, at),
         YamlData::Alias(_) | YamlData::BadValue => {
             return Err(error(
                 "a value that cannot be read (an unknown alias or a malformed scalar)".into(),
@@ -483,12 +521,14 @@ mod tests {
 
     #[test]
     fn plain_scalars_are_typed_after_interpolation_and_quoted_ones_stay_strings() {
-        let node = Node::from_yaml(
+        let mut node = Node::from_yaml(
             "port: ${PORT}\nquoted: \"${PORT}\"\nflag: true\nnothing:\n",
             Path::new("t.yaml"),
-            &vars,
         )
         .unwrap();
+        let mut errors = Vec::new();
+        node.interpolate(&vars, &mut Vec::new(), &mut errors);
+        assert!(errors.is_empty());
         assert_eq!(
             node.to_json(),
             serde_json::json!({"port": 8081, "quoted": "8081", "flag": true, "nothing": null})
@@ -497,14 +537,9 @@ mod tests {
 
     #[test]
     fn merging_overlays_maps_and_replaces_the_rest() {
-        let mut base = Node::from_yaml(
-            "a:\n  b: 1\n  c: [1, 2]\nd: x\n",
-            Path::new("t.yaml"),
-            &vars,
-        )
-        .unwrap();
-        let overlay =
-            Node::from_yaml("a:\n  c: [3]\n  e: 2\n", Path::new("o.yaml"), &vars).unwrap();
+        let mut base =
+            Node::from_yaml("a:\n  b: 1\n  c: [1, 2]\nd: x\n", Path::new("t.yaml")).unwrap();
+        let overlay = Node::from_yaml("a:\n  c: [3]\n  e: 2\n", Path::new("o.yaml")).unwrap();
         base.merge(overlay);
         assert_eq!(
             base.to_json(),
@@ -520,12 +555,12 @@ mod tests {
 
     #[test]
     fn yaml_errors_name_the_position() {
-        let e = Node::from_yaml("a: [1, 2\n", Path::new("bad.yaml"), &vars).unwrap_err();
+        let e = Node::from_yaml("a: [1, 2\n", Path::new("bad.yaml")).unwrap_err();
         assert!(e.to_string().starts_with("bad.yaml:"), "{e}");
         assert!(e.to_string().contains("not valid YAML"), "{e}");
-        let e = Node::from_yaml("a: 1\na: 2\n", Path::new("dup.yaml"), &vars).unwrap_err();
+        let e = Node::from_yaml("a: 1\na: 2\n", Path::new("dup.yaml")).unwrap_err();
         assert!(e.to_string().contains("not valid YAML"), "{e}");
-        let e = Node::from_yaml("- 1\n- 2\n", Path::new("list.yaml"), &vars).unwrap_err();
+        let e = Node::from_yaml("- 1\n- 2\n", Path::new("list.yaml")).unwrap_err();
         assert!(e.to_string().contains("must be a mapping"), "{e}");
     }
 }
