@@ -387,7 +387,7 @@ fn config_type(input: ParseStream<'_>) -> syn::Result<Type> {
         let lit: LitStr = input.parse()?;
         return Err(syn::Error::new_spanned(
             lit,
-            "`config` takes the type the configuration is read into, e.g. `config =              PaymentsConfig`, not a string",
+            "`config` takes the type the configuration is read into, e.g. `config = PaymentsConfig`, not a string",
         ));
     }
     input.parse().map_err(|e| {
