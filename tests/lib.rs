@@ -90,3 +90,8 @@ pub struct Transactions;
 #[cfg(doctest)]
 #[doc = include_str!("../docs/getting-started.md")]
 pub struct GettingStarted;
+
+/// `docs/configuration.md`, compiled and run.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/configuration.md")]
+pub struct Configuration;

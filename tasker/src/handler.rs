@@ -18,7 +18,7 @@ use crate::error::{ContextError, DefinitionError};
 use crate::events::Event;
 use crate::graph::Graph;
 use crate::ids::TaskId;
-use crate::step::{Resources, StepConfig, StepContext, StepError};
+use crate::step::{ConfigValue, Resources, StepConfig, StepContext, StepError};
 
 /// A type made into a task handler by `#[task_handler]`.
 ///
@@ -119,9 +119,6 @@ impl ConfigType {
         self.type_name
     }
 }
-
-/// A decoded configuration value (of the type a [`ConfigType`] names).
-pub type ConfigValue = Arc<dyn std::any::Any + Send + Sync>;
 
 impl HandlerDefinition {
     /// `namespace/name@version`, for messages.

@@ -57,6 +57,7 @@
 pub mod analysis;
 #[cfg(feature = "http")]
 pub mod api;
+mod binding;
 pub mod config;
 mod engine;
 mod error;
@@ -85,7 +86,7 @@ pub use error::{
 };
 pub use graph::{Graph, GraphError};
 pub use handler::{
-    ConfigType, ConfigValue, Handler, HandlerDefinition, StepDefinition, StepReturn, TaskHandler,
+    ConfigType, Handler, HandlerDefinition, StepDefinition, StepReturn, TaskHandler,
 };
 pub use ids::{StepId, TaskId};
 pub use registry::{Registry, VersionSelector};
@@ -93,8 +94,8 @@ pub use request::TaskRequest;
 pub use semver::{Version, VersionReq};
 pub use state::{StepState, TaskState, UnknownState};
 pub use step::{
-    HandlerConfigs, Resources, StepConfig, StepContext, StepError, StepErrorKind, StepResult,
-    StepResultExt,
+    ConfigValue, HandlerConfigs, Resources, StepConfig, StepContext, StepError, StepErrorKind,
+    StepResult, StepResultExt,
 };
 pub use store::{Store, StoreError};
 pub use transaction::{SharedTransaction, StepTransaction, TransactionGuard};

@@ -382,21 +382,25 @@ pub struct StepContext<C = serde_json::Value> {
     configs: HandlerConfigs,
 }
 
+/// A decoded configuration value (of the type a
+/// [`ConfigType`](crate::ConfigType) names).
+pub type ConfigValue = Arc<dyn Any + Send + Sync>;
+
 /// The configuration values a step can read with
 /// [`StepContext::handler_config`]: its own (`#[step(config = T)]`) and its
 /// handler's (`#[task_handler(config = T)]`), read from the configuration
 /// once at start-up.
 #[derive(Clone, Default)]
 pub struct HandlerConfigs {
-    step: Option<(&'static str, crate::handler::ConfigValue)>,
-    handler: Option<(&'static str, crate::handler::ConfigValue)>,
+    step: Option<(&'static str, ConfigValue)>,
+    handler: Option<(&'static str, ConfigValue)>,
 }
 
 impl HandlerConfigs {
     /// The step's and the handler's values, each with its type's name.
     pub(crate) fn new(
-        step: Option<(&'static str, crate::handler::ConfigValue)>,
-        handler: Option<(&'static str, crate::handler::ConfigValue)>,
+        step: Option<(&'static str, ConfigValue)>,
+        handler: Option<(&'static str, ConfigValue)>,
     ) -> Self {
         HandlerConfigs { step, handler }
     }

@@ -57,7 +57,8 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::config::{Config, GivenConfig};
+use crate::binding::GivenConfig;
+use crate::config::Config;
 use crate::engine::run_attempt;
 use crate::error::{Error, Result};
 use crate::events::Event;
@@ -220,7 +221,7 @@ impl TaskRunner {
     pub async fn run_handler(&self, handler: &Handler, context: Value) -> Result<TaskRun> {
         handler.check_context(&context)?;
         let resolved =
-            crate::config::resolve(&self.settings, handler, &self.defaults, &self.configs)?;
+            crate::binding::resolve(&self.settings, handler, &self.defaults, &self.configs)?;
         let task_id = TaskId(NEXT_TASK_ID.fetch_add(1, Ordering::Relaxed));
         let context = Arc::new(context);
         let definitions = handler.steps();

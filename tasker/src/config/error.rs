@@ -2,8 +2,42 @@
 //! and what is allowed.
 
 use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
 
-use super::tree::Origin;
+/// Where a configuration value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Origin {
+    /// Not set by any layer: the built-in default.
+    Default,
+    /// A YAML file, at a 1-based line and column.
+    File {
+        /// The file as it was named.
+        path: Arc<PathBuf>,
+        /// Line, from 1.
+        line: usize,
+        /// Column, from 1.
+        column: usize,
+    },
+    /// An environment variable (`TASKER__ENGINE__LEASE`).
+    Env(String),
+    /// Set by the program (a command-line flag, or code).
+    Program(String),
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Default => f.write_str("the built-in default"),
+            Origin::File { path, line, column } => {
+                write!(f, "{}:{line}:{column}", path.display())
+            }
+            Origin::Env(name) => write!(f, "environment variable {name}"),
+            Origin::Program(what) => f.write_str(what),
+        }
+    }
+}
 
 /// One problem with the configuration.
 ///

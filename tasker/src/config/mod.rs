@@ -34,7 +34,6 @@
 //! ```
 
 mod error;
-mod resolve;
 mod settings;
 mod tree;
 
@@ -42,16 +41,15 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use error::{ConfigError, ConfigErrors};
-pub use resolve::ResolvedStep;
+use semver::Version;
+
+pub use error::{ConfigError, ConfigErrors, Origin};
 pub use settings::{
     ApiLimitSettings, ApiSettings, AuthMode, AuthSettings, BackoffSettings, DatabaseSettings,
     EngineSettings, HandlerSettings, JwtSettings, RetentionRuleSettings, RetentionSettings, Secret,
     Settings, StepOverride, StepSettings, TelemetrySettings,
 };
-pub use tree::Origin;
 
-use crate::engine::{EngineConfig, RetentionPolicy};
 use tree::{Node, NodeValue};
 
 /// The environment variable that selects an `environments:` overlay.
@@ -65,7 +63,7 @@ pub const ENV_PREFIX: &str = "TASKER__";
 /// schema, each value knowing where it came from.
 #[derive(Debug, Clone)]
 pub struct Config {
-    settings: Settings,
+    pub(crate) settings: Settings,
     tree: Node,
     file: Option<PathBuf>,
     environment: Option<String>,
@@ -367,7 +365,7 @@ impl Config {
             for (i, rule) in retention.rules.iter().enumerate() {
                 positive(
                     &format!("engine.retention.rules.{i}.states"),
-                    !rule.states.is_empty() && rule.states.iter().all(|s| s.is_finished() || *s == crate::TaskState::Error),
+                    !rule.states.is_empty() && rule.states.iter().all(|s| s.is_finished() || *s == crate::state::TaskState::Error),
                     "a non-empty list of finished states (`complete`, `cancelled`, `resolved_manually`) or `error`",
                 );
             }
@@ -413,7 +411,7 @@ impl Config {
         }
         for (key, handler) in &s.handlers {
             let base = format!("handlers.{key}");
-            if let Err(problem) = resolve::parse_handler_key(key) {
+            if let Err(problem) = parse_handler_key(key) {
                 errors.push(self.error_at(&base, problem));
             }
             if handler.timeout == Some(Duration::ZERO) {
@@ -434,63 +432,32 @@ impl Config {
             Err(ConfigErrors(errors))
         }
     }
-
-    /// Lays the `engine:` section over `engine` (what it leaves out stays).
-    pub fn apply_engine(&self, engine: &mut EngineConfig) {
-        let e = &self.settings.engine;
-        set(&mut engine.concurrency, e.concurrency);
-        set(&mut engine.claim_batch, e.claim_batch);
-        set(&mut engine.lease, e.lease);
-        set(&mut engine.poll_interval, e.poll_interval);
-        set(&mut engine.subscriber_timeout, e.subscriber_timeout);
-        set(&mut engine.subscriber_queue, e.subscriber_queue);
-        if let Some(worker_id) = &e.worker_id {
-            engine.worker_id.clone_from(worker_id);
-        }
-        set(&mut engine.backoff.base, e.backoff.base);
-        set(&mut engine.backoff.cap, e.backoff.cap);
-        set(&mut engine.backoff.jitter, e.backoff.jitter);
-        let d = &e.step_defaults;
-        set(&mut engine.step_defaults.retry_limit, d.retry_limit);
-        set(&mut engine.step_defaults.retryable, d.retryable);
-        if d.timeout.is_some() {
-            engine.step_defaults.timeout = d.timeout;
-        }
-        if let Some(retention) = &e.retention {
-            let mut policy = RetentionPolicy::default();
-            set(&mut policy.every, retention.every);
-            set(&mut policy.batch, retention.batch);
-            for rule in &retention.rules {
-                policy = policy.keep(&rule.states, rule.older_than);
-            }
-            engine.retention = Some(policy);
-        }
-    }
-
-    /// Checks the `handlers:` section against the handlers of `registry`:
-    /// every key names a handler (and version) linked in, every step name
-    /// exists, and every `handler_config` reads into the type its handler
-    /// or step declares. Returns every problem at once.
-    pub fn check(&self, registry: &crate::Registry) -> Result<(), ConfigErrors> {
-        let defaults = EngineConfig::default().step_defaults;
-        let mut errors = resolve::check_keys(self, registry);
-        for handler in registry.handlers() {
-            if let Err(e) = resolve::resolve(self, handler, &defaults, &[]) {
-                errors.extend(e.0);
-            }
-        }
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(ConfigErrors(errors))
-        }
-    }
 }
 
-fn set<T>(target: &mut T, value: Option<T>) {
-    if let Some(value) = value {
-        *target = value;
+/// `namespace/name` or `namespace/name@version`.
+pub(crate) fn parse_handler_key(key: &str) -> Result<(&str, &str, Option<Version>), String> {
+    let usage = "write `namespace/name` (every version) or `namespace/name@1.2.0` (one version)";
+    let (path, version) = match key.split_once('@') {
+        Some((path, version)) => (path, Some(version)),
+        None => (key, None),
+    };
+    let Some((namespace, name)) = path.split_once('/') else {
+        return Err(format!("`{key}` does not name a handler: {usage}"));
+    };
+    for part in [namespace, name] {
+        if !crate::graph::valid_name(part) {
+            return Err(format!(
+                "`{part}` is not a valid namespace or handler name (lowercase letters, digits \
+                 and `_`): {usage}"
+            ));
+        }
     }
+    let version = version
+        .map(|v| {
+            Version::parse(v).map_err(|e| format!("`{v}` is not a semantic version ({e}): {usage}"))
+        })
+        .transpose()?;
+    Ok((namespace, name, version))
 }
 
 /// The overlay `name` of `environments:`, checked.
@@ -595,6 +562,3 @@ fn path_segments(path: &serde_path_to_error::Path) -> Vec<String> {
         })
         .collect()
 }
-
-/// Shared by the engine and the test runner: what `check` verifies.
-pub(crate) use resolve::{check_keys as resolve_keys, resolve, GivenConfig};

@@ -150,7 +150,7 @@ impl<S: Store> TaskerBuilder<S> {
             Some(registry) => registry,
             None => Registry::from_inventory()?,
         };
-        let mut config_errors = crate::config::resolve_keys(&settings, &registry);
+        let mut config_errors = crate::binding::check_keys(&settings, &registry);
         let mut report = StartupReport::default();
         let mut by_id = HashMap::new();
         let mut steps = HashMap::new();
@@ -171,7 +171,7 @@ impl<S: Store> TaskerBuilder<S> {
                 }
             }
             let resolved =
-                match crate::config::resolve(&settings, handler, &config.step_defaults, &[]) {
+                match crate::binding::resolve(&settings, handler, &config.step_defaults, &[]) {
                     Ok(resolved) => resolved,
                     Err(errors) => {
                         config_errors.extend(errors.0);

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crate::config::Config;
 use crate::state::TaskState;
 use crate::step::StepConfig;
 use crate::store::Capabilities;
@@ -186,5 +187,45 @@ impl CoordinationMode {
         } else {
             CoordinationMode::SingleProcess
         }
+    }
+}
+
+impl Config {
+    /// Lays the `engine:` section over `engine` (what it leaves out stays).
+    pub fn apply_engine(&self, engine: &mut EngineConfig) {
+        let e = &self.settings.engine;
+        set(&mut engine.concurrency, e.concurrency);
+        set(&mut engine.claim_batch, e.claim_batch);
+        set(&mut engine.lease, e.lease);
+        set(&mut engine.poll_interval, e.poll_interval);
+        set(&mut engine.subscriber_timeout, e.subscriber_timeout);
+        set(&mut engine.subscriber_queue, e.subscriber_queue);
+        if let Some(worker_id) = &e.worker_id {
+            engine.worker_id.clone_from(worker_id);
+        }
+        set(&mut engine.backoff.base, e.backoff.base);
+        set(&mut engine.backoff.cap, e.backoff.cap);
+        set(&mut engine.backoff.jitter, e.backoff.jitter);
+        let d = &e.step_defaults;
+        set(&mut engine.step_defaults.retry_limit, d.retry_limit);
+        set(&mut engine.step_defaults.retryable, d.retryable);
+        if d.timeout.is_some() {
+            engine.step_defaults.timeout = d.timeout;
+        }
+        if let Some(retention) = &e.retention {
+            let mut policy = RetentionPolicy::default();
+            set(&mut policy.every, retention.every);
+            set(&mut policy.batch, retention.batch);
+            for rule in &retention.rules {
+                policy = policy.keep(&rule.states, rule.older_than);
+            }
+            engine.retention = Some(policy);
+        }
+    }
+}
+
+fn set<T>(target: &mut T, value: Option<T>) {
+    if let Some(value) = value {
+        *target = value;
     }
 }

@@ -21,7 +21,8 @@ use std::time::Duration;
 
 use semver::Version;
 
-use crate::config::{Config, ResolvedStep};
+use crate::binding::ResolvedStep;
+use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::events::{names, Catalog, Event, EventBus, SubscriberFailures};
 use crate::handler::Handler;

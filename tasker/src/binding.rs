@@ -1,60 +1,33 @@
-//! The `handlers:` section applied to linked handlers: which entries name
-//! which handler, each step's resolved settings, and the typed
-//! `handler_config` values, read once.
+//! A configuration bound to the handlers linked in: which `handlers:`
+//! entries name which handler, each step's resolved settings, and the
+//! typed `handler_config` values, read once. Apart from `config` (pure data)
+//! so that `config` depends on nothing of the model.
 
 use std::sync::Arc;
 
 use semver::Version;
 use serde_json::Value;
 
-use super::error::{ConfigError, ConfigErrors};
-use super::settings::HandlerSettings;
-use super::Config;
-use crate::handler::{ConfigType, ConfigValue, Handler};
+use crate::config::{parse_handler_key, Config, ConfigError, ConfigErrors, HandlerSettings};
+use crate::handler::{ConfigType, Handler};
 use crate::registry::Registry;
-use crate::step::{HandlerConfigs, StepConfig};
+use crate::step::{ConfigValue, HandlerConfigs, StepConfig};
 
 /// A step's settings after every layer, and the configuration values it
 /// can read.
 #[derive(Debug, Clone)]
-pub struct ResolvedStep {
+pub(crate) struct ResolvedStep {
     /// Retry limit, retryable, timeout.
-    pub config: StepConfig,
+    pub(crate) config: StepConfig,
     /// The step's and its handler's `handler_config`, decoded.
     pub(crate) configs: HandlerConfigs,
-}
-
-/// `namespace/name` or `namespace/name@version`.
-pub(crate) fn parse_handler_key(key: &str) -> Result<(&str, &str, Option<Version>), String> {
-    let usage = "write `namespace/name` (every version) or `namespace/name@1.2.0` (one version)";
-    let (path, version) = match key.split_once('@') {
-        Some((path, version)) => (path, Some(version)),
-        None => (key, None),
-    };
-    let Some((namespace, name)) = path.split_once('/') else {
-        return Err(format!("`{key}` does not name a handler: {usage}"));
-    };
-    for part in [namespace, name] {
-        if !crate::graph::valid_name(part) {
-            return Err(format!(
-                "`{part}` is not a valid namespace or handler name (lowercase letters, digits \
-                 and `_`): {usage}"
-            ));
-        }
-    }
-    let version = version
-        .map(|v| {
-            Version::parse(v).map_err(|e| format!("`{v}` is not a semantic version ({e}): {usage}"))
-        })
-        .transpose()?;
-    Ok((namespace, name, version))
 }
 
 /// The `handlers:` entries that apply to `handler`, least specific first:
 /// `namespace/name`, then `namespace/name@version`.
 fn entries_for<'a>(config: &'a Config, handler: &Handler) -> Vec<(&'a str, &'a HandlerSettings)> {
     let mut entries: Vec<_> = config
-        .settings
+        .settings()
         .handlers
         .iter()
         .filter_map(|(key, settings)| {
@@ -73,7 +46,7 @@ fn entries_for<'a>(config: &'a Config, handler: &Handler) -> Vec<(&'a str, &'a H
 /// of its steps.
 pub(crate) fn check_keys(config: &Config, registry: &Registry) -> Vec<ConfigError> {
     let mut errors = Vec::new();
-    for (key, settings) in &config.settings.handlers {
+    for (key, settings) in &config.settings().handlers {
         let base = format!("handlers.{key}");
         let Ok((namespace, name, version)) = parse_handler_key(key) else {
             continue; // reported by check_values
@@ -348,4 +321,25 @@ fn given_value(ty: &ConfigType, given: &[GivenConfig]) -> Option<(&'static str, 
         .iter()
         .find(|(id, _, _)| *id == (ty.type_id)())
         .map(|(_, name, value)| (*name, Arc::clone(value)))
+}
+
+impl Config {
+    /// Checks the `handlers:` section against the handlers of `registry`:
+    /// every key names a handler (and version) linked in, every step name
+    /// exists, and every `handler_config` reads into the type its handler
+    /// or step declares. Returns every problem at once.
+    pub fn check(&self, registry: &Registry) -> Result<(), ConfigErrors> {
+        let defaults = StepConfig::default();
+        let mut errors = check_keys(self, registry);
+        for handler in registry.handlers() {
+            if let Err(e) = resolve(self, handler, &defaults, &[]) {
+                errors.extend(e.0);
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigErrors(errors))
+        }
+    }
 }
