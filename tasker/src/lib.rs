@@ -69,6 +69,7 @@ pub mod metrics;
 pub mod payload;
 mod registry;
 mod request;
+mod resources;
 mod state;
 mod step;
 pub mod store;

@@ -1,9 +1,8 @@
 //! What a step sees and returns: [`StepContext`], [`StepResult`] and
 //! [`StepError`].
 
-use std::any::{type_name, Any, TypeId};
+use std::any::type_name;
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,6 +10,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::TaskId;
+pub use crate::resources::{ConfigValue, HandlerConfigs, Resources};
 use crate::transaction::{SharedTransaction, TransactionGuard};
 
 /// What a step returns: its output, or why it failed.
@@ -296,59 +296,6 @@ impl Default for StepConfig {
     }
 }
 
-/// Shared resources (HTTP clients, pools, configuration) registered on a
-/// worker or runner and reachable from every step through
-/// [`StepContext::resource`]. One value per type.
-///
-/// ```
-/// use tasker::Resources;
-///
-/// struct ApiBase(String);
-/// let resources = Resources::new().with(ApiBase("https://example.test".into()));
-/// assert_eq!(resources.get::<ApiBase>().unwrap().0, "https://example.test");
-/// assert!(resources.get::<u32>().is_none());
-/// ```
-#[derive(Clone, Default)]
-pub struct Resources {
-    values: Arc<HashMap<TypeId, Resource>>,
-}
-
-/// One resource and its type name (for `Debug` and error messages).
-type Resource = (&'static str, Arc<dyn Any + Send + Sync>);
-
-impl Resources {
-    /// No resources.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Adds (or replaces) the resource of type `T`.
-    #[must_use]
-    pub fn with<T: Send + Sync + 'static>(mut self, value: T) -> Self {
-        Arc::make_mut(&mut self.values)
-            .insert(TypeId::of::<T>(), (type_name::<T>(), Arc::new(value)));
-        self
-    }
-
-    /// The resource of type `T`, if registered.
-    pub fn get<T: Send + Sync + 'static>(&self) -> Option<&T> {
-        self.values
-            .get(&TypeId::of::<T>())
-            .and_then(|(_, value)| value.downcast_ref::<T>())
-    }
-
-    /// Type names of the registered resources.
-    pub fn type_names(&self) -> impl Iterator<Item = &'static str> + '_ {
-        self.values.values().map(|(name, _)| *name)
-    }
-}
-
-impl fmt::Debug for Resources {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_set().entries(self.type_names()).finish()
-    }
-}
-
 /// What a step receives: the task's typed context and facts about this
 /// attempt.
 ///
@@ -382,54 +329,6 @@ pub struct StepContext<C = serde_json::Value> {
     configs: HandlerConfigs,
 }
 
-/// A decoded configuration value (of the type a
-/// [`ConfigType`](crate::ConfigType) names).
-pub type ConfigValue = Arc<dyn Any + Send + Sync>;
-
-/// The configuration values a step can read with
-/// [`StepContext::handler_config`]: its own (`#[step(config = T)]`) and its
-/// handler's (`#[task_handler(config = T)]`), read from the configuration
-/// once at start-up.
-#[derive(Clone, Default)]
-pub struct HandlerConfigs {
-    step: Option<(&'static str, ConfigValue)>,
-    handler: Option<(&'static str, ConfigValue)>,
-}
-
-impl HandlerConfigs {
-    /// The step's and the handler's values, each with its type's name.
-    pub(crate) fn new(
-        step: Option<(&'static str, ConfigValue)>,
-        handler: Option<(&'static str, ConfigValue)>,
-    ) -> Self {
-        HandlerConfigs { step, handler }
-    }
-
-    /// The step's value if it is a `T`, else the handler's.
-    fn get<T: Send + Sync + 'static>(&self) -> Option<&T> {
-        [&self.step, &self.handler]
-            .into_iter()
-            .flatten()
-            .find_map(|(_, value)| value.downcast_ref::<T>())
-    }
-
-    fn declared(&self) -> Vec<&'static str> {
-        [&self.step, &self.handler]
-            .into_iter()
-            .flatten()
-            .map(|(name, _)| *name)
-            .collect()
-    }
-}
-
-impl fmt::Debug for HandlerConfigs {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HandlerConfigs")
-            .field("types", &self.declared())
-            .finish()
-    }
-}
-
 impl<C> StepContext<C> {
     /// A context for attempt 1 of a step of task 0, with default settings
     /// and no resources; adjust with the `with_*` methods.
@@ -456,7 +355,7 @@ impl<C> StepContext<C> {
     /// returns, for unit tests that call a step directly.
     #[must_use]
     pub fn with_handler_config<T: Send + Sync + 'static>(mut self, value: T) -> Self {
-        self.configs.step = Some((type_name::<T>(), Arc::new(value)));
+        self.configs.set_step(value);
         self
     }
 
