@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::json;
 use tasker::prelude::*;
 use tasker::store::{Created, Transition};
-use tasker::{Error, StepState, Store, TaskId, TaskRequest, TaskState};
+use tasker::{Error, HeadStart, Priority, StepState, Store, TaskId, TaskRequest, TaskState};
 use tasker_tests::handlers::{Attempts, Diamond, Flaky, Job, Script, Seed, SlowJob, Switch};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -720,12 +720,16 @@ async fn startup_refuses_unknown_and_changed_handlers<S: Store>(store: S) {
                 source_system: None,
                 reason: None,
                 tags: vec![],
+                priority: Priority::Normal,
+                max_execution_time: None,
                 steps: vec![NewStep {
                     name: "only".into(),
                     index: 0,
                     parents: vec![],
                     max_attempts: 1,
                     timeout: None,
+                    priority: Priority::Normal,
+                    head_start: HeadStart::NONE,
                 }],
             })
             .await
@@ -784,6 +788,8 @@ async fn the_store_reports_what_it_did<S: Store>(store: S) {
         source_system: None,
         reason: None,
         tags: Vec::new(),
+        priority: Priority::Normal,
+        max_execution_time: None,
         steps: [
             ("a", vec![]),
             ("b", vec![0]),
@@ -798,6 +804,8 @@ async fn the_store_reports_what_it_did<S: Store>(store: S) {
             parents,
             max_attempts: 3,
             timeout: None,
+            priority: Priority::Normal,
+            head_start: HeadStart::NONE,
         })
         .collect(),
     };

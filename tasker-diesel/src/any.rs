@@ -208,6 +208,15 @@ impl Store for AnyStore {
         delegate!(self, s => s.recover_expired(all_in_progress).await)
     }
 
+    async fn expire_deadlines(
+        &self,
+        error: &tasker::StepError,
+        actor: &str,
+        limit: u32,
+    ) -> Result<Vec<tasker::store::ExpiredTask>, StoreError> {
+        delegate!(self, s => s.expire_deadlines(error, actor, limit).await)
+    }
+
     async fn wait_for_work(&self, timeout: Duration) {
         delegate!(self, s => s.wait_for_work(timeout).await)
     }

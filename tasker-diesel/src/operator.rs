@@ -13,8 +13,8 @@
 use std::future::Future;
 
 use serde_json::Value;
-use tasker::store::{OperatorAction, StoreError};
-use tasker::{StepState, TaskState};
+use tasker::store::{ExpiredTask, OperatorAction, StoreError};
+use tasker::{StepError, StepId, StepState, TaskId, TaskState};
 
 /// An error inside a store transaction: the driver's, or ours.
 pub(crate) enum TxError {
@@ -116,6 +116,22 @@ pub(crate) trait Primitives {
         to: TaskState,
         actor: &str,
     ) -> impl Future<Output = Tx<()>>;
+    /// Removes the deadline of the task and its steps.
+    fn lift_deadline(&mut self, task_id: i64) -> impl Future<Output = Tx<()>>;
+    /// Up to `limit` tasks (id, handler id) past their deadline that are
+    /// pending or in progress, or have a `ready` step past it.
+    fn due_deadlines(&mut self, limit: u32) -> impl Future<Output = Tx<Vec<(i64, i64)>>>;
+    /// Whether the (locked) task's deadline has passed.
+    fn deadline_passed(&mut self, task_id: i64) -> impl Future<Output = Tx<bool>>;
+    /// The task's `ready` steps past the deadline, except those another
+    /// transaction holds (a claim that started in time), go to `error`
+    /// with `error`, audited; their ids and names.
+    fn stop_ready_steps(
+        &mut self,
+        task_id: i64,
+        error: &StepError,
+        actor: &str,
+    ) -> impl Future<Output = Tx<Vec<(i64, String)>>>;
 }
 
 /// The state a task ends in when its last unfinished step is done: a task
@@ -177,6 +193,7 @@ pub(crate) async fn apply<P: Primitives>(
                     "only a task in `error` can be retried".to_owned(),
                 );
             }
+            p.lift_deadline(task_id.0).await?;
             p.retry_failed(task_id.0, None, actor).await?;
             let (from, to) = checked(state, TaskState::InProgress);
             p.set_task_state(task_id.0, from, to, actor).await?;
@@ -199,6 +216,7 @@ pub(crate) async fn apply<P: Primitives>(
                     "only a step in `error` can be retried".to_owned(),
                 );
             }
+            p.lift_deadline(task_id).await?;
             p.retry_failed(task_id, Some(step_id.0), actor).await?;
             settle(p, task_id, task, actor).await?;
         }
@@ -214,6 +232,45 @@ pub(crate) async fn apply<P: Primitives>(
         }
     }
     Ok(())
+}
+
+/// Ends up to `limit` tasks past their deadline, each locked first: its
+/// `ready` steps go to `error` with `error` (pending ones never become
+/// runnable: they are stopped when released), and the task goes to
+/// `error` when it was pending or in progress. The one implementation both
+/// stores run; an operator retry lifts the deadline
+/// ([`Primitives::lift_deadline`]), so a retried task runs to its end.
+pub(crate) async fn expire_deadlines<P: Primitives>(
+    p: &mut P,
+    error: &StepError,
+    actor: &str,
+    limit: u32,
+) -> Tx<Vec<ExpiredTask>> {
+    let mut expired = Vec::new();
+    for (task_id, handler_id) in p.due_deadlines(limit).await? {
+        let state = p.lock_task(task_id).await?;
+        if !p.deadline_passed(task_id).await? {
+            continue; // lifted by an operator meanwhile
+        }
+        let steps = p.stop_ready_steps(task_id, error, actor).await?;
+        let failed = matches!(state, TaskState::Pending | TaskState::InProgress);
+        if failed {
+            let (from, to) = checked(state, TaskState::Error);
+            p.set_task_state(task_id, from, to, actor).await?;
+        }
+        if failed || !steps.is_empty() {
+            expired.push(ExpiredTask {
+                task_id: TaskId(task_id),
+                handler_id,
+                steps: steps
+                    .into_iter()
+                    .map(|(id, name)| (StepId(id), name))
+                    .collect(),
+                failed,
+            });
+        }
+    }
+    Ok(expired)
 }
 
 /// Locks a step and its task (task first, as every writer does) and checks

@@ -173,6 +173,10 @@ pub(crate) struct TaskRow {
     pub(crate) reason: Option<String>,
     #[diesel(sql_type = Text)]
     pub(crate) tags: String,
+    #[diesel(sql_type = Integer)]
+    pub(crate) priority: i32,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub(crate) deadline_ms: Option<i64>,
     #[diesel(sql_type = BigInt)]
     pub(crate) created_ms: i64,
     #[diesel(sql_type = BigInt)]
@@ -194,6 +198,8 @@ impl TaskRow {
             reason: self.reason,
             tags: serde_json::from_str(&self.tags)
                 .map_err(|e| StoreError::database("reading task tags", e))?,
+            priority: priority(self.priority),
+            deadline: self.deadline_ms.map(time),
             created_at: time(self.created_ms),
             updated_at: time(self.updated_ms),
             steps,
@@ -219,6 +225,8 @@ pub(crate) struct StepRow {
     pub(crate) last_error: Option<String>,
     #[diesel(sql_type = BigInt)]
     pub(crate) run_at_ms: i64,
+    #[diesel(sql_type = Integer)]
+    pub(crate) priority: i32,
     /// JSON array of parent names.
     #[diesel(sql_type = Text)]
     pub(crate) depends_on: String,
@@ -246,6 +254,7 @@ impl StepRow {
                 })
                 .transpose()?,
             run_at: (state == StepState::Ready).then(|| time(self.run_at_ms)),
+            priority: priority(self.priority),
             depends_on: serde_json::from_str(&self.depends_on)
                 .map_err(|e| StoreError::database("reading step dependencies", e))?,
         })
@@ -328,6 +337,11 @@ impl StateCountRow {
     pub(crate) fn into_pair(self) -> Result<(TaskState, i64), StoreError> {
         Ok((state::<TaskState>(&self.state)?, self.count))
     }
+}
+
+/// A stored priority level.
+fn priority(level: i32) -> tasker::Priority {
+    tasker::Priority::from_level(level.clamp(i16::MIN.into(), i16::MAX.into()) as i16)
 }
 
 /// The error stored for a step whose lease expired.

@@ -4,12 +4,14 @@
 //! so that `config` depends on nothing of the model.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use semver::Version;
 use serde_json::Value;
 
 use crate::config::{parse_handler_key, Config, ConfigError, ConfigErrors, HandlerSettings};
 use crate::handler::{ConfigType, Handler};
+use crate::priority::Priority;
 use crate::registry::Registry;
 use crate::step::{ConfigValue, HandlerConfigs, StepConfig};
 
@@ -21,6 +23,29 @@ pub(crate) struct ResolvedStep {
     pub(crate) config: StepConfig,
     /// The step's and its handler's `handler_config`, decoded.
     pub(crate) configs: HandlerConfigs,
+    /// The step's configured priority (in place of its task's).
+    pub(crate) priority: Option<Priority>,
+}
+
+/// What the configuration says about a handler's tasks, where a request is
+/// silent.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct TaskDefaults {
+    pub(crate) priority: Option<Priority>,
+    pub(crate) max_execution_time: Option<Duration>,
+}
+
+/// The `handlers:` entries' task settings for `handler`, the most specific
+/// entry winning.
+pub(crate) fn task_defaults(config: &Config, handler: &Handler) -> TaskDefaults {
+    let mut defaults = TaskDefaults::default();
+    for (_, settings) in entries_for(config, handler) {
+        defaults.priority = settings.priority.or(defaults.priority);
+        defaults.max_execution_time = settings
+            .max_execution_time
+            .or(defaults.max_execution_time);
+    }
+    defaults
 }
 
 /// The `handlers:` entries that apply to `handler`, least specific first:
@@ -184,8 +209,10 @@ pub(crate) fn resolve(
             );
         }
         let mut step_value: Option<(&str, &Value)> = None;
+        let mut priority = None;
         for (key, settings) in &entries {
             if let Some(over) = settings.steps.get(step.name()) {
+                priority = over.priority.or(priority);
                 apply(
                     &mut resolved,
                     over.retry_limit,
@@ -235,6 +262,7 @@ pub(crate) fn resolve(
         steps.push(ResolvedStep {
             config: resolved,
             configs: HandlerConfigs::new(own, handler_value.clone()),
+            priority,
         });
     }
     if errors.is_empty() {

@@ -67,6 +67,7 @@ mod handler;
 mod ids;
 pub mod metrics;
 pub mod payload;
+mod priority;
 mod registry;
 mod request;
 mod resources;
@@ -90,6 +91,7 @@ pub use handler::{
     ConfigType, Handler, HandlerDefinition, StepDefinition, StepReturn, TaskHandler,
 };
 pub use ids::{StepId, TaskId};
+pub use priority::{ClaimOrder, HeadStart, Priority, PriorityAging, QueuedStep};
 pub use registry::{Registry, VersionSelector};
 pub use request::TaskRequest;
 pub use semver::{Version, VersionReq};

@@ -1,11 +1,15 @@
 //! [`TaskRequest`]: what to run, with which context.
 
+use std::time::Duration;
+
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::handler::TaskHandler;
 use crate::payload;
+use crate::config::MAX_EXECUTION_TIME_LIMIT;
+use crate::priority::Priority;
 
 /// A request to create a task: the handler (namespace, name, version) and
 /// its context, plus optional idempotency key and metadata.
@@ -59,6 +63,15 @@ pub struct TaskRequest {
     reason: Option<String>,
     #[serde(default)]
     tags: Vec<String>,
+    /// `low`, `normal` (default), `high` or `critical`.
+    #[serde(default)]
+    priority: Option<Priority>,
+    /// How long the task may run, from its creation (`"5m"`, `"2h"`):
+    /// after it, steps not yet started never start and the task ends in
+    /// `error`.
+    #[serde(default, with = "crate::config::duration")]
+    #[cfg_attr(feature = "http", schemars(with = "Option<String>"))]
+    max_execution_time: Option<Duration>,
     #[serde(skip)]
     context_error: Option<String>,
 }
@@ -80,6 +93,8 @@ impl TaskRequest {
             source_system: None,
             reason: None,
             tags: Vec::new(),
+            priority: None,
+            max_execution_time: None,
             context_error: None,
         }
     }
@@ -101,7 +116,8 @@ impl TaskRequest {
     /// Parses a JSON request body: `namespace` (default `"default"`),
     /// `name`, `version` (exact, requirement, or omitted for the latest),
     /// `context`, and optional `identity_key`, `initiator`,
-    /// `source_system`, `reason`, `tags`.
+    /// `source_system`, `reason`, `tags`, `priority` (`low`, `normal`,
+    /// `high`, `critical`) and `max_execution_time` (`"5m"`).
     pub fn from_json(body: &str) -> Result<Self> {
         serde_json::from_str(body).map_err(|e| Error::InvalidRequest(e.to_string()))
     }
@@ -147,6 +163,25 @@ impl TaskRequest {
     #[must_use]
     pub fn tag(mut self, tag: impl Into<String>) -> Self {
         self.tags.push(tag.into());
+        self
+    }
+
+    /// Sets the task's priority (default: the handler's configured one,
+    /// else `normal`). See [`Priority`] for how claiming honours it.
+    #[must_use]
+    pub fn priority(mut self, priority: Priority) -> Self {
+        self.priority = Some(priority);
+        self
+    }
+
+    /// Gives the task a deadline `limit` after its creation (the guide's
+    /// `max_execution_time`; default: the handler's configured one, else
+    /// none). Past it, steps not yet started are failed with
+    /// `DeadlineExceeded` instead of run, and the task ends in `error`.
+    /// At most [`MAX_EXECUTION_TIME_LIMIT`](crate::config::MAX_EXECUTION_TIME_LIMIT).
+    #[must_use]
+    pub fn max_execution_time(mut self, limit: Duration) -> Self {
+        self.max_execution_time = Some(limit);
         self
     }
 
@@ -214,6 +249,16 @@ impl TaskRequest {
             self.discard();
             return Err(e.into());
         }
+        if let Some(limit) = self.max_execution_time {
+            if limit.is_zero() || limit > MAX_EXECUTION_TIME_LIMIT {
+                self.discard();
+                return Err(Error::InvalidRequest(format!(
+                    "max_execution_time {} is out of range: give between 1ms and {}",
+                    humantime::format_duration(limit),
+                    humantime::format_duration(MAX_EXECUTION_TIME_LIMIT)
+                )));
+            }
+        }
         let context = payload::check_owned(self.context, "context")?;
         Ok(RequestParts {
             namespace: self.namespace,
@@ -225,6 +270,8 @@ impl TaskRequest {
             source_system: self.source_system,
             reason: self.reason,
             tags: self.tags,
+            priority: self.priority,
+            max_execution_time: self.max_execution_time,
         })
     }
 }
@@ -239,4 +286,6 @@ pub(crate) struct RequestParts {
     pub(crate) source_system: Option<String>,
     pub(crate) reason: Option<String>,
     pub(crate) tags: Vec<String>,
+    pub(crate) priority: Option<Priority>,
+    pub(crate) max_execution_time: Option<Duration>,
 }

@@ -161,7 +161,7 @@ impl StepState {
         matches!(
             (self, to),
             (Pending, Ready | Cancelled | ResolvedManually)
-                | (Ready, InProgress | Cancelled | ResolvedManually)
+                | (Ready, InProgress | Error | Cancelled | ResolvedManually)
                 | (
                     InProgress,
                     Complete | Error | Ready | Cancelled | ResolvedManually

@@ -6,7 +6,7 @@ use diesel::{sql_query, QueryableByName};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde_json::Value;
 use tasker::store::StoreError;
-use tasker::{StepState, TaskState};
+use tasker::{StepError, StepState, TaskState};
 
 use crate::operator::{self, StepCounts, Tx, TxError};
 use crate::retention;
@@ -68,6 +68,7 @@ impl operator::Primitives for PgOps<'_> {
         sql_query(
             "WITH s AS (
                UPDATE tasker_workflow_steps SET state = 'ready', run_at = now(),
+                 claim_at = now() - make_interval(secs => head_start_ms::float8 / 1000),
                  max_attempts = attempts + attempt_budget, updated_at = now()
                WHERE task_id = $1 AND state = 'error' AND ($2::bigint IS NULL OR workflow_step_id = $2)
                RETURNING workflow_step_id, task_id, attempts)
@@ -209,6 +210,94 @@ impl operator::Primitives for PgOps<'_> {
         .await?;
         Ok(())
     }
+
+    async fn lift_deadline(&mut self, task_id: i64) -> Tx<()> {
+        sql_query(
+            "WITH t AS (UPDATE tasker_tasks SET deadline_at = NULL
+                        WHERE task_id = $1 AND deadline_at IS NOT NULL)
+             UPDATE tasker_workflow_steps SET deadline_at = NULL
+             WHERE task_id = $1 AND deadline_at IS NOT NULL",
+        )
+        .bind::<BigInt, _>(task_id)
+        .execute(self.conn)
+        .await?;
+        Ok(())
+    }
+
+    async fn due_deadlines(&mut self, limit: u32) -> Tx<Vec<(i64, i64)>> {
+        let rows = sql_query(
+            "SELECT task_id, named_task_id FROM tasker_tasks
+             WHERE deadline_at <= now() AND deadline_at IS NOT NULL AND state IN ('pending', 'in_progress')
+             UNION
+             SELECT task_id, named_task_id FROM tasker_workflow_steps
+             WHERE deadline_at <= now() AND deadline_at IS NOT NULL AND state = 'ready'
+             LIMIT $1",
+        )
+        .bind::<BigInt, _>(i64::from(limit))
+        .load::<DueRow>(self.conn)
+        .await?;
+        Ok(rows.into_iter().map(|r| (r.task_id, r.named_task_id)).collect())
+    }
+
+    async fn deadline_passed(&mut self, task_id: i64) -> Tx<bool> {
+        let rows = sql_query(
+            "SELECT task_id AS id FROM tasker_tasks WHERE task_id = $1 AND deadline_at <= now()",
+        )
+        .bind::<BigInt, _>(task_id)
+        .load::<IdRow>(self.conn)
+        .await?;
+        Ok(!rows.is_empty())
+    }
+
+    async fn stop_ready_steps(
+        &mut self,
+        task_id: i64,
+        error: &StepError,
+        actor: &str,
+    ) -> Tx<Vec<(i64, String)>> {
+        let rows = sql_query(
+            "WITH due AS (
+               SELECT workflow_step_id FROM tasker_workflow_steps
+               WHERE task_id = $1 AND state = 'ready' AND deadline_at <= now()
+               FOR UPDATE SKIP LOCKED
+             ), s AS (
+               UPDATE tasker_workflow_steps s SET state = 'error', last_error = $2::jsonb, updated_at = now()
+               FROM due WHERE s.workflow_step_id = due.workflow_step_id
+               RETURNING s.workflow_step_id, s.task_id, s.name, s.attempts
+             ), audit AS (
+               INSERT INTO tasker_workflow_step_transitions
+                 (workflow_step_id, task_id, from_state, to_state, attempt, actor, error)
+               SELECT workflow_step_id, task_id, 'ready', 'error', NULL, $3, $4 FROM s
+             )
+             SELECT workflow_step_id, name FROM s ORDER BY workflow_step_id",
+        )
+        .bind::<BigInt, _>(task_id)
+        .bind::<Text, _>(serde_json::to_string(error).expect("errors serialize"))
+        .bind::<Text, _>(actor)
+        .bind::<Text, _>(error.to_string())
+        .load::<StoppedRow>(self.conn)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.workflow_step_id, r.name))
+            .collect())
+    }
+}
+
+#[derive(QueryableByName)]
+struct DueRow {
+    #[diesel(sql_type = BigInt)]
+    task_id: i64,
+    #[diesel(sql_type = BigInt)]
+    named_task_id: i64,
+}
+
+#[derive(QueryableByName)]
+struct StoppedRow {
+    #[diesel(sql_type = BigInt)]
+    workflow_step_id: i64,
+    #[diesel(sql_type = Text)]
+    name: String,
 }
 
 pub(super) async fn task_of_step(

@@ -1,6 +1,6 @@
 //! Rows of the PostgreSQL store's batch statements, and task creation.
 
-use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text};
+use diesel::sql_types::{Array, BigInt, Integer, Nullable, SmallInt, Text};
 use diesel::{sql_query, QueryableByName};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde_json::Value;
@@ -100,6 +100,11 @@ pub(super) struct CompleteRow {
     pub(super) task_state: Option<String>,
 }
 
+/// A duration in whole milliseconds, as the statements take it.
+fn millis(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
 /// Writes one task with its steps and edges: one statement.
 pub(super) async fn create_one(
     conn: &mut AsyncPgConnection,
@@ -115,6 +120,8 @@ pub(super) async fn create_one(
         .map(|s| s.timeout.map(|t| t.as_millis() as i64))
         .collect();
     let parents: Vec<i32> = task.steps.iter().map(|s| s.parents.len() as i32).collect();
+    let priorities: Vec<i16> = task.steps.iter().map(|s| s.priority.level()).collect();
+    let head_starts: Vec<i64> = task.steps.iter().map(|s| s.head_start.as_millis()).collect();
     let (from, to): (Vec<i32>, Vec<i32>) = task
         .steps
         .iter()
@@ -142,7 +149,11 @@ pub(super) async fn create_one(
             .bind::<Array<Integer>, _>(from)
             .bind::<Array<Integer>, _>(to)
             .bind::<Text, _>(actor)
-            .bind::<Text, _>(channel),
+            .bind::<Text, _>(channel)
+            .bind::<SmallInt, _>(task.priority.level())
+            .bind::<Nullable<BigInt>, _>(task.max_execution_time.map(millis))
+            .bind::<Array<SmallInt>, _>(priorities)
+            .bind::<Array<BigInt>, _>(head_starts),
     )
     .load::<IdRow>(conn)
     .await?;
@@ -193,6 +204,9 @@ pub(super) async fn create_many(
     let mut tags = Vec::with_capacity(tasks.len());
     let mut step_counts = Vec::with_capacity(tasks.len());
     let mut actors = Vec::with_capacity(tasks.len());
+    let mut task_priorities = Vec::with_capacity(tasks.len());
+    let mut deadlines = Vec::with_capacity(tasks.len());
+    let (mut step_priorities, mut head_starts) = (Vec::new(), Vec::new());
     let (mut step_task, mut names, mut positions, mut max_attempts, mut timeouts, mut parents) = (
         Vec::new(),
         Vec::new(),
@@ -213,7 +227,11 @@ pub(super) async fn create_many(
         tags.push(Value::from(task.tags.clone()).to_string());
         step_counts.push(task.steps.len() as i32);
         actors.push(task.initiator.as_deref().unwrap_or("tasker"));
+        task_priorities.push(task.priority.level());
+        deadlines.push(task.max_execution_time.map(millis));
         for step in &task.steps {
+            step_priorities.push(step.priority.level());
+            head_starts.push(step.head_start.as_millis());
             step_task.push(ord);
             names.push(step.name.as_str());
             positions.push(step.index as i32);
@@ -247,7 +265,11 @@ pub(super) async fn create_many(
             .bind::<Array<BigInt>, _>(edge_task)
             .bind::<Array<Integer>, _>(from)
             .bind::<Array<Integer>, _>(to)
-            .bind::<Text, _>(channel),
+            .bind::<Text, _>(channel)
+            .bind::<Array<SmallInt>, _>(task_priorities)
+            .bind::<Array<Nullable<BigInt>>, _>(deadlines)
+            .bind::<Array<SmallInt>, _>(step_priorities)
+            .bind::<Array<BigInt>, _>(head_starts),
     )
     .load::<CreatedRow>(conn)
     .await?;

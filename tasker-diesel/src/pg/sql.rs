@@ -56,7 +56,8 @@ pub(super) fn recover_sql(all: bool) -> String {
          ), back AS (
            UPDATE tasker_workflow_steps s
            SET state = CASE WHEN s.attempts >= s.max_attempts THEN 'error' ELSE 'ready' END,
-             run_at = now(), lease_expires_at = NULL, worker_id = NULL, last_error = $1::jsonb,
+             run_at = now(), claim_at = now() - make_interval(secs => s.head_start_ms::float8 / 1000),
+             lease_expires_at = NULL, worker_id = NULL, last_error = $1::jsonb,
              updated_at = now()
            FROM expired WHERE s.workflow_step_id = expired.workflow_step_id
            RETURNING s.workflow_step_id, s.task_id, s.state, s.attempts
@@ -81,11 +82,13 @@ pub(super) fn task_select(tail: &str) -> String {
     format!(
         "SELECT t.task_id, ns.name AS namespace, nt.name, nt.version, t.state,
                 t.context::text AS context, t.identity_key, t.initiator, t.source_system, t.reason,
-                t.tags::text AS tags, {} AS created_ms, {} AS updated_ms
+                t.tags::text AS tags, t.priority::int AS priority, {} AS deadline_ms,
+                {} AS created_ms, {} AS updated_ms
          FROM tasker_tasks t
          JOIN tasker_named_tasks nt ON nt.named_task_id = t.named_task_id
          JOIN tasker_task_namespaces ns ON ns.task_namespace_id = nt.task_namespace_id
          {tail}",
+        ms("t.deadline_at"),
         ms("t.created_at"),
         ms("t.updated_at")
     )

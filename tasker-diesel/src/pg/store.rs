@@ -7,12 +7,13 @@ use diesel::sql_types::{Array, BigInt, Double, Integer, Nullable, Text};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use serde_json::Value;
 use tasker::store::{
-    Capabilities, ClaimRequest, ClaimedStep, Completed, Completion, Created, HandlerRecord,
+    Capabilities, ClaimRequest, ClaimedStep, Completed, Completion, Created, ExpiredTask,
+    HandlerRecord,
     MigrationStatus, NewTask, OperatorAction, Outcome, Store, StoreError, TaskFilter, TaskRecord,
     Transition, UnfinishedHandler,
 };
 use tasker::store::{DeadLetter, DeadLetterFilter, PurgeFilter, StepTransaction};
-use tasker::{StepId, TaskId, TaskState};
+use tasker::{StepError, StepId, TaskId, TaskState};
 
 use super::housekeeping::{vacuum_state, VACUUM_DEAD_ROWS};
 use super::primitives::{task_of_step, PgOps, DIALECT};
@@ -23,7 +24,7 @@ use super::sql::{
 };
 use super::{db, PgStore, Prepared};
 use crate::migrations;
-use crate::operator::TxError;
+use crate::operator::{self, TxError};
 use crate::retention;
 use crate::rows::VersionRow;
 use crate::rows::{
@@ -305,6 +306,22 @@ impl Store for PgStore {
         Ok(row.count as u64)
     }
 
+    async fn expire_deadlines(
+        &self,
+        error: &StepError,
+        actor: &str,
+        limit: u32,
+    ) -> Result<Vec<ExpiredTask>, StoreError> {
+        let mut conn = self.conn().await?;
+        let error = error.clone();
+        let actor = actor.to_owned();
+        conn.transaction(async move |conn| -> Result<_, TxError> {
+            operator::expire_deadlines(&mut PgOps { conn }, &error, &actor, limit).await
+        })
+        .await
+        .map_err(|e| e.into_store("ending tasks past their deadline"))
+    }
+
     async fn wait_for_work(&self, timeout: Duration) {
         let _ = tokio::time::timeout(timeout, self.wakeups.notified()).await;
     }
@@ -372,7 +389,7 @@ impl Store for PgStore {
         let steps = sql_query(format!(
             "SELECT s.workflow_step_id, s.name, s.state, s.attempts, s.max_attempts,
                     s.results::text AS results, s.last_error::text AS last_error,
-                    {} AS run_at_ms,
+                    {} AS run_at_ms, s.priority::int AS priority,
                     COALESCE((SELECT json_agg(p.name ORDER BY p.position)
                               FROM tasker_workflow_step_edges e
                               JOIN tasker_workflow_steps p ON p.workflow_step_id = e.from_step_id

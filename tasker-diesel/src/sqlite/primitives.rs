@@ -3,7 +3,7 @@
 use diesel::sql_types::{BigInt, Integer, Nullable, Text};
 use diesel::{sql_query, RunQueryDsl, SqliteConnection};
 use serde_json::Value;
-use tasker::{StepState, TaskState};
+use tasker::{StepError, StepState, TaskState};
 
 use super::writes::{
     release_children, set_steps_state, set_task_state, step_audit, step_state, task_state,
@@ -71,9 +71,10 @@ impl operator::Primitives for SqliteOps<'_> {
         .load::<StepStateRow>(self.conn)?;
         for step in &failed {
             sql_query(
-                "UPDATE tasker_workflow_steps SET state = 'ready', run_at = ?,
+                "UPDATE tasker_workflow_steps SET state = 'ready', run_at = ?, claim_at = ? - head_start_ms,
                    max_attempts = attempts + attempt_budget, updated_at = ? WHERE workflow_step_id = ?",
             )
+            .bind::<BigInt, _>(now_ms())
             .bind::<BigInt, _>(now_ms())
             .bind::<BigInt, _>(now_ms())
             .bind::<BigInt, _>(step.workflow_step_id)
@@ -165,6 +166,94 @@ impl operator::Primitives for SqliteOps<'_> {
     ) -> Tx<()> {
         set_task_state(self.conn, task_id, from.as_str(), to.as_str(), actor).map(drop)
     }
+
+    async fn lift_deadline(&mut self, task_id: i64) -> Tx<()> {
+        for sql in [
+            "UPDATE tasker_tasks SET deadline_at = NULL WHERE task_id = ? AND deadline_at IS NOT NULL",
+            "UPDATE tasker_workflow_steps SET deadline_at = NULL WHERE task_id = ? AND deadline_at IS NOT NULL",
+        ] {
+            sql_query(sql).bind::<BigInt, _>(task_id).execute(self.conn)?;
+        }
+        Ok(())
+    }
+
+    async fn due_deadlines(&mut self, limit: u32) -> Tx<Vec<(i64, i64)>> {
+        let now = now_ms();
+        let rows = sql_query(
+            "SELECT task_id, named_task_id FROM tasker_tasks
+             WHERE deadline_at <= ? AND deadline_at IS NOT NULL AND state IN ('pending', 'in_progress')
+             UNION
+             SELECT task_id, named_task_id FROM tasker_workflow_steps
+             WHERE deadline_at <= ? AND deadline_at IS NOT NULL AND state = 'ready'
+             LIMIT ?",
+        )
+        .bind::<BigInt, _>(now)
+        .bind::<BigInt, _>(now)
+        .bind::<BigInt, _>(i64::from(limit))
+        .load::<DueRow>(self.conn)?;
+        Ok(rows.into_iter().map(|r| (r.task_id, r.named_task_id)).collect())
+    }
+
+    async fn deadline_passed(&mut self, task_id: i64) -> Tx<bool> {
+        let rows = sql_query(
+            "SELECT task_id AS id FROM tasker_tasks WHERE task_id = ? AND deadline_at <= ?",
+        )
+        .bind::<BigInt, _>(task_id)
+        .bind::<BigInt, _>(now_ms())
+        .load::<IdRow>(self.conn)?;
+        Ok(!rows.is_empty())
+    }
+
+    async fn stop_ready_steps(
+        &mut self,
+        task_id: i64,
+        error: &StepError,
+        actor: &str,
+    ) -> Tx<Vec<(i64, String)>> {
+        let now = now_ms();
+        let stopped = sql_query(
+            "UPDATE tasker_workflow_steps SET state = 'error', last_error = ?, updated_at = ?
+             WHERE task_id = ? AND state = 'ready' AND deadline_at <= ?
+             RETURNING workflow_step_id, name",
+        )
+        .bind::<Text, _>(serde_json::to_string(error).expect("errors serialize"))
+        .bind::<BigInt, _>(now)
+        .bind::<BigInt, _>(task_id)
+        .bind::<BigInt, _>(now)
+        .load::<StoppedRow>(self.conn)?;
+        let message = error.to_string();
+        let mut steps = Vec::with_capacity(stopped.len());
+        for step in stopped {
+            step_audit(
+                self.conn,
+                (step.workflow_step_id, task_id),
+                Some("ready"),
+                "error",
+                None,
+                actor,
+                Some(&message),
+            )?;
+            steps.push((step.workflow_step_id, step.name));
+        }
+        steps.sort_unstable();
+        Ok(steps)
+    }
+}
+
+#[derive(diesel::QueryableByName)]
+struct DueRow {
+    #[diesel(sql_type = BigInt)]
+    task_id: i64,
+    #[diesel(sql_type = BigInt)]
+    named_task_id: i64,
+}
+
+#[derive(diesel::QueryableByName)]
+struct StoppedRow {
+    #[diesel(sql_type = BigInt)]
+    workflow_step_id: i64,
+    #[diesel(sql_type = Text)]
+    name: String,
 }
 
 /// SQLite's way of writing what `crate::retention` needs. Times are epoch

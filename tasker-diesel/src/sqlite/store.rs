@@ -6,12 +6,13 @@ use std::time::Duration;
 use diesel::sql_types::{BigInt, Integer, Nullable, Text};
 use diesel::{sql_query, RunQueryDsl};
 use tasker::store::{
-    Capabilities, ClaimRequest, ClaimedStep, Completed, Completion, Created, HandlerRecord,
+    Capabilities, ClaimRequest, ClaimedStep, Completed, Completion, Created, ExpiredTask,
+    HandlerRecord,
     MigrationStatus, NewTask, OperatorAction, Outcome, Store, StoreError, TaskFilter, TaskRecord,
     Transition, UnfinishedHandler,
 };
 use tasker::store::{DeadLetter, DeadLetterFilter, PurgeFilter};
-use tasker::{StepId, TaskId, TaskState};
+use tasker::{StepError, StepId, TaskId, TaskState};
 
 use super::primitives::{SqliteOps, DIALECT};
 use super::writes::{
@@ -196,11 +197,13 @@ impl Store for SqliteStore {
                      WHERE workflow_step_id IN (
                        SELECT workflow_step_id FROM tasker_workflow_steps
                        WHERE state = 'ready' AND run_at <= ? AND named_task_id IN ({ids})
-                       ORDER BY run_at, workflow_step_id LIMIT ?)
+                         AND (deadline_at IS NULL OR deadline_at > ?)
+                       ORDER BY claim_at, workflow_step_id LIMIT ?)
                      RETURNING workflow_step_id, task_id, state, attempts"
                 ))
                 .bind::<BigInt, _>(now + lease_ms)
                 .bind::<Text, _>(&worker)
+                .bind::<BigInt, _>(now)
                 .bind::<BigInt, _>(now)
                 .bind::<BigInt, _>(now)
                 .bind::<BigInt, _>(limit)
@@ -275,14 +278,15 @@ impl Store for SqliteStore {
                     };
                     let updated = sql_query(
                         "UPDATE tasker_workflow_steps SET state = ?, results = COALESCE(?, results),
-                           last_error = COALESCE(?, last_error), run_at = ?, lease_expires_at = NULL,
-                           updated_at = ?
+                           last_error = COALESCE(?, last_error), run_at = ?,
+                           claim_at = ? - head_start_ms, lease_expires_at = NULL, updated_at = ?
                          WHERE workflow_step_id = ? AND attempts = ? AND state = 'in_progress'
                          RETURNING workflow_step_id, task_id, state, attempts",
                     )
                     .bind::<Text, _>(state)
                     .bind::<Nullable<Text>, _>(results_json)
                     .bind::<Nullable<Text>, _>(error.map(|e| serde_json::to_string(e).expect("errors serialize")))
+                    .bind::<BigInt, _>(run_at)
                     .bind::<BigInt, _>(run_at)
                     .bind::<BigInt, _>(now)
                     .bind::<BigInt, _>(c.step_id.0)
@@ -311,8 +315,10 @@ impl Store for SqliteStore {
                             completed.released = released.len() as u32;
                             completed.task_state = finished;
                             if let (Some(lease), Some(child)) = (c.take_next, released.first()) {
-                                completed.next = Some(take_child(conn, *child, lease, &c.worker)?);
-                                completed.released -= 1;
+                                completed.next = take_child(conn, *child, lease, &c.worker)?;
+                                if completed.next.is_some() {
+                                    completed.released -= 1;
+                                }
                             }
                         }
                         Outcome::Fail(_) => {
@@ -355,9 +361,11 @@ impl Store for SqliteStore {
                     let back = sql_query(
                         "UPDATE tasker_workflow_steps
                          SET state = CASE WHEN attempts >= max_attempts THEN 'error' ELSE 'ready' END,
-                           run_at = ?, lease_expires_at = NULL, worker_id = NULL, last_error = ?, updated_at = ?
+                           run_at = ?, claim_at = ? - head_start_ms, lease_expires_at = NULL,
+                           worker_id = NULL, last_error = ?, updated_at = ?
                          WHERE workflow_step_id = ? RETURNING workflow_step_id, task_id, state, attempts",
                     )
+                    .bind::<BigInt, _>(now)
                     .bind::<BigInt, _>(now)
                     .bind::<Text, _>(lease_expired_error())
                     .bind::<BigInt, _>(now)
@@ -375,6 +383,25 @@ impl Store for SqliteStore {
             self.wakeups.notify_one();
         }
         Ok(recovered)
+    }
+
+    async fn expire_deadlines(
+        &self,
+        error: &StepError,
+        actor: &str,
+        limit: u32,
+    ) -> Result<Vec<ExpiredTask>, StoreError> {
+        let error = error.clone();
+        let actor = actor.to_owned();
+        self.tx("ending tasks past their deadline", move |conn| {
+            operator::run_now(operator::expire_deadlines(
+                &mut SqliteOps { conn },
+                &error,
+                &actor,
+                limit,
+            ))
+        })
+        .await
     }
 
     async fn wait_for_work(&self, timeout: Duration) {
@@ -443,7 +470,7 @@ impl Store for SqliteStore {
                     }))?;
                 let steps = sql_query(
                     "SELECT s.workflow_step_id, s.name, s.state, s.attempts, s.max_attempts, s.results,
-                            s.last_error, s.run_at AS run_at_ms,
+                            s.last_error, s.run_at AS run_at_ms, s.priority,
                             COALESCE((SELECT json_group_array(name) FROM (
                                 SELECT p.name AS name FROM tasker_workflow_step_edges e
                                 JOIN tasker_workflow_steps p ON p.workflow_step_id = e.from_step_id
@@ -543,7 +570,8 @@ impl Store for SqliteStore {
 pub(super) fn task_select(tail: &str) -> String {
     format!(
         "SELECT t.task_id, ns.name AS namespace, nt.name, nt.version, t.state, t.context, t.identity_key,
-                t.initiator, t.source_system, t.reason, t.tags, t.created_at AS created_ms,
+                t.initiator, t.source_system, t.reason, t.tags, t.priority,
+                t.deadline_at AS deadline_ms, t.created_at AS created_ms,
                 t.updated_at AS updated_ms
          FROM tasker_tasks t
          JOIN tasker_named_tasks nt ON nt.named_task_id = t.named_task_id

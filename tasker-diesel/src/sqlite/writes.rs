@@ -207,25 +207,30 @@ pub(super) fn set_steps_state(
     Ok(())
 }
 
-/// Claims a just-released child for the worker that released it.
+/// Claims a just-released child for the worker that released it, unless
+/// its task's deadline has passed.
 pub(super) fn take_child(
     conn: &mut SqliteConnection,
     step_id: i64,
     lease: Duration,
     worker: &str,
-) -> Tx<ClaimedStep> {
+) -> Tx<Option<ClaimedStep>> {
     let now = now_ms();
-    let step = sql_query(
+    let Some(step) = sql_query(
         "UPDATE tasker_workflow_steps SET state = 'in_progress', attempts = attempts + 1,
            lease_expires_at = ?, worker_id = ?, updated_at = ?
-         WHERE workflow_step_id = ? AND state = 'ready'
+         WHERE workflow_step_id = ? AND state = 'ready' AND (deadline_at IS NULL OR deadline_at > ?)
          RETURNING workflow_step_id, task_id, state, attempts",
     )
     .bind::<BigInt, _>(now + lease.as_millis() as i64)
     .bind::<Text, _>(worker)
     .bind::<BigInt, _>(now)
     .bind::<BigInt, _>(step_id)
-    .get_result::<StepStateRow>(conn)?;
+    .bind::<BigInt, _>(now)
+    .get_results::<StepStateRow>(conn)?
+    .pop() else {
+        return Ok(None);
+    };
     step_audit(
         conn,
         (step.workflow_step_id, step.task_id),
@@ -238,7 +243,7 @@ pub(super) fn take_child(
     let row = claim_rows(conn, &step.workflow_step_id.to_string(), "")?
         .pop()
         .expect("the step just claimed exists");
-    Ok(row.into_claimed())
+    Ok(Some(row.into_claimed()))
 }
 
 /// Claim rows (context and parents' outputs) of the steps with these ids.
@@ -256,7 +261,7 @@ pub(super) fn claim_rows(
                           WHERE e.to_step_id = s.workflow_step_id), '[]') AS inputs
          FROM tasker_workflow_steps s JOIN tasker_tasks t ON t.task_id = s.task_id
          WHERE s.workflow_step_id IN ({step_ids})
-         ORDER BY s.run_at, s.workflow_step_id"
+         ORDER BY s.claim_at, s.workflow_step_id"
     ))
     .load::<ClaimRow>(conn)?)
 }
@@ -272,14 +277,18 @@ pub(super) fn create_one(conn: &mut SqliteConnection, task: &NewTask) -> Tx<Crea
         }
     }
     let now = now_ms();
+    let deadline = task
+        .max_execution_time
+        .map(|d| now.saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)));
     let actor = task
         .initiator
         .clone()
         .unwrap_or_else(|| "tasker".to_owned());
     let task_id = sql_query(
         "INSERT INTO tasker_tasks (named_task_id, state, context, identity_key, initiator,
-           source_system, reason, tags, unfinished_steps, created_at, updated_at)
-         VALUES (?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING task_id AS id",
+           source_system, reason, tags, unfinished_steps, priority, deadline_at, created_at,
+           updated_at)
+         VALUES (?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING task_id AS id",
     )
     .bind::<BigInt, _>(task.handler_id)
     .bind::<Text, _>(task.context.to_string())
@@ -289,6 +298,8 @@ pub(super) fn create_one(conn: &mut SqliteConnection, task: &NewTask) -> Tx<Crea
     .bind::<Nullable<Text>, _>(task.reason.as_deref())
     .bind::<Text, _>(Value::from(task.tags.clone()).to_string())
     .bind::<Integer, _>(task.steps.len() as i32)
+    .bind::<Integer, _>(i32::from(task.priority.level()))
+    .bind::<Nullable<BigInt>, _>(deadline)
     .bind::<BigInt, _>(now)
     .bind::<BigInt, _>(now)
     .get_result::<IdRow>(conn)?
@@ -303,8 +314,9 @@ pub(super) fn create_one(conn: &mut SqliteConnection, task: &NewTask) -> Tx<Crea
         };
         let id = sql_query(
             "INSERT INTO tasker_workflow_steps (task_id, named_task_id, name, position, state,
-               max_attempts, attempt_budget, timeout_ms, pending_parents, run_at, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING workflow_step_id AS id",
+               max_attempts, attempt_budget, timeout_ms, pending_parents, priority, head_start_ms,
+               claim_at, deadline_at, run_at, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING workflow_step_id AS id",
         )
         .bind::<BigInt, _>(task_id)
         .bind::<BigInt, _>(task.handler_id)
@@ -315,6 +327,10 @@ pub(super) fn create_one(conn: &mut SqliteConnection, task: &NewTask) -> Tx<Crea
         .bind::<Integer, _>(step.max_attempts as i32)
         .bind::<Nullable<BigInt>, _>(step.timeout.map(|t| t.as_millis() as i64))
         .bind::<Integer, _>(step.parents.len() as i32)
+        .bind::<Integer, _>(i32::from(step.priority.level()))
+        .bind::<BigInt, _>(step.head_start.as_millis())
+        .bind::<BigInt, _>(now - step.head_start.as_millis())
+        .bind::<Nullable<BigInt>, _>(deadline)
         .bind::<BigInt, _>(now)
         .bind::<BigInt, _>(now)
         .bind::<BigInt, _>(now)

@@ -362,6 +362,7 @@ mod tests {
             output: None,
             last_error: error,
             run_at: None,
+            priority: crate::Priority::Normal,
             depends_on: vec![],
         }
     }
@@ -379,6 +380,8 @@ mod tests {
             source_system: None,
             reason: None,
             tags: vec![],
+            priority: crate::Priority::Normal,
+            deadline: None,
             created_at: chrono::Utc::now(),
             updated_at: chrono::Utc::now(),
             steps,

@@ -50,7 +50,11 @@ pub use settings::{
     Settings, StepOverride, StepSettings, TelemetrySettings,
 };
 
+pub(crate) use settings::duration;
 use tree::{Node, NodeValue};
+
+/// The longest `max_execution_time` a handler or a task request may give.
+pub const MAX_EXECUTION_TIME_LIMIT: Duration = Duration::from_secs(366 * 24 * 3600);
 
 /// The environment variable that selects an `environments:` overlay.
 pub const ENV_SELECTOR: &str = "TASKER_ENV";
@@ -416,6 +420,17 @@ impl Config {
             }
             if handler.timeout == Some(Duration::ZERO) {
                 errors.push(self.error_at(&format!("{base}.timeout"), "must be longer than zero"));
+            }
+            if let Some(limit) = handler.max_execution_time {
+                if limit.is_zero() || limit > MAX_EXECUTION_TIME_LIMIT {
+                    errors.push(self.error_at(
+                        &format!("{base}.max_execution_time"),
+                        format!(
+                            "must be between 1ms and {}",
+                            humantime::format_duration(MAX_EXECUTION_TIME_LIMIT)
+                        ),
+                    ));
+                }
             }
             for (step, settings) in &handler.steps {
                 if settings.timeout == Some(Duration::ZERO) {

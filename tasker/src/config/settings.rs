@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::priority::Priority;
 use crate::state::TaskState;
 
 /// The whole configuration: one section per part of tasker.
@@ -81,6 +82,10 @@ pub struct EngineSettings {
     pub subscriber_queue: Option<usize>,
     /// Retry delays.
     pub backoff: BackoffSettings,
+    /// Head start per priority level in the claim queue (`30s`; see
+    /// `tasker::PriorityAging`).
+    #[serde(with = "duration", skip_serializing_if = "Option::is_none")]
+    pub priority_aging: Option<Duration>,
     /// Step settings where neither the code nor `handlers:` say otherwise.
     pub step_defaults: StepSettings,
     /// Finished tasks workers delete in the background (default: none).
@@ -158,6 +163,12 @@ pub struct HandlerSettings {
     /// The handler's own configuration, read into the type its
     /// `#[task_handler(config = T)]` declares.
     pub handler_config: Option<Value>,
+    /// Priority of the handler's tasks when a request names none.
+    pub priority: Option<Priority>,
+    /// Deadline of the handler's tasks, from creation (`5m`), when a
+    /// request names none.
+    #[serde(with = "duration", skip_serializing_if = "Option::is_none")]
+    pub max_execution_time: Option<Duration>,
     /// Per-step settings, keyed by step name.
     pub steps: BTreeMap<String, StepOverride>,
 }
@@ -177,6 +188,8 @@ pub struct StepOverride {
     /// The step's own configuration, read into the type its
     /// `#[step(config = T)]` declares.
     pub handler_config: Option<Value>,
+    /// The step's priority, in place of its task's.
+    pub priority: Option<Priority>,
 }
 
 /// `api:`.

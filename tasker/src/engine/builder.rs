@@ -10,6 +10,7 @@ use crate::config::Config;
 use crate::error::Result;
 use crate::events::{names, ErasedSubscriber, Event, EventBus, Observer, Subscriber};
 use crate::metrics::Metrics;
+use crate::priority::{ClaimOrder, PriorityAging};
 use crate::registry::{RefusedHandler, Registry};
 use crate::step::Resources;
 use crate::store::{HandlerRecord, Store};
@@ -43,6 +44,7 @@ pub struct TaskerBuilder<S: Store> {
     subscribers: Vec<Arc<dyn ErasedSubscriber>>,
     registered_subscribers: bool,
     settings: Option<Config>,
+    claim_order: Option<Arc<dyn ClaimOrder>>,
 }
 
 impl<S: Store> TaskerBuilder<S> {
@@ -111,6 +113,15 @@ impl<S: Store> TaskerBuilder<S> {
         self
     }
 
+    /// Decides where each new step goes in the claim queue, in place of
+    /// the default [`PriorityAging`] (one `engine.priority_aging` of head
+    /// start per priority level). The guide's custom coordinator.
+    #[must_use]
+    pub fn claim_order(mut self, order: impl ClaimOrder) -> Self {
+        self.claim_order = Some(Arc::new(order));
+        self
+    }
+
     /// Applies the store's migrations before starting (default: no).
     #[must_use]
     pub fn migrate(mut self, migrate: bool) -> Self {
@@ -131,6 +142,7 @@ impl<S: Store> TaskerBuilder<S> {
             mut subscribers,
             registered_subscribers,
             settings,
+            claim_order,
         } = self;
         let settings = settings.unwrap_or_default();
         if registered_subscribers {
@@ -154,6 +166,7 @@ impl<S: Store> TaskerBuilder<S> {
         let mut report = StartupReport::default();
         let mut by_id = HashMap::new();
         let mut steps = HashMap::new();
+        let mut task_defaults = HashMap::new();
         let mut ids = HashMap::new();
         let capabilities = store.capabilities();
         for handler in registry.handlers() {
@@ -196,6 +209,7 @@ impl<S: Store> TaskerBuilder<S> {
             let id = store.register_handler(&record).await?;
             by_id.insert(id, handler.clone());
             steps.insert(id, Arc::from(resolved));
+            task_defaults.insert(id, crate::binding::task_defaults(&settings, handler));
             ids.insert(
                 (
                     handler.namespace().to_owned(),
@@ -247,6 +261,9 @@ impl<S: Store> TaskerBuilder<S> {
                 registry,
                 by_id,
                 steps,
+                task_defaults,
+                claim_order: claim_order
+                    .unwrap_or_else(|| Arc::new(PriorityAging::new(config.priority_aging))),
                 settings,
                 ids,
                 served_ids,
@@ -275,6 +292,7 @@ impl<S: Store> Tasker<S> {
             subscribers: Vec::new(),
             registered_subscribers: true,
             settings: None,
+            claim_order: None,
         }
     }
 }

@@ -85,6 +85,10 @@ pub struct EngineConfig {
     /// Finished tasks workers delete in the background; `None` (the
     /// default) keeps everything.
     pub retention: Option<RetentionPolicy>,
+    /// Head start per priority level for the default claim order
+    /// ([`PriorityAging`](crate::PriorityAging)); ignored when the builder
+    /// is given a [`ClaimOrder`](crate::ClaimOrder) of its own.
+    pub priority_aging: Duration,
 }
 
 /// What workers purge in the background, and how often. Each rule names
@@ -155,6 +159,7 @@ impl Default for EngineConfig {
             subscriber_timeout: Duration::from_secs(5),
             subscriber_queue: 1024,
             retention: None,
+            priority_aging: crate::priority::PriorityAging::DEFAULT_AGING,
         }
     }
 }
@@ -206,6 +211,7 @@ impl Config {
         set(&mut engine.backoff.base, e.backoff.base);
         set(&mut engine.backoff.cap, e.backoff.cap);
         set(&mut engine.backoff.jitter, e.backoff.jitter);
+        set(&mut engine.priority_aging, e.priority_aging);
         let d = &e.step_defaults;
         set(&mut engine.step_defaults.retry_limit, d.retry_limit);
         set(&mut engine.step_defaults.retryable, d.retryable);

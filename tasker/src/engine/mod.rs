@@ -21,7 +21,8 @@ use std::time::Duration;
 
 use semver::Version;
 
-use crate::binding::ResolvedStep;
+use crate::binding::{ResolvedStep, TaskDefaults};
+use crate::priority::{ClaimOrder, QueuedStep};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::events::{names, Catalog, Event, EventBus, SubscriberFailures};
@@ -54,6 +55,10 @@ pub(crate) struct Inner<S> {
     pub(crate) by_id: HashMap<i64, Handler>,
     /// Each served handler's steps, every configuration layer applied.
     pub(crate) steps: HashMap<i64, Arc<[ResolvedStep]>>,
+    /// Each served handler's configured task priority and deadline.
+    pub(crate) task_defaults: HashMap<i64, TaskDefaults>,
+    /// Where new steps go in the claim queue.
+    pub(crate) claim_order: Arc<dyn ClaimOrder>,
     pub(crate) settings: Config,
     pub(crate) ids: HashMap<(String, String, Version), i64>,
     pub(crate) served_ids: Vec<i64>,
@@ -200,12 +205,32 @@ impl<S: Store> Tasker<S> {
             .ok_or_else(|| Error::HandlerNotServed(handler.key()))?;
         let graph = handler.graph();
         let resolved = self.resolved_steps(handler_id);
+        let defaults = self
+            .inner
+            .task_defaults
+            .get(&handler_id)
+            .copied()
+            .unwrap_or_default();
+        let task_priority = request
+            .priority
+            .or(defaults.priority)
+            .unwrap_or_default();
+        let order = &*self.inner.claim_order;
         let steps = handler
             .steps()
             .iter()
             .zip(resolved.iter())
             .map(|(step, resolved)| {
                 let config = resolved.config;
+                let priority = resolved.priority.unwrap_or(task_priority);
+                let head_start = order.head_start(&QueuedStep {
+                    namespace: handler.namespace(),
+                    handler: handler.name(),
+                    step: step.name(),
+                    priority,
+                    task_priority,
+                    context: &request.context,
+                });
                 NewStep {
                     name: step.name().to_owned(),
                     index: graph.index_of(step.name()).expect("graph holds every step") as u32,
@@ -216,6 +241,8 @@ impl<S: Store> Tasker<S> {
                         .collect(),
                     max_attempts: config.max_attempts(),
                     timeout: config.timeout,
+                    priority,
+                    head_start,
                 }
             })
             .collect();
@@ -227,6 +254,10 @@ impl<S: Store> Tasker<S> {
             source_system: request.source_system,
             reason: request.reason,
             tags: request.tags,
+            priority: task_priority,
+            max_execution_time: request
+                .max_execution_time
+                .or(defaults.max_execution_time),
             steps,
         };
         Ok((task, handler))

@@ -6,7 +6,13 @@ use crate::error::Result;
 use crate::events::{names, Event};
 use crate::ids::{StepId, TaskId};
 use crate::state::{StepState, TaskState};
-use crate::store::{OperatorAction, PurgeFilter, Store, TaskRecord};
+use crate::step::StepError;
+use crate::store::{
+    ExpiredTask, OperatorAction, PurgeFilter, Store, TaskRecord, DEADLINE_EXCEEDED,
+};
+
+/// Tasks ended per deadline statement.
+const DEADLINE_BATCH: u32 = 200;
 
 /// The pause between purge batches: workers' claims get the tables.
 const PURGE_PAUSE: std::time::Duration = std::time::Duration::from_millis(20);
@@ -124,6 +130,81 @@ impl<S: Store> Tasker<S> {
             if let Err(e) = self.purge(&filter).await {
                 tracing::warn!("retention: purging {:?} failed: {e}", rule.states);
             }
+        }
+    }
+
+    /// Ends tasks past their deadline (`max_execution_time`) now: steps not
+    /// yet started go to `error` with `DeadlineExceeded`, the task to
+    /// `error`, with `task.deadline_exceeded`, `task.failed` and
+    /// `workflow.task_finalized` events. Workers do this on every
+    /// maintenance tick (a third of the lease); returns how many tasks it
+    /// ended.
+    pub async fn expire_deadlines(&self) -> usize {
+        let error = StepError::permanent(
+            "the task's deadline (max_execution_time) passed before this step started",
+        )
+        .with_class(DEADLINE_EXCEEDED);
+        let mut ended = 0;
+        loop {
+            let expired = match self
+                .store()
+                .expire_deadlines(&error, "deadline", DEADLINE_BATCH)
+                .await
+            {
+                Ok(expired) => expired,
+                Err(e) => {
+                    tracing::warn!("ending tasks past their deadline failed: {e}");
+                    return ended;
+                }
+            };
+            let full = expired.len() as u32 >= DEADLINE_BATCH;
+            ended += expired.len();
+            for task in expired {
+                self.announce_expired(task, &error);
+            }
+            if !full {
+                return ended;
+            }
+        }
+    }
+
+    fn announce_expired(&self, task: ExpiredTask, error: &StepError) {
+        let Some(handler) = self.handler_by_id(task.handler_id) else {
+            return;
+        };
+        tracing::warn!(
+            task_id = task.task_id.0,
+            steps = task.steps.len(),
+            "task {} passed its deadline; {} steps will not run",
+            task.task_id,
+            task.steps.len()
+        );
+        let names: Vec<serde_json::Value> = task
+            .steps
+            .iter()
+            .map(|(_, name)| name.as_str().into())
+            .collect();
+        self.publish(
+            handler
+                .event(names::TASK_DEADLINE_EXCEEDED)
+                .with_task(task.task_id)
+                .with_count(task.steps.len() as u64)
+                .with_message(error.message().to_owned())
+                .with_data(names.into()),
+        );
+        if task.failed {
+            self.publish(
+                handler
+                    .event(names::TASK_FAILED)
+                    .with_task(task.task_id)
+                    .with_error(error.class(), error.message()),
+            );
+            self.publish(
+                handler
+                    .event(names::WORKFLOW_TASK_FINALIZED)
+                    .with_task(task.task_id)
+                    .with_task_state(TaskState::Error),
+            );
         }
     }
 

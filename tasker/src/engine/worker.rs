@@ -221,6 +221,7 @@ async fn maintain<S: Store>(tasker: &Tasker<S>, leases: &Leases) {
             tasker.inner.housekeeping.store(false, Ordering::Release);
         });
     }
+    tasker.expire_deadlines().await;
     if tasker.mode() == CoordinationMode::Distributed {
         match tasker.store().recover_expired(false).await {
             Ok(0) => {}

@@ -71,6 +71,8 @@ built_in! {
         "Every step of the task is complete or resolved by hand.";
     TASK_FAILED = "task.failed", Task, ["task_id", "namespace", "name", "version", "step", "error_class", "error_message"],
         "A step failed for good (permanent error or out of retries); the task is in error.";
+    TASK_DEADLINE_EXCEEDED = "task.deadline_exceeded", Task, ["task_id", "namespace", "name", "version", "count", "error_message", "data"],
+        "The task passed its deadline (max_execution_time): its `count` steps that had not started (names in `data`) are in error and will not run.";
     TASK_RETRY_REQUESTED = "task.retry_requested", Task, ["task_id", "namespace", "name", "version", "actor"],
         "An operator retried the failed task.";
     TASK_CANCELLED = "task.cancelled", Task, ["task_id", "namespace", "name", "version", "actor"],

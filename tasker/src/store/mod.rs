@@ -14,6 +14,7 @@ use serde_json::Value;
 
 pub use crate::ids::StepId;
 use crate::ids::TaskId;
+use crate::priority::{HeadStart, Priority};
 use crate::state::{StepState, TaskState};
 use crate::step::StepError;
 pub use crate::transaction::StepTransaction;
@@ -135,6 +136,11 @@ pub struct NewStep {
     pub max_attempts: u32,
     /// Attempt timeout.
     pub timeout: Option<Duration>,
+    /// The step's priority (its configured one, else its task's).
+    pub priority: Priority,
+    /// Its place in the claim queue: the step is claimed as if it had
+    /// become ready this much earlier (see [`ClaimOrder`](crate::ClaimOrder)).
+    pub head_start: HeadStart,
 }
 
 /// A task to create: the task row, its steps and their edges.
@@ -155,6 +161,10 @@ pub struct NewTask {
     pub reason: Option<String>,
     /// Free-form tags.
     pub tags: Vec<String>,
+    /// The task's priority.
+    pub priority: Priority,
+    /// The deadline, from creation (measured by the database's clock).
+    pub max_execution_time: Option<Duration>,
     /// The steps.
     pub steps: Vec<NewStep>,
 }
@@ -273,6 +283,24 @@ pub struct Completed {
     pub next: Option<ClaimedStep>,
 }
 
+/// A task that passed its deadline, as [`Store::expire_deadlines`]
+/// ended it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpiredTask {
+    /// The task.
+    pub task_id: TaskId,
+    /// Its handler's store id.
+    pub handler_id: i64,
+    /// Its steps that had not started and are now in `error`.
+    pub steps: Vec<(StepId, String)>,
+    /// Whether the task itself moved to `error` now (it was pending or in
+    /// progress; a task already in `error` only had steps stopped).
+    pub failed: bool,
+}
+
+/// The error recorded on a step that its task's deadline stopped.
+pub const DEADLINE_EXCEEDED: &str = "DeadlineExceeded";
+
 /// A step as stored, for reading.
 #[cfg_attr(feature = "http", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Serialize)]
@@ -293,6 +321,8 @@ pub struct StepRecord {
     pub last_error: Option<StepError>,
     /// When it may next be claimed (for `ready` steps).
     pub run_at: Option<DateTime<Utc>>,
+    /// Its priority.
+    pub priority: Priority,
     /// The names of the steps it depends on.
     pub depends_on: Vec<String>,
 }
@@ -323,6 +353,12 @@ pub struct TaskRecord {
     pub reason: Option<String>,
     /// Tags.
     pub tags: Vec<String>,
+    /// Its priority.
+    pub priority: Priority,
+    /// After this, steps not yet started are failed instead of run
+    /// (`max_execution_time`); `None` when the task has no deadline or an
+    /// operator retry lifted it.
+    pub deadline: Option<DateTime<Utc>>,
     /// When created.
     pub created_at: DateTime<Utc>,
     /// When it last changed state.
@@ -584,6 +620,19 @@ pub trait Store: Send + Sync + 'static {
             ))
         }
     }
+
+    /// Ends tasks past their deadline: their steps that have not started
+    /// (`pending`, `ready`, waiting to retry) go to `error` with
+    /// `error` as their last error, audited with `actor`, and the task goes
+    /// to `error` if it was pending or in progress. Steps already running
+    /// finish, and their results are recorded, but release nothing. At most
+    /// `limit` tasks per call; cheap when none is due.
+    fn expire_deadlines(
+        &self,
+        error: &StepError,
+        actor: &str,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<ExpiredTask>, StoreError>> + Send;
 
     /// Housekeeping the store needs now and then; workers call it from
     /// their maintenance tick, so it must be cheap when there is nothing

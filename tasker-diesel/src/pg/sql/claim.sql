@@ -1,7 +1,8 @@
 WITH picked AS (
   SELECT workflow_step_id FROM tasker_workflow_steps
   WHERE state = 'ready' AND run_at <= now() AND named_task_id = ANY($1)
-  ORDER BY run_at, workflow_step_id
+    AND (deadline_at IS NULL OR deadline_at > now())
+  ORDER BY claim_at, workflow_step_id
   LIMIT $2
   FOR UPDATE SKIP LOCKED
 ), claimed AS (

@@ -20,6 +20,7 @@ WITH input AS MATERIALIZED (
   JOIN parents_done p ON p.to_step_id = e.to_step_id
   JOIN tasker_workflow_steps c ON c.workflow_step_id = e.to_step_id
   WHERE c.pending_parents = p.n AND c.state = 'pending'
+    AND (c.deadline_at IS NULL OR c.deadline_at > now())
   ORDER BY e.to_step_id, e.from_step_id
 ), take AS (
   SELECT DISTINCT ON (from_step_id) from_step_id, to_step_id FROM candidates

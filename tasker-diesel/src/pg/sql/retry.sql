@@ -1,6 +1,7 @@
 WITH s AS (
   UPDATE tasker_workflow_steps SET state = 'ready',
-    run_at = now() + make_interval(secs => $5), lease_expires_at = NULL, worker_id = NULL,
+    run_at = now() + make_interval(secs => $5),
+    claim_at = now() + make_interval(secs => $5 - head_start_ms::float8 / 1000), lease_expires_at = NULL, worker_id = NULL,
     last_error = $2::jsonb, updated_at = now()
   WHERE workflow_step_id = $1 AND attempts = $3 AND state = 'in_progress'
   RETURNING workflow_step_id, task_id

@@ -1,0 +1,10 @@
+DROP INDEX tasker_workflow_steps_deadline;
+DROP INDEX tasker_tasks_deadline;
+DROP INDEX tasker_workflow_steps_ready;
+CREATE INDEX tasker_workflow_steps_ready ON tasker_workflow_steps (run_at, workflow_step_id) WHERE state = 'ready';
+ALTER TABLE tasker_workflow_steps DROP COLUMN deadline_at;
+ALTER TABLE tasker_workflow_steps DROP COLUMN claim_at;
+ALTER TABLE tasker_workflow_steps DROP COLUMN head_start_ms;
+ALTER TABLE tasker_workflow_steps DROP COLUMN priority;
+ALTER TABLE tasker_tasks DROP COLUMN deadline_at;
+ALTER TABLE tasker_tasks DROP COLUMN priority;
