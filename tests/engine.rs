@@ -10,46 +10,10 @@ use serde_json::json;
 use tasker::prelude::*;
 use tasker::store::{Created, Transition};
 use tasker::{Error, HeadStart, Priority, StepState, Store, TaskId, TaskRequest, TaskState};
+use tasker_tests::assert_legal;
 use tasker_tests::handlers::{Attempts, Diamond, Flaky, Job, Script, Seed, SlowJob, Switch};
 
 const WAIT: Duration = Duration::from_secs(20);
-
-/// Every transition in the audit trail is legal and continues from the
-/// previous state of the same row.
-fn assert_legal(transitions: &[Transition]) {
-    let mut last: HashMap<(bool, i64), String> = HashMap::new();
-    let mut sorted = transitions.to_vec();
-    sorted.sort_by_key(|t| (t.step_id.is_some(), t.seq));
-    for t in &sorted {
-        let key = (t.step_id.is_some(), t.step_id.map_or(t.task_id.0, |s| s.0));
-        match (&t.from_state, last.get(&key)) {
-            (None, None) => {}
-            (Some(from), Some(prev)) => {
-                assert_eq!(from, prev, "transition {t:?} does not continue from {prev}")
-            }
-            (from, prev) => {
-                panic!("transition {t:?} breaks the chain (from {from:?}, previous {prev:?})")
-            }
-        }
-        if let Some(from) = &t.from_state {
-            let legal = if t.step_id.is_some() {
-                from.parse::<StepState>()
-                    .unwrap()
-                    .can_transition_to(t.to_state.parse().unwrap())
-            } else {
-                from.parse::<TaskState>()
-                    .unwrap()
-                    .can_transition_to(t.to_state.parse().unwrap())
-            };
-            assert!(legal, "illegal transition {t:?}");
-        } else if t.step_id.is_some() {
-            assert!(matches!(t.to_state.as_str(), "pending" | "ready"), "{t:?}");
-        } else {
-            assert_eq!(t.to_state, "pending", "{t:?}");
-        }
-        last.insert(key, t.to_state.clone());
-    }
-}
 
 fn step_id_of(task: &tasker::store::TaskRecord, name: &str) -> tasker::StepId {
     task.steps.iter().find(|s| s.name == name).unwrap().step_id

@@ -263,3 +263,37 @@ impl Ledger {
         Ok(record)
     }
 }
+
+/// Context of [`Ordered`]: a label to record.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Label {
+    /// What `record` appends to the [`RunOrder`].
+    pub label: String,
+}
+
+/// The labels of [`Ordered`] tasks in the order their step ran; an
+/// `Arc<RunOrder>` resource.
+#[derive(Debug, Default)]
+pub struct RunOrder(pub Mutex<Vec<String>>);
+
+impl RunOrder {
+    /// The labels recorded so far.
+    pub fn labels(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+/// A single-step workflow that records when it ran, for the claim-order
+/// tests.
+pub struct Ordered;
+
+#[task_handler(namespace = "tests", version = "1.0.0", context = Label)]
+impl Ordered {
+    /// Appends the label to the run order.
+    #[step]
+    async fn record(ctx: &StepContext<Label>) -> StepResult<()> {
+        let order = ctx.resource::<Arc<RunOrder>>()?;
+        order.0.lock().unwrap().push(ctx.context().label.clone());
+        Ok(())
+    }
+}

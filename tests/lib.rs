@@ -65,6 +65,43 @@ macro_rules! on_both_stores {
     };
 }
 
+/// Every transition in the audit trail is legal and continues from the
+/// previous state of the same row.
+pub fn assert_legal(transitions: &[tasker::store::Transition]) {
+    let mut last: std::collections::HashMap<(bool, i64), String> = std::collections::HashMap::new();
+    let mut sorted = transitions.to_vec();
+    sorted.sort_by_key(|t| (t.step_id.is_some(), t.seq));
+    for t in &sorted {
+        let key = (t.step_id.is_some(), t.step_id.map_or(t.task_id.0, |s| s.0));
+        match (&t.from_state, last.get(&key)) {
+            (None, None) => {}
+            (Some(from), Some(prev)) => {
+                assert_eq!(from, prev, "transition {t:?} does not continue from {prev}")
+            }
+            (from, prev) => {
+                panic!("transition {t:?} breaks the chain (from {from:?}, previous {prev:?})")
+            }
+        }
+        if let Some(from) = &t.from_state {
+            let legal = if t.step_id.is_some() {
+                from.parse::<tasker::StepState>()
+                    .unwrap()
+                    .can_transition_to(t.to_state.parse().unwrap())
+            } else {
+                from.parse::<tasker::TaskState>()
+                    .unwrap()
+                    .can_transition_to(t.to_state.parse().unwrap())
+            };
+            assert!(legal, "illegal transition {t:?}");
+        } else if t.step_id.is_some() {
+            assert!(matches!(t.to_state.as_str(), "pending" | "ready"), "{t:?}");
+        } else {
+            assert_eq!(t.to_state, "pending", "{t:?}");
+        }
+        last.insert(key, t.to_state.clone());
+    }
+}
+
 /// Every handler linked into the binary.
 pub fn registry() -> Registry {
     Registry::from_inventory().expect("a valid registry")

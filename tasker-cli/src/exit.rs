@@ -107,9 +107,11 @@ impl From<tasker::Error> for CliError {
             Error::Store(StoreError::Unavailable(_)) => Exit::Unavailable,
             Error::Store(StoreError::Invalid(_)) => Exit::Usage,
             Error::Lookup(_) | Error::UnknownStep { .. } => Exit::NotFound,
-            Error::Context(_) | Error::Payload(_) | Error::InvalidRequest(_) | Error::Config(_) => {
-                Exit::Usage
-            }
+            Error::Context(_)
+            | Error::Payload(_)
+            | Error::InvalidRequest(_)
+            | Error::RequestValue { .. }
+            | Error::Config(_) => Exit::Usage,
             Error::Timeout { .. } => Exit::TimedOut,
             _ => Exit::Failure,
         };

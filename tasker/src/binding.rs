@@ -41,9 +41,7 @@ pub(crate) fn task_defaults(config: &Config, handler: &Handler) -> TaskDefaults 
     let mut defaults = TaskDefaults::default();
     for (_, settings) in entries_for(config, handler) {
         defaults.priority = settings.priority.or(defaults.priority);
-        defaults.max_execution_time = settings
-            .max_execution_time
-            .or(defaults.max_execution_time);
+        defaults.max_execution_time = settings.max_execution_time.or(defaults.max_execution_time);
     }
     defaults
 }

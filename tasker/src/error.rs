@@ -53,6 +53,14 @@ pub enum Error {
     /// A task request body that is not valid JSON of the expected shape.
     #[error("malformed task request: {0}; send a JSON object with `namespace`, `name`, optional `version` and `context`")]
     InvalidRequest(String),
+    /// A well-formed task request with a value out of range.
+    #[error("invalid task request: `{field}` {problem}")]
+    RequestValue {
+        /// The request field, as named in JSON.
+        field: &'static str,
+        /// What is wrong and what to give instead.
+        problem: String,
+    },
     /// The store failed.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),

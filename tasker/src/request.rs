@@ -5,10 +5,10 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::config::MAX_EXECUTION_TIME_LIMIT;
 use crate::error::{Error, Result};
 use crate::handler::TaskHandler;
 use crate::payload;
-use crate::config::MAX_EXECUTION_TIME_LIMIT;
 use crate::priority::Priority;
 
 /// A request to create a task: the handler (namespace, name, version) and
@@ -252,11 +252,14 @@ impl TaskRequest {
         if let Some(limit) = self.max_execution_time {
             if limit.is_zero() || limit > MAX_EXECUTION_TIME_LIMIT {
                 self.discard();
-                return Err(Error::InvalidRequest(format!(
-                    "max_execution_time {} is out of range: give between 1ms and {}",
-                    humantime::format_duration(limit),
-                    humantime::format_duration(MAX_EXECUTION_TIME_LIMIT)
-                )));
+                return Err(Error::RequestValue {
+                    field: "max_execution_time",
+                    problem: format!(
+                        "is {}, out of range: give between 1ms and {} days",
+                        humantime::format_duration(limit),
+                        MAX_EXECUTION_TIME_LIMIT.as_secs() / 86_400
+                    ),
+                });
             }
         }
         let context = payload::check_owned(self.context, "context")?;

@@ -236,7 +236,10 @@ impl operator::Primitives for PgOps<'_> {
         .bind::<BigInt, _>(i64::from(limit))
         .load::<DueRow>(self.conn)
         .await?;
-        Ok(rows.into_iter().map(|r| (r.task_id, r.named_task_id)).collect())
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.task_id, r.named_task_id))
+            .collect())
     }
 
     async fn deadline_passed(&mut self, task_id: i64) -> Tx<bool> {

@@ -121,7 +121,11 @@ pub(super) async fn create_one(
         .collect();
     let parents: Vec<i32> = task.steps.iter().map(|s| s.parents.len() as i32).collect();
     let priorities: Vec<i16> = task.steps.iter().map(|s| s.priority.level()).collect();
-    let head_starts: Vec<i64> = task.steps.iter().map(|s| s.head_start.as_millis()).collect();
+    let head_starts: Vec<i64> = task
+        .steps
+        .iter()
+        .map(|s| s.head_start.as_millis())
+        .collect();
     let (from, to): (Vec<i32>, Vec<i32>) = task
         .steps
         .iter()

@@ -8,9 +8,8 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncC
 use serde_json::Value;
 use tasker::store::{
     Capabilities, ClaimRequest, ClaimedStep, Completed, Completion, Created, ExpiredTask,
-    HandlerRecord,
-    MigrationStatus, NewTask, OperatorAction, Outcome, Store, StoreError, TaskFilter, TaskRecord,
-    Transition, UnfinishedHandler,
+    HandlerRecord, MigrationStatus, NewTask, OperatorAction, Outcome, Store, StoreError,
+    TaskFilter, TaskRecord, Transition, UnfinishedHandler,
 };
 use tasker::store::{DeadLetter, DeadLetterFilter, PurgeFilter, StepTransaction};
 use tasker::{StepError, StepId, TaskId, TaskState};

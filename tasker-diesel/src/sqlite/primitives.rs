@@ -191,7 +191,10 @@ impl operator::Primitives for SqliteOps<'_> {
         .bind::<BigInt, _>(now)
         .bind::<BigInt, _>(i64::from(limit))
         .load::<DueRow>(self.conn)?;
-        Ok(rows.into_iter().map(|r| (r.task_id, r.named_task_id)).collect())
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.task_id, r.named_task_id))
+            .collect())
     }
 
     async fn deadline_passed(&mut self, task_id: i64) -> Tx<bool> {

@@ -7,9 +7,8 @@ use diesel::sql_types::{BigInt, Integer, Nullable, Text};
 use diesel::{sql_query, RunQueryDsl};
 use tasker::store::{
     Capabilities, ClaimRequest, ClaimedStep, Completed, Completion, Created, ExpiredTask,
-    HandlerRecord,
-    MigrationStatus, NewTask, OperatorAction, Outcome, Store, StoreError, TaskFilter, TaskRecord,
-    Transition, UnfinishedHandler,
+    HandlerRecord, MigrationStatus, NewTask, OperatorAction, Outcome, Store, StoreError,
+    TaskFilter, TaskRecord, Transition, UnfinishedHandler,
 };
 use tasker::store::{DeadLetter, DeadLetterFilter, PurgeFilter};
 use tasker::{StepError, StepId, TaskId, TaskState};

@@ -39,7 +39,7 @@ impl IntoResponse for ApiError {
 impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
         match e {
-            Error::InvalidRequest(_) => {
+            Error::InvalidRequest(_) | Error::RequestValue { .. } => {
                 ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.to_string())
             }
             Error::Lookup(_) | Error::HandlerNotServed(_) => ApiError::new(

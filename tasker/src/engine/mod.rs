@@ -22,13 +22,13 @@ use std::time::Duration;
 use semver::Version;
 
 use crate::binding::{ResolvedStep, TaskDefaults};
-use crate::priority::{ClaimOrder, QueuedStep};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::events::{names, Catalog, Event, EventBus, SubscriberFailures};
 use crate::handler::Handler;
 use crate::ids::TaskId;
 use crate::metrics::Metrics;
+use crate::priority::{ClaimOrder, QueuedStep};
 use crate::registry::Registry;
 use crate::request::TaskRequest;
 use crate::state::TaskState;
@@ -211,10 +211,7 @@ impl<S: Store> Tasker<S> {
             .get(&handler_id)
             .copied()
             .unwrap_or_default();
-        let task_priority = request
-            .priority
-            .or(defaults.priority)
-            .unwrap_or_default();
+        let task_priority = request.priority.or(defaults.priority).unwrap_or_default();
         let order = &*self.inner.claim_order;
         let steps = handler
             .steps()
@@ -255,9 +252,7 @@ impl<S: Store> Tasker<S> {
             reason: request.reason,
             tags: request.tags,
             priority: task_priority,
-            max_execution_time: request
-                .max_execution_time
-                .or(defaults.max_execution_time),
+            max_execution_time: request.max_execution_time.or(defaults.max_execution_time),
             steps,
         };
         Ok((task, handler))
