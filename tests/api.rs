@@ -140,7 +140,7 @@ async fn create_a_task_over_rest_watch_it_complete_and_draw_it() {
     let base = serve(tasker.clone(), ApiConfig::new(tokens())).await;
     let client = Client::new();
 
-    let body = r#"{"namespace": "tests", "name": "diamond", "version": "^1", "context": {"value": 3}, "identity_key": "rest-1"}"#;
+    let body = r#"{"namespace": "tests", "name": "diamond", "version": "^1", "context": {"value": 3}, "identity_key": "rest-1", "priority": "high", "max_execution_time": "10m"}"#;
     let (status, created) = call(
         &client,
         Method::POST,
@@ -156,6 +156,13 @@ async fn create_a_task_over_rest_watch_it_complete_and_draw_it() {
         created["task"]["initiator"], "admin",
         "the caller is recorded"
     );
+    assert_eq!(created["task"]["priority"], "high", "{created}");
+    assert_eq!(created["task"]["steps"][0]["priority"], "high", "{created}");
+    let deadline: chrono::DateTime<chrono::Utc> =
+        serde_json::from_value(created["task"]["deadline"].clone()).unwrap();
+    let created_at: chrono::DateTime<chrono::Utc> =
+        serde_json::from_value(created["task"]["created_at"].clone()).unwrap();
+    assert_eq!((deadline - created_at).num_seconds(), 600, "{created}");
     // The same identity key: the existing task, 200.
     let (status, again) = call(
         &client,
@@ -529,6 +536,34 @@ async fn bad_input_gets_a_clear_4xx_and_writes_nothing() {
             .contains("at `value`"),
         "{body}"
     );
+    for (field, body, message) in [
+        (
+            "priority",
+            r#"{"namespace": "tests", "name": "diamond", "context": {"value": 1}, "priority": "urgent"}"#,
+            "unknown variant `urgent`, expected one of `low`, `normal`, `high`, `critical`",
+        ),
+        (
+            "max_execution_time",
+            r#"{"namespace": "tests", "name": "diamond", "context": {"value": 1}, "max_execution_time": "0s"}"#,
+            "`max_execution_time` is 0s, out of range: give between 1ms and 366 days",
+        ),
+        (
+            "max_execution_time",
+            r#"{"namespace": "tests", "name": "diamond", "context": {"value": 1}, "max_execution_time": "forever"}"#,
+            "invalid duration \"forever\"",
+        ),
+    ] {
+        let (status, body) = post(body.into()).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_request")),
+            "{field}: {body}"
+        );
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains(message),
+            "{field}: {body}"
+        );
+    }
     let (status, body) =
         post(r#"{"namespace": "tests", "name": "no_such_handler", "context": {}}"#.into()).await;
     assert_eq!(
@@ -697,7 +732,7 @@ async fn the_same_through_graphql() {
         &client,
         &base,
         Some(ALL),
-        r#"mutation { createTask(input: {namespace: "tests", name: "diamond", context: {value: 5}}) { created taskId task { state namespace } } }"#,
+        r#"mutation { createTask(input: {namespace: "tests", name: "diamond", context: {value: 5}, priority: "critical", maxExecutionTime: "1h"}) { created taskId task { state namespace priority deadline steps { priority } } } }"#,
     )
     .await;
     assert_eq!(status, 200, "{body}");
@@ -707,6 +742,10 @@ async fn the_same_through_graphql() {
         body["data"]["createTask"]["task"]["namespace"], "tests",
         "{body}"
     );
+    let created = &body["data"]["createTask"]["task"];
+    assert_eq!(created["priority"], "critical", "{body}");
+    assert_eq!(created["steps"][0]["priority"], "critical", "{body}");
+    assert!(created["deadline"].is_string(), "{body}");
     let id = body["data"]["createTask"]["taskId"].as_i64().unwrap();
     let mut state = String::new();
     for _ in 0..500 {
@@ -751,6 +790,30 @@ async fn the_same_through_graphql() {
         body["errors"][0]["extensions"]["code"], "INVALID_CONTEXT",
         "{body}"
     );
+    for (input, message) in [
+        (
+            r#"priority: "urgent""#,
+            "unknown priority `urgent`; use low, normal, high or critical",
+        ),
+        (r#"maxExecutionTime: "0s""#, "out of range"),
+        (r#"maxExecutionTime: "soon""#, "invalid duration"),
+    ] {
+        let query = format!(
+            r#"mutation {{ createTask(input: {{namespace: "tests", name: "diamond", context: {{value: 1}}, {input}}}) {{ taskId }} }}"#
+        );
+        let (_, body) = graphql(&client, &base, Some(ALL), &query).await;
+        assert_eq!(
+            body["errors"][0]["extensions"]["code"], "INVALID_REQUEST",
+            "{input}: {body}"
+        );
+        assert!(
+            body["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains(message),
+            "{input}: {body}"
+        );
+    }
     let (status, body) = graphql(
         &client,
         &base,

@@ -353,6 +353,14 @@ fn bad_values_say_what_to_write() {
             "tasker.yaml:4:9: engine.retention.rules.0.states: must be a non-empty list of finished states (`complete`, `cancelled`, `resolved_manually`) or `error`",
         ),
         (
+            "handlers:\n  configured/plain:\n    priority: urgent\n",
+            "tasker.yaml:3:5: handlers.configured/plain.priority: unknown variant `urgent`, expected one of `low`, `normal`, `high`, `critical`",
+        ),
+        (
+            "handlers:\n  configured/plain:\n    max_execution_time: 0s\n",
+            "tasker.yaml:3:5: handlers.configured/plain.max_execution_time: must be between 1ms and 366 days",
+        ),
+        (
             "database:\n  schema: Tasker-Prod\n",
             "tasker.yaml:2:3: database.schema: must be lowercase letters, digits and `_`",
         ),
@@ -403,7 +411,7 @@ fn file_and_environment_mistakes_are_named() {
         error_text("engine: {}\n", &[("TASKER__ENGINE__CONCURENCY", "3")]),
         "environment variable TASKER__ENGINE__CONCURENCY: engine.concurency: unknown field \
          `concurency`, expected one of `concurrency`, `claim_batch`, `lease`, `poll_interval`, \
-         `worker_id`, `subscriber_timeout`, `subscriber_queue`, `backoff`, `step_defaults`, \
+         `worker_id`, `subscriber_timeout`, `subscriber_queue`, `backoff`, `priority_aging`, `step_defaults`, \
          `retention`"
     );
     assert!(error_text("", &[("TASKER__HANDLERS__X", "1")])
@@ -626,9 +634,96 @@ async fn a_bad_configuration_refuses_to_start<S: tasker::Store>(store: S) {
     assert!(matches!(error, tasker::Error::Config(_)));
 }
 
+/// Priorities and deadlines from the file: the handler's default, a
+/// step's own priority, and a request's values winning over both.
+async fn priorities_and_deadlines_come_from_the_file<S: tasker::Store>(store: S) {
+    let config = load(
+        "engine:
+  priority_aging: 5s
+handlers:
+  configured/configured:
+    priority: low
+    max_execution_time: 10m
+    handler_config:
+      base_url: https://pay.test
+    steps:
+      charge:
+        handler_config:
+          fail_times: 0
+      notify:
+        priority: critical
+",
+        &[],
+    )
+    .unwrap();
+    let mut engine = EngineConfig::default();
+    config.apply_engine(&mut engine);
+    assert_eq!(engine.priority_aging, Duration::from_secs(5));
+    let tasker = Tasker::builder(store)
+        .registry(registry())
+        .configure(tasker_tests::fast_config)
+        .settings(config)
+        .build()
+        .await
+        .expect("engine starts");
+    let id = tasker
+        .create_task(Configured::request(serde_json::json!({})))
+        .await
+        .unwrap()
+        .task_id();
+    let task = tasker.task(id).await.unwrap();
+    assert_eq!(task.priority, tasker::Priority::Low);
+    let priorities: Vec<_> = task
+        .steps
+        .iter()
+        .map(|s| (s.name.as_str(), s.priority))
+        .collect();
+    assert_eq!(
+        priorities,
+        [
+            ("charge", tasker::Priority::Low),
+            ("notify", tasker::Priority::Critical)
+        ]
+    );
+    let after = (task.deadline.unwrap() - task.created_at).num_seconds();
+    assert_eq!(after, 600);
+
+    let id = tasker
+        .create_task(
+            Configured::request(serde_json::json!({}))
+                .priority(tasker::Priority::High)
+                .max_execution_time(Duration::from_secs(60)),
+        )
+        .await
+        .unwrap()
+        .task_id();
+    let task = tasker.task(id).await.unwrap();
+    assert_eq!(task.priority, tasker::Priority::High, "the request wins");
+    assert_eq!(task.steps[0].priority, tasker::Priority::High);
+    assert_eq!(
+        task.steps[1].priority,
+        tasker::Priority::Critical,
+        "a step's own priority wins over its task's"
+    );
+    assert_eq!((task.deadline.unwrap() - task.created_at).num_seconds(), 60);
+
+    // Plain has no settings: normal, no deadline.
+    let id = tasker
+        .create_task(Plain::request(serde_json::json!({})))
+        .await
+        .unwrap()
+        .task_id();
+    let task = tasker.task(id).await.unwrap();
+    assert_eq!(
+        (task.priority, task.deadline),
+        (tasker::Priority::Normal, None)
+    );
+}
+
 tasker_tests::on_both_stores!(
     the_handlers_section_reaches_the_steps,
-    a_bad_configuration_refuses_to_start
+    a_bad_configuration_refuses_to_start,
+    priorities_and_deadlines_come_from_the_file,
 );
 
 #[tokio::test]

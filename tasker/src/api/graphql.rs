@@ -141,6 +141,10 @@ struct GqlTask {
     context: Json<Value>,
     identity_key: Option<String>,
     initiator: Option<String>,
+    /// `low`, `normal`, `high` or `critical`.
+    priority: String,
+    /// RFC 3339; after it, steps not yet started are failed instead of run.
+    deadline: Option<String>,
     created_at: String,
     updated_at: String,
     steps: Vec<GqlStep>,
@@ -157,6 +161,8 @@ struct GqlStep {
     max_attempts: u32,
     output: Option<Json<Value>>,
     last_error: Option<String>,
+    /// `low`, `normal`, `high` or `critical`.
+    priority: String,
     depends_on: Vec<String>,
 }
 
@@ -195,6 +201,10 @@ struct TaskInput {
     version: Option<String>,
     context: Json<Value>,
     identity_key: Option<String>,
+    /// `low`, `normal`, `high` or `critical` (default: the handler's).
+    priority: Option<String>,
+    /// A deadline this long after creation, e.g. `"15m"`.
+    max_execution_time: Option<String>,
 }
 
 fn step(s: &StepRecord) -> GqlStep {
@@ -206,6 +216,7 @@ fn step(s: &StepRecord) -> GqlStep {
         max_attempts: s.max_attempts,
         output: s.output.clone().map(Json),
         last_error: s.last_error.as_ref().map(ToString::to_string),
+        priority: s.priority.to_string(),
         depends_on: s.depends_on.clone(),
     }
 }
@@ -221,6 +232,8 @@ fn task(t: TaskRecord) -> GqlTask {
         context: Json(t.context),
         identity_key: t.identity_key,
         initiator: t.initiator,
+        priority: t.priority.to_string(),
+        deadline: t.deadline.map(|d| d.to_rfc3339()),
         created_at: t.created_at.to_rfc3339(),
         updated_at: t.updated_at.to_rfc3339(),
     }
@@ -346,6 +359,17 @@ impl MutationRoot {
         }
         if let Some(key) = input.identity_key {
             request = request.identity_key(key);
+        }
+        let invalid = |e: String| {
+            async_graphql::Error::new(e).extend_with(|_, x| x.set("code", "INVALID_REQUEST"))
+        };
+        if let Some(priority) = input.priority {
+            request = request.priority(priority.parse().map_err(invalid)?);
+        }
+        if let Some(limit) = input.max_execution_time {
+            let limit = crate::config::duration::parse(&limit)
+                .map_err(|e| invalid(format!("`max_execution_time`: {e}")))?;
+            request = request.max_execution_time(limit);
         }
         let created = backend.create(request).await.map_err(gql_error)?;
         let shown = caller

@@ -295,14 +295,13 @@ impl Config {
     /// Where the value at a dotted key path came from (the nearest key
     /// that was set; [`Origin::Default`] when nothing set it).
     pub fn origin(&self, key: &str) -> &Origin {
-        let segments: Vec<String> = split_key(key);
-        self.tree.origin_of(&segments)
+        self.tree.origin_of(&self.split_key(key))
     }
 
     /// Where the value at exactly this dotted key path was set; `None`
     /// when no layer sets it (its built-in default applies).
     pub fn set_by(&self, key: &str) -> Option<&Origin> {
-        self.tree.origin_at(&split_key(key))
+        self.tree.origin_at(&self.split_key(key))
     }
 
     /// Every key that some layer set, dotted, with where it came from, in
@@ -315,6 +314,30 @@ impl Config {
     }
 
     /// An error about `key`, at the place that set it.
+    /// Splits a dotted key into the tree's segments. A `handlers` entry
+    /// (`payments/process_order@1.2.0`) may hold dots: it is the longest
+    /// entry the tree has that the key continues with.
+    fn split_key(&self, key: &str) -> Vec<String> {
+        let Some(rest) = key.strip_prefix("handlers.") else {
+            return key.split('.').map(str::to_owned).collect();
+        };
+        let entries = self
+            .tree
+            .get("handlers")
+            .map(Node::keys)
+            .unwrap_or_default();
+        let entry = entries
+            .into_iter()
+            .filter(|e| rest == *e || rest.strip_prefix(e).is_some_and(|r| r.starts_with('.')))
+            .max_by_key(|e| e.len())
+            .unwrap_or_else(|| rest.split('.').next().unwrap_or(rest));
+        let mut segments = vec!["handlers".to_owned(), entry.to_owned()];
+        if let Some(tail) = rest[entry.len()..].strip_prefix('.') {
+            segments.extend(tail.split('.').map(str::to_owned));
+        }
+        segments
+    }
+
     pub(crate) fn error_at(&self, key: &str, problem: impl Into<String>) -> ConfigError {
         ConfigError {
             origin: self.origin(key).clone(),
@@ -426,8 +449,8 @@ impl Config {
                     errors.push(self.error_at(
                         &format!("{base}.max_execution_time"),
                         format!(
-                            "must be between 1ms and {}",
-                            humantime::format_duration(MAX_EXECUTION_TIME_LIMIT)
+                            "must be between 1ms and {} days",
+                            MAX_EXECUTION_TIME_LIMIT.as_secs() / 86_400
                         ),
                     ));
                 }
@@ -540,31 +563,6 @@ fn env_key(name: &str) -> Result<Vec<String>, String> {
 }
 
 /// A dotted key path, keeping `handlers.<ns/name@1.2.3>` whole.
-fn split_key(key: &str) -> Vec<String> {
-    let mut segments = Vec::new();
-    let mut rest = key;
-    while !rest.is_empty() {
-        if segments.len() == 1 && segments[0] == "handlers" {
-            // `payments/process_order@1.2.0` may hold dots.
-            let end = rest
-                .find(".steps.")
-                .or_else(|| rest.find(".handler_config"));
-            let end = end.or_else(|| {
-                [".retry_limit", ".retryable", ".timeout"]
-                    .iter()
-                    .find_map(|s| rest.strip_suffix(s).map(str::len))
-            });
-            let end = end.unwrap_or(rest.len());
-            segments.push(rest[..end].to_owned());
-            rest = rest[end..].strip_prefix('.').unwrap_or("");
-            continue;
-        }
-        let end = rest.find('.').unwrap_or(rest.len());
-        segments.push(rest[..end].to_owned());
-        rest = rest.get(end + 1..).unwrap_or("");
-    }
-    segments
-}
 
 fn path_segments(path: &serde_path_to_error::Path) -> Vec<String> {
     use serde_path_to_error::Segment;
