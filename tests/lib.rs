@@ -128,6 +128,11 @@ pub struct Transactions;
 #[doc = include_str!("../docs/getting-started.md")]
 pub struct GettingStarted;
 
+/// `docs/engine.md`, compiled.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/engine.md")]
+pub struct Engine;
+
 /// `docs/configuration.md`, compiled and run.
 #[cfg(doctest)]
 #[doc = include_str!("../docs/configuration.md")]

@@ -117,10 +117,15 @@ fn print_task(out: Output, task: &TaskRecord) {
         task.name,
         task.version
     ));
+    let deadline = task
+        .deadline
+        .map(|d| format!("  deadline {}", d.format("%Y-%m-%d %H:%M:%S")))
+        .unwrap_or_default();
     out.line(&format!(
-        "created {}  updated {}",
+        "created {}  updated {}  priority {}{deadline}",
         task.created_at.format("%Y-%m-%d %H:%M:%S"),
-        task.updated_at.format("%Y-%m-%d %H:%M:%S")
+        task.updated_at.format("%Y-%m-%d %H:%M:%S"),
+        task.priority,
     ));
     out.line("");
     let rows: Vec<Vec<String>> = task

@@ -621,12 +621,14 @@ pub trait Store: Send + Sync + 'static {
         }
     }
 
-    /// Ends tasks past their deadline: their steps that have not started
-    /// (`pending`, `ready`, waiting to retry) go to `error` with
-    /// `error` as their last error, audited with `actor`, and the task goes
-    /// to `error` if it was pending or in progress. Steps already running
-    /// finish, and their results are recorded, but release nothing. At most
-    /// `limit` tasks per call; cheap when none is due.
+    /// Ends tasks past their deadline: their `ready` steps (including
+    /// those waiting to retry) go to `error` with `error` as their last
+    /// error, audited with `actor`, and the task goes to `error` if it was
+    /// pending or in progress. `pending` steps stay pending; steps already
+    /// running finish and their results are recorded, and what they
+    /// release is stopped by a later call (claims never pick a step past
+    /// its deadline meanwhile). At most `limit` tasks per call; cheap when
+    /// none is due.
     fn expire_deadlines(
         &self,
         error: &StepError,
