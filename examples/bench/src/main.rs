@@ -15,6 +15,8 @@
 //!   statement: the floor for engines that batch (vs_raw stays relative to
 //!   RAW).
 //! * S1: single-step tasks created up front, then drained.
+//! * S1P: S1 with the four priorities in turn; S1D: S1 with a one-hour
+//!   deadline on every task: what each costs next to S1.
 //! * S2: 10-step chains: steps/s and hand-off latency p50/p99: wall clock
 //!   from a step's body to the next one's, noted by the bodies themselves
 //!   (`handoff_wall_*`, the headline), and from the audit trail
@@ -83,7 +85,10 @@ struct Args {
     #[arg(long, default_value_t = 10)]
     pool: u32,
     /// Scenarios to run, comma separated.
-    #[arg(long, default_value = "RAW,RAW_BATCHED,S1,S2,S3,S4,S5,TX,TX_PLAIN")]
+    #[arg(
+        long,
+        default_value = "RAW,RAW_BATCHED,S1,S1P,S1D,S2,S3,S4,S5,TX,TX_PLAIN"
+    )]
     scenarios: String,
     /// Step results commit without waiting for the WAL flush
     /// (`PgOptions::synchronous_commit = false`).
@@ -329,40 +334,53 @@ async fn run_scenario(args: &Args, scenario: &str) -> String {
     if scenario == "SOAK" {
         return soak(args, db.url()).await;
     }
-    let (make, tasks, steps_per_task): (fn() -> TaskRequest, usize, usize) = match scenario {
+    let (make, tasks, steps_per_task): (fn(usize) -> TaskRequest, usize, usize) = match scenario {
         "S1" => (
-            || Single::request(serde_json::Value::Null),
+            |_| Single::request(serde_json::Value::Null),
+            args.scale(10_000, 1_000),
+            1,
+        ),
+        "S1P" => (
+            |i| Single::request(serde_json::Value::Null).priority(tasker::Priority::ALL[i % 4]),
+            args.scale(10_000, 1_000),
+            1,
+        ),
+        "S1D" => (
+            |_| {
+                Single::request(serde_json::Value::Null)
+                    .max_execution_time(Duration::from_secs(3600))
+            },
             args.scale(10_000, 1_000),
             1,
         ),
         "S2" => (
-            || Chain10::request(serde_json::Value::Null),
+            |_| Chain10::request(serde_json::Value::Null),
             args.scale(1_000, 100),
             10,
         ),
         "S3" => (
-            || Diamond::request(serde_json::Value::Null),
+            |_| Diamond::request(serde_json::Value::Null),
             args.scale(1_000, 200),
             4,
         ),
         "S4" => (
-            || FanOut::request(serde_json::Value::Null),
+            |_| FanOut::request(serde_json::Value::Null),
             args.scale(100, 10),
             102,
         ),
-        "S5" => (|| Chain40::request(serde_json::Value::Null), 1, 40),
+        "S5" => (|_| Chain40::request(serde_json::Value::Null), 1, 40),
         "TX" => (
-            || TxWrite::request(serde_json::Value::Null),
+            |_| TxWrite::request(serde_json::Value::Null),
             args.scale(5_000, 500),
             1,
         ),
         "TX_PLAIN" => (
-            || PlainWrite::request(serde_json::Value::Null),
+            |_| PlainWrite::request(serde_json::Value::Null),
             args.scale(5_000, 500),
             1,
         ),
         other => panic!(
-            "unknown scenario {other}; use RAW, RAW_BATCHED, S1, S2, S3, S4, S5, TX, TX_PLAIN, SOAK"
+            "unknown scenario {other}; use RAW, RAW_BATCHED, S1, S1P, S1D, S2, S3, S4, S5, TX, TX_PLAIN, SOAK"
         ),
     };
     if scenario.starts_with("TX") {
@@ -378,7 +396,7 @@ async fn run_scenario(args: &Args, scenario: &str) -> String {
     // exits, so the drain's counts are the workers' alone.
     let creator = engine(args, db.url(), true).await;
     let started = Instant::now();
-    let requests: Vec<TaskRequest> = (0..tasks).map(|_| make()).collect();
+    let requests: Vec<TaskRequest> = (0..tasks).map(make).collect();
     for chunk in requests.chunks(500) {
         creator.create_tasks(chunk.to_vec()).await.expect("create");
     }

@@ -563,7 +563,6 @@ fn env_key(name: &str) -> Result<Vec<String>, String> {
 }
 
 /// A dotted key path, keeping `handlers.<ns/name@1.2.3>` whole.
-
 fn path_segments(path: &serde_path_to_error::Path) -> Vec<String> {
     use serde_path_to_error::Segment;
     path.iter()
