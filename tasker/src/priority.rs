@@ -182,7 +182,15 @@ impl HeadStart {
 }
 
 /// The default [`ClaimOrder`]: one `aging` interval of head start per
-/// priority level (see the [module docs](self)).
+/// priority level.
+///
+/// Every step waits in one queue ordered by its *claim time*: the time it
+/// became ready, moved earlier by the head start this policy gives it.
+/// With `aging = 30s`, a `high` step is claimed before `normal` steps that
+/// became ready up to 30 s before it, but after those that have waited
+/// longer. So higher priorities go first, and no step waits behind later
+/// arrivals for more than `aging × (its distance from the highest level)`:
+/// low priority ages, it never starves.
 ///
 /// ```
 /// use std::time::Duration;
