@@ -412,7 +412,7 @@ fn file_and_environment_mistakes_are_named() {
         "environment variable TASKER__ENGINE__CONCURENCY: engine.concurency: unknown field \
          `concurency`, expected one of `concurrency`, `claim_batch`, `lease`, `poll_interval`, \
          `worker_id`, `subscriber_timeout`, `subscriber_queue`, `backoff`, `priority_aging`, `step_defaults`, \
-         `retention`"
+         `retention`, `limits`"
     );
     assert!(error_text("", &[("TASKER__HANDLERS__X", "1")])
         .contains("`handlers` cannot be set from environment variables"));
@@ -488,6 +488,80 @@ handlers:
     let lines: Vec<String> = errors.0.iter().map(|e| e.origin.to_string()).collect();
     assert!(lines[0].ends_with(":2:3"), "{lines:?}");
     assert!(lines[3].ends_with(":14:11"), "{lines:?}");
+}
+
+#[test]
+fn limits_are_checked_where_they_are_written() {
+    for (yaml, expected) in [
+        (
+            "engine:\n  limits:\n    api: {concurrency: 0}\n",
+            "tasker.yaml:3:5: engine.limits.api: limit `api` has `concurrency: 0`: give at least 1",
+        ),
+        (
+            "engine:\n  limits:\n    api: {}\n",
+            "tasker.yaml:3:5: engine.limits.api: limit `api` limits nothing: give `concurrency` \
+             (steps at once), `per_second` (starts per second) or both",
+        ),
+        (
+            "engine:\n  limits:\n    api: {per_second: -1}\n",
+            "tasker.yaml:3:5: engine.limits.api: limit `api` has `per_second: -1`: give a number \
+             above 0 and at most 1000000",
+        ),
+        (
+            "engine:\n  limits:\n    api: {concurrency: 2, burst: 3}\n",
+            "tasker.yaml:3:5: engine.limits.api: limit `api` has `burst` without `per_second`: a \
+             burst sizes a rate",
+        ),
+        (
+            "engine:\n  limits:\n    payments api: {concurrency: 2}\n",
+            "tasker.yaml:3:5: engine.limits.payments api: `payments api` is not a valid limit \
+             name: use 1 to 63 letters, digits, `_` and `-`",
+        ),
+        (
+            "handlers:\n  configured/plain:\n    steps:\n      nap:\n        limit: {concurrency: 0}\n",
+            "tasker.yaml:5:9: handlers.configured/plain.steps.nap.limit: this limit has \
+             `concurrency: 0`: give at least 1",
+        ),
+    ] {
+        assert_eq!(error_text(yaml, &[]), expected, "for {yaml:?}");
+    }
+    // A name that no `engine.limits` entry defines: found with the handlers.
+    let config = load(
+        "engine:\n  limits:\n    payments-api: {concurrency: 2}\n\
+         handlers:\n  configured/plain:\n    limit: payment-api\n",
+        &[],
+    )
+    .unwrap();
+    let errors = config.check(&registry()).unwrap_err();
+    let limit = errors
+        .0
+        .iter()
+        .filter(|e| e.key.ends_with(".limit"))
+        .collect::<Vec<_>>();
+    assert_eq!(limit.len(), 1, "{errors}");
+    assert_eq!(limit[0].key, "handlers.configured/plain.limit");
+    assert_eq!(
+        limit[0].problem,
+        "no limit `payment-api` in `engine.limits` (defined: payments-api); did you mean \
+         `payments-api`?; define it there or write the limit here, e.g. `{concurrency: 2}`"
+    );
+    assert!(
+        limit[0].origin.to_string().ends_with(":6:5"),
+        "{}",
+        limit[0].origin
+    );
+    // Named and inline limits that are fine pass the check.
+    let config = load(
+        "engine:\n  limits:\n    payments-api: {concurrency: 2, per_second: 2.5}\n\
+         handlers:\n  configured/plain:\n    limit: payments-api\n\
+         \x20 configured/configured:\n    steps:\n      charge:\n        limit: {per_second: 1, burst: 4}\n\
+         \x20       handler_config: {fail_times: 0}\n    handler_config: {base_url: x}\n",
+        &[],
+    )
+    .unwrap();
+    config.check(&registry()).unwrap();
+    let limit = config.settings().engine.limits["payments-api"];
+    assert_eq!(limit, tasker::Limit::concurrency(2).per_second(2.5));
 }
 
 #[test]

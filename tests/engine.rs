@@ -779,6 +779,7 @@ async fn the_store_reports_what_it_did<S: Store>(store: S) {
         limit,
         lease: Duration::from_secs(30),
         worker: "w1",
+        limits: &[],
     };
     let done = |step: &tasker::store::ClaimedStep, output: serde_json::Value| Completion {
         step_id: step.step_id,

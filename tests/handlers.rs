@@ -297,3 +297,54 @@ impl Ordered {
         Ok(())
     }
 }
+
+/// Context of [`Throttled`]: how long the call takes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApiCall {
+    /// How long `call_api` sleeps.
+    pub sleep_ms: u64,
+}
+
+/// Steps of [`Throttled`] running in this process: now and the most seen;
+/// an optional `Arc<Gauge>` resource.
+#[derive(Debug, Default)]
+pub struct Gauge {
+    now: std::sync::atomic::AtomicUsize,
+    /// The most `call_api` steps seen running at once.
+    pub most: std::sync::atomic::AtomicUsize,
+}
+
+/// A call to a fragile API between two quick steps, for the limit tests:
+/// `prepare -> call_api -> record`. A limit holds `call_api`; `prepare`'s
+/// worker must not take it along when it completes.
+pub struct Throttled;
+
+#[task_handler(namespace = "tests", version = "1.0.0", context = ApiCall)]
+impl Throttled {
+    /// Quick.
+    #[step]
+    async fn prepare(ctx: &StepContext<ApiCall>) -> StepResult<u64> {
+        Ok(ctx.context().sleep_ms)
+    }
+
+    /// Sleeps, counted by the [`Gauge`] when there is one.
+    #[step(depends_on = prepare)]
+    async fn call_api(ctx: &StepContext<ApiCall>, prepare: u64) -> StepResult<u64> {
+        let gauge = ctx.resource::<Arc<Gauge>>().ok();
+        if let Some(gauge) = &gauge {
+            let now = gauge.now.fetch_add(1, Ordering::SeqCst) + 1;
+            gauge.most.fetch_max(now, Ordering::SeqCst);
+        }
+        tokio::time::sleep(Duration::from_millis(prepare)).await;
+        if let Some(gauge) = &gauge {
+            gauge.now.fetch_sub(1, Ordering::SeqCst);
+        }
+        Ok(prepare)
+    }
+
+    /// Quick.
+    #[step(depends_on = call_api)]
+    async fn record(call_api: u64) -> StepResult<u64> {
+        Ok(call_api)
+    }
+}

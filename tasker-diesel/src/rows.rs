@@ -87,6 +87,26 @@ pub(crate) struct CountRow {
     pub(crate) count: i64,
 }
 
+/// A limit's token bucket, locked for a claim.
+#[derive(QueryableByName)]
+pub(crate) struct BucketRow {
+    #[diesel(sql_type = diesel::sql_types::Double)]
+    pub(crate) tokens: f64,
+    /// Seconds since it was written, by the database's clock.
+    #[diesel(sql_type = diesel::sql_types::Double)]
+    pub(crate) elapsed: f64,
+}
+
+impl BucketRow {
+    pub(crate) fn bucket(&self) -> tasker::Bucket {
+        tasker::Bucket {
+            tokens: self.tokens,
+            elapsed: std::time::Duration::try_from_secs_f64(self.elapsed.max(0.0))
+                .unwrap_or(std::time::Duration::MAX),
+        }
+    }
+}
+
 #[derive(QueryableByName)]
 pub(crate) struct ClaimRow {
     #[diesel(sql_type = BigInt)]

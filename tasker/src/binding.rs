@@ -3,14 +3,17 @@
 //! typed `handler_config` values, read once. Apart from `config` (pure data)
 //! so that `config` depends on nothing of the model.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use semver::Version;
 use serde_json::Value;
 
+use crate::config::LimitSetting;
 use crate::config::{parse_handler_key, Config, ConfigError, ConfigErrors, HandlerSettings};
 use crate::handler::{ConfigType, Handler};
+use crate::limit::Limit;
 use crate::priority::Priority;
 use crate::registry::Registry;
 use crate::step::{ConfigValue, HandlerConfigs, StepConfig};
@@ -25,6 +28,12 @@ pub(crate) struct ResolvedStep {
     pub(crate) configs: HandlerConfigs,
     /// The step's configured priority (in place of its task's).
     pub(crate) priority: Option<Priority>,
+    /// The limit the step runs under, by name, with its rule.
+    pub(crate) limit: Option<(String, Limit)>,
+    /// Whether a worker finishing this step may claim a child it releases
+    /// in the same statement: not when a child is limited, since that
+    /// claim would pass by the limit.
+    pub(crate) take_child: bool,
 }
 
 /// What the configuration says about a handler's tasks, where a request is
@@ -150,10 +159,18 @@ pub(crate) fn resolve(
     config: &Config,
     handler: &Handler,
     defaults: &StepConfig,
+    limits: &BTreeMap<String, Limit>,
     given: &[GivenConfig],
 ) -> Result<Vec<ResolvedStep>, ConfigErrors> {
     let entries = entries_for(config, handler);
     let mut errors = Vec::new();
+    let mut handler_limit = None;
+    for (key, settings) in &entries {
+        if let Some(setting) = &settings.limit {
+            let at = format!("handlers.{key}.limit");
+            handler_limit = limit_for(config, limits, setting, &at, &mut errors).or(handler_limit);
+        }
+    }
     let handler_value = match handler.config_type() {
         None => {
             for (key, settings) in &entries {
@@ -208,9 +225,14 @@ pub(crate) fn resolve(
         }
         let mut step_value: Option<(&str, &Value)> = None;
         let mut priority = None;
+        let mut limit = handler_limit.clone();
         for (key, settings) in &entries {
             if let Some(over) = settings.steps.get(step.name()) {
                 priority = over.priority.or(priority);
+                if let Some(setting) = &over.limit {
+                    let at = format!("handlers.{key}.steps.{}.limit", step.name());
+                    limit = limit_for(config, limits, setting, &at, &mut errors).or(limit);
+                }
                 apply(
                     &mut resolved,
                     over.retry_limit,
@@ -261,12 +283,61 @@ pub(crate) fn resolve(
             config: resolved,
             configs: HandlerConfigs::new(own, handler_value.clone()),
             priority,
+            limit,
+            take_child: true,
         });
+    }
+    let limited: Vec<bool> = steps.iter().map(|s| s.limit.is_some()).collect();
+    for (step, resolved) in handler.steps().iter().zip(&mut steps) {
+        resolved.take_child = handler
+            .graph()
+            .dependents(step.name())
+            .iter()
+            .filter_map(|child| handler.steps().iter().position(|s| s.name() == *child))
+            .all(|i| !limited[i]);
     }
     if errors.is_empty() {
         Ok(steps)
     } else {
         Err(ConfigErrors(errors))
+    }
+}
+
+/// The limit a `limit:` key at `at` means: a named one (which must exist)
+/// or its own, named after the key.
+fn limit_for(
+    config: &Config,
+    limits: &BTreeMap<String, Limit>,
+    setting: &LimitSetting,
+    at: &str,
+    errors: &mut Vec<ConfigError>,
+) -> Option<(String, Limit)> {
+    match setting {
+        LimitSetting::Own(limit) => Some((at.to_owned(), *limit)),
+        LimitSetting::Named(name) => match limits.get(name) {
+            Some(limit) => Some((name.clone(), *limit)),
+            None => {
+                let hint = suggest(name, limits.keys().map(String::as_str))
+                    .map(|s| format!("; did you mean `{s}`?"))
+                    .unwrap_or_default();
+                let known = if limits.is_empty() {
+                    "none is defined".to_owned()
+                } else {
+                    format!(
+                        "defined: {}",
+                        limits.keys().cloned().collect::<Vec<_>>().join(", ")
+                    )
+                };
+                errors.push(config.error_at(
+                    at,
+                    format!(
+                        "no limit `{name}` in `engine.limits` ({known}){hint}; define it there \
+                         or write the limit here, e.g. `{{concurrency: 2}}`"
+                    ),
+                ));
+                None
+            }
+        },
     }
 }
 
@@ -357,8 +428,9 @@ impl Config {
     pub fn check(&self, registry: &Registry) -> Result<(), ConfigErrors> {
         let defaults = StepConfig::default();
         let mut errors = check_keys(self, registry);
+        let limits = &self.settings().engine.limits;
         for handler in registry.handlers() {
-            if let Err(e) = resolve(self, handler, &defaults, &[]) {
+            if let Err(e) = resolve(self, handler, &defaults, limits, &[]) {
                 errors.extend(e.0);
             }
         }

@@ -65,6 +65,7 @@ pub mod events;
 mod graph;
 mod handler;
 mod ids;
+mod limit;
 pub mod metrics;
 pub mod payload;
 mod priority;
@@ -91,6 +92,7 @@ pub use handler::{
     ConfigType, Handler, HandlerDefinition, StepDefinition, StepReturn, TaskHandler,
 };
 pub use ids::{StepId, TaskId};
+pub use limit::{Admission, Bucket, ClaimLimit, Limit, MAX_PER_SECOND};
 pub use priority::{ClaimOrder, HeadStart, Priority, PriorityAging, QueuedStep};
 pub use registry::{Registry, VersionSelector};
 pub use request::TaskRequest;

@@ -220,8 +220,16 @@ impl TaskRunner {
     /// handler's context type first.
     pub async fn run_handler(&self, handler: &Handler, context: Value) -> Result<TaskRun> {
         handler.check_context(&context)?;
-        let resolved =
-            crate::binding::resolve(&self.settings, handler, &self.defaults, &self.configs)?;
+        // Limits are checked (a `limit:` naming no limit is an error here
+        // too) but not held: one task in one process runs its steps as
+        // the graph allows.
+        let resolved = crate::binding::resolve(
+            &self.settings,
+            handler,
+            &self.defaults,
+            &self.settings.settings().engine.limits,
+            &self.configs,
+        )?;
         let task_id = TaskId(NEXT_TASK_ID.fetch_add(1, Ordering::Relaxed));
         let context = Arc::new(context);
         let definitions = handler.steps();

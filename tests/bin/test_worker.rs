@@ -1,6 +1,7 @@
-//! A worker process for tests: `tasker-test-worker <database-url>` runs the
-//! test handlers until killed or sent Ctrl-C. It prints `ready` once the
-//! worker runs.
+//! A worker process for tests: `tasker-test-worker <database-url>
+//! [config.yaml]` runs the test handlers (with the configuration file, when
+//! given) until killed or sent Ctrl-C. It prints `ready` once the worker
+//! runs.
 
 use std::time::Duration;
 
@@ -13,8 +14,13 @@ async fn main() {
         .expect("usage: tasker-test-worker <database-url>");
     // Link the handlers.
     let _ = tasker_tests::handlers::SlowJob;
+    let settings = std::env::args()
+        .nth(2)
+        .map(|path| tasker::config::Config::load(&path).expect("a valid configuration file"))
+        .unwrap_or_default();
     let store = tasker_diesel::connect(&url).await.expect("connect");
     let tasker = Tasker::builder(store)
+        .settings(settings)
         .configure(|c| {
             tasker_tests::fast_config(c);
             c.lease = Duration::from_secs(1);

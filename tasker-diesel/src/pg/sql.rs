@@ -30,7 +30,36 @@ pub(super) const RETRY_SQL: &str = include_str!("sql/retry.sql");
 
 pub(super) const FAIL_SQL: &str = include_str!("sql/fail.sql");
 
-pub(super) const CLAIM_SQL: &str = include_str!("sql/claim.sql");
+const CLAIM_SQL: &str = include_str!("sql/claim.sql");
+
+/// Which ready steps a claim takes, as to limits.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum ClaimScope {
+    /// Every step of the handlers (`$1`): a worker without limits.
+    All,
+    /// Only the (handler, step) pairs `$5`, `$6`: one limit's steps.
+    Inside,
+    /// All but the pairs `$5`, `$6`: the steps no limit covers.
+    Outside,
+}
+
+/// The claim statement for `scope` (built once per scope, so each stays
+/// one prepared statement).
+pub(super) fn claim_sql(scope: ClaimScope) -> &'static str {
+    use std::sync::OnceLock;
+    static SQL: [OnceLock<String>; 3] = [OnceLock::new(), OnceLock::new(), OnceLock::new()];
+    let (slot, filter) = match scope {
+        ClaimScope::All => (0, ""),
+        ClaimScope::Inside => (1, "AND (named_task_id, name) IN (SELECT h, n FROM unnest($5::bigint[], $6::text[]) AS l(h, n))"),
+        ClaimScope::Outside => (2, "AND (named_task_id, name) NOT IN (SELECT h, n FROM unnest($5::bigint[], $6::text[]) AS l(h, n))"),
+    };
+    SQL[slot].get_or_init(|| CLAIM_SQL.replace("/*scope*/", filter))
+}
+
+/// Running steps of one limit: the pairs `$1`, `$2`, in progress.
+pub(super) const LIMIT_RUNNING_SQL: &str = "SELECT count(*) AS count FROM tasker_workflow_steps
+   WHERE state = 'in_progress'
+     AND (named_task_id, name) IN (SELECT h, n FROM unnest($1::bigint[], $2::text[]) AS l(h, n))";
 
 pub(super) const CREATE_SQL: &str = include_str!("sql/create.sql");
 

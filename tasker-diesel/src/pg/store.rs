@@ -18,16 +18,16 @@ use super::housekeeping::{vacuum_state, VACUUM_DEAD_ROWS};
 use super::primitives::{task_of_step, PgOps, DIALECT};
 use super::rows::{create_many, create_one, BatchRow, CompleteRow};
 use super::sql::{
-    ms, recover_sql, task_select, CLAIM_SQL, COMPLETE_BATCH_SIMPLE_SQL, COMPLETE_BATCH_SQL,
-    FAIL_SQL, RETRY_SQL,
+    ms, recover_sql, task_select, COMPLETE_BATCH_SIMPLE_SQL, COMPLETE_BATCH_SQL, FAIL_SQL,
+    RETRY_SQL,
 };
-use super::{db, PgStore, Prepared};
+use super::{db, PgStore};
 use crate::migrations;
 use crate::operator::{self, TxError};
 use crate::retention;
 use crate::rows::VersionRow;
 use crate::rows::{
-    lease_expired_error, ClaimRow, CountRow, IdRow, StateCountRow, StepRow, TaskRow, TransitionRow,
+    lease_expired_error, CountRow, IdRow, StateCountRow, StepRow, TaskRow, TransitionRow,
     UnfinishedRow,
 };
 
@@ -196,21 +196,7 @@ impl Store for PgStore {
     }
 
     async fn claim_steps(&self, request: ClaimRequest<'_>) -> Result<Vec<ClaimedStep>, StoreError> {
-        if request.handler_ids.is_empty() || request.limit == 0 {
-            return Ok(Vec::new());
-        }
-        let mut conn = self.conn().await?;
-        let rows = Prepared(
-            sql_query(CLAIM_SQL)
-                .bind::<Array<BigInt>, _>(request.handler_ids)
-                .bind::<Integer, _>(request.limit as i32)
-                .bind::<Double, _>(request.lease.as_secs_f64())
-                .bind::<Text, _>(request.worker),
-        )
-        .load::<ClaimRow>(&mut conn)
-        .await
-        .map_err(db("claiming steps"))?;
-        Ok(rows.into_iter().map(ClaimRow::into_claimed).collect())
+        self.claim(request).await
     }
 
     async fn renew_leases(

@@ -1,6 +1,7 @@
 //! The embedded SQLite store: one file, one process. Every operation runs as
 //! one immediate transaction on a blocking thread.
 
+mod claim;
 mod primitives;
 mod store;
 mod writes;

@@ -14,16 +14,14 @@ use tasker::store::{DeadLetter, DeadLetterFilter, PurgeFilter};
 use tasker::{StepError, StepId, TaskId, TaskState};
 
 use super::primitives::{SqliteOps, DIALECT};
-use super::writes::{
-    claim_rows, create_one, finish_step, set_task_state, step_audit, step_state, take_child,
-};
+use super::writes::{create_one, finish_step, set_task_state, step_audit, step_state, take_child};
 use super::{now_ms, SqliteStore, StepStateRow};
 use crate::migrations;
 use crate::operator::{self, Tx, TxError};
 use crate::retention;
 use crate::rows::VersionRow;
 use crate::rows::{
-    lease_expired_error, ClaimRow, CountRow, IdRow, StateCountRow, StepRow, TaskRow, TransitionRow,
+    lease_expired_error, CountRow, IdRow, StateCountRow, StepRow, TaskRow, TransitionRow,
     UnfinishedRow,
 };
 
@@ -175,62 +173,7 @@ impl Store for SqliteStore {
     }
 
     async fn claim_steps(&self, request: ClaimRequest<'_>) -> Result<Vec<ClaimedStep>, StoreError> {
-        if request.handler_ids.is_empty() || request.limit == 0 {
-            return Ok(Vec::new());
-        }
-        let ids = request
-            .handler_ids
-            .iter()
-            .map(i64::to_string)
-            .collect::<Vec<_>>()
-            .join(",");
-        let limit = request.limit as i64;
-        let lease_ms = request.lease.as_millis() as i64;
-        let worker = request.worker.to_owned();
-        let rows = self
-            .tx("claiming steps", move |conn| {
-                let now = now_ms();
-                let claimed = sql_query(format!(
-                    "UPDATE tasker_workflow_steps SET state = 'in_progress', attempts = attempts + 1,
-                       lease_expires_at = ?, worker_id = ?, updated_at = ?
-                     WHERE workflow_step_id IN (
-                       SELECT workflow_step_id FROM tasker_workflow_steps
-                       WHERE state = 'ready' AND run_at <= ? AND named_task_id IN ({ids})
-                         AND (deadline_at IS NULL OR deadline_at > ?)
-                       ORDER BY claim_at, workflow_step_id LIMIT ?)
-                     RETURNING workflow_step_id, task_id, state, attempts"
-                ))
-                .bind::<BigInt, _>(now + lease_ms)
-                .bind::<Text, _>(&worker)
-                .bind::<BigInt, _>(now)
-                .bind::<BigInt, _>(now)
-                .bind::<BigInt, _>(now)
-                .bind::<BigInt, _>(limit)
-                .load::<StepStateRow>(conn)?;
-                if claimed.is_empty() {
-                    return Ok(Vec::new());
-                }
-                let mut started = Vec::new();
-                for step in &claimed {
-                    step_audit(conn, (step.workflow_step_id, step.task_id), Some("ready"), "in_progress", Some(step.attempts), &worker, None)?;
-                    if set_task_state(conn, step.task_id, "pending", "in_progress", &worker)? {
-                        started.push(step.task_id);
-                    }
-                }
-                let started = started
-                    .iter()
-                    .map(i64::to_string)
-                    .collect::<Vec<_>>()
-                    .join(",");
-                let step_ids = claimed
-                    .iter()
-                    .map(|s| s.workflow_step_id.to_string())
-                    .collect::<Vec<_>>()
-                    .join(",");
-                claim_rows(conn, &step_ids, &started)
-            })
-            .await?;
-        Ok(rows.into_iter().map(ClaimRow::into_claimed).collect())
+        self.claim(request).await
     }
 
     async fn renew_leases(

@@ -46,8 +46,8 @@ use semver::Version;
 pub use error::{ConfigError, ConfigErrors, Origin};
 pub use settings::{
     ApiLimitSettings, ApiSettings, AuthMode, AuthSettings, BackoffSettings, DatabaseSettings,
-    EngineSettings, HandlerSettings, JwtSettings, RetentionRuleSettings, RetentionSettings, Secret,
-    Settings, StepOverride, StepSettings, TelemetrySettings,
+    EngineSettings, HandlerSettings, JwtSettings, LimitSetting, RetentionRuleSettings,
+    RetentionSettings, Secret, Settings, StepOverride, StepSettings, TelemetrySettings,
 };
 
 pub(crate) use settings::duration;
@@ -436,10 +436,37 @@ impl Config {
                 "a path starting with `/` (e.g. `/tasker`)",
             );
         }
+        for (name, limit) in &e.limits {
+            let key = format!("engine.limits.{name}");
+            if !valid_limit_name(name) {
+                errors.push(self.error_at(
+                    &key,
+                    format!(
+                        "`{name}` is not a valid limit name: use 1 to 63 letters, digits, `_` and `-`"
+                    ),
+                ));
+            }
+            if let Some(problem) = limit.problem() {
+                errors.push(self.error_at(&key, format!("limit `{name}` {problem}")));
+            }
+        }
         for (key, handler) in &s.handlers {
             let base = format!("handlers.{key}");
             if let Err(problem) = parse_handler_key(key) {
                 errors.push(self.error_at(&base, problem));
+            }
+            let limits = std::iter::once((format!("{base}.limit"), &handler.limit)).chain(
+                handler
+                    .steps
+                    .iter()
+                    .map(|(step, s)| (format!("{base}.steps.{step}.limit"), &s.limit)),
+            );
+            for (at, limit) in limits {
+                if let Some(LimitSetting::Own(limit)) = limit {
+                    if let Some(problem) = limit.problem() {
+                        errors.push(self.error_at(&at, format!("this limit {problem}")));
+                    }
+                }
             }
             if handler.timeout == Some(Duration::ZERO) {
                 errors.push(self.error_at(&format!("{base}.timeout"), "must be longer than zero"));
@@ -470,6 +497,14 @@ impl Config {
             Err(ConfigErrors(errors))
         }
     }
+}
+
+/// A name for `engine.limits`: short, and plain enough for logs and URLs.
+fn valid_limit_name(name: &str) -> bool {
+    (1..=63).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'))
 }
 
 /// `namespace/name` or `namespace/name@version`.

@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::limit::Limit;
 use crate::priority::Priority;
 use crate::state::TaskState;
 
@@ -90,6 +91,21 @@ pub struct EngineSettings {
     pub step_defaults: StepSettings,
     /// Finished tasks workers delete in the background (default: none).
     pub retention: Option<RetentionSettings>,
+    /// Named limits held across every worker of the database
+    /// (`payments-api: {concurrency: 2, per_second: 5}`), for `limit:` in
+    /// `handlers:` to name.
+    pub limits: BTreeMap<String, Limit>,
+}
+
+/// `limit:` of a handler or a step: the name of an `engine.limits` entry,
+/// or a limit of its own (`{concurrency: 2}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum LimitSetting {
+    /// An `engine.limits` entry, shared with whatever else names it.
+    Named(String),
+    /// A limit of this handler (all its steps together) or step alone.
+    Own(Limit),
 }
 
 /// `engine.backoff:`.
@@ -169,6 +185,8 @@ pub struct HandlerSettings {
     /// request names none.
     #[serde(with = "duration", skip_serializing_if = "Option::is_none")]
     pub max_execution_time: Option<Duration>,
+    /// A limit on the handler's steps together, across all workers.
+    pub limit: Option<LimitSetting>,
     /// Per-step settings, keyed by step name.
     pub steps: BTreeMap<String, StepOverride>,
 }
@@ -190,6 +208,8 @@ pub struct StepOverride {
     pub handler_config: Option<Value>,
     /// The step's priority, in place of its task's.
     pub priority: Option<Priority>,
+    /// A limit on the step, across all workers, in place of its handler's.
+    pub limit: Option<LimitSetting>,
 }
 
 /// `api:`.

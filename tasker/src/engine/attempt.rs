@@ -295,10 +295,15 @@ pub(super) async fn run_and_record<S: Store>(
         outcome,
         worker: tasker.config().worker_id.clone(),
         duration,
-        // Take a released child along, unless the step has none or the
-        // worker is stopping.
+        // Take a released child along, unless the step has none, a child
+        // runs under a limit (claimed only under its lock) or the worker
+        // is stopping.
         take_next: (!stopping.load(Ordering::Relaxed)
-            && handler.is_some_and(|h| !h.graph().dependents(&step.name).is_empty()))
+            && handler.is_some_and(|h| !h.graph().dependents(&step.name).is_empty())
+            && tasker
+                .resolved_steps(step.handler_id)
+                .get(step.index as usize)
+                .is_some_and(|r| r.take_child))
         .then_some(tasker.config().lease),
     };
     let recorded = match (transaction, &completion.outcome) {

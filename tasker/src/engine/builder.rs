@@ -1,7 +1,7 @@
 //! Building a [`Tasker`]: resources, subscribers, configuration, and the
 //! start-up check that registers this binary's handlers against the store.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use super::config::{CoordinationMode, EngineConfig};
@@ -9,6 +9,7 @@ use super::{Inner, Tasker};
 use crate::config::Config;
 use crate::error::Result;
 use crate::events::{names, ErasedSubscriber, Event, EventBus, Observer, Subscriber};
+use crate::limit::ClaimLimit;
 use crate::metrics::Metrics;
 use crate::priority::{ClaimOrder, PriorityAging};
 use crate::registry::{RefusedHandler, Registry};
@@ -168,6 +169,7 @@ impl<S: Store> TaskerBuilder<S> {
         let mut steps = HashMap::new();
         let mut task_defaults = HashMap::new();
         let mut ids = HashMap::new();
+        let mut limits: BTreeMap<String, ClaimLimit> = BTreeMap::new();
         let capabilities = store.capabilities();
         for handler in registry.handlers() {
             if !capabilities.step_transactions {
@@ -183,14 +185,19 @@ impl<S: Store> TaskerBuilder<S> {
                     continue;
                 }
             }
-            let resolved =
-                match crate::binding::resolve(&settings, handler, &config.step_defaults, &[]) {
-                    Ok(resolved) => resolved,
-                    Err(errors) => {
-                        config_errors.extend(errors.0);
-                        continue;
-                    }
-                };
+            let resolved = match crate::binding::resolve(
+                &settings,
+                handler,
+                &config.step_defaults,
+                &config.limits,
+                &[],
+            ) {
+                Ok(resolved) => resolved,
+                Err(errors) => {
+                    config_errors.extend(errors.0);
+                    continue;
+                }
+            };
             if !config_errors.is_empty() {
                 continue;
             }
@@ -207,6 +214,19 @@ impl<S: Store> TaskerBuilder<S> {
                     .collect(),
             };
             let id = store.register_handler(&record).await?;
+            for (step, resolved) in handler.steps().iter().zip(&resolved) {
+                if let Some((name, limit)) = &resolved.limit {
+                    limits
+                        .entry(name.clone())
+                        .or_insert_with(|| ClaimLimit {
+                            name: name.clone(),
+                            limit: *limit,
+                            steps: Vec::new(),
+                        })
+                        .steps
+                        .push((id, step.name().to_owned()));
+                }
+            }
             by_id.insert(id, handler.clone());
             steps.insert(id, Arc::from(resolved));
             task_defaults.insert(id, crate::binding::task_defaults(&settings, handler));
@@ -255,6 +275,15 @@ impl<S: Store> TaskerBuilder<S> {
             tracing::warn!("{warning}");
         }
         let served_ids = by_id.keys().copied().collect();
+        for limit in limits.values() {
+            tracing::info!(
+                limit = %limit.name,
+                concurrency = ?limit.limit.concurrency,
+                per_second = ?limit.limit.per_second,
+                steps = limit.steps.len(),
+                "steps claimed under a limit held across workers"
+            );
+        }
         Ok(Tasker {
             inner: Arc::new(Inner {
                 store,
@@ -267,6 +296,7 @@ impl<S: Store> TaskerBuilder<S> {
                 settings,
                 ids,
                 served_ids,
+                limits: limits.into_values().collect(),
                 resources,
                 config,
                 mode,

@@ -89,6 +89,11 @@ pub struct EngineConfig {
     /// ([`PriorityAging`](crate::PriorityAging)); ignored when the builder
     /// is given a [`ClaimOrder`](crate::ClaimOrder) of its own.
     pub priority_aging: Duration,
+    /// Named limits held across every worker of the database, for
+    /// `handlers:` entries to name with `limit:` (see [`Limit`](crate::Limit)).
+    /// Every worker that serves a limited step must declare its limit: a
+    /// worker that does not claims the step unlimited.
+    pub limits: std::collections::BTreeMap<String, crate::Limit>,
 }
 
 /// What workers purge in the background, and how often. Each rule names
@@ -160,6 +165,7 @@ impl Default for EngineConfig {
             subscriber_queue: 1024,
             retention: None,
             priority_aging: crate::priority::PriorityAging::DEFAULT_AGING,
+            limits: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -212,6 +218,9 @@ impl Config {
         set(&mut engine.backoff.cap, e.backoff.cap);
         set(&mut engine.backoff.jitter, e.backoff.jitter);
         set(&mut engine.priority_aging, e.priority_aging);
+        engine
+            .limits
+            .extend(e.limits.iter().map(|(name, limit)| (name.clone(), *limit)));
         let d = &e.step_defaults;
         set(&mut engine.step_defaults.retry_limit, d.retry_limit);
         set(&mut engine.step_defaults.retryable, d.retryable);

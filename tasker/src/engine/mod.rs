@@ -62,6 +62,8 @@ pub(crate) struct Inner<S> {
     pub(crate) settings: Config,
     pub(crate) ids: HashMap<(String, String, Version), i64>,
     pub(crate) served_ids: Vec<i64>,
+    /// The limits this worker claims under, with the steps each covers.
+    pub(crate) limits: Vec<crate::limit::ClaimLimit>,
     pub(crate) resources: Resources,
     pub(crate) config: EngineConfig,
     pub(crate) mode: CoordinationMode,

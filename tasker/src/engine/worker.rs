@@ -110,6 +110,7 @@ async fn run<S: Store>(
                 limit: config.claim_batch.min(free as u32).max(1),
                 lease: config.lease,
                 worker: &config.worker_id,
+                limits: &tasker.inner.limits,
             };
             stats.claim_queries.fetch_add(1, Ordering::Relaxed);
             let started = Instant::now();

@@ -14,6 +14,7 @@ use serde_json::Value;
 
 pub use crate::ids::StepId;
 use crate::ids::TaskId;
+use crate::limit::ClaimLimit;
 use crate::priority::{HeadStart, Priority};
 use crate::state::{StepState, TaskState};
 use crate::step::StepError;
@@ -200,6 +201,11 @@ pub struct ClaimRequest<'a> {
     pub lease: Duration,
     /// The claiming worker, for the audit trail.
     pub worker: &'a str,
+    /// Limits held across all workers: a step one of them covers is
+    /// claimed only under it (its lock taken, its running steps counted,
+    /// [`ClaimLimit::admit`] asked); every other step as usual. Empty for
+    /// a worker without limits, which then claims exactly as before.
+    pub limits: &'a [ClaimLimit],
 }
 
 /// A step claimed by a worker, with everything needed to run it.

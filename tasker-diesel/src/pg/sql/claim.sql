@@ -2,6 +2,7 @@ WITH picked AS (
   SELECT workflow_step_id FROM tasker_workflow_steps
   WHERE state = 'ready' AND run_at <= now() AND named_task_id = ANY($1)
     AND (deadline_at IS NULL OR deadline_at > now())
+    /*scope*/
   ORDER BY claim_at, workflow_step_id
   LIMIT $2
   FOR UPDATE SKIP LOCKED
