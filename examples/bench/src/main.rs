@@ -16,7 +16,9 @@
 //!   RAW).
 //! * S1: single-step tasks created up front, then drained.
 //! * S1P: S1 with the four priorities in turn; S1D: S1 with a one-hour
-//!   deadline on every task: what each costs next to S1.
+//!   deadline on every task; S1L: S1 with its step under a limit held
+//!   across workers that never binds (concurrency 100,000): what each
+//!   costs next to S1.
 //! * S2: 10-step chains: steps/s and hand-off latency p50/p99: wall clock
 //!   from a step's body to the next one's, noted by the bodies themselves
 //!   (`handoff_wall_*`, the headline), and from the audit trail
@@ -87,7 +89,7 @@ struct Args {
     /// Scenarios to run, comma separated.
     #[arg(
         long,
-        default_value = "RAW,RAW_BATCHED,S1,S1P,S1D,S2,S3,S4,S5,TX,TX_PLAIN"
+        default_value = "RAW,RAW_BATCHED,S1,S1P,S1D,S1L,S2,S3,S4,S5,TX,TX_PLAIN"
     )]
     scenarios: String,
     /// Step results commit without waiting for the WAL flush
@@ -283,7 +285,7 @@ fn registry() -> Registry {
 pub(crate) struct AppPool(diesel_async::pooled_connection::bb8::Pool<AsyncPgConnection>);
 
 /// An engine on its own pool, serving the bench handlers.
-async fn engine(args: &Args, url: &str, migrate: bool) -> Tasker<PgStore> {
+async fn engine(args: &Args, url: &str, migrate: bool, scenario: &str) -> Tasker<PgStore> {
     let store = PgStore::connect_with(
         url,
         PgOptions {
@@ -302,8 +304,19 @@ async fn engine(args: &Args, url: &str, migrate: bool) -> Tasker<PgStore> {
         .build(diesel_async::pooled_connection::AsyncDieselConnectionManager::new(url))
         .await
         .expect("the application's pool");
+    let settings = if scenario == "S1L" {
+        tasker::config::Config::from_yaml_str(
+            "handlers:\n  bench/single:\n    steps:\n      only:\n        limit: {concurrency: 100000}\n",
+            "S1L",
+            |_| None,
+        )
+        .expect("the S1L limit")
+    } else {
+        tasker::config::Config::default()
+    };
     Tasker::builder(store)
         .registry(registry())
+        .settings(settings)
         .resource(AppPool(app))
         .without_registered_subscribers()
         .configure(|c| {
@@ -345,6 +358,11 @@ async fn run_scenario(args: &Args, scenario: &str) -> String {
             args.scale(10_000, 1_000),
             1,
         ),
+        "S1L" => (
+            |_| Single::request(serde_json::Value::Null),
+            args.scale(10_000, 1_000),
+            1,
+        ),
         "S1D" => (
             |_| {
                 Single::request(serde_json::Value::Null)
@@ -380,7 +398,7 @@ async fn run_scenario(args: &Args, scenario: &str) -> String {
             1,
         ),
         other => panic!(
-            "unknown scenario {other}; use RAW, RAW_BATCHED, S1, S1P, S1D, S2, S3, S4, S5, TX, TX_PLAIN, SOAK"
+            "unknown scenario {other}; use RAW, RAW_BATCHED, S1, S1P, S1D, S1L, S2, S3, S4, S5, TX, TX_PLAIN, SOAK"
         ),
     };
     if scenario.starts_with("TX") {
@@ -394,7 +412,7 @@ async fn run_scenario(args: &Args, scenario: &str) -> String {
     // Tasks are created through an engine of their own, closed before the
     // drain: PostgreSQL flushes a backend's transaction counts when it
     // exits, so the drain's counts are the workers' alone.
-    let creator = engine(args, db.url(), true).await;
+    let creator = engine(args, db.url(), true, scenario).await;
     let started = Instant::now();
     let requests: Vec<TaskRequest> = (0..tasks).map(make).collect();
     for chunk in requests.chunks(500) {
@@ -406,7 +424,7 @@ async fn run_scenario(args: &Args, scenario: &str) -> String {
 
     let mut engines = Vec::new();
     for _ in 0..args.workers {
-        engines.push(engine(args, db.url(), false).await);
+        engines.push(engine(args, db.url(), false, scenario).await);
     }
     if scenario == "S2" {
         clock::enable();
@@ -476,7 +494,7 @@ async fn run_scenario(args: &Args, scenario: &str) -> String {
                 fmt(l.p99)
             ));
             if scenario == "S3" {
-                let purger = engine(args, db.url(), false).await;
+                let purger = engine(args, db.url(), false, scenario).await;
                 let started = Instant::now();
                 let purged = purger
                     .purge(&tasker::store::PurgeFilter {

@@ -74,7 +74,7 @@ async fn soak_stats(conn: &mut AsyncPgConnection, window_s: f64) -> SoakStats {
 
 /// SOAK: see the module docs.
 pub(crate) async fn soak(args: &Args, url: &str) -> String {
-    let creator = engine(args, url, true).await;
+    let creator = engine(args, url, true, "SOAK").await;
     let mut probe = AsyncPgConnection::establish(url).await.expect("connect");
     let autovacuum =
         diesel::sql_query("SELECT (current_setting('autovacuum') = 'on')::int::bigint AS value")
@@ -85,7 +85,7 @@ pub(crate) async fn soak(args: &Args, url: &str) -> String {
     let workers_n = args.workers.max(2);
     let mut engines = Vec::new();
     for _ in 0..workers_n {
-        engines.push(engine(args, url, false).await);
+        engines.push(engine(args, url, false, "SOAK").await);
     }
 
     // Capacity: drain a backlog of the same mix.

@@ -15,7 +15,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use tasker::store::{ClaimRequest, ClaimedStep, StoreError};
 use tasker::ClaimLimit;
 
-use super::sql::{claim_sql, ClaimScope, LIMIT_RUNNING_SQL};
+use super::sql::{claim_sql, limit_running_sql, ClaimScope};
 use super::{db, PgStore, Prepared};
 use crate::rows::{BucketRow, ClaimRow, CountRow};
 
@@ -48,8 +48,8 @@ impl PgStore {
             claimed.extend(rows);
         }
         if room > 0 {
-            let pairs: Vec<&(i64, String)> = request.limits.iter().flat_map(|l| &l.steps).collect();
-            let rows = claim_rows(&mut conn, &request, ClaimScope::Outside, room, &pairs)
+            let keys = step_keys(request.limits.iter().flat_map(|l| &l.steps));
+            let rows = claim_rows(&mut conn, &request, ClaimScope::Outside, room, &keys)
                 .await
                 .map_err(db("claiming steps"))?;
             claimed.extend(rows);
@@ -91,21 +91,16 @@ async fn claim_limited(
             None
         }
     };
-    let pairs: Vec<&(i64, String)> = limit.steps.iter().collect();
-    let (ids, names) = split(&pairs);
-    let running = Prepared(
-        sql_query(LIMIT_RUNNING_SQL)
-            .bind::<Array<BigInt>, _>(ids)
-            .bind::<Array<Text>, _>(names),
-    )
-    .get_result::<CountRow>(conn)
-    .await?
-    .count;
+    let keys = step_keys(limit.steps.iter());
+    let running = Prepared(sql_query(limit_running_sql()).bind::<Array<Text>, _>(&keys))
+        .get_result::<CountRow>(conn)
+        .await?
+        .count;
     let admitted = limit.admit(running.max(0) as u64, bucket, room);
     if admitted.steps == 0 {
         return Ok(Vec::new());
     }
-    let rows = claim_rows(conn, request, ClaimScope::Inside, admitted.steps, &pairs).await?;
+    let rows = claim_rows(conn, request, ClaimScope::Inside, admitted.steps, &keys).await?;
     if limit.limit.per_second.is_some() && !rows.is_empty() {
         sql_query("UPDATE tasker_limits SET tokens = $2, refilled_at = now() WHERE name = $1")
             .bind::<Text, _>(&limit.name)
@@ -121,7 +116,7 @@ async fn claim_rows(
     request: &ClaimRequest<'_>,
     scope: ClaimScope,
     limit: u32,
-    pairs: &[&(i64, String)],
+    keys: &[String],
 ) -> diesel::QueryResult<Vec<ClaimRow>> {
     let query = sql_query(claim_sql(scope))
         .bind::<Array<BigInt>, _>(request.handler_ids)
@@ -131,18 +126,14 @@ async fn claim_rows(
     match scope {
         ClaimScope::All => Prepared(query).load::<ClaimRow>(conn).await,
         ClaimScope::Inside | ClaimScope::Outside => {
-            let (ids, names) = split(pairs);
-            Prepared(
-                query
-                    .bind::<Array<BigInt>, _>(ids)
-                    .bind::<Array<Text>, _>(names),
-            )
-            .load::<ClaimRow>(conn)
-            .await
+            Prepared(query.bind::<Array<Text>, _>(keys))
+                .load::<ClaimRow>(conn)
+                .await
         }
     }
 }
 
-fn split<'a>(pairs: &[&'a (i64, String)]) -> (Vec<i64>, Vec<&'a str>) {
-    pairs.iter().map(|(id, name)| (*id, name.as_str())).unzip()
+/// `handler id:step name` of each step, as the statements compare them.
+fn step_keys<'a>(steps: impl Iterator<Item = &'a (i64, String)>) -> Vec<String> {
+    steps.map(|(id, name)| format!("{id}:{name}")).collect()
 }

@@ -37,11 +37,17 @@ const CLAIM_SQL: &str = include_str!("sql/claim.sql");
 pub(super) enum ClaimScope {
     /// Every step of the handlers (`$1`): a worker without limits.
     All,
-    /// Only the (handler, step) pairs `$5`, `$6`: one limit's steps.
+    /// Only the steps whose `handler id:step name` is in `$5`: one
+    /// limit's steps.
     Inside,
-    /// All but the pairs `$5`, `$6`: the steps no limit covers.
+    /// All but those: the steps no limit covers.
     Outside,
 }
+
+/// A step's key for limits, `named_task_id:name`: a plain filter on the
+/// claim's index scan (a join against the pairs would let the planner scan
+/// every ready step to find a few).
+const STEP_KEY: &str = "(named_task_id::text || ':' || name)";
 
 /// The claim statement for `scope` (built once per scope, so each stays
 /// one prepared statement).
@@ -49,17 +55,24 @@ pub(super) fn claim_sql(scope: ClaimScope) -> &'static str {
     use std::sync::OnceLock;
     static SQL: [OnceLock<String>; 3] = [OnceLock::new(), OnceLock::new(), OnceLock::new()];
     let (slot, filter) = match scope {
-        ClaimScope::All => (0, ""),
-        ClaimScope::Inside => (1, "AND (named_task_id, name) IN (SELECT h, n FROM unnest($5::bigint[], $6::text[]) AS l(h, n))"),
-        ClaimScope::Outside => (2, "AND (named_task_id, name) NOT IN (SELECT h, n FROM unnest($5::bigint[], $6::text[]) AS l(h, n))"),
+        ClaimScope::All => (0, String::new()),
+        ClaimScope::Inside => (1, format!("AND {STEP_KEY} = ANY($5::text[])")),
+        ClaimScope::Outside => (2, format!("AND {STEP_KEY} <> ALL($5::text[])")),
     };
-    SQL[slot].get_or_init(|| CLAIM_SQL.replace("/*scope*/", filter))
+    SQL[slot].get_or_init(|| CLAIM_SQL.replace("/*scope*/", &filter))
 }
 
-/// Running steps of one limit: the pairs `$1`, `$2`, in progress.
-pub(super) const LIMIT_RUNNING_SQL: &str = "SELECT count(*) AS count FROM tasker_workflow_steps
-   WHERE state = 'in_progress'
-     AND (named_task_id, name) IN (SELECT h, n FROM unnest($1::bigint[], $2::text[]) AS l(h, n))";
+/// Running steps of one limit: the keys `$1`, in progress.
+pub(super) fn limit_running_sql() -> &'static str {
+    use std::sync::OnceLock;
+    static SQL: OnceLock<String> = OnceLock::new();
+    SQL.get_or_init(|| {
+        format!(
+            "SELECT count(*) AS count FROM tasker_workflow_steps
+             WHERE state = 'in_progress' AND {STEP_KEY} = ANY($1::text[])"
+        )
+    })
+}
 
 pub(super) const CREATE_SQL: &str = include_str!("sql/create.sql");
 
