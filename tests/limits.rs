@@ -165,6 +165,27 @@ async fn a_rate_limit_spaces_starts<S: Store>(store: S) {
     }
 }
 
+/// A limit set in code is checked like one from the file.
+#[tokio::test]
+async fn a_bad_limit_in_code_refuses_to_start() {
+    let store = tasker_tests::sqlite().await;
+    let settings = config("handlers:\n  tests/throttled:\n    limit: api\n");
+    let error = Tasker::builder(store)
+        .settings(settings)
+        .configure(|c| {
+            c.limits.insert("api".into(), tasker::Limit::concurrency(0));
+        })
+        .build()
+        .await
+        .err()
+        .expect("refused");
+    assert_eq!(
+        error.to_string(),
+        "invalid configuration: EngineConfig::limits: engine.limits.api: limit `api` has \
+         `concurrency: 0`: give at least 1"
+    );
+}
+
 tasker_tests::on_both_stores!(
     a_step_limit_holds_however_many_slots_a_worker_has,
     a_handler_limit_holds_its_steps_together_and_no_other,

@@ -164,6 +164,16 @@ impl<S: Store> TaskerBuilder<S> {
             None => Registry::from_inventory()?,
         };
         let mut config_errors = crate::binding::check_keys(&settings, &registry);
+        // Limits set in code (a file's were checked when it loaded).
+        for (name, limit) in &config.limits {
+            if let Some(problem) = limit.problem() {
+                config_errors.push(crate::config::ConfigError {
+                    origin: crate::config::Origin::Program("EngineConfig::limits".to_owned()),
+                    key: format!("engine.limits.{name}"),
+                    problem: format!("limit `{name}` {problem}"),
+                });
+            }
+        }
         let mut report = StartupReport::default();
         let mut by_id = HashMap::new();
         let mut steps = HashMap::new();
