@@ -137,3 +137,8 @@ pub struct Engine;
 #[cfg(doctest)]
 #[doc = include_str!("../docs/configuration.md")]
 pub struct Configuration;
+
+/// `docs/events.md`, compiled and run.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/events.md")]
+pub struct Events;

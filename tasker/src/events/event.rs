@@ -13,6 +13,27 @@ use crate::state::TaskState;
 
 /// One published event. Fields an event does not use are `None`; the
 /// catalog lists which each event sets.
+///
+/// The engine builds its events with the same builder a test can use to
+/// hand a subscriber a synthetic one:
+///
+/// ```
+/// use std::time::Duration;
+/// use tasker::events::{names, Event};
+/// use tasker::{StepId, TaskId};
+///
+/// let failed = Event::new(names::STEP_FAILED)
+///     .with_task(TaskId(7))
+///     .with_handler("payments", "process_order", "1.0.0")
+///     .with_step(StepId(21), "charge")
+///     .with_attempt(2)
+///     .with_duration(Duration::from_millis(120))
+///     .with_error("GatewayTimeout", "the gateway did not answer");
+/// assert_eq!(failed.name(), "step.failed");
+/// assert_eq!(failed.step_name(), Some("charge"));
+/// assert_eq!(failed.error_class(), Some("GatewayTimeout"));
+/// assert_eq!(failed.worker(), None);
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Event {
     pub(crate) name: Cow<'static, str>,
@@ -76,71 +97,97 @@ impl Event {
         }
     }
 
-    pub(crate) fn with_task(mut self, task_id: TaskId) -> Self {
+    /// Sets the task.
+    #[must_use]
+    pub fn with_task(mut self, task_id: TaskId) -> Self {
         self.task_id = Some(task_id);
         self
     }
 
-    pub(crate) fn with_handler(mut self, namespace: &str, name: &str, version: &str) -> Self {
+    /// Sets the handler: namespace, name and version.
+    #[must_use]
+    pub fn with_handler(mut self, namespace: &str, name: &str, version: &str) -> Self {
         self.namespace = Some(namespace.to_owned());
         self.handler = Some(name.to_owned());
         self.version = Some(version.to_owned());
         self
     }
 
-    pub(crate) fn with_step(mut self, step_id: StepId, step: &str) -> Self {
+    /// Sets the step: its id and name.
+    #[must_use]
+    pub fn with_step(mut self, step_id: StepId, step: &str) -> Self {
         self.step_id = Some(step_id);
         self.step = Some(step.to_owned());
         self
     }
 
-    pub(crate) fn with_step_name(mut self, step: &str) -> Self {
+    /// Sets the step's name alone (an event about a step with no row yet).
+    #[must_use]
+    pub fn with_step_name(mut self, step: &str) -> Self {
         self.step = Some(step.to_owned());
         self
     }
 
-    pub(crate) fn with_attempt(mut self, attempt: u32) -> Self {
+    /// Sets the attempt number (1-based).
+    #[must_use]
+    pub fn with_attempt(mut self, attempt: u32) -> Self {
         self.attempt = Some(attempt);
         self
     }
 
-    pub(crate) fn with_duration(mut self, duration: Duration) -> Self {
+    /// Sets how long the attempt (or task) ran.
+    #[must_use]
+    pub fn with_duration(mut self, duration: Duration) -> Self {
         self.duration = Some(duration);
         self
     }
 
-    pub(crate) fn with_delay(mut self, delay: Duration) -> Self {
+    /// Sets the delay before a retry.
+    #[must_use]
+    pub fn with_delay(mut self, delay: Duration) -> Self {
         self.delay = Some(delay);
         self
     }
 
-    pub(crate) fn with_error(mut self, class: &str, message: &str) -> Self {
+    /// Sets the error's class and message.
+    #[must_use]
+    pub fn with_error(mut self, class: &str, message: &str) -> Self {
         self.error_class = Some(class.to_owned());
         self.error_message = Some(message.to_owned());
         self
     }
 
-    pub(crate) fn with_message(mut self, message: impl Into<String>) -> Self {
+    /// Sets the message alone.
+    #[must_use]
+    pub fn with_message(mut self, message: impl Into<String>) -> Self {
         self.error_message = Some(message.into());
         self
     }
 
-    pub(crate) fn with_task_state(mut self, state: TaskState) -> Self {
+    /// Sets the state a task reached.
+    #[must_use]
+    pub fn with_task_state(mut self, state: TaskState) -> Self {
         self.task_state = Some(state);
         self
     }
 
-    pub(crate) fn with_actor(mut self, actor: &str) -> Self {
+    /// Sets who acted (an operator, a worker).
+    #[must_use]
+    pub fn with_actor(mut self, actor: &str) -> Self {
         self.actor = Some(actor.to_owned());
         self
     }
 
-    pub(crate) fn with_worker(mut self, worker: &str) -> Self {
+    /// Sets the worker.
+    #[must_use]
+    pub fn with_worker(mut self, worker: &str) -> Self {
         self.worker = Some(worker.to_owned());
         self
     }
 
-    pub(crate) fn with_count(mut self, count: u64) -> Self {
+    /// Sets a count (steps, tasks, attempts: see the catalog).
+    #[must_use]
+    pub fn with_count(mut self, count: u64) -> Self {
         self.count = Some(count);
         self
     }
@@ -155,7 +202,9 @@ impl Event {
         event
     }
 
-    pub(crate) fn with_data(mut self, data: Value) -> Self {
+    /// Sets the event's data (a custom event's payload, a step's output).
+    #[must_use]
+    pub fn with_data(mut self, data: Value) -> Self {
         self.data = Some(data);
         self
     }
