@@ -174,6 +174,13 @@ async fn a_retried_step_publishes_failure_and_backoff<S: tasker::Store>(store: S
     assert_eq!(failed.error_class(), Some("StepError"));
     let backoff = events.iter().find(|e| e.name() == "step.backoff").unwrap();
     assert_eq!(backoff.delay(), Some(Duration::from_millis(10)));
+    // The task's duration runs from its creation: it covers the backoff.
+    let completed = events
+        .iter()
+        .find(|e| e.name() == "task.completed")
+        .unwrap();
+    let took = completed.duration().expect("task.completed has a duration");
+    assert!(took >= Duration::from_millis(10) && took < WAIT, "{took:?}");
 }
 
 async fn an_exhausted_step_fails_the_task<S: tasker::Store>(store: S) {
@@ -213,6 +220,10 @@ async fn an_exhausted_step_fails_the_task<S: tasker::Store>(store: S) {
     assert_eq!(finalized.task_state(), Some(TaskState::Error));
     let failed = events.iter().find(|e| e.name() == "task.failed").unwrap();
     assert_eq!(failed.error_message(), Some("planned failure 4"));
+    // Three backoffs of 10, 20 and 40 ms lie between creation and failure.
+    let took = failed.duration().expect("task.failed has a duration");
+    assert!(took >= Duration::from_millis(70) && took < WAIT, "{took:?}");
+    assert_eq!(finalized.duration(), Some(took));
 }
 
 async fn a_cancelled_task_publishes_cancellations_and_the_discarded_result<S: tasker::Store>(

@@ -85,6 +85,9 @@ impl CompleteRow {
             applied: self.applied > 0,
             released: self.released as u32,
             task_state: self.task_state.and_then(|s| s.parse::<TaskState>().ok()),
+            task_duration: self
+                .task_age_ms
+                .map(|ms| std::time::Duration::from_millis(ms.max(0) as u64)),
             next: None,
         }
     }
@@ -98,6 +101,9 @@ pub(super) struct CompleteRow {
     pub(super) released: i64,
     #[diesel(sql_type = Nullable<Text>)]
     pub(super) task_state: Option<String>,
+    /// Milliseconds since the task's creation, when this finished it.
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub(super) task_age_ms: Option<i64>,
 }
 
 /// A duration in whole milliseconds, as the statements take it.

@@ -239,6 +239,7 @@ impl Store for SqliteStore {
                             applied: false,
                             released: 0,
                             task_state: None,
+                            task_duration: None,
                             next: None,
                         });
                         continue;
@@ -249,6 +250,7 @@ impl Store for SqliteStore {
                         applied: true,
                         released: 0,
                         task_state: None,
+                        task_duration: None,
                         next: None,
                     };
                     match &c.outcome {
@@ -269,6 +271,13 @@ impl Store for SqliteStore {
                             }
                         }
                         Outcome::Retry { .. } => {}
+                    }
+                    if completed.task_state.is_some() {
+                        let age = sql_query("SELECT ? - created_at AS count FROM tasker_tasks WHERE task_id = ?")
+                            .bind::<BigInt, _>(now_ms())
+                            .bind::<BigInt, _>(step.task_id)
+                            .get_result::<CountRow>(conn)?;
+                        completed.task_duration = Some(Duration::from_millis(age.count.max(0) as u64));
                     }
                     results.push(completed);
                 }

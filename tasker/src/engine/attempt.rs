@@ -374,7 +374,13 @@ pub(super) async fn run_and_record<S: Store>(
         }
     }
     if let Some(state) = recorded.task_state {
-        let task_event = |name: &'static str| about(name, handler).with_task(step.task_id);
+        let task_event = |name: &'static str| {
+            let event = about(name, handler).with_task(step.task_id);
+            match recorded.task_duration {
+                Some(duration) => event.with_duration(duration),
+                None => event,
+            }
+        };
         match (state, &ended) {
             (TaskState::Complete, _) => tasker.publish(task_event(names::TASK_COMPLETED)),
             (TaskState::Error, Ended::Failed(error)) => tasker.publish(

@@ -67,10 +67,10 @@ built_in! {
         "A task was created (not published when an identity key returned an existing task).";
     TASK_STARTED = "task.started", Task, ["task_id", "namespace", "name", "version", "worker"],
         "A worker claimed the task's first step: pending -> in_progress.";
-    TASK_COMPLETED = "task.completed", Task, ["task_id", "namespace", "name", "version"],
-        "Every step of the task is complete or resolved by hand.";
-    TASK_FAILED = "task.failed", Task, ["task_id", "namespace", "name", "version", "step", "error_class", "error_message"],
-        "A step failed for good (permanent error or out of retries); the task is in error.";
+    TASK_COMPLETED = "task.completed", Task, ["task_id", "namespace", "name", "version", "duration"],
+        "Every step of the task is complete or resolved by hand; `duration`: since its creation (when a step's completion finished it).";
+    TASK_FAILED = "task.failed", Task, ["task_id", "namespace", "name", "version", "step", "duration", "error_class", "error_message"],
+        "A step failed for good (permanent error or out of retries); the task is in error; `duration`: since its creation (when a step's failure ended it).";
     TASK_DEADLINE_EXCEEDED = "task.deadline_exceeded", Task, ["task_id", "namespace", "name", "version", "count", "error_message", "data"],
         "The task passed its deadline (max_execution_time): its `count` steps that had not started (names in `data`) are in error and will not run.";
     TASK_RETRY_REQUESTED = "task.retry_requested", Task, ["task_id", "namespace", "name", "version", "actor"],
@@ -103,7 +103,7 @@ built_in! {
         "A worker claimed `count` runnable steps of the task (their names in `data`).";
     WORKFLOW_NO_VIABLE_STEPS = "workflow.no_viable_steps", Workflow, ["worker"],
         "A worker that had been busy found nothing to run.";
-    WORKFLOW_TASK_FINALIZED = "workflow.task_finalized", Workflow, ["task_id", "namespace", "name", "version", "task_state"],
+    WORKFLOW_TASK_FINALIZED = "workflow.task_finalized", Workflow, ["task_id", "namespace", "name", "version", "task_state", "duration"],
         "The task reached complete, error, cancelled or resolved_manually; `task_state` says which.";
     REGISTRY_HANDLER_REGISTERED = "registry.handler_registered", Registry, ["namespace", "name", "version", "data"],
         "The engine recorded a handler at start-up (`data`: its fingerprint).";

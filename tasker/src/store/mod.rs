@@ -284,6 +284,9 @@ pub struct Completed {
     pub released: u32,
     /// The task's new state, when this completion changed it.
     pub task_state: Option<TaskState>,
+    /// When this completion finished the task: how long since it was
+    /// created, by the store's clock.
+    pub task_duration: Option<Duration>,
     /// A released child claimed for the same worker (see
     /// [`Completion::take_next`]), already `in_progress` under its lease.
     pub next: Option<ClaimedStep>,

@@ -68,7 +68,7 @@ WITH input AS MATERIALIZED (
                  ELSE t.state END,
     updated_at = now()
   FROM steps_done d WHERE t.task_id = d.task_id
-  RETURNING t.task_id, t.state, t.unfinished_steps
+  RETURNING t.task_id, t.state, t.unfinished_steps, t.created_at
 ), finished_audit AS (
   INSERT INTO tasker_task_transitions (task_id, from_state, to_state, actor)
   SELECT task_id, 'in_progress', state, $4 FROM finished
@@ -80,9 +80,8 @@ SELECT (d.workflow_step_id IS NOT NULL)::int::bigint AS applied,
        (SELECT count(*) FROM released r JOIN tasker_workflow_step_edges e ON e.to_step_id = r.workflow_step_id
         WHERE e.from_step_id = i.step_id AND r.state = 'ready')
          + 0 * (SELECT count(*) FROM wake) AS released,
-       (SELECT f.state FROM finished f JOIN steps_done sd ON sd.task_id = f.task_id
-        WHERE f.task_id = d.task_id AND f.state IN ('complete', 'cancelled') AND f.unfinished_steps = 0
-          AND sd.last_step = i.step_id) AS task_state,
+       fin.state AS task_state,
+       (extract(epoch from now() - fin.created_at) * 1000)::bigint AS task_age_ms,
        n.workflow_step_id AS next_step_id, n.task_id AS next_task_id,
        n.named_task_id AS next_named_task_id, n.name AS next_name, n.position AS next_position,
        n.attempts AS next_attempts, n.max_attempts AS next_max_attempts,
@@ -94,5 +93,10 @@ SELECT (d.workflow_step_id IS NOT NULL)::int::bigint AS applied,
         WHERE e.to_step_id = n.workflow_step_id) AS next_inputs
 FROM input i
 LEFT JOIN done d ON d.workflow_step_id = i.step_id
+LEFT JOIN LATERAL (
+  SELECT f.state, f.created_at FROM finished f JOIN steps_done sd ON sd.task_id = f.task_id
+  WHERE f.task_id = d.task_id AND f.state IN ('complete', 'cancelled') AND f.unfinished_steps = 0
+    AND sd.last_step = i.step_id
+) fin ON true
 LEFT JOIN take tk ON tk.from_step_id = i.step_id
 LEFT JOIN released n ON n.workflow_step_id = tk.to_step_id AND n.state = 'in_progress'

@@ -9,4 +9,5 @@ WITH s AS (
   INSERT INTO tasker_workflow_step_transitions (workflow_step_id, task_id, from_state, to_state, attempt, actor, error)
   SELECT workflow_step_id, task_id, 'in_progress', 'ready', $3, $4, $6 FROM s
 )
-SELECT count(*) AS applied, 0::bigint AS released, NULL::text AS task_state FROM s
+SELECT count(*) AS applied, 0::bigint AS released, NULL::text AS task_state,
+       NULL::bigint AS task_age_ms FROM s
