@@ -8,7 +8,7 @@ use diesel::{sql_query, RunQueryDsl, SqliteConnection};
 use tasker::store::{ClaimRequest, ClaimedStep, StoreError};
 use tasker::ClaimLimit;
 
-use super::writes::{claim_rows, set_task_state, step_audit};
+use super::writes::{claim_audit, claim_rows, set_task_state};
 use super::{now_ms, SqliteStore, StepStateRow};
 use crate::operator::Tx;
 use crate::rows::{BucketRow, ClaimRow, CountRow};
@@ -192,15 +192,7 @@ fn claim_ready(
     let worker = &claim.worker;
     let mut started = Vec::new();
     for step in &claimed {
-        step_audit(
-            conn,
-            (step.workflow_step_id, step.task_id),
-            Some("ready"),
-            "in_progress",
-            Some(step.attempts),
-            worker,
-            None,
-        )?;
+        claim_audit(conn, step, worker)?;
         if set_task_state(conn, step.task_id, "pending", "in_progress", worker)? {
             started.push(step.task_id);
         }

@@ -231,6 +231,19 @@ pub(super) fn take_child(
     .pop() else {
         return Ok(None);
     };
+    claim_audit(conn, &step, worker)?;
+    let row = claim_rows(conn, &step.workflow_step_id.to_string(), "")?
+        .pop()
+        .expect("the step just claimed exists");
+    Ok(Some(row.into_claimed()))
+}
+
+/// The audit row of a claim: `ready -> in_progress` for this attempt.
+pub(super) fn claim_audit(
+    conn: &mut SqliteConnection,
+    step: &StepStateRow,
+    worker: &str,
+) -> Tx<()> {
     step_audit(
         conn,
         (step.workflow_step_id, step.task_id),
@@ -239,11 +252,7 @@ pub(super) fn take_child(
         Some(step.attempts),
         worker,
         None,
-    )?;
-    let row = claim_rows(conn, &step.workflow_step_id.to_string(), "")?
-        .pop()
-        .expect("the step just claimed exists");
-    Ok(Some(row.into_claimed()))
+    )
 }
 
 /// Claim rows (context and parents' outputs) of the steps with these ids.

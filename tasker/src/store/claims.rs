@@ -1,0 +1,133 @@
+//! What workers claim and record: [`ClaimRequest`] and the
+//! [`ClaimedStep`]s it returns, an attempt's [`Completion`] and what
+//! recording it did ([`Completed`]), and the tasks a deadline ended.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::ids::{StepId, TaskId};
+use crate::limit::ClaimLimit;
+use crate::state::TaskState;
+use crate::step::StepError;
+
+/// What to claim.
+#[derive(Debug, Clone)]
+pub struct ClaimRequest<'a> {
+    /// Only steps of tasks created from these handlers (the ones linked
+    /// into this worker, with matching fingerprints).
+    pub handler_ids: &'a [i64],
+    /// At most this many steps.
+    pub limit: u32,
+    /// The lease: the claim expires this long from now unless renewed.
+    pub lease: Duration,
+    /// The claiming worker, for the audit trail.
+    pub worker: &'a str,
+    /// Limits held across all workers: a step one of them covers is
+    /// claimed only under it (its lock taken, its running steps counted,
+    /// [`ClaimLimit::admit`] asked); every other step as usual. Empty for
+    /// a worker without limits, which then claims exactly as before.
+    pub limits: &'a [ClaimLimit],
+}
+
+/// A step claimed by a worker, with everything needed to run it.
+#[derive(Debug, Clone)]
+pub struct ClaimedStep {
+    /// The step.
+    pub step_id: StepId,
+    /// Its task.
+    pub task_id: TaskId,
+    /// The task's handler.
+    pub handler_id: i64,
+    /// The step's name.
+    pub name: String,
+    /// The step's index in declaration order.
+    pub index: u32,
+    /// Whether this claim started the task (pending -> in_progress).
+    pub task_started: bool,
+    /// This attempt's number (1-based); completions must quote it.
+    pub attempt: u32,
+    /// Attempts allowed in all.
+    pub max_attempts: u32,
+    /// The task context.
+    pub context: Value,
+    /// Outputs of the step's parents, by name.
+    pub inputs: Vec<(String, Value)>,
+    /// Why the stored context or inputs could not be read, when they could
+    /// not (then `context` is `null` and `inputs` empty). The engine fails
+    /// such a step permanently, with this message, without running it;
+    /// the other steps of the claim are unaffected.
+    pub unreadable: Option<String>,
+}
+
+/// How an attempt ended, as the engine decided.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// Done, with its output.
+    Complete(Value),
+    /// Failed; run again after `delay`.
+    Retry {
+        /// The error.
+        error: StepError,
+        /// The backoff delay.
+        delay: Duration,
+    },
+    /// Failed for good: the step goes to `error` and its task too.
+    Fail(StepError),
+}
+
+/// The end of one attempt, to record.
+#[derive(Debug, Clone)]
+pub struct Completion {
+    /// The step.
+    pub step_id: StepId,
+    /// The attempt that ended; a completion for an older attempt (the lease
+    /// expired and another worker took over) is refused.
+    pub attempt: u32,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// The worker, for the audit trail.
+    pub worker: String,
+    /// How long the attempt ran.
+    pub duration: Duration,
+    /// For a successful attempt: claim one of the children it releases for
+    /// the same worker, under this lease, and return it in
+    /// [`Completed::next`] (so a chain costs one round trip per step).
+    pub take_next: Option<Duration>,
+}
+
+/// What recording a completion did.
+#[derive(Debug, Clone)]
+pub struct Completed {
+    /// `false` when the completion was refused (stale attempt, or the step
+    /// was cancelled or resolved meanwhile).
+    pub applied: bool,
+    /// Children that became ready.
+    pub released: u32,
+    /// The task's new state, when this completion changed it.
+    pub task_state: Option<TaskState>,
+    /// When this completion finished the task: how long since it was
+    /// created, by the store's clock.
+    pub task_duration: Option<Duration>,
+    /// A released child claimed for the same worker (see
+    /// [`Completion::take_next`]), already `in_progress` under its lease.
+    pub next: Option<ClaimedStep>,
+}
+
+/// A task that passed its deadline, as [`Store::expire_deadlines`]
+/// ended it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpiredTask {
+    /// The task.
+    pub task_id: TaskId,
+    /// Its handler's store id.
+    pub handler_id: i64,
+    /// Its steps that had not started and are now in `error`.
+    pub steps: Vec<(StepId, String)>,
+    /// Whether the task itself moved to `error` now (it was pending or in
+    /// progress; a task already in `error` only had steps stopped).
+    pub failed: bool,
+}
+
+/// The error recorded on a step that its task's deadline stopped.
+pub const DEADLINE_EXCEEDED: &str = "DeadlineExceeded";
