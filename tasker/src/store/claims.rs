@@ -114,7 +114,7 @@ pub struct Completed {
     pub next: Option<ClaimedStep>,
 }
 
-/// A task that passed its deadline, as [`Store::expire_deadlines`]
+/// A task that passed its deadline, as [`Store::expire_deadlines`](super::Store::expire_deadlines)
 /// ended it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExpiredTask {
