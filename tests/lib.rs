@@ -138,6 +138,11 @@ pub struct Engine;
 #[doc = include_str!("../docs/configuration.md")]
 pub struct Configuration;
 
+/// `docs/api-steps.md`, compiled and run.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/api-steps.md")]
+pub struct ApiSteps;
+
 /// `docs/events.md`, compiled and run.
 #[cfg(doctest)]
 #[doc = include_str!("../docs/events.md")]

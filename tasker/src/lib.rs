@@ -57,6 +57,8 @@
 pub mod analysis;
 #[cfg(feature = "http")]
 pub mod api;
+#[cfg(feature = "api-step")]
+pub mod api_step;
 mod binding;
 pub mod config;
 mod engine;
