@@ -788,6 +788,11 @@ async fn the_store_reports_what_it_did<S: Store>(store: S) {
         worker: "w1".to_owned(),
         duration: Duration::from_millis(1),
         take_next: None,
+        annotations: vec![],
+    };
+    let note = |kind: &str, value: serde_json::Value| tasker::Annotation {
+        annotation_type: kind.to_owned(),
+        annotation: value,
     };
 
     // Creation, idempotent.
@@ -804,7 +809,16 @@ async fn the_store_reports_what_it_did<S: Store>(store: S) {
     assert_eq!((a.name.as_str(), a.attempt, a.task_started), ("a", 1, true));
     assert_eq!(a.context, json!({ "value": 1 }));
     assert!(a.unreadable.is_none());
-    let reported = store.complete_steps(&[done(a, json!(2))]).await.unwrap();
+    let reported = store
+        .complete_steps(&[Completion {
+            annotations: vec![
+                note("source", json!("web")),
+                note("risk", json!({"score": 7})),
+            ],
+            ..done(a, json!(2))
+        }])
+        .await
+        .unwrap();
     assert_eq!(
         (
             reported[0].applied,
@@ -814,8 +828,15 @@ async fn the_store_reports_what_it_did<S: Store>(store: S) {
         (true, 2, None)
     );
     assert!(reported[0].next.is_none());
-    // A stale completion of the same attempt is refused.
-    let stale = store.complete_steps(&[done(a, json!(3))]).await.unwrap();
+    // A stale completion of the same attempt is refused, and writes none
+    // of its annotations.
+    let stale = store
+        .complete_steps(&[Completion {
+            annotations: vec![note("stale", json!(true))],
+            ..done(a, json!(3))
+        }])
+        .await
+        .unwrap();
     assert!(!stale[0].applied);
     // Both branches; one retries, one completes without releasing `d`.
     let mut branches = store.claim_steps(claim(10)).await.unwrap();
@@ -831,8 +852,20 @@ async fn the_store_reports_what_it_did<S: Store>(store: S) {
         },
         ..done(b, json!(null))
     };
+    // A retry's annotations are not written (the engine sends none; the
+    // store writes only those of applied successes).
+    let retry = Completion {
+        annotations: vec![note("retried", json!(1))],
+        ..retry
+    };
     let reported = store
-        .complete_steps(&[retry, done(c, json!(30))])
+        .complete_steps(&[
+            retry,
+            Completion {
+                annotations: vec![note("source", json!("batch"))],
+                ..done(c, json!(30))
+            },
+        ])
         .await
         .unwrap();
     assert_eq!(
@@ -868,6 +901,23 @@ async fn the_store_reports_what_it_did<S: Store>(store: S) {
     );
     let reported = store.complete_steps(&[done(&d, json!(33))]).await.unwrap();
     assert_eq!(reported[0].task_state, Some(TaskState::Complete));
+    let t1 = created.task_id();
+    let notes: Vec<_> = store
+        .task(t1)
+        .await
+        .unwrap()
+        .annotations
+        .into_iter()
+        .map(|a| (a.annotation_type, a.step, a.annotation))
+        .collect();
+    assert_eq!(
+        notes,
+        [
+            ("source".to_owned(), Some("a".to_owned()), json!("web")),
+            ("risk".to_owned(), Some("a".to_owned()), json!({"score": 7})),
+            ("source".to_owned(), Some("c".to_owned()), json!("batch")),
+        ]
+    );
 
     // A task whose last step completes after another was cancelled is
     // reported cancelled.
@@ -932,6 +982,28 @@ async fn the_store_reports_what_it_did<S: Store>(store: S) {
         .unwrap();
     assert_eq!(reported[0].task_state, Some(TaskState::Cancelled));
     assert_legal(&store.transitions(t4).await.unwrap());
+
+    // Tasks found by annotation type.
+    let with = |kind: Option<&str>| tasker::store::TaskFilter {
+        annotation_type: kind.map(str::to_owned),
+        limit: 10,
+        ..Default::default()
+    };
+    let ids = |tasks: Vec<tasker::store::TaskRecord>| -> Vec<_> {
+        tasks.iter().map(|t| t.task_id).collect()
+    };
+    assert_eq!(
+        ids(store.tasks(&with(Some("risk"))).await.unwrap()),
+        [created.task_id()]
+    );
+    assert!(store.tasks(&with(Some("stale"))).await.unwrap().is_empty());
+    assert!(store
+        .tasks(&with(Some("retried")))
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(store.tasks(&with(None)).await.unwrap().len(), 4);
+    assert!(store.task(t2).await.unwrap().annotations.is_empty());
 }
 
 /// Purge deletes exactly what its filter names (state, age, handler), with

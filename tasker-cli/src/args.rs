@@ -222,6 +222,9 @@ pub struct ListArgs {
     /// Only tasks of this handler name.
     #[arg(long)]
     pub handler: Option<String>,
+    /// Only tasks with an annotation of this type (`ctx.annotate`).
+    #[arg(long, value_name = "TYPE")]
+    pub annotation: Option<String>,
     /// At most this many (1 to 1000).
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub limit: u32,

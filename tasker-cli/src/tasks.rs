@@ -25,6 +25,10 @@ pub(crate) async fn task_list(
         .map(str::parse::<TaskState>)
         .transpose()
         .map_err(|e| CliError::usage(e.to_string()))?;
+    if let Some(kind) = &args.annotation {
+        tasker::annotation::check_annotation_type(kind)
+            .map_err(|e| CliError::usage(format!("--annotation: {e}")))?;
+    }
     let store = app.read_store(global).await?;
     let tasks = store
         .tasks(&TaskFilter {
@@ -32,6 +36,7 @@ pub(crate) async fn task_list(
             name: args.handler.clone(),
             version: None,
             state,
+            annotation_type: args.annotation.clone(),
             limit: args.limit,
             offset: args.offset,
         })
@@ -148,6 +153,21 @@ fn print_task(out: Output, task: &TaskRecord) {
         &["step id", "step", "state", "attempts", "last error"],
         &rows,
     );
+    if !task.annotations.is_empty() {
+        out.line("");
+        let rows: Vec<Vec<String>> = task
+            .annotations
+            .iter()
+            .map(|a| {
+                vec![
+                    a.annotation_type.clone(),
+                    a.step.clone().unwrap_or_default(),
+                    a.annotation.to_string(),
+                ]
+            })
+            .collect();
+        out.table(&["annotation", "by step", "value"], &rows);
+    }
 }
 
 pub(crate) async fn task_wait(

@@ -7,7 +7,7 @@ use diesel::sql_types::{BigInt, Bool, Integer, Nullable, Text};
 use diesel::QueryableByName;
 use serde_json::Value;
 use tasker::store::{ClaimedStep, StepRecord, StoreError, TaskRecord, Transition};
-use tasker::{StepError, StepId, StepState, TaskId, TaskState};
+use tasker::{StepError, StepId, StepState, TaskAnnotation, TaskId, TaskState};
 
 pub(crate) fn json(text: &str, what: &str) -> Result<Value, StoreError> {
     serde_json::from_str(text).map_err(|e| StoreError::database(format!("reading {what}"), e))
@@ -223,6 +223,7 @@ impl TaskRow {
             created_at: time(self.created_ms),
             updated_at: time(self.updated_ms),
             steps,
+            annotations: Vec::new(),
         })
     }
 }
@@ -374,3 +375,43 @@ pub(crate) fn lease_expired_error() -> String {
     )
     .expect("a StepError serializes")
 }
+
+/// An annotation with the name of the step that recorded it.
+#[derive(QueryableByName)]
+pub(crate) struct AnnotationRow {
+    #[diesel(sql_type = Text)]
+    pub(crate) annotation_type: String,
+    #[diesel(sql_type = Text)]
+    pub(crate) annotation: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub(crate) step: Option<String>,
+    #[diesel(sql_type = BigInt)]
+    pub(crate) at_ms: i64,
+}
+
+impl From<AnnotationRow> for TaskAnnotation {
+    fn from(row: AnnotationRow) -> Self {
+        TaskAnnotation {
+            annotation: json_for_reading(&row.annotation, "an annotation"),
+            annotation_type: row.annotation_type,
+            step: row.step,
+            created_at: time(row.at_ms),
+        }
+    }
+}
+
+/// The annotations of a task, oldest first: `{}` is the backend's
+/// expression for `a.created_at` in epoch milliseconds, `{task}` its first
+/// parameter.
+pub(crate) const ANNOTATIONS_SQL: &str =
+    "SELECT a.annotation_type, a.annotation{text} AS annotation,
+        s.name AS step, {ms} AS at_ms
+ FROM tasker_task_annotations a
+ LEFT JOIN tasker_workflow_steps s ON s.workflow_step_id = a.workflow_step_id
+ WHERE a.task_id = {task} ORDER BY a.task_annotation_id";
+
+/// The task-list condition on an annotation type (`{p}`: its parameter);
+/// the `(annotation_type, task_id)` index answers it.
+pub(crate) const HAS_ANNOTATION_SQL: &str =
+    "({p} IS NULL OR EXISTS (SELECT 1 FROM tasker_task_annotations a
+   WHERE a.annotation_type = {p} AND a.task_id = t.task_id))";

@@ -416,6 +416,8 @@ pub struct StepInput {
     pub transaction: Option<crate::transaction::SharedTransaction>,
     /// The step's and its handler's configuration values.
     pub configs: crate::step::HandlerConfigs,
+    /// Where the step's annotations go.
+    pub annotations: crate::annotation::Annotations,
 }
 
 impl StepInput {
@@ -436,7 +438,8 @@ impl StepInput {
             .with_resources(self.resources.clone())
             .with_events(self.events.clone())
             .with_transaction(self.transaction.clone())
-            .with_configs(self.configs.clone()))
+            .with_configs(self.configs.clone())
+            .with_annotations(self.annotations.clone()))
     }
 
     /// Deserializes the output of dependency `name`.

@@ -55,6 +55,7 @@
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 pub mod analysis;
+pub mod annotation;
 #[cfg(feature = "http")]
 pub mod api;
 #[cfg(feature = "api-step")]
@@ -82,6 +83,7 @@ pub mod telemetry;
 pub mod testing;
 mod transaction;
 
+pub use annotation::{Annotation, TaskAnnotation};
 pub use engine::{
     Backoff, CoordinationMode, EngineConfig, RefusedHandler, RetentionPolicy, RetentionRule,
     StartupReport, Tasker, TaskerBuilder, Worker, WorkerCounts, WorkerStats,

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::annotation::{Annotation, Annotations};
 use crate::ids::TaskId;
 pub use crate::resources::{ConfigValue, HandlerConfigs, Resources};
 use crate::transaction::{SharedTransaction, TransactionGuard};
@@ -327,6 +328,7 @@ pub struct StepContext<C = serde_json::Value> {
     events: Option<StepEvents>,
     transaction: Option<SharedTransaction>,
     configs: HandlerConfigs,
+    annotations: Annotations,
 }
 
 impl<C> StepContext<C> {
@@ -343,7 +345,13 @@ impl<C> StepContext<C> {
             events: None,
             transaction: None,
             configs: HandlerConfigs::default(),
+            annotations: Annotations::default(),
         }
+    }
+
+    pub(crate) fn with_annotations(mut self, annotations: Annotations) -> Self {
+        self.annotations = annotations;
+        self
     }
 
     pub(crate) fn with_configs(mut self, configs: HandlerConfigs) -> Self {
@@ -550,6 +558,41 @@ impl<C> StepContext<C> {
             ))
         })?;
         events.publish(name, data)
+    }
+
+    /// Records an annotation on the task: `annotation_type` (1 to 64 ASCII
+    /// letters, digits, `_`, `.`, `-`) and a JSON value, written with this
+    /// attempt's success (in the same transaction) and shown with the task
+    /// by the API and the CLI, which can also find tasks by it. An attempt
+    /// that fails leaves no annotation behind.
+    ///
+    /// A bad type, a value that cannot be stored (over
+    /// [`MAX_ANNOTATION_BYTES`](crate::annotation::MAX_ANNOTATION_BYTES) as
+    /// JSON, or NUL characters) or more than
+    /// [`MAX_ANNOTATIONS_PER_STEP`](crate::annotation::MAX_ANNOTATIONS_PER_STEP)
+    /// in one attempt is a permanent error (`AnnotationRefused`).
+    ///
+    /// ```
+    /// use tasker::StepContext;
+    ///
+    /// let ctx = StepContext::new(());
+    /// ctx.annotate("payment_provider", "stripe").unwrap();
+    /// assert_eq!(ctx.annotations()[0].annotation, "stripe");
+    /// assert!(ctx.annotate("no spaces here", 1).is_err());
+    /// ```
+    pub fn annotate(&self, annotation_type: &str, value: impl Serialize) -> StepResult<()> {
+        let value = serde_json::to_value(value).map_err(|e| {
+            StepError::permanent(format!(
+                "the annotation {annotation_type:?} does not serialize: {e}"
+            ))
+            .with_class("AnnotationRefused")
+        })?;
+        self.annotations.add(annotation_type, value)
+    }
+
+    /// The annotations this attempt has recorded so far, in order.
+    pub fn annotations(&self) -> Vec<Annotation> {
+        self.annotations.snapshot()
     }
 }
 

@@ -128,6 +128,7 @@ pub struct TaskRun {
     steps: Vec<StepRun>,
     attempts: Vec<Attempt>,
     events: Vec<Event>,
+    annotations: Vec<(&'static str, crate::Annotation)>,
 }
 
 static NEXT_TASK_ID: AtomicI64 = AtomicI64::new(1);
@@ -244,6 +245,7 @@ impl TaskRunner {
             })
             .collect();
         let mut attempts = Vec::new();
+        let mut annotations = Vec::new();
         let events = Arc::new(std::sync::Mutex::new(Vec::new()));
 
         let graph = handler.graph();
@@ -272,7 +274,9 @@ impl TaskRunner {
             loop {
                 let attempt = steps[index].attempts + 1;
                 steps[index].attempts = attempt;
+                let recorded = crate::annotation::Annotations::default();
                 let input = StepInput {
+                    annotations: recorded.clone(),
                     task_id,
                     step_name: definition.name(),
                     attempt,
@@ -306,6 +310,8 @@ impl TaskRunner {
                         });
                         steps[index].state = StepState::Complete;
                         steps[index].output = Some(output);
+                        let name = definition.name();
+                        annotations.extend(recorded.take().into_iter().map(|a| (name, a)));
                         break;
                     }
                     Err(error) => {
@@ -336,6 +342,7 @@ impl TaskRunner {
             steps,
             attempts,
             events: take_events(&events),
+            annotations,
         })
     }
 }
@@ -399,6 +406,12 @@ impl TaskRun {
                     .collect::<Vec<_>>()
                     .join(", "),
             })
+    }
+
+    /// The annotations the steps recorded (by successful attempts only, as
+    /// the engine stores them), with the step that recorded each, in order.
+    pub fn annotations(&self) -> &[(&'static str, crate::Annotation)] {
+        &self.annotations
     }
 
     /// The custom events the steps published, in order.

@@ -27,8 +27,8 @@ use crate::operator::{self, TxError};
 use crate::retention;
 use crate::rows::VersionRow;
 use crate::rows::{
-    lease_expired_error, CountRow, IdRow, StateCountRow, StepRow, TaskRow, TransitionRow,
-    UnfinishedRow,
+    lease_expired_error, AnnotationRow, CountRow, IdRow, StateCountRow, StepRow, TaskRow,
+    TransitionRow, UnfinishedRow, ANNOTATIONS_SQL, HAS_ANNOTATION_SQL,
 };
 
 /// Tasks per creation statement.
@@ -239,13 +239,36 @@ impl Store for PgStore {
                 _ => None,
             })
             .collect();
-        if !successes.is_empty() {
-            let recorded = record_successes(&mut conn, &successes, &self.channel)
+        // Those with annotations (rare): each in a transaction with its
+        // annotations, written only when the result is applied.
+        let (annotated, plain): (Vec<_>, Vec<_>) = successes
+            .into_iter()
+            .partition(|(_, c, _)| !c.annotations.is_empty());
+        if !plain.is_empty() {
+            let recorded = record_successes(&mut conn, &plain, &self.channel)
                 .await
                 .map_err(db("recording step results"))?;
-            for ((i, _, _), row) in successes.iter().zip(recorded) {
+            for ((i, _, _), row) in plain.iter().zip(recorded) {
                 results[*i] = Some(row.into_completed()?);
             }
+        }
+        for one in annotated {
+            let channel = &self.channel;
+            let row = conn
+                .transaction(async move |conn| {
+                    let row = record_successes(conn, &[one], channel).await?.pop();
+                    if row.as_ref().is_some_and(|r| r.result.applied > 0) {
+                        insert_annotations(conn, one.1).await?;
+                    }
+                    Ok::<_, diesel::result::Error>(row)
+                })
+                .await
+                .map_err(db("recording a step result with its annotations"))?;
+            let row = row.ok_or_else(|| StoreError::Database {
+                message: "recording a step result returned no row".to_owned(),
+                source: None,
+            })?;
+            results[one.0] = Some(row.into_completed()?);
         }
         // Failures: one statement each (they are rare).
         for (i, completion) in completions.iter().enumerate() {
@@ -390,16 +413,30 @@ impl Store for PgStore {
             .into_iter()
             .map(StepRow::into_record)
             .collect::<Result<_, _>>()?;
-        task.into_record(steps)
+        let annotations = sql_query(
+            ANNOTATIONS_SQL
+                .replace("{text}", "::text")
+                .replace("{ms}", &ms("a.created_at"))
+                .replace("{task}", "$1"),
+        )
+        .bind::<BigInt, _>(task_id.0)
+        .load::<AnnotationRow>(&mut conn)
+        .await
+        .map_err(db("reading a task's annotations"))?;
+        let mut record = task.into_record(steps)?;
+        record.annotations = annotations.into_iter().map(Into::into).collect();
+        Ok(record)
     }
 
     async fn tasks(&self, filter: &TaskFilter) -> Result<Vec<TaskRecord>, StoreError> {
         let mut conn = self.conn().await?;
-        let rows = sql_query(task_select(
+        let rows = sql_query(task_select(&format!(
             "WHERE ($1::text IS NULL OR ns.name = $1) AND ($2::text IS NULL OR nt.name = $2)
                AND ($3::text IS NULL OR nt.version = $3) AND ($4::text IS NULL OR t.state = $4)
+               AND {}
              ORDER BY t.created_at DESC, t.task_id DESC LIMIT $5 OFFSET $6",
-        ))
+            HAS_ANNOTATION_SQL.replace("{p}", "$7::text")
+        )))
         .bind::<Nullable<Text>, _>(filter.namespace.as_deref())
         .bind::<Nullable<Text>, _>(filter.name.as_deref())
         .bind::<Nullable<Text>, _>(filter.version.as_deref())
@@ -410,6 +447,7 @@ impl Store for PgStore {
             filter.limit
         }))
         .bind::<BigInt, _>(i64::from(filter.offset))
+        .bind::<Nullable<Text>, _>(filter.annotation_type.as_deref())
         .load::<TaskRow>(&mut conn)
         .await
         .map_err(db("listing tasks"))?;
@@ -534,6 +572,36 @@ impl Store for PgStore {
         );
         Ok(())
     }
+}
+
+/// Writes the annotations of an applied completion (inside its
+/// transaction).
+pub(super) async fn insert_annotations(
+    conn: &mut AsyncPgConnection,
+    completion: &Completion,
+) -> Result<(), diesel::result::Error> {
+    let types: Vec<&str> = completion
+        .annotations
+        .iter()
+        .map(|a| a.annotation_type.as_str())
+        .collect();
+    let values: Vec<String> = completion
+        .annotations
+        .iter()
+        .map(|a| a.annotation.to_string())
+        .collect();
+    sql_query(
+        "INSERT INTO tasker_task_annotations (task_id, workflow_step_id, annotation_type, annotation)
+         SELECT s.task_id, s.workflow_step_id, a.kind, a.value::jsonb
+         FROM tasker_workflow_steps s, unnest($2::text[], $3::text[]) WITH ORDINALITY AS a(kind, value, n)
+         WHERE s.workflow_step_id = $1 ORDER BY a.n",
+    )
+    .bind::<BigInt, _>(completion.step_id.0)
+    .bind::<Array<Text>, _>(types)
+    .bind::<Array<Text>, _>(values)
+    .execute(conn)
+    .await
+    .map(drop)
 }
 
 /// Records successful attempts with one statement on `conn` (fenced: an

@@ -10,7 +10,7 @@ use diesel_async::{
 use tasker::store::{Completed, Completion, Outcome, StepTransaction, StoreError};
 use tasker::StepId;
 
-use super::store::record_successes;
+use super::store::{insert_annotations, record_successes};
 use super::PgStore;
 
 /// An open transaction on a connection of the store's pool. Dropped
@@ -82,6 +82,11 @@ impl PgStore {
             })?
             .into_completed()?;
         if completed.applied {
+            if !completion.annotations.is_empty() {
+                insert_annotations(&mut conn, completion)
+                    .await
+                    .map_err(|e| StoreError::database("recording a step's annotations", e))?;
+            }
             AnsiTransactionManager::commit_transaction(&mut *conn)
                 .await
                 .map_err(|e| StoreError::database("committing a transactional step", e))?;

@@ -14,15 +14,17 @@ use tasker::store::{DeadLetter, DeadLetterFilter, PurgeFilter};
 use tasker::{StepError, StepId, TaskId, TaskState};
 
 use super::primitives::{SqliteOps, DIALECT};
-use super::writes::{create_one, finish_step, set_task_state, step_audit, step_state, take_child};
+use super::writes::{
+    create_one, finish_step, insert_annotations, set_task_state, step_audit, step_state, take_child,
+};
 use super::{now_ms, SqliteStore, StepStateRow};
 use crate::migrations;
 use crate::operator::{self, Tx, TxError};
 use crate::retention;
 use crate::rows::VersionRow;
 use crate::rows::{
-    lease_expired_error, CountRow, IdRow, StateCountRow, StepRow, TaskRow, TransitionRow,
-    UnfinishedRow,
+    lease_expired_error, AnnotationRow, CountRow, IdRow, StateCountRow, StepRow, TaskRow,
+    TransitionRow, UnfinishedRow, ANNOTATIONS_SQL, HAS_ANNOTATION_SQL,
 };
 
 impl Store for SqliteStore {
@@ -255,6 +257,7 @@ impl Store for SqliteStore {
                     };
                     match &c.outcome {
                         Outcome::Complete(_) => {
+                            insert_annotations(conn, (step.workflow_step_id, step.task_id), &c.annotations, now)?;
                             let (released, finished) = finish_step(conn, step.workflow_step_id, step.task_id, &c.worker)?;
                             completed.released = released.len() as u32;
                             completed.task_state = finished;
@@ -409,7 +412,7 @@ impl Store for SqliteStore {
     }
 
     async fn task(&self, task_id: TaskId) -> Result<TaskRecord, StoreError> {
-        let (task, steps) = self
+        let (task, steps, annotations) = self
             .read("reading a task", move |conn| {
                 let task = sql_query(task_select("WHERE t.task_id = ?"))
                     .bind::<BigInt, _>(task_id.0)
@@ -430,25 +433,37 @@ impl Store for SqliteStore {
                 )
                 .bind::<BigInt, _>(task_id.0)
                 .load::<StepRow>(conn)?;
-                Ok((task, steps))
+                let annotations = sql_query(
+                    ANNOTATIONS_SQL
+                        .replace("{text}", "")
+                        .replace("{ms}", "a.created_at")
+                        .replace("{task}", "?"),
+                )
+                .bind::<BigInt, _>(task_id.0)
+                .load::<AnnotationRow>(conn)?;
+                Ok((task, steps, annotations))
             })
             .await?;
         let steps = steps
             .into_iter()
             .map(StepRow::into_record)
             .collect::<Result<_, _>>()?;
-        task.into_record(steps)
+        let mut record = task.into_record(steps)?;
+        record.annotations = annotations.into_iter().map(Into::into).collect();
+        Ok(record)
     }
 
     async fn tasks(&self, filter: &TaskFilter) -> Result<Vec<TaskRecord>, StoreError> {
         let filter = filter.clone();
         let rows = self
             .read("listing tasks", move |conn| {
-                Ok(sql_query(task_select(
+                Ok(sql_query(task_select(&format!(
                     "WHERE (?1 IS NULL OR ns.name = ?1) AND (?2 IS NULL OR nt.name = ?2)
                        AND (?3 IS NULL OR nt.version = ?3) AND (?4 IS NULL OR t.state = ?4)
+                       AND {}
                      ORDER BY t.created_at DESC, t.task_id DESC LIMIT ?5 OFFSET ?6",
-                ))
+                    HAS_ANNOTATION_SQL.replace("{p}", "?7")
+                )))
                 .bind::<Nullable<Text>, _>(filter.namespace.as_deref())
                 .bind::<Nullable<Text>, _>(filter.name.as_deref())
                 .bind::<Nullable<Text>, _>(filter.version.as_deref())
@@ -459,6 +474,7 @@ impl Store for SqliteStore {
                     filter.limit
                 }))
                 .bind::<BigInt, _>(i64::from(filter.offset))
+                .bind::<Nullable<Text>, _>(filter.annotation_type.as_deref())
                 .load::<TaskRow>(conn)?)
             })
             .await?;

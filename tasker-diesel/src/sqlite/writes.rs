@@ -41,6 +41,28 @@ pub(super) fn step_audit(
     Ok(())
 }
 
+/// Writes the annotations of an applied completion of `(step, task)`.
+pub(super) fn insert_annotations(
+    conn: &mut SqliteConnection,
+    (step_id, task_id): (i64, i64),
+    annotations: &[tasker::Annotation],
+    now: i64,
+) -> Tx<()> {
+    for a in annotations {
+        sql_query(
+            "INSERT INTO tasker_task_annotations (task_id, workflow_step_id, annotation_type, annotation, created_at)
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind::<BigInt, _>(task_id)
+        .bind::<BigInt, _>(step_id)
+        .bind::<Text, _>(&a.annotation_type)
+        .bind::<Text, _>(a.annotation.to_string())
+        .bind::<BigInt, _>(now)
+        .execute(conn)?;
+    }
+    Ok(())
+}
+
 pub(super) fn task_audit(
     conn: &mut SqliteConnection,
     task_id: i64,

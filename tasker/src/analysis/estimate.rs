@@ -94,6 +94,7 @@ impl History {
                 name: Some(task.name.clone()),
                 version: Some(task.version.clone()),
                 state: Some(TaskState::Complete),
+                annotation_type: None,
                 limit,
                 offset: 0,
             })

@@ -385,6 +385,7 @@ mod tests {
             created_at: chrono::Utc::now(),
             updated_at: chrono::Utc::now(),
             steps,
+            annotations: vec![],
         }
     }
 

@@ -148,6 +148,20 @@ struct GqlTask {
     created_at: String,
     updated_at: String,
     steps: Vec<GqlStep>,
+    /// What the steps recorded with `ctx.annotate`, oldest first (empty in
+    /// lists).
+    annotations: Vec<GqlAnnotation>,
+}
+
+/// An annotation a step recorded on its task.
+#[derive(SimpleObject)]
+#[graphql(name = "Annotation")]
+struct GqlAnnotation {
+    annotation_type: String,
+    annotation: Json<Value>,
+    /// The step that recorded it.
+    step: Option<String>,
+    created_at: String,
 }
 
 /// A step of a task.
@@ -225,6 +239,16 @@ fn task(t: TaskRecord) -> GqlTask {
     GqlTask {
         task_id: t.task_id.0,
         steps: t.steps.iter().map(step).collect(),
+        annotations: t
+            .annotations
+            .into_iter()
+            .map(|a| GqlAnnotation {
+                annotation_type: a.annotation_type,
+                annotation: Json(a.annotation),
+                step: a.step,
+                created_at: a.created_at.to_rfc3339(),
+            })
+            .collect(),
         namespace: t.namespace,
         name: t.name,
         version: t.version,
@@ -261,6 +285,7 @@ impl QueryRoot {
         name: Option<String>,
         version: Option<String>,
         state: Option<String>,
+        annotation_type: Option<String>,
         limit: Option<u32>,
         offset: Option<u32>,
     ) -> async_graphql::Result<Vec<GqlTask>> {
@@ -271,6 +296,7 @@ impl QueryRoot {
             name,
             version,
             state,
+            annotation_type,
             limit,
             offset,
         }

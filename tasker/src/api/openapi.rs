@@ -199,6 +199,11 @@ fn contract(operation: &Operation, s: &mut Schemas) -> Shape {
                     "only tasks in this state",
                 ),
                 query(
+                    "annotation_type",
+                    json!({ "type": "string", "pattern": "^[A-Za-z][A-Za-z0-9_.-]{0,63}$" }),
+                    "only tasks with an annotation of this type",
+                ),
+                query(
                     "limit",
                     json!({ "type": "integer", "minimum": 0, "maximum": 4_294_967_295_u64, "default": 50 }),
                     "page size; 0 counts as 1 and more than 500 as 500",

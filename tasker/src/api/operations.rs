@@ -109,7 +109,7 @@ operations! {
     METRICS = "metrics", Permission("tasker.metrics:index"), get("/metrics"), None,
         "Prometheus metrics.";
     LIST_TASKS = "list_tasks", Permission("tasker.task:index"), get("/tasks"), Some("tasks"),
-        "List tasks (filters: namespace, name, version, state; limit, offset).";
+        "List tasks (filters: namespace, name, version, state, annotation_type; limit, offset).";
     CREATE_TASK = "create_task", Permission("tasker.task:create"), post("/tasks"), Some("createTask"),
         "Create a task from a JSON request.";
     SHOW_TASK = "show_task", Permission("tasker.task:show"), get("/tasks/{task_id}"), Some("task"),

@@ -42,6 +42,7 @@ pub(super) struct ListQuery {
     pub(super) name: Option<String>,
     pub(super) version: Option<String>,
     pub(super) state: Option<String>,
+    pub(super) annotation_type: Option<String>,
     pub(super) limit: Option<u32>,
     pub(super) offset: Option<u32>,
 }
@@ -55,11 +56,16 @@ impl ListQuery {
             .map(str::parse::<TaskState>)
             .transpose()
             .map_err(|e| e.to_string())?;
+        if let Some(kind) = &self.annotation_type {
+            crate::annotation::check_annotation_type(kind)
+                .map_err(|e| format!("`annotation_type`: {e}"))?;
+        }
         Ok(TaskFilter {
             namespace: self.namespace,
             name: self.name,
             version: self.version,
             state,
+            annotation_type: self.annotation_type,
             limit: page_size(self.limit),
             offset: self.offset.unwrap_or(0),
         })

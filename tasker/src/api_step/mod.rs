@@ -103,12 +103,6 @@ impl ApiClient {
     /// Checks `config` and builds the client.
     pub fn new(config: ApiConfig) -> Result<Self, ApiConfigError> {
         let checked = config::check(&config)?;
-        // reqwest is built without a default TLS provider (aws-lc needs
-        // CMake); use ring unless the program installed one of its own. It
-        // is deprecated for lacking post-quantum key exchange: a program
-        // that wants that installs aws-lc-rs's provider before this runs.
-        #[allow(deprecated)]
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(config.connect_timeout)

@@ -15,6 +15,7 @@ use tracing::Instrument;
 
 use super::stats::WorkerStats;
 use super::Tasker;
+use crate::annotation::Annotations;
 use crate::events::{names, Event, EventBus};
 use crate::handler::{Handler, StepInput};
 use crate::ids::{StepId, TaskId};
@@ -216,6 +217,7 @@ pub(super) async fn run_and_record<S: Store>(
             .with_attempt(step.attempt)
     };
     let started = Instant::now();
+    let annotations = Annotations::default();
     tasker.publish(event(names::STEP_BEFORE_HANDLE));
     let transactional = handler
         .and_then(|h| h.steps().get(step.index as usize))
@@ -242,7 +244,14 @@ pub(super) async fn run_and_record<S: Store>(
                 .with_class("TransactionUnavailable"),
         )
     } else {
-        run_step(tasker, step.clone(), event("custom"), transaction.clone()).await
+        run_step(
+            tasker,
+            step.clone(),
+            event("custom"),
+            transaction.clone(),
+            annotations.clone(),
+        )
+        .await
     };
     // The transaction back from the step (its body has ended; a guard kept
     // by a task the step spawned counts as still in use, and a success
@@ -289,7 +298,13 @@ pub(super) async fn run_and_record<S: Store>(
         Outcome::Retry { error, delay } => Ended::Retry(error.clone(), *delay),
         Outcome::Fail(error) => Ended::Failed(error.clone()),
     };
+    // Only a success keeps what the attempt annotated.
+    let annotations = match &outcome {
+        Outcome::Complete(_) => annotations.take(),
+        _ => Vec::new(),
+    };
     let completion = Completion {
+        annotations,
         step_id: step.step_id,
         attempt: step.attempt,
         outcome,
@@ -422,6 +437,7 @@ pub(super) async fn run_step<S: Store>(
     step: ClaimedStep,
     base: Event,
     transaction: Option<SharedTransaction>,
+    annotations: Annotations,
 ) -> Result<serde_json::Value, StepError> {
     let Some(handler) = tasker.handler_by_id(step.handler_id) else {
         return Err(StepError::permanent(format!(
@@ -465,6 +481,7 @@ pub(super) async fn run_step<S: Store>(
         )),
         transaction,
         configs: resolved.configs.clone(),
+        annotations,
     };
     super::run_attempt(handler, index, input, config.timeout).await
 }

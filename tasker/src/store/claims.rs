@@ -94,6 +94,10 @@ pub struct Completion {
     /// the same worker, under this lease, and return it in
     /// [`Completed::next`] (so a chain costs one round trip per step).
     pub take_next: Option<Duration>,
+    /// For a successful attempt: the annotations its step recorded, written
+    /// with the result (in the same transaction) when it is applied, never
+    /// otherwise. Empty for failures.
+    pub annotations: Vec<crate::Annotation>,
 }
 
 /// What recording a completion did.

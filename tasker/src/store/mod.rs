@@ -256,6 +256,10 @@ pub struct TaskRecord {
     pub updated_at: DateTime<Utc>,
     /// Its steps, in declaration order.
     pub steps: Vec<StepRecord>,
+    /// What its steps recorded with
+    /// [`StepContext::annotate`](crate::StepContext::annotate), oldest first
+    /// (read with the task; empty in lists).
+    pub annotations: Vec<crate::TaskAnnotation>,
 }
 
 /// One audited state change.
@@ -293,6 +297,8 @@ pub struct TaskFilter {
     pub version: Option<String>,
     /// State.
     pub state: Option<TaskState>,
+    /// Only tasks with an annotation of this type.
+    pub annotation_type: Option<String>,
     /// At most this many (newest first).
     pub limit: u32,
     /// Skip this many.

@@ -1,0 +1,2 @@
+DROP INDEX tasker_task_annotations_type;
+ALTER TABLE tasker_task_annotations DROP COLUMN workflow_step_id;
