@@ -794,7 +794,154 @@ handlers:
     );
 }
 
+/// What a `Premium` task asks of its steps.
+#[derive(Debug, serde::Serialize, Deserialize)]
+pub struct Order {
+    /// More retries and a higher priority.
+    pub premium: bool,
+    /// `charge` fails this many attempts first.
+    pub fail_times: u32,
+    /// The defaults function names a step that does not exist.
+    #[serde(default)]
+    pub typo: bool,
+    /// The defaults function panics.
+    #[serde(default)]
+    pub boom: bool,
+}
+
+/// Per-task step settings from the context.
+pub struct Premium;
+
+#[task_handler(namespace = "configured", version = "3.0.0", context = Order, step_defaults = Self::defaults)]
+impl Premium {
+    /// Fails `fail_times` attempts, then succeeds.
+    #[step(retry_limit = 1)]
+    async fn charge(ctx: &StepContext<Order>) -> StepResult<u32> {
+        if ctx.attempt() <= ctx.context().fail_times {
+            return Err(StepError::retryable("declined for now"));
+        }
+        Ok(ctx.attempt())
+    }
+}
+
+impl Premium {
+    fn defaults(order: &Order, steps: &mut tasker::StepDefaults) {
+        assert!(!order.boom, "the defaults blew up");
+        if order.premium {
+            steps
+                .step("charge")
+                .retry_limit(5)
+                .priority(tasker::Priority::High);
+        }
+        if order.typo {
+            steps.step("chrage").retry_limit(1);
+        }
+    }
+}
+
+/// Code < file < the handler's per-task `step_defaults`.
+async fn step_defaults_win_over_the_file_for_their_task<S: tasker::Store>(store: S) {
+    let config = load(
+        "handlers:\n  configured/premium:\n    steps:\n      charge:\n        retry_limit: 2\n",
+        &[],
+    )
+    .unwrap();
+    let tasker = Tasker::builder(store)
+        .registry(Registry::new().with::<Premium>().unwrap())
+        .configure(tasker_tests::fast_config)
+        .settings(config)
+        .build()
+        .await
+        .expect("engine starts");
+    let order = |premium, fail_times| Order {
+        premium,
+        fail_times,
+        typo: false,
+        boom: false,
+    };
+    let run = |order: Order| {
+        let tasker = tasker.clone();
+        async move {
+            tasker
+                .run_task(Premium::request(order), Duration::from_secs(30))
+                .await
+                .unwrap()
+        }
+    };
+    // The file's 2 retries beat the attribute's 1.
+    let task = run(order(false, 2)).await;
+    assert_eq!(task.state, TaskState::Complete, "{task:?}");
+    assert_eq!(task.steps[0].max_attempts, 3);
+    assert_eq!(task.steps[0].priority, tasker::Priority::Normal);
+    let task = run(order(false, 3)).await;
+    assert_eq!(task.state, TaskState::Error);
+    assert_eq!(task.steps[0].attempts, 3);
+    // A premium order gets 5 retries and a high priority.
+    let task = run(order(true, 4)).await;
+    assert_eq!(task.state, TaskState::Complete, "{task:?}");
+    assert_eq!(task.steps[0].attempts, 5);
+    assert_eq!(task.steps[0].max_attempts, 6);
+    assert_eq!(task.steps[0].priority, tasker::Priority::High);
+
+    // A function that names no step, or panics, refuses the task and
+    // writes nothing.
+    let before = tasker.tasks(&Default::default()).await.unwrap().len();
+    let error = tasker
+        .create_task(Premium::request(Order {
+            typo: true,
+            ..order(false, 0)
+        }))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, tasker::Error::StepDefaults { .. }),
+        "{error:?}"
+    );
+    assert_eq!(
+        error.to_string(),
+        "the step_defaults function of handler configured/premium@3.0.0 set the step `chrage`, \
+         which the handler does not have; its steps are `charge`"
+    );
+    let error = tasker
+        .create_task(Premium::request(Order {
+            boom: true,
+            ..order(false, 0)
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "the step_defaults function of handler configured/premium@3.0.0 panicked: the defaults blew up"
+    );
+    assert_eq!(
+        tasker.tasks(&Default::default()).await.unwrap().len(),
+        before
+    );
+}
+
+#[tokio::test]
+async fn the_task_runner_applies_step_defaults_too() {
+    let runner = tasker::testing::TaskRunner::new();
+    let order = |premium| Order {
+        premium,
+        fail_times: 4,
+        typo: false,
+        boom: false,
+    };
+    let run = runner.run::<Premium>(order(true)).await.unwrap();
+    assert!(run.is_complete());
+    assert_eq!(run.step("charge").unwrap().attempts, 5);
+    let run = runner.run::<Premium>(order(false)).await.unwrap();
+    assert!(!run.is_complete());
+    assert_eq!(
+        run.step("charge").unwrap().attempts,
+        2,
+        "the attribute's retry_limit = 1"
+    );
+}
+
 tasker_tests::on_both_stores!(
+    step_defaults_win_over_the_file_for_their_task,
     the_handlers_section_reaches_the_steps,
     a_bad_configuration_refuses_to_start,
     priorities_and_deadlines_come_from_the_file,

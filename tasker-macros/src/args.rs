@@ -21,6 +21,9 @@ pub(crate) struct HandlerArgs {
     pub(crate) context: Option<Type>,
     /// `config = Type`: what the handler reads its `handler_config` into.
     pub(crate) config: Option<Type>,
+    /// `step_defaults = path`: the function deriving per-task step settings
+    /// from the context.
+    pub(crate) step_defaults: Option<syn::ExprPath>,
     /// `crate = "path"`: where the `tasker` crate is, for crates that
     /// re-export it under another name.
     pub(crate) krate: Option<syn::Path>,
@@ -39,6 +42,7 @@ mod kw {
     syn::custom_keyword!(events);
     syn::custom_keyword!(transactional);
     syn::custom_keyword!(config);
+    syn::custom_keyword!(step_defaults);
 }
 
 /// The keys an attribute takes, each parsed from its keyword, so a new key
@@ -98,6 +102,7 @@ keys! {
         Version = kw::version, "version";
         Context = kw::context, "context";
         Config = kw::config, "config";
+        StepDefaults = kw::step_defaults, "step_defaults";
         Crate = syn::token::Crate, "crate";
     }
 }
@@ -272,6 +277,23 @@ pub(crate) fn handler_args(tokens: TokenStream, errors: &mut Errors) -> HandlerA
             HandlerKey::Version => args.version = Some(string_value(key, input)?),
             HandlerKey::Context => args.context = Some(input.parse()?),
             HandlerKey::Config => args.config = Some(config_type(input)?),
+            HandlerKey::StepDefaults => {
+                if input.peek(LitStr) {
+                    let lit: LitStr = input.parse()?;
+                    return Err(syn::Error::new(
+                        lit.span(),
+                        "`step_defaults` takes the path of a function, e.g. \
+                         `step_defaults = Self::defaults`, not a string",
+                    ));
+                }
+                args.step_defaults = Some(input.parse().map_err(|e| {
+                    syn::Error::new(
+                        e.span(),
+                        "`step_defaults` takes the path of a function \
+                         `fn(&Context, &mut tasker::StepDefaults)`, e.g. `step_defaults = Self::defaults`",
+                    )
+                })?);
+            }
             HandlerKey::Crate => {
                 let lit = string_value(key, input)?;
                 let path = lit.parse_with(syn::Path::parse_mod_style).map_err(|_| {

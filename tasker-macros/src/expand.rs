@@ -230,6 +230,7 @@ fn generate(args: &HandlerArgs, handler: &parse::Handler, checked: &Checked) -> 
     }
     let step_count = handler.steps.len();
     let handler_config = config_type(&private, args.config.as_ref());
+    let (defaults_glue, defaults) = step_defaults(&private, self_ty, &context_ty, args);
     let context_assoc = quote_spanned!(context_span=> type Context = #context_ty;);
 
     quote! {
@@ -237,6 +238,7 @@ fn generate(args: &HandlerArgs, handler: &parse::Handler, checked: &Checked) -> 
 
         const _: () = {
             #(#glue)*
+            #defaults_glue
 
             fn __tasker_dispatch(
                 __step: usize,
@@ -265,6 +267,7 @@ fn generate(args: &HandlerArgs, handler: &parse::Handler, checked: &Checked) -> 
                 run_step: __tasker_dispatch,
                 check_context: #private::check_context::<#context_ty>,
                 config: #handler_config,
+                step_defaults: #defaults,
             };
 
             #private::inventory::submit! {
@@ -280,6 +283,62 @@ fn generate(args: &HandlerArgs, handler: &parse::Handler, checked: &Checked) -> 
             }
         };
     }
+}
+
+/// The glue of `step_defaults = path` and the definition's field: an
+/// inherent associated function of the handler, so `Self::f` and private
+/// functions resolve as in the user's own `impl`. The call is spanned at
+/// the path, so a function of the wrong signature is reported there.
+fn step_defaults(
+    private: &TokenStream,
+    self_ty: &syn::Type,
+    context_ty: &TokenStream,
+    args: &HandlerArgs,
+) -> (TokenStream, TokenStream) {
+    let Some(path) = &args.step_defaults else {
+        return (TokenStream::new(), quote!(::core::option::Option::None));
+    };
+    // One obligation, all of it at the user's path: a function of another
+    // signature is one error there.
+    let span = path.span();
+    let private_here = respan(private.clone(), span);
+    let call = quote_spanned!(span=>
+        #private_here::StepDefaultsFor::<#context_ty>::call(&#path, &__context, __steps)
+    );
+    let glue = quote! {
+        impl #self_ty {
+            #[doc(hidden)]
+            fn __tasker_step_defaults(
+                __context: &#private::serde_json::Value,
+                __steps: &mut #private::StepDefaults,
+            ) -> ::core::result::Result<(), #private::ContextError> {
+                let __context: #context_ty = #private::decode_context::<#context_ty>(__context)?;
+                let () = #call;
+                ::core::result::Result::Ok(())
+            }
+        }
+    };
+    (
+        glue,
+        quote!(::core::option::Option::Some(<#self_ty>::__tasker_step_defaults)),
+    )
+}
+
+/// `tokens` with every span set to `span`.
+fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut tree| {
+            if let proc_macro2::TokenTree::Group(group) = &tree {
+                let mut inner =
+                    proc_macro2::Group::new(group.delimiter(), respan(group.stream(), span));
+                inner.set_span(span);
+                tree = proc_macro2::TokenTree::Group(inner);
+            }
+            tree.set_span(span);
+            tree
+        })
+        .collect()
 }
 
 /// `Some(ConfigType { .. })` for `config = T`; the decoder is spanned at

@@ -61,6 +61,15 @@ pub enum Error {
         /// What is wrong and what to give instead.
         problem: String,
     },
+    /// A handler's `step_defaults` function failed (it panicked, or named
+    /// a step the handler does not have): a bug in the handler.
+    #[error("the step_defaults function of handler {handler} {problem}")]
+    StepDefaults {
+        /// `namespace/name@version`.
+        handler: String,
+        /// What went wrong.
+        problem: String,
+    },
     /// The store failed.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
@@ -91,6 +100,15 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
+}
+
+/// The message of a caught panic.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(a non-string panic payload)")
 }
 
 /// `Result` with [`Error`] as the default error type.

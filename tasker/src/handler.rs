@@ -98,7 +98,14 @@ pub struct HandlerDefinition {
     pub check_context: fn(&Value) -> Result<(), ContextError>,
     #[doc(hidden)]
     pub config: Option<ConfigType>,
+    #[doc(hidden)]
+    pub step_defaults: Option<StepDefaultsFn>,
 }
+
+/// The glue of `#[task_handler(step_defaults = f)]`: decodes the context
+/// and calls `f`.
+#[doc(hidden)]
+pub type StepDefaultsFn = fn(&Value, &mut crate::StepDefaults) -> Result<(), ContextError>;
 
 /// The type a handler or step reads its configuration into
 /// (`#[task_handler(config = T)]`, `#[step(config = T)]`): its name, and how
@@ -358,6 +365,49 @@ impl Handler {
         (self.inner.definition.check_context)(context)
     }
 
+    /// The per-task step settings the handler's `step_defaults` function
+    /// (`#[task_handler(step_defaults = f)]`) derives from `context`; all
+    /// unset when it has none. The engine and the test runner apply them
+    /// when a task is created; call this to test the function.
+    ///
+    /// A context that does not fit the handler's type is a
+    /// [`Error::Context`](crate::Error::Context); a function that panics or
+    /// names a step the handler does not have is an
+    /// [`Error::StepDefaults`](crate::Error::StepDefaults).
+    pub fn step_defaults(&self, context: &Value) -> crate::Result<crate::StepDefaults> {
+        let mut defaults = crate::StepDefaults::new(self.steps().iter().map(|s| s.name()));
+        let Some(hook) = self.inner.definition.step_defaults else {
+            return Ok(defaults);
+        };
+        let failed = |problem: String| crate::Error::StepDefaults {
+            handler: self.key(),
+            problem,
+        };
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            hook(context, &mut defaults)
+        })) {
+            Ok(result) => result?,
+            Err(panic) => {
+                return Err(failed(format!(
+                    "panicked: {}",
+                    crate::error::panic_message(&*panic)
+                )))
+            }
+        }
+        if let Some(name) = defaults.unknown().first() {
+            let steps: Vec<_> = self
+                .steps()
+                .iter()
+                .map(|s| format!("`{}`", s.name()))
+                .collect();
+            return Err(failed(format!(
+                "set the step `{name}`, which the handler does not have; its steps are {}",
+                steps.join(", ")
+            )));
+        }
+        Ok(defaults)
+    }
+
     /// Runs one attempt of the step at `index` (declaration order).
     pub fn run_step(&self, index: usize, input: StepInput) -> StepFuture {
         (self.inner.definition.run_step)(index, input)
@@ -524,6 +574,15 @@ pub fn decode_config<T: DeserializeOwned + Send + Sync + 'static>(
 /// `TypeId::of::<T>()` as a function pointer.
 pub fn type_id_of<T: 'static>() -> std::any::TypeId {
     std::any::TypeId::of::<T>()
+}
+
+/// Reads a JSON context into the context type `C`.
+pub fn decode_context<C: DeserializeOwned>(context: &Value) -> Result<C, ContextError> {
+    decode::<C>(context).map_err(|e| ContextError {
+        context_type: std::any::type_name::<C>(),
+        path: e.path.clone(),
+        detail: e.to_string(),
+    })
 }
 
 /// Checks a JSON context against the context type `C`.

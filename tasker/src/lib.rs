@@ -77,6 +77,7 @@ mod request;
 mod resources;
 mod state;
 mod step;
+mod step_defaults;
 pub mod store;
 mod sync;
 pub mod telemetry;
@@ -106,6 +107,7 @@ pub use step::{
     ConfigValue, HandlerConfigs, Resources, StepConfig, StepContext, StepError, StepErrorKind,
     StepResult, StepResultExt,
 };
+pub use step_defaults::{StepDefaults, StepSettings};
 pub use store::{Store, StoreError};
 pub use transaction::{SharedTransaction, StepTransaction, TransactionGuard};
 
@@ -116,7 +118,9 @@ pub use tasker_macros::{step, task_handler};
 pub mod prelude {
     #[cfg(feature = "macros")]
     pub use crate::{step, task_handler};
-    pub use crate::{StepContext, StepError, StepResult, StepResultExt, TaskHandler, TaskRequest};
+    pub use crate::{
+        StepContext, StepDefaults, StepError, StepResult, StepResultExt, TaskHandler, TaskRequest,
+    };
 }
 
 /// Items the macros' generated code refers to. Not public API: no

@@ -4,12 +4,16 @@
 use serde_json::Value;
 
 pub use crate::events::SubscriberRegistration;
-pub use crate::handler::{check_context, decode_config, type_id_of, ConfigType};
+pub use crate::handler::{
+    check_context, decode_config, decode_context, type_id_of, ConfigType, StepDefaultsFn,
+};
 pub use crate::handler::{
     HandlerDefinition, StepDefinition, StepFuture, StepInput, StepReturn, TaskHandler,
 };
 pub use crate::registry::Registration;
 pub use crate::step::StepError;
+pub use crate::step_defaults::StepDefaults;
+pub use crate::ContextError;
 pub use inventory;
 pub use serde_json;
 
@@ -56,4 +60,21 @@ pub fn no_such_step(index: usize, input: StepInput) -> StepFuture {
         input.step_name
     ))
     .with_class("UnknownStep"))))
+}
+
+/// `F: StepDefaultsFor<C>` holds for functions `fn(&C, &mut StepDefaults)`.
+#[diagnostic::on_unimplemented(
+    message = "`step_defaults` must name a function `fn(&{C}, &mut tasker::StepDefaults)`",
+    label = "this is not `fn(&{C}, &mut tasker::StepDefaults)`",
+    note = "it receives the task's context (the handler's `context` type) and the steps' settings, and returns nothing"
+)]
+pub trait StepDefaultsFor<C> {
+    /// Calls the function.
+    fn call(&self, context: &C, steps: &mut StepDefaults);
+}
+
+impl<C, F: Fn(&C, &mut StepDefaults)> StepDefaultsFor<C> for F {
+    fn call(&self, context: &C, steps: &mut StepDefaults) {
+        self(context, steps)
+    }
 }

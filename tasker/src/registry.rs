@@ -384,6 +384,7 @@ mod tests {
                 run_step: run,
                 check_context: crate::handler::check_context::<serde_json::Value>,
                 config: None,
+                step_defaults: None,
             };
         };
     }

@@ -231,6 +231,8 @@ impl TaskRunner {
             &self.settings.settings().engine.limits,
             &self.configs,
         )?;
+        // The handler's per-task settings, as the engine applies them.
+        let per_task = handler.step_defaults(&context)?;
         let task_id = TaskId(NEXT_TASK_ID.fetch_add(1, Ordering::Relaxed));
         let context = Arc::new(context);
         let definitions = handler.steps();
@@ -270,7 +272,7 @@ impl TaskRunner {
                     Some(((*dep).to_owned(), run.output.clone()?))
                 })
                 .collect();
-            let config = resolved[index].config;
+            let config = per_task.at(index).apply(resolved[index].config);
             loop {
                 let attempt = steps[index].attempts + 1;
                 steps[index].attempts = attempt;

@@ -3,7 +3,6 @@
 //! caught) under the step's timeout, and its outcome is recorded and
 //! announced.
 
-use std::any::Any;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -16,6 +15,7 @@ use tracing::Instrument;
 use super::stats::WorkerStats;
 use super::Tasker;
 use crate::annotation::Annotations;
+use crate::error::panic_message;
 use crate::events::{names, Event, EventBus};
 use crate::handler::{Handler, StepInput};
 use crate::ids::{StepId, TaskId};
@@ -59,14 +59,6 @@ pub(crate) async fn run_attempt(
                 .with_class("Cancelled"))
         }
     }
-}
-
-pub(super) fn panic_message(payload: &(dyn Any + Send)) -> &str {
-    payload
-        .downcast_ref::<&str>()
-        .copied()
-        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
-        .unwrap_or("(a non-string panic payload)")
 }
 
 /// An attempt's end on its way to the store, and where to send the result.

@@ -215,13 +215,21 @@ impl<S: Store> Tasker<S> {
             .unwrap_or_default();
         let task_priority = request.priority.or(defaults.priority).unwrap_or_default();
         let order = &*self.inner.claim_order;
+        // The handler's own per-task settings win over the attribute and
+        // the file.
+        let per_task = handler.step_defaults(&request.context)?;
         let steps = handler
             .steps()
             .iter()
             .zip(resolved.iter())
-            .map(|(step, resolved)| {
-                let config = resolved.config;
-                let priority = resolved.priority.unwrap_or(task_priority);
+            .enumerate()
+            .map(|(index, (step, resolved))| {
+                let set = per_task.at(index);
+                let config = set.apply(resolved.config);
+                let priority = set
+                    .get_priority()
+                    .or(resolved.priority)
+                    .unwrap_or(task_priority);
                 let head_start = order.head_start(&QueuedStep {
                     namespace: handler.namespace(),
                     handler: handler.name(),
