@@ -83,9 +83,10 @@ fn script(key: &str, fail_times: u32, sleep_ms: u64) -> Script {
     }
 }
 
-const AFTER: [&str; 6] = [
+const AFTER: [&str; 7] = [
     "workflow.viable_steps_discovered",
     "step.execution_requested(after)",
+    "step.started(after)",
     "step.before_handle(after)",
     "step.completed(after)",
     "task.completed",
@@ -107,6 +108,7 @@ async fn a_clean_run_publishes_the_exact_sequence<S: tasker::Store>(store: S) {
         "task.started",
         "workflow.viable_steps_discovered",
         "step.execution_requested(work)",
+        "step.started(work)",
         "step.before_handle(work)",
         "step.completed(work)",
     ];
@@ -158,11 +160,13 @@ async fn a_retried_step_publishes_failure_and_backoff<S: tasker::Store>(store: S
         "task.started",
         "workflow.viable_steps_discovered",
         "step.execution_requested(work)",
+        "step.started(work)",
         "step.before_handle(work)",
         "step.failed(work)",
         "step.backoff(work)",
         "workflow.viable_steps_discovered",
         "step.execution_requested(work)",
+        "step.started(work)",
         "step.before_handle(work)",
         "step.completed(work)",
     ];
@@ -199,6 +203,7 @@ async fn an_exhausted_step_fails_the_task<S: tasker::Store>(store: S) {
         expected.extend([
             "workflow.viable_steps_discovered",
             "step.execution_requested(work)",
+            "step.started(work)",
             "step.before_handle(work)",
             "step.failed(work)",
         ]);
@@ -210,7 +215,11 @@ async fn an_exhausted_step_fails_the_task<S: tasker::Store>(store: S) {
         "step.max_retries_reached(work)",
         "task.failed(work)",
         "workflow.task_finalized",
+        "task.bottleneck_detected(work)",
     ]);
+    recorder
+        .wait_for(task.task_id, "task.bottleneck_detected(work)")
+        .await;
     assert_eq!(recorder.sequence(task.task_id), expected);
     let events = recorder.0.lock().unwrap().clone();
     let finalized = events
@@ -220,6 +229,25 @@ async fn an_exhausted_step_fails_the_task<S: tasker::Store>(store: S) {
     assert_eq!(finalized.task_state(), Some(TaskState::Error));
     let failed = events.iter().find(|e| e.name() == "task.failed").unwrap();
     assert_eq!(failed.error_message(), Some("planned failure 4"));
+    // The failed step holds up `after`: the worst bottleneck.
+    let bottleneck = events
+        .iter()
+        .find(|e| e.name() == "task.bottleneck_detected")
+        .unwrap();
+    let data = bottleneck.data().unwrap();
+    assert_eq!(data["problem"], "error");
+    assert_eq!(
+        (data["blocked"].as_u64(), data["downstream"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert!(data["impact_score"].as_f64().unwrap() > 0.0, "{data}");
+    assert!(
+        ["low", "medium", "high", "critical"].contains(&data["severity"].as_str().unwrap()),
+        "{data}"
+    );
+    let started = events.iter().find(|e| e.name() == "step.started").unwrap();
+    assert!(started.worker().is_some_and(|w| !w.is_empty()));
+    assert_eq!(started.attempt(), Some(1));
     // Three backoffs of 10, 20 and 40 ms lie between creation and failure.
     let took = failed.duration().expect("task.failed has a duration");
     assert!(took >= Duration::from_millis(70) && took < WAIT, "{took:?}");
@@ -251,6 +279,7 @@ async fn a_cancelled_task_publishes_cancellations_and_the_discarded_result<S: ta
             "task.started",
             "workflow.viable_steps_discovered",
             "step.execution_requested(work)",
+            "step.started(work)",
             "step.before_handle(work)",
             "task.cancelled",
             "step.cancelled(work)",
@@ -358,7 +387,7 @@ async fn broken_subscribers_never_break_or_stall_workflows() {
                 .iter()
                 .any(|(name, f)| name.ends_with(suffix) && accounted(f) >= total)
         };
-        if done("Panicker", 120)
+        if done("Panicker", 160)
             && done("Failer", 10)
             && failures
                 .iter()
@@ -380,7 +409,7 @@ async fn broken_subscribers_never_break_or_stall_workflows() {
             .unwrap_or_else(|| panic!("no stats for {suffix}: {failures:?}"))
             .1
     };
-    // Every one of the 120 step events (10 tasks x 4 steps x requested,
+    // Every one of the 160 step events (10 tasks x 4 steps x requested, started,
     // before_handle, completed) is accounted for: a panic, or dropped from
     // the full queue (or, on a very slow machine, a timeout).
     let panicker = of("Panicker");
@@ -388,7 +417,7 @@ async fn broken_subscribers_never_break_or_stall_workflows() {
     assert_eq!(panicker.delivered + panicker.errors, 0);
     assert_eq!(
         panicker.panics + panicker.timeouts + panicker.dropped,
-        120,
+        160,
         "{failures:?}"
     );
     assert!(of("Sleeper").timeouts >= 1, "{failures:?}");
@@ -743,10 +772,12 @@ async fn a_task_with_a_cancelled_step_ends_cancelled<S: tasker::Store>(store: S)
             "task.started",
             "workflow.viable_steps_discovered",
             "step.execution_requested(a)",
+            "step.started(a)",
             "step.before_handle(a)",
             "step.completed(a)",
             "workflow.viable_steps_discovered",
             "step.execution_requested(b)",
+            "step.started(b)",
             "step.before_handle(b)",
             "step.completed(b)",
             "workflow.task_finalized",

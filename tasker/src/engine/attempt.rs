@@ -210,6 +210,7 @@ pub(super) async fn run_and_record<S: Store>(
     };
     let started = Instant::now();
     let annotations = Annotations::default();
+    tasker.publish(event(names::STEP_STARTED).with_worker(&tasker.config().worker_id));
     tasker.publish(event(names::STEP_BEFORE_HANDLE));
     let transactional = handler
         .and_then(|h| h.steps().get(step.index as usize))
@@ -390,16 +391,57 @@ pub(super) async fn run_and_record<S: Store>(
         };
         match (state, &ended) {
             (TaskState::Complete, _) => tasker.publish(task_event(names::TASK_COMPLETED)),
-            (TaskState::Error, Ended::Failed(error)) => tasker.publish(
-                task_event(names::TASK_FAILED)
-                    .with_step_name(&step.name)
-                    .with_error(error.class(), error.message()),
-            ),
+            (TaskState::Error, Ended::Failed(error)) => {
+                tasker.publish(
+                    task_event(names::TASK_FAILED)
+                        .with_step_name(&step.name)
+                        .with_error(error.class(), error.message()),
+                );
+            }
             _ => {}
         }
         tasker.publish(task_event(names::WORKFLOW_TASK_FINALIZED).with_task_state(state));
+        if let (TaskState::Error, Ended::Failed(_), Some(handler)) = (state, &ended, handler) {
+            report_bottleneck(tasker, handler.clone(), step.task_id);
+        }
     }
     recorded.next
+}
+
+/// After a task failed: its worst bottleneck by the dependency analysis, as
+/// `task.bottleneck_detected`. One read of the task, off the worker's path
+/// (a failed task is rare; a read that fails only loses the event).
+fn report_bottleneck<S: Store>(tasker: &Tasker<S>, handler: Handler, task_id: TaskId) {
+    let tasker = tasker.clone();
+    tokio::spawn(async move {
+        let task = match tasker.task(task_id).await {
+            Ok(task) => task,
+            Err(e) => {
+                tracing::warn!(task = %task_id, "reading the failed task for its bottleneck: {e}");
+                return;
+            }
+        };
+        let analysis = crate::analysis::analyze(
+            handler.graph(),
+            &task,
+            &crate::analysis::AnalysisConfig::default(),
+        );
+        if let Some(worst) = analysis.bottlenecks.first() {
+            tasker.publish(
+                handler
+                    .event(names::TASK_BOTTLENECK_DETECTED)
+                    .with_task(task_id)
+                    .with_step_name(&worst.step)
+                    .with_data(serde_json::json!({
+                        "severity": worst.severity,
+                        "impact_score": worst.score,
+                        "problem": worst.problem,
+                        "blocked": worst.blocked,
+                        "downstream": worst.downstream,
+                    })),
+            );
+        }
+    });
 }
 
 /// How an attempt ended, as far as its events care.

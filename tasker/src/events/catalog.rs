@@ -73,6 +73,8 @@ built_in! {
         "A step failed for good (permanent error or out of retries); the task is in error; `duration`: since its creation (when a step's failure ended it).";
     TASK_DEADLINE_EXCEEDED = "task.deadline_exceeded", Task, ["task_id", "namespace", "name", "version", "count", "error_message", "data"],
         "The task passed its deadline (max_execution_time): its `count` steps that had not started (names in `data`) are in error and will not run.";
+    TASK_BOTTLENECK_DETECTED = "task.bottleneck_detected", Task, ["task_id", "namespace", "name", "version", "step", "data"],
+        "The task failed; `step` is its worst bottleneck by the dependency analysis, `data` its `severity` (low, medium, high, critical), `impact_score`, `problem`, `blocked` and `downstream` step counts.";
     TASK_RETRY_REQUESTED = "task.retry_requested", Task, ["task_id", "namespace", "name", "version", "actor"],
         "An operator retried the failed task.";
     TASK_CANCELLED = "task.cancelled", Task, ["task_id", "namespace", "name", "version", "actor"],
@@ -81,6 +83,8 @@ built_in! {
         "An operator marked the task done by hand; its unfinished steps were resolved without output.";
     STEP_EXECUTION_REQUESTED = "step.execution_requested", Step, ["task_id", "step_id", "namespace", "name", "version", "step", "attempt", "worker"],
         "A worker claimed the step and is about to run this attempt.";
+    STEP_STARTED = "step.started", Step, ["task_id", "step_id", "namespace", "name", "version", "step", "attempt", "worker"],
+        "The attempt began: the step is in_progress on `worker` (published as its function is about to be called).";
     STEP_BEFORE_HANDLE = "step.before_handle", Step, ["task_id", "step_id", "namespace", "name", "version", "step", "attempt"],
         "The step's function is about to be called.";
     STEP_COMPLETED = "step.completed", Step, ["task_id", "step_id", "namespace", "name", "version", "step", "attempt", "duration"],
