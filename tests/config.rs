@@ -919,6 +919,91 @@ async fn step_defaults_win_over_the_file_for_their_task<S: tasker::Store>(store:
     );
 }
 
+/// The handler of the `config_file` trybuild cases, checked against the
+/// same file (from this crate's root) at compile time.
+pub struct UiPayments;
+
+/// `handler_config` of `ui/payments`.
+#[derive(Debug, Deserialize)]
+pub struct UiGateway {
+    /// Where.
+    pub base_url: String,
+}
+
+/// `handler_config` of its `charge` step.
+#[derive(Debug, Deserialize)]
+pub struct UiCharge {
+    /// Capture at once.
+    pub capture: bool,
+}
+
+#[task_handler(
+    namespace = "ui",
+    name = "payments",
+    version = "1.0.0",
+    config = UiGateway,
+    config_file = "ui/fixtures/payments.yaml"
+)]
+impl UiPayments {
+    /// Reads its config.
+    #[step(config = UiCharge)]
+    async fn charge(ctx: &StepContext) -> StepResult<bool> {
+        Ok(ctx.handler_config::<UiCharge>()?.capture)
+    }
+
+    /// Then this.
+    #[step(depends_on = charge)]
+    async fn notify() -> StepResult<()> {
+        Ok(())
+    }
+}
+
+/// Another handler named in the same file.
+pub struct UiOther;
+
+#[task_handler(
+    namespace = "ui",
+    name = "other",
+    config_file = "ui/fixtures/payments.yaml"
+)]
+impl UiOther {
+    /// Its one step.
+    #[step]
+    async fn anything() -> StepResult<()> {
+        Ok(())
+    }
+}
+
+/// What the compile-time check accepts, the engine accepts too: the file
+/// with every key is a valid configuration for the handler.
+#[tokio::test]
+async fn the_file_checked_at_compile_time_starts_an_engine() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ui/fixtures/payments.yaml");
+    for env in [None, Some("production")] {
+        let mut loader = Config::loader().file(&path);
+        if let Some(env) = env {
+            loader = loader.environment(env);
+        }
+        let config = loader.load().expect("the fixture loads");
+        let tasker = Tasker::builder(tasker_tests::sqlite().await)
+            .registry(
+                Registry::new()
+                    .with::<UiPayments>()
+                    .unwrap()
+                    .with::<UiOther>()
+                    .unwrap(),
+            )
+            .settings(config)
+            .build()
+            .await
+            .expect("the engine starts with the file the macro checked");
+        let charge = tasker
+            .step_config(&UiPayments::handler(), "charge")
+            .unwrap();
+        assert_eq!(charge.retry_limit, if env.is_some() { 8 } else { 5 });
+    }
+}
+
 #[tokio::test]
 async fn the_task_runner_applies_step_defaults_too() {
     let runner = tasker::testing::TaskRunner::new();

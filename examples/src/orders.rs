@@ -211,7 +211,13 @@ impl Default for EmailConfig {
 /// shipping and a confirmation email.
 pub struct ProcessOrder;
 
-#[task_handler(namespace = "ecommerce", version = "1.0.0", context = Order)]
+#[task_handler(
+    namespace = "ecommerce",
+    version = "1.0.0",
+    context = Order,
+    // The entries for this handler in the worker's file are checked as it compiles.
+    config_file = "tasker.yaml"
+)]
 impl ProcessOrder {
     /// Checks the order has lines with positive quantities and prices.
     #[step(retryable = false)]

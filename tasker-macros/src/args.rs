@@ -24,6 +24,9 @@ pub(crate) struct HandlerArgs {
     /// `step_defaults = path`: the function deriving per-task step settings
     /// from the context.
     pub(crate) step_defaults: Option<syn::ExprPath>,
+    /// `config_file = "path"`: the application's configuration file, whose
+    /// entries for this handler are checked at compile time.
+    pub(crate) config_file: Option<LitStr>,
     /// `crate = "path"`: where the `tasker` crate is, for crates that
     /// re-export it under another name.
     pub(crate) krate: Option<syn::Path>,
@@ -43,6 +46,7 @@ mod kw {
     syn::custom_keyword!(transactional);
     syn::custom_keyword!(config);
     syn::custom_keyword!(step_defaults);
+    syn::custom_keyword!(config_file);
 }
 
 /// The keys an attribute takes, each parsed from its keyword, so a new key
@@ -103,6 +107,7 @@ keys! {
         Context = kw::context, "context";
         Config = kw::config, "config";
         StepDefaults = kw::step_defaults, "step_defaults";
+        ConfigFile = kw::config_file, "config_file";
         Crate = syn::token::Crate, "crate";
     }
 }
@@ -277,6 +282,7 @@ pub(crate) fn handler_args(tokens: TokenStream, errors: &mut Errors) -> HandlerA
             HandlerKey::Version => args.version = Some(string_value(key, input)?),
             HandlerKey::Context => args.context = Some(input.parse()?),
             HandlerKey::Config => args.config = Some(config_type(input)?),
+            HandlerKey::ConfigFile => args.config_file = Some(string_value(key, input)?),
             HandlerKey::StepDefaults => {
                 if input.peek(LitStr) {
                     let lit: LitStr = input.parse()?;

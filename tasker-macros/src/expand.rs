@@ -20,7 +20,11 @@ use crate::args::{self, HandlerArgs};
 use crate::parse::{self, Errors};
 use crate::validate::{self, Checked};
 
-pub(crate) fn task_handler(args: TokenStream, item: TokenStream) -> TokenStream {
+pub(crate) fn task_handler(
+    args: TokenStream,
+    item: TokenStream,
+    source: Option<std::path::PathBuf>,
+) -> TokenStream {
     let mut errors = Errors::default();
     let args = args::handler_args(args, &mut errors);
     let handler = match parse::handler(item.clone(), &mut errors) {
@@ -33,8 +37,25 @@ pub(crate) fn task_handler(args: TokenStream, item: TokenStream) -> TokenStream 
         }
     };
     let checked = validate::handler(&args, &handler, &mut errors);
+    let file_check = args.config_file.as_ref().map(|lit| {
+        let shape = crate::config_file::Shape {
+            namespace: &checked.namespace,
+            name: &checked.name,
+            version: &checked.version,
+            has_config: args.config.is_some(),
+            steps: handler
+                .steps
+                .iter()
+                .map(|s| (s.name.as_str(), s.args.config.is_some()))
+                .collect(),
+        };
+        crate::config_file::check(lit, &shape, source.as_deref(), &mut errors)
+    });
     match errors.finish() {
-        Ok(()) => generate(&args, &handler, &checked),
+        Ok(()) => {
+            let generated = generate(&args, &handler, &checked);
+            quote!(#generated #file_check)
+        }
         Err(error) => {
             // Keep the user's code compiling (IDE support, no cascade of
             // "unresolved" errors), without our attributes, and with a

@@ -10,6 +10,7 @@
 //! `expand` generates the registration and dispatch code.
 
 mod args;
+mod config_file;
 mod expand;
 mod parse;
 #[cfg(test)]
@@ -23,7 +24,10 @@ use proc_macro::TokenStream;
 #[doc = include_str!("../../docs/macros.md")]
 #[proc_macro_attribute]
 pub fn task_handler(args: TokenStream, item: TokenStream) -> TokenStream {
-    expand::task_handler(args.into(), item.into()).into()
+    // Where the attribute is written: `config_file` falls back to a path
+    // relative to it.
+    let source = proc_macro::Span::call_site().local_file();
+    expand::task_handler(args.into(), item.into(), source).into()
 }
 
 /// Marks an `async fn` of a `#[task_handler]` block as a workflow step.

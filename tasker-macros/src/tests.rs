@@ -8,7 +8,7 @@ use crate::expand;
 
 /// The expansion, formatted; error expansions keep their `compile_error!`.
 fn expand(args: proc_macro2::TokenStream, item: proc_macro2::TokenStream) -> String {
-    let output = expand::task_handler(args, item);
+    let output = expand::task_handler(args, item, None);
     let file = syn::parse2::<syn::File>(output).expect("the expansion parses as a file");
     prettyplease::unparse(&file)
 }
