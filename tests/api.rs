@@ -270,7 +270,17 @@ async fn create_a_task_over_rest_watch_it_complete_and_draw_it() {
     .await;
     assert_eq!(status, 200);
     assert_eq!(handler["levels"], json!([["a"], ["b", "c"], ["d"]]));
-    let (status, _) = call(
+    assert_eq!(handler["dependent_systems"], json!(["ledger", "fx-rates"]));
+    assert_eq!(
+        handler["metadata"],
+        json!({"owner": "tests-team", "runbook": "https://runbooks.example/diamond"})
+    );
+    assert_eq!(
+        handler["steps"][2]["dependent_systems"],
+        json!(["fx-rates", "ledger"])
+    );
+    assert_eq!(handler["steps"][0]["dependent_systems"], json!([]));
+    let (status, dot) = call(
         &client,
         Method::GET,
         &format!("{base}/handlers/tests/diamond/diagram?format=dot"),
@@ -279,6 +289,27 @@ async fn create_a_task_over_rest_watch_it_complete_and_draw_it() {
     )
     .await;
     assert_eq!(status, 200);
+    assert!(
+        dot.as_str()
+            .unwrap()
+            .contains("\"c\" [label=\"c\\nfx-rates, ledger\"];"),
+        "{dot}"
+    );
+    let (_, mermaid) = call(
+        &client,
+        Method::GET,
+        &format!("{base}/handlers/tests/diamond/diagram"),
+        Some(ALL),
+        None,
+    )
+    .await;
+    assert!(
+        mermaid
+            .as_str()
+            .unwrap()
+            .contains("[\"c<br/><small>fx-rates, ledger</small>\"]"),
+        "{mermaid}"
+    );
     worker.shutdown().await;
 }
 

@@ -18,7 +18,13 @@ pub struct Seed {
     pub value: i64,
 }
 
-#[task_handler(namespace = "tests", version = "1.0.0", context = Seed)]
+#[task_handler(
+    namespace = "tests",
+    version = "1.0.0",
+    context = Seed,
+    dependent_systems = ["ledger"],
+    metadata = { owner = "tests-team", runbook = "https://runbooks.example/diamond" }
+)]
 impl Diamond {
     /// The root.
     #[step]
@@ -33,7 +39,7 @@ impl Diamond {
     }
 
     /// The other branch.
-    #[step(depends_on = a)]
+    #[step(depends_on = a, dependent_systems = ["fx-rates", "ledger"])]
     async fn c(a: i64) -> StepResult<i64> {
         Ok(a * 10)
     }

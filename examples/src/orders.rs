@@ -216,7 +216,8 @@ pub struct ProcessOrder;
     version = "1.0.0",
     context = Order,
     // The entries for this handler in the worker's file are checked as it compiles.
-    config_file = "tasker.yaml"
+    config_file = "tasker.yaml",
+    metadata = { owner = "checkout-team" }
 )]
 impl ProcessOrder {
     /// Checks the order has lines with positive quantities and prices.
@@ -257,7 +258,12 @@ impl ProcessOrder {
     }
 
     /// Charges the order total to the customer's card.
-    #[step(depends_on = validate_order, retry_limit = 5, timeout = "30s")]
+    #[step(
+        depends_on = validate_order,
+        retry_limit = 5,
+        timeout = "30s",
+        dependent_systems = ["payment-gateway"]
+    )]
     async fn charge_payment(
         ctx: &StepContext<Order>,
         validate_order: ValidatedOrder,
@@ -288,7 +294,11 @@ impl ProcessOrder {
     }
 
     /// Emails the customer the receipt and tracking number.
-    #[step(depends_on = [ship_order, charge_payment], config = EmailConfig)]
+    #[step(
+        depends_on = [ship_order, charge_payment],
+        config = EmailConfig,
+        dependent_systems = ["email"]
+    )]
     async fn send_confirmation(
         ctx: &StepContext<Order>,
         ship_order: Shipment,

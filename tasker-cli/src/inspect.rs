@@ -107,6 +107,8 @@ fn handler_json(h: &Handler) -> serde_json::Value {
         "description": h.description(),
         "context_type": h.context_type(),
         "fingerprint": h.fingerprint(),
+        "dependent_systems": h.dependent_systems(),
+        "metadata": h.metadata().iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
         "steps": h.steps().iter().map(|s| json!({
             "name": s.name(),
             "description": s.description(),
@@ -115,6 +117,7 @@ fn handler_json(h: &Handler) -> serde_json::Value {
             "retry_limit": s.retry_limit(),
             "retryable": s.retryable(),
             "timeout_ms": s.timeout().map(|t| t.as_millis() as u64),
+            "dependent_systems": s.dependent_systems(),
         })).collect::<Vec<_>>(),
     })
 }
@@ -134,6 +137,13 @@ pub(crate) fn handler(out: Output, key: &str) -> Result<(), CliError> {
         out.line(handler.description());
     }
     out.line(&format!("context: {}", handler.context_type()));
+    let systems = handler.dependent_systems();
+    if !systems.is_empty() {
+        out.line(&format!("dependent systems: {}", systems.join(", ")));
+    }
+    for (key, value) in handler.metadata() {
+        out.line(&format!("{key}: {value}"));
+    }
     out.line("");
     let rows: Vec<Vec<String>> = handler
         .steps()
@@ -156,7 +166,7 @@ pub(crate) fn handler(out: Output, key: &str) -> Result<(), CliError> {
         &rows,
     );
     out.line("");
-    out.line(handler.graph().to_mermaid().trim_end());
+    out.line(handler.to_mermaid().trim_end());
     Ok(())
 }
 
@@ -164,8 +174,8 @@ pub(crate) fn graph(out: Output, key: &str, format: GraphFormat) -> Result<(), C
     let registry = registry()?;
     let handler = find(&registry, key)?;
     let text = match format {
-        GraphFormat::Mermaid => handler.graph().to_mermaid(),
-        GraphFormat::Dot => handler.graph().to_dot(&handler.key()),
+        GraphFormat::Mermaid => handler.to_mermaid(),
+        GraphFormat::Dot => handler.to_dot(),
     };
     if out.json {
         return out.json(&json!({ "handler": handler.key(), "graph": text }));

@@ -24,6 +24,12 @@ pub(crate) struct HandlerArgs {
     /// `step_defaults = path`: the function deriving per-task step settings
     /// from the context.
     pub(crate) step_defaults: Option<syn::ExprPath>,
+    /// `dependent_systems = ["stripe", ...]`: the outside systems the
+    /// handler relies on.
+    pub(crate) dependent_systems: Vec<LitStr>,
+    /// `metadata = { owner = "payments", ... }`: the handler's custom
+    /// metadata.
+    pub(crate) metadata: Vec<(Ident, LitStr)>,
     /// `config_file = "path"`: the application's configuration file, whose
     /// entries for this handler are checked at compile time.
     pub(crate) config_file: Option<LitStr>,
@@ -47,6 +53,8 @@ mod kw {
     syn::custom_keyword!(config);
     syn::custom_keyword!(step_defaults);
     syn::custom_keyword!(config_file);
+    syn::custom_keyword!(dependent_systems);
+    syn::custom_keyword!(metadata);
 }
 
 /// The keys an attribute takes, each parsed from its keyword, so a new key
@@ -108,6 +116,8 @@ keys! {
         Config = kw::config, "config";
         StepDefaults = kw::step_defaults, "step_defaults";
         ConfigFile = kw::config_file, "config_file";
+        DependentSystems = kw::dependent_systems, "dependent_systems";
+        Metadata = kw::metadata, "metadata";
         Crate = syn::token::Crate, "crate";
     }
 }
@@ -128,6 +138,7 @@ keys! {
         Events = kw::events, "events";
         Transactional = kw::transactional, "transactional";
         Config = kw::config, "config";
+        DependentSystems = kw::dependent_systems, "dependent_systems";
     }
 }
 
@@ -150,6 +161,8 @@ pub(crate) struct StepArgs {
     pub(crate) transactional: bool,
     /// `config = Type`: what the step reads its `handler_config` into.
     pub(crate) config: Option<Type>,
+    /// `dependent_systems = ["stripe", ...]`.
+    pub(crate) dependent_systems: Vec<LitStr>,
 }
 
 /// Parses `key = value, ...` pairs, dispatching each key to `on_key`.
@@ -283,6 +296,8 @@ pub(crate) fn handler_args(tokens: TokenStream, errors: &mut Errors) -> HandlerA
             HandlerKey::Context => args.context = Some(input.parse()?),
             HandlerKey::Config => args.config = Some(config_type(input)?),
             HandlerKey::ConfigFile => args.config_file = Some(string_value(key, input)?),
+            HandlerKey::DependentSystems => args.dependent_systems = system_list(input)?,
+            HandlerKey::Metadata => args.metadata = metadata_pairs(input)?,
             HandlerKey::StepDefaults => {
                 if input.peek(LitStr) {
                     let lit: LitStr = input.parse()?;
@@ -351,6 +366,7 @@ pub(crate) fn step_args(attr: &Attribute, errors: &mut Errors) -> StepArgs {
             StepKey::DependsOn => args.depends_on = dependency_list(input)?,
             StepKey::Events => args.events = event_list(input)?,
             StepKey::Config => args.config = Some(config_type(input)?),
+            StepKey::DependentSystems => args.dependent_systems = system_list(input)?,
             StepKey::RetryLimit => {
                 let lit: LitInt = input.parse().map_err(|e| {
                     syn::Error::new(
@@ -428,15 +444,93 @@ fn config_type(input: ParseStream<'_>) -> syn::Result<Type> {
 
 /// `events = ["payment.processed", ...]`.
 fn event_list(input: ParseStream<'_>) -> syn::Result<Vec<LitStr>> {
-    let expected = "`events` takes a list of event names: `events = [\"payment.processed\"]`";
+    string_list(
+        input,
+        "`events` takes a list of event names: `events = [\"payment.processed\"]`",
+    )
+}
+
+/// `dependent_systems = ["stripe", "warehouse"]`, each checked.
+fn system_list(input: ParseStream<'_>) -> syn::Result<Vec<LitStr>> {
+    let systems = string_list(
+        input,
+        "`dependent_systems` takes a list of names: `dependent_systems = [\"stripe\"]`",
+    )?;
+    for (i, lit) in systems.iter().enumerate() {
+        let name = lit.value();
+        let valid = (1..=64).contains(&name.len())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+        if !valid {
+            return Err(syn::Error::new_spanned(
+                lit,
+                format!(
+                    "invalid system name {name:?}: 1 to 64 ASCII letters, digits, `_`, `-` or `.`"
+                ),
+            ));
+        }
+        if systems[..i].iter().any(|s| s.value() == name) {
+            return Err(syn::Error::new_spanned(
+                lit,
+                format!("{name:?} is listed twice"),
+            ));
+        }
+    }
+    Ok(systems)
+}
+
+/// `metadata = { owner = "payments", runbook = "https://..." }`.
+fn metadata_pairs(input: ParseStream<'_>) -> syn::Result<Vec<(Ident, LitStr)>> {
+    let expected =
+        "`metadata` takes `{ key = \"value\", ... }`, e.g. `metadata = { owner = \"payments\" }`";
+    if !input.peek(syn::token::Brace) {
+        return Err(input.error(expected));
+    }
+    let content;
+    syn::braced!(content in input);
+    let mut pairs: Vec<(Ident, LitStr)> = Vec::new();
+    while !content.is_empty() {
+        let key = content
+            .call(Ident::parse_any)
+            .map_err(|e| syn::Error::new(e.span(), expected))?;
+        content
+            .parse::<Token![=]>()
+            .map_err(|e| syn::Error::new(e.span(), expected))?;
+        let value: LitStr = content
+            .parse()
+            .map_err(|e| syn::Error::new(e.span(), expected))?;
+        if pairs.iter().any(|(k, _)| *k == key) {
+            return Err(syn::Error::new_spanned(
+                &key,
+                format!("metadata key `{key}` is given twice"),
+            ));
+        }
+        if value.value().len() > 1024 {
+            return Err(syn::Error::new_spanned(
+                &value,
+                "a metadata value is at most 1024 bytes",
+            ));
+        }
+        pairs.push((key, value));
+        if content.is_empty() {
+            break;
+        }
+        content.parse::<Token![,]>()?;
+    }
+    Ok(pairs)
+}
+
+/// `[ "a", "b" ]`, with `expected` as the error of anything else.
+fn string_list(input: ParseStream<'_>, expected: &str) -> syn::Result<Vec<LitStr>> {
     if !input.peek(syn::token::Bracket) {
         return Err(input.error(expected));
     }
     let content;
     syn::bracketed!(content in input);
-    let mut events = Vec::new();
+    let mut items = Vec::new();
     while !content.is_empty() {
-        events.push(
+        items.push(
             content
                 .parse::<LitStr>()
                 .map_err(|e| syn::Error::new(e.span(), expected))?,
@@ -446,7 +540,7 @@ fn event_list(input: ParseStream<'_>) -> syn::Result<Vec<LitStr>> {
         }
         content.parse::<Token![,]>()?;
     }
-    Ok(events)
+    Ok(items)
 }
 
 /// `depends_on = a` or `depends_on = [a, b]`.

@@ -231,6 +231,7 @@ fn generate(args: &HandlerArgs, handler: &parse::Handler, checked: &Checked) -> 
         let events = &step.args.events;
         let transactional = step.args.transactional;
         let config = config_type(&private, step.args.config.as_ref());
+        let step_systems = &step.args.dependent_systems;
         let line = quote_spanned!(step.ident.span()=> ::core::line!());
         descriptors.push(quote! {
             #private::StepDefinition {
@@ -245,6 +246,7 @@ fn generate(args: &HandlerArgs, handler: &parse::Handler, checked: &Checked) -> 
                 events: &[#(#events),*],
                 transactional: #transactional,
                 config: #config,
+                dependent_systems: &[#(#step_systems),*],
                 line: #line,
             },
         });
@@ -252,6 +254,12 @@ fn generate(args: &HandlerArgs, handler: &parse::Handler, checked: &Checked) -> 
     let step_count = handler.steps.len();
     let handler_config = config_type(&private, args.config.as_ref());
     let (defaults_glue, defaults) = step_defaults(&private, self_ty, &context_ty, args);
+    let systems = &args.dependent_systems;
+    let meta_keys = args
+        .metadata
+        .iter()
+        .map(|(k, _)| syn::ext::IdentExt::unraw(k).to_string());
+    let meta_values = args.metadata.iter().map(|(_, v)| v);
     let context_assoc = quote_spanned!(context_span=> type Context = #context_ty;);
 
     quote! {
@@ -289,6 +297,8 @@ fn generate(args: &HandlerArgs, handler: &parse::Handler, checked: &Checked) -> 
                 check_context: #private::check_context::<#context_ty>,
                 config: #handler_config,
                 step_defaults: #defaults,
+                dependent_systems: &[#(#systems),*],
+                metadata: &[#((#meta_keys, #meta_values)),*],
             };
 
             #private::inventory::submit! {

@@ -263,11 +263,26 @@ impl Graph {
     /// assert_eq!(graph.to_mermaid(), "flowchart TD\n    s0[\"a\"]\n    s1[\"b\"]\n    s0 --> s1\n");
     /// ```
     pub fn to_mermaid(&self) -> String {
+        self.to_mermaid_with(|_| None)
+    }
+
+    /// [`to_mermaid`](Self::to_mermaid) with a second line under the steps
+    /// `note` returns one for (e.g. the systems a step calls). Notes are
+    /// escaped for the label.
+    pub fn to_mermaid_with(&self, note: impl Fn(&str) -> Option<String>) -> String {
         // Node ids are positional: step names such as `end` are Mermaid
         // keywords.
         let mut out = String::from("flowchart TD\n");
         for (i, name) in self.names.iter().enumerate() {
-            let _ = writeln!(out, "    s{i}[\"{name}\"]");
+            match note(name) {
+                Some(note) => {
+                    let note = note.replace('"', "#quot;");
+                    let _ = writeln!(out, "    s{i}[\"{name}<br/><small>{note}</small>\"]");
+                }
+                None => {
+                    let _ = writeln!(out, "    s{i}[\"{name}\"]");
+                }
+            }
         }
         for &child in &self.order {
             for &parent in &self.parents[child] {
@@ -286,12 +301,27 @@ impl Graph {
     /// assert!(dot.contains("\"a\" -> \"b\";"));
     /// ```
     pub fn to_dot(&self, title: &str) -> String {
+        self.to_dot_with(title, |_| None)
+    }
+
+    /// [`to_dot`](Self::to_dot) with a second label line under the steps
+    /// `note` returns one for.
+    pub fn to_dot_with(&self, title: &str, note: impl Fn(&str) -> Option<String>) -> String {
+        let quote = |text: &str| text.replace('\\', "\\\\").replace('"', "\\\"");
         let mut out = format!(
             "digraph \"{}\" {{\n    rankdir=TB;\n    node [shape=box, style=rounded];\n",
-            title.replace('\\', "\\\\").replace('"', "\\\"")
+            quote(title)
         );
         for &i in &self.order {
-            let _ = writeln!(out, "    \"{}\";", self.names[i]);
+            let name = &self.names[i];
+            match note(name) {
+                Some(note) => {
+                    let _ = writeln!(out, "    \"{name}\" [label=\"{name}\\n{}\"];", quote(&note));
+                }
+                None => {
+                    let _ = writeln!(out, "    \"{name}\";");
+                }
+            }
         }
         for &child in &self.order {
             for &parent in &self.parents[child] {

@@ -100,6 +100,10 @@ pub struct HandlerDefinition {
     pub config: Option<ConfigType>,
     #[doc(hidden)]
     pub step_defaults: Option<StepDefaultsFn>,
+    #[doc(hidden)]
+    pub dependent_systems: &'static [&'static str],
+    #[doc(hidden)]
+    pub metadata: &'static [(&'static str, &'static str)],
 }
 
 /// The glue of `#[task_handler(step_defaults = f)]`: decodes the context
@@ -165,10 +169,18 @@ pub struct StepDefinition {
     #[doc(hidden)]
     pub config: Option<ConfigType>,
     #[doc(hidden)]
+    pub dependent_systems: &'static [&'static str],
+    #[doc(hidden)]
     pub line: u32,
 }
 
 impl StepDefinition {
+    /// The outside systems the step calls
+    /// (`#[step(dependent_systems = ["stripe"])]`).
+    pub fn dependent_systems(&self) -> &'static [&'static str] {
+        self.dependent_systems
+    }
+
     /// The step's name (its function's name).
     pub fn name(&self) -> &'static str {
         self.name
@@ -319,6 +331,60 @@ impl Handler {
     /// The handler's doc comment.
     pub fn description(&self) -> &'static str {
         self.inner.definition.description
+    }
+
+    /// The outside systems the handler relies on: its own
+    /// `dependent_systems`, then its steps' (each once, in that order).
+    ///
+    /// ```
+    /// use tasker::prelude::*;
+    ///
+    /// pub struct Checkout;
+    ///
+    /// #[task_handler(namespace = "docs_systems", dependent_systems = ["postgres"], metadata = { owner = "payments-team" })]
+    /// impl Checkout {
+    ///     #[step(dependent_systems = ["stripe"])]
+    ///     async fn charge() -> StepResult<()> { Ok(()) }
+    /// }
+    ///
+    /// let handler = Checkout::handler();
+    /// assert_eq!(handler.dependent_systems(), ["postgres", "stripe"]);
+    /// assert_eq!(handler.metadata(), [("owner", "payments-team")]);
+    /// ```
+    pub fn dependent_systems(&self) -> Vec<&'static str> {
+        let mut systems: Vec<&'static str> = self.inner.definition.dependent_systems.to_vec();
+        for step in self.steps() {
+            for system in step.dependent_systems() {
+                if !systems.contains(system) {
+                    systems.push(system);
+                }
+            }
+        }
+        systems
+    }
+
+    /// The step graph in Mermaid, each step that calls outside systems
+    /// labelled with them.
+    pub fn to_mermaid(&self) -> String {
+        self.graph().to_mermaid_with(|name| self.systems_note(name))
+    }
+
+    /// The step graph in Graphviz DOT, titled with the handler's key, each
+    /// step that calls outside systems labelled with them.
+    pub fn to_dot(&self) -> String {
+        self.graph()
+            .to_dot_with(&self.key(), |name| self.systems_note(name))
+    }
+
+    fn systems_note(&self, step: &str) -> Option<String> {
+        let step = self.steps().iter().find(|s| s.name() == step)?;
+        (!step.dependent_systems().is_empty()).then(|| step.dependent_systems().join(", "))
+    }
+
+    /// The handler's custom metadata (`#[task_handler(metadata = { key =
+    /// "value" })]`), in the order written.
+    pub fn metadata(&self) -> &'static [(&'static str, &'static str)] {
+        self.inner.definition.metadata
     }
 
     /// The type the handler reads its configuration into

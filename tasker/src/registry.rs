@@ -366,6 +366,7 @@ mod tests {
         events: &[],
         transactional: false,
         config: None,
+        dependent_systems: &[],
         line: 1,
     }];
 
@@ -385,6 +386,8 @@ mod tests {
                 check_context: crate::handler::check_context::<serde_json::Value>,
                 config: None,
                 step_defaults: None,
+                dependent_systems: &[],
+                metadata: &[],
             };
         };
     }

@@ -194,6 +194,10 @@ struct GqlHandler {
     levels: Vec<Vec<String>>,
     critical_path: Vec<String>,
     mermaid: String,
+    /// The outside systems it relies on (its own, then its steps').
+    dependent_systems: Vec<String>,
+    /// Its custom metadata, an object of strings.
+    metadata: Json<Value>,
 }
 
 /// What `createTask` did.
@@ -354,7 +358,19 @@ impl QueryRoot {
                     .into_iter()
                     .map(str::to_owned)
                     .collect(),
-                mermaid: h.graph().to_mermaid(),
+                mermaid: h.to_mermaid(),
+                dependent_systems: h
+                    .dependent_systems()
+                    .into_iter()
+                    .map(str::to_owned)
+                    .collect(),
+                metadata: Json(
+                    h.metadata()
+                        .iter()
+                        .map(|(k, v)| ((*k).to_owned(), Value::String((*v).to_owned())))
+                        .collect::<serde_json::Map<_, _>>()
+                        .into(),
+                ),
             })
             .collect())
     }

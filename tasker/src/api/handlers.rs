@@ -11,6 +11,10 @@ use super::tasks::{diagram_response, DiagramQuery};
 use super::{Api, ApiError, Shared};
 use crate::store::Store;
 
+fn names(list: Vec<&str>) -> Vec<String> {
+    list.into_iter().map(str::to_owned).collect()
+}
+
 pub(super) async fn list_handlers<S: Store>(
     State(api): Shared<S>,
 ) -> Result<Json<HandlerIndex>, ApiError> {
@@ -26,6 +30,7 @@ pub(super) async fn list_handlers<S: Store>(
                     version: h.version().to_string(),
                     description: h.description().to_owned(),
                     fingerprint: h.fingerprint().to_owned(),
+                    dependent_systems: names(h.dependent_systems()),
                 })
                 .collect(),
         })
@@ -58,7 +63,6 @@ pub(super) async fn show_handler<S: Store>(
     let q = super::query(query)?;
     let handler = find_handler(&api, &namespace, &name, q.version.as_deref())?;
     let graph = handler.graph();
-    let names = |list: Vec<&str>| list.into_iter().map(str::to_owned).collect::<Vec<_>>();
     let steps = handler
         .steps()
         .iter()
@@ -71,6 +75,7 @@ pub(super) async fn show_handler<S: Store>(
             retryable: s.retryable(),
             timeout_ms: s.timeout().map(|t| t.as_millis() as u64),
             events: names(s.events().to_vec()),
+            dependent_systems: names(s.dependent_systems().to_vec()),
         })
         .collect();
     Ok(Json(HandlerDetail {
@@ -80,6 +85,12 @@ pub(super) async fn show_handler<S: Store>(
         description: handler.description().to_owned(),
         context_type: handler.context_type().to_owned(),
         fingerprint: handler.fingerprint().to_owned(),
+        dependent_systems: names(handler.dependent_systems()),
+        metadata: handler
+            .metadata()
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
         steps,
         levels: graph.levels().into_iter().map(names).collect(),
         critical_path: names(graph.critical_path()),
@@ -97,7 +108,7 @@ pub(super) async fn handler_diagram<S: Store>(
     let handler = find_handler(&api, &namespace, &name, q.version.as_deref())?;
     diagram_response(
         q.format.as_deref(),
-        || handler.graph().to_mermaid(),
-        || handler.graph().to_dot(&handler.key()),
+        || handler.to_mermaid(),
+        || handler.to_dot(),
     )
 }

@@ -103,6 +103,8 @@ pub(crate) struct HandlerSummary {
     pub(crate) description: String,
     /// The fingerprint of its step graph.
     pub(crate) fingerprint: String,
+    /// The outside systems it relies on (its own, then its steps').
+    pub(crate) dependent_systems: Vec<String>,
 }
 
 /// One handler with its step graph.
@@ -120,6 +122,10 @@ pub(crate) struct HandlerDetail {
     pub(crate) context_type: String,
     /// The fingerprint of its step graph.
     pub(crate) fingerprint: String,
+    /// The outside systems it relies on (its own, then its steps').
+    pub(crate) dependent_systems: Vec<String>,
+    /// Its custom metadata, as written in `#[task_handler(metadata = ...)]`.
+    pub(crate) metadata: BTreeMap<String, String>,
     /// Its steps in declaration order.
     pub(crate) steps: Vec<StepSummary>,
     /// Steps by dependency level.
@@ -151,6 +157,8 @@ pub(crate) struct StepSummary {
     pub(crate) timeout_ms: Option<u64>,
     /// The custom events it may publish.
     pub(crate) events: Vec<String>,
+    /// The outside systems it calls.
+    pub(crate) dependent_systems: Vec<String>,
 }
 
 /// A health probe's answer.

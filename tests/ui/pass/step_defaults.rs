@@ -35,7 +35,12 @@ fn rush(_: &serde_json::Value, steps: &mut StepDefaults) {
 
 pub struct Rush;
 
-#[task_handler(namespace = "ui", step_defaults = rush)]
+#[task_handler(
+    namespace = "ui",
+    step_defaults = rush,
+    dependent_systems = ["dispatch.api"],
+    metadata = { owner = "logistics", r#type = "rush" }
+)]
 impl Rush {
     #[step]
     async fn go() -> StepResult<()> {
@@ -50,4 +55,6 @@ fn main() {
     assert_eq!(defaults.get("charge").unwrap().get_retry_limit(), Some(9));
     let defaults = Rush::handler().step_defaults(&serde_json::json!({})).unwrap();
     assert_eq!(defaults.get("go").unwrap().get_priority(), Some(Priority::Critical));
+    assert_eq!(Rush::handler().dependent_systems(), ["dispatch.api"]);
+    assert_eq!(Rush::handler().metadata(), [("owner", "logistics"), ("type", "rush")]);
 }
