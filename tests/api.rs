@@ -595,6 +595,21 @@ async fn bad_input_gets_a_clear_4xx_and_writes_nothing() {
             "{field}: {body}"
         );
     }
+    // Beyond the type: the handler's `validate` names every field.
+    let (status, body) = post(
+        r#"{"namespace": "tests", "name": "bounded", "context": {"count": 5000, "label": ""}}"#
+            .into(),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_context")),
+        "{body}"
+    );
+    assert_eq!(
+        body["error"]["message"],
+        "the task context is invalid: `count` is 5000; give 1 to 1000; `label` must not be blank"
+    );
     let (status, body) =
         post(r#"{"namespace": "tests", "name": "no_such_handler", "context": {}}"#.into()).await;
     assert_eq!(

@@ -894,7 +894,13 @@ async fn step_defaults_win_over_the_file_for_their_task<S: tasker::Store>(store:
         .await
         .unwrap_err();
     assert!(
-        matches!(error, tasker::Error::StepDefaults { .. }),
+        matches!(
+            error,
+            tasker::Error::HandlerHook {
+                hook: "step_defaults",
+                ..
+            }
+        ),
         "{error:?}"
     );
     assert_eq!(

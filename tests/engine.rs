@@ -1238,7 +1238,45 @@ async fn a_retention_policy_purges_in_the_background<S: Store>(store: S) {
     worker.shutdown().await;
 }
 
+/// A context that fits its type but not the handler's `validate` is
+/// refused with every violation, and nothing is written.
+async fn a_context_out_of_bounds_is_refused_with_its_paths<S: Store>(store: S) {
+    use tasker_tests::handlers::{Bounded, Quantity};
+    let tasker = tasker_tests::tasker(store, |b| {
+        b.registry(tasker::Registry::new().with::<Bounded>().unwrap())
+    })
+    .await;
+    let error = tasker
+        .create_task(Bounded::request(Quantity {
+            count: 0,
+            label: "  ".into(),
+        }))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, tasker::Error::InvalidContext { .. }),
+        "{error:?}"
+    );
+    assert_eq!(
+        error.to_string(),
+        "the task context is invalid: `count` is 0; give 1 to 1000; `label` must not be blank"
+    );
+    assert!(tasker.tasks(&Default::default()).await.unwrap().is_empty());
+    let task = tasker
+        .run_task(
+            Bounded::request(Quantity {
+                count: 21,
+                label: "ok".into(),
+            }),
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+    assert_eq!(task.steps[0].output, Some(json!(42)));
+}
+
 tasker_tests::on_both_stores!(
+    a_context_out_of_bounds_is_refused_with_its_paths,
     the_store_reports_what_it_did,
     diamond_runs_in_order_with_outputs,
     identity_key_is_idempotent,

@@ -354,3 +354,33 @@ impl Throttled {
         Ok(call_api)
     }
 }
+
+/// Context of [`Bounded`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Quantity {
+    /// 1 to 1,000.
+    pub count: i64,
+    /// Not blank.
+    pub label: String,
+}
+
+/// A handler whose context is checked beyond its type.
+pub struct Bounded;
+
+#[task_handler(namespace = "tests", version = "1.0.0", context = Quantity, validate = Self::check)]
+impl Bounded {
+    /// Doubles the count.
+    #[step]
+    async fn double(ctx: &StepContext<Quantity>) -> StepResult<i64> {
+        Ok(ctx.context().count * 2)
+    }
+
+    fn check(q: &Quantity, problems: &mut tasker::Violations) {
+        if !(1..=1000).contains(&q.count) {
+            problems.at("count", format!("is {}; give 1 to 1000", q.count));
+        }
+        if q.label.trim().is_empty() {
+            problems.at("label", "must not be blank");
+        }
+    }
+}

@@ -24,6 +24,8 @@ pub(crate) struct HandlerArgs {
     /// `step_defaults = path`: the function deriving per-task step settings
     /// from the context.
     pub(crate) step_defaults: Option<syn::ExprPath>,
+    /// `validate = path`: the function checking the context's values.
+    pub(crate) validate: Option<syn::ExprPath>,
     /// `dependent_systems = ["stripe", ...]`: the outside systems the
     /// handler relies on.
     pub(crate) dependent_systems: Vec<LitStr>,
@@ -55,6 +57,7 @@ mod kw {
     syn::custom_keyword!(config_file);
     syn::custom_keyword!(dependent_systems);
     syn::custom_keyword!(metadata);
+    syn::custom_keyword!(validate);
 }
 
 /// The keys an attribute takes, each parsed from its keyword, so a new key
@@ -115,6 +118,7 @@ keys! {
         Context = kw::context, "context";
         Config = kw::config, "config";
         StepDefaults = kw::step_defaults, "step_defaults";
+        Validate = kw::validate, "validate";
         ConfigFile = kw::config_file, "config_file";
         DependentSystems = kw::dependent_systems, "dependent_systems";
         Metadata = kw::metadata, "metadata";
@@ -299,21 +303,10 @@ pub(crate) fn handler_args(tokens: TokenStream, errors: &mut Errors) -> HandlerA
             HandlerKey::DependentSystems => args.dependent_systems = system_list(input)?,
             HandlerKey::Metadata => args.metadata = metadata_pairs(input)?,
             HandlerKey::StepDefaults => {
-                if input.peek(LitStr) {
-                    let lit: LitStr = input.parse()?;
-                    return Err(syn::Error::new(
-                        lit.span(),
-                        "`step_defaults` takes the path of a function, e.g. \
-                         `step_defaults = Self::defaults`, not a string",
-                    ));
-                }
-                args.step_defaults = Some(input.parse().map_err(|e| {
-                    syn::Error::new(
-                        e.span(),
-                        "`step_defaults` takes the path of a function \
-                         `fn(&Context, &mut tasker::StepDefaults)`, e.g. `step_defaults = Self::defaults`",
-                    )
-                })?);
+                args.step_defaults = Some(function_path(key, input, "&mut tasker::StepDefaults")?)
+            }
+            HandlerKey::Validate => {
+                args.validate = Some(function_path(key, input, "&mut tasker::Violations")?)
             }
             HandlerKey::Crate => {
                 let lit = string_value(key, input)?;
@@ -448,6 +441,33 @@ fn event_list(input: ParseStream<'_>) -> syn::Result<Vec<LitStr>> {
         input,
         "`events` takes a list of event names: `events = [\"payment.processed\"]`",
     )
+}
+
+/// `key = path::to::function` (not a string).
+fn function_path(
+    key: HandlerKey,
+    input: ParseStream<'_>,
+    second: &str,
+) -> syn::Result<syn::ExprPath> {
+    let key = key.text();
+    if input.peek(LitStr) {
+        let lit: LitStr = input.parse()?;
+        return Err(syn::Error::new(
+            lit.span(),
+            format!(
+                "`{key}` takes the path of a function, e.g. `{key} = Self::{key}`, not a string"
+            ),
+        ));
+    }
+    input.parse().map_err(|e| {
+        syn::Error::new(
+            e.span(),
+            format!(
+                "`{key}` takes the path of a function `fn(&Context, {second})`, e.g. \
+                 `{key} = Self::{key}`"
+            ),
+        )
+    })
 }
 
 /// `dependent_systems = ["stripe", "warehouse"]`, each checked.

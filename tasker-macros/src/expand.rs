@@ -253,7 +253,20 @@ fn generate(args: &HandlerArgs, handler: &parse::Handler, checked: &Checked) -> 
     }
     let step_count = handler.steps.len();
     let handler_config = config_type(&private, args.config.as_ref());
-    let (defaults_glue, defaults) = step_defaults(&private, self_ty, &context_ty, args);
+    let (defaults_glue, defaults) = hook(
+        &private,
+        self_ty,
+        &context_ty,
+        args.step_defaults.as_ref(),
+        ("__tasker_step_defaults", "StepDefaultsFor", "StepDefaults"),
+    );
+    let (validate_glue, validate) = hook(
+        &private,
+        self_ty,
+        &context_ty,
+        args.validate.as_ref(),
+        ("__tasker_validate", "ValidateFor", "Violations"),
+    );
     let systems = &args.dependent_systems;
     let meta_keys = args
         .metadata
@@ -268,6 +281,7 @@ fn generate(args: &HandlerArgs, handler: &parse::Handler, checked: &Checked) -> 
         const _: () = {
             #(#glue)*
             #defaults_glue
+            #validate_glue
 
             fn __tasker_dispatch(
                 __step: usize,
@@ -297,6 +311,7 @@ fn generate(args: &HandlerArgs, handler: &parse::Handler, checked: &Checked) -> 
                 check_context: #private::check_context::<#context_ty>,
                 config: #handler_config,
                 step_defaults: #defaults,
+                validate: #validate,
                 dependent_systems: &[#(#systems),*],
                 metadata: &[#((#meta_keys, #meta_values)),*],
             };
@@ -316,32 +331,35 @@ fn generate(args: &HandlerArgs, handler: &parse::Handler, checked: &Checked) -> 
     }
 }
 
-/// The glue of `step_defaults = path` and the definition's field: an
-/// inherent associated function of the handler, so `Self::f` and private
-/// functions resolve as in the user's own `impl`. The call is spanned at
-/// the path, so a function of the wrong signature is reported there.
-fn step_defaults(
+/// The glue of a hook (`step_defaults = path`, `validate = path`) and the
+/// definition's field: an inherent associated function of the handler, so
+/// `Self::f` and private functions resolve as in the user's own `impl`.
+/// The call goes through the hook's trait with every token spanned at the
+/// path, so a function of another signature is one error there.
+fn hook(
     private: &TokenStream,
     self_ty: &syn::Type,
     context_ty: &TokenStream,
-    args: &HandlerArgs,
+    path: Option<&syn::ExprPath>,
+    (glue_fn, trait_name, arg_ty): (&str, &str, &str),
 ) -> (TokenStream, TokenStream) {
-    let Some(path) = &args.step_defaults else {
+    let Some(path) = path else {
         return (TokenStream::new(), quote!(::core::option::Option::None));
     };
-    // One obligation, all of it at the user's path: a function of another
-    // signature is one error there.
     let span = path.span();
     let private_here = respan(private.clone(), span);
+    let glue_fn = format_ident!("{glue_fn}");
+    let trait_name = format_ident!("{trait_name}", span = span);
+    let arg_ty = format_ident!("{arg_ty}");
     let call = quote_spanned!(span=>
-        #private_here::StepDefaultsFor::<#context_ty>::call(&#path, &__context, __steps)
+        #private_here::#trait_name::<#context_ty>::call(&#path, &__context, __arg)
     );
     let glue = quote! {
         impl #self_ty {
             #[doc(hidden)]
-            fn __tasker_step_defaults(
+            fn #glue_fn(
                 __context: &#private::serde_json::Value,
-                __steps: &mut #private::StepDefaults,
+                __arg: &mut #private::#arg_ty,
             ) -> ::core::result::Result<(), #private::ContextError> {
                 let __context: #context_ty = #private::decode_context::<#context_ty>(__context)?;
                 let () = #call;
@@ -351,7 +369,7 @@ fn step_defaults(
     };
     (
         glue,
-        quote!(::core::option::Option::Some(<#self_ty>::__tasker_step_defaults)),
+        quote!(::core::option::Option::Some(<#self_ty>::#glue_fn)),
     )
 }
 

@@ -61,14 +61,26 @@ pub enum Error {
         /// What is wrong and what to give instead.
         problem: String,
     },
-    /// A handler's `step_defaults` function failed (it panicked, or named
-    /// a step the handler does not have): a bug in the handler.
-    #[error("the step_defaults function of handler {handler} {problem}")]
-    StepDefaults {
+    /// A handler's `step_defaults` or `validate` function failed (it
+    /// panicked, or `step_defaults` named a step the handler does not
+    /// have): a bug in the handler.
+    #[error("the {hook} function of handler {handler} {problem}")]
+    HandlerHook {
         /// `namespace/name@version`.
         handler: String,
+        /// `step_defaults` or `validate`.
+        hook: &'static str,
         /// What went wrong.
         problem: String,
+    },
+    /// The handler's `validate` function found values out of bounds in
+    /// the task context; each violation names its field path.
+    #[error("the task context is invalid: {violations}")]
+    InvalidContext {
+        /// `namespace/name@version`.
+        handler: String,
+        /// What is wrong, where.
+        violations: crate::Violations,
     },
     /// The store failed.
     #[error(transparent)]

@@ -101,6 +101,8 @@ pub struct HandlerDefinition {
     #[doc(hidden)]
     pub step_defaults: Option<StepDefaultsFn>,
     #[doc(hidden)]
+    pub validate: Option<ValidateFn>,
+    #[doc(hidden)]
     pub dependent_systems: &'static [&'static str],
     #[doc(hidden)]
     pub metadata: &'static [(&'static str, &'static str)],
@@ -110,6 +112,11 @@ pub struct HandlerDefinition {
 /// and calls `f`.
 #[doc(hidden)]
 pub type StepDefaultsFn = fn(&Value, &mut crate::StepDefaults) -> Result<(), ContextError>;
+
+/// The glue of `#[task_handler(validate = f)]`: decodes the context and
+/// calls `f`.
+#[doc(hidden)]
+pub type ValidateFn = fn(&Value, &mut crate::Violations) -> Result<(), ContextError>;
 
 /// The type a handler or step reads its configuration into
 /// (`#[task_handler(config = T)]`, `#[step(config = T)]`): its name, and how
@@ -429,49 +436,6 @@ impl Handler {
     /// the error names the offending field path.
     pub fn check_context(&self, context: &Value) -> Result<(), ContextError> {
         (self.inner.definition.check_context)(context)
-    }
-
-    /// The per-task step settings the handler's `step_defaults` function
-    /// (`#[task_handler(step_defaults = f)]`) derives from `context`; all
-    /// unset when it has none. The engine and the test runner apply them
-    /// when a task is created; call this to test the function.
-    ///
-    /// A context that does not fit the handler's type is a
-    /// [`Error::Context`](crate::Error::Context); a function that panics or
-    /// names a step the handler does not have is an
-    /// [`Error::StepDefaults`](crate::Error::StepDefaults).
-    pub fn step_defaults(&self, context: &Value) -> crate::Result<crate::StepDefaults> {
-        let mut defaults = crate::StepDefaults::new(self.steps().iter().map(|s| s.name()));
-        let Some(hook) = self.inner.definition.step_defaults else {
-            return Ok(defaults);
-        };
-        let failed = |problem: String| crate::Error::StepDefaults {
-            handler: self.key(),
-            problem,
-        };
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            hook(context, &mut defaults)
-        })) {
-            Ok(result) => result?,
-            Err(panic) => {
-                return Err(failed(format!(
-                    "panicked: {}",
-                    crate::error::panic_message(&*panic)
-                )))
-            }
-        }
-        if let Some(name) = defaults.unknown().first() {
-            let steps: Vec<_> = self
-                .steps()
-                .iter()
-                .map(|s| format!("`{}`", s.name()))
-                .collect();
-            return Err(failed(format!(
-                "set the step `{name}`, which the handler does not have; its steps are {}",
-                steps.join(", ")
-            )));
-        }
-        Ok(defaults)
     }
 
     /// Runs one attempt of the step at `index` (declaration order).

@@ -67,6 +67,7 @@ mod error;
 pub mod events;
 mod graph;
 mod handler;
+mod hooks;
 mod ids;
 mod limit;
 pub mod metrics;
@@ -83,6 +84,7 @@ mod sync;
 pub mod telemetry;
 pub mod testing;
 mod transaction;
+mod validation;
 
 pub use annotation::{Annotation, TaskAnnotation};
 pub use engine::{
@@ -110,6 +112,7 @@ pub use step::{
 pub use step_defaults::{StepDefaults, StepSettings};
 pub use store::{Store, StoreError};
 pub use transaction::{SharedTransaction, StepTransaction, TransactionGuard};
+pub use validation::{Violation, Violations, MAX_VIOLATIONS};
 
 #[cfg(feature = "macros")]
 pub use tasker_macros::{step, task_handler};
@@ -120,6 +123,7 @@ pub mod prelude {
     pub use crate::{step, task_handler};
     pub use crate::{
         StepContext, StepDefaults, StepError, StepResult, StepResultExt, TaskHandler, TaskRequest,
+        Violations,
     };
 }
 

@@ -6,6 +6,7 @@ use serde_json::Value;
 pub use crate::events::SubscriberRegistration;
 pub use crate::handler::{
     check_context, decode_config, decode_context, type_id_of, ConfigType, StepDefaultsFn,
+    ValidateFn,
 };
 pub use crate::handler::{
     HandlerDefinition, StepDefinition, StepFuture, StepInput, StepReturn, TaskHandler,
@@ -13,6 +14,7 @@ pub use crate::handler::{
 pub use crate::registry::Registration;
 pub use crate::step::StepError;
 pub use crate::step_defaults::StepDefaults;
+pub use crate::validation::Violations;
 pub use crate::ContextError;
 pub use inventory;
 pub use serde_json;
@@ -76,5 +78,22 @@ pub trait StepDefaultsFor<C> {
 impl<C, F: Fn(&C, &mut StepDefaults)> StepDefaultsFor<C> for F {
     fn call(&self, context: &C, steps: &mut StepDefaults) {
         self(context, steps)
+    }
+}
+
+/// `F: ValidateFor<C>` holds for functions `fn(&C, &mut Violations)`.
+#[diagnostic::on_unimplemented(
+    message = "`validate` must name a function `fn(&{C}, &mut tasker::Violations)`",
+    label = "this is not `fn(&{C}, &mut tasker::Violations)`",
+    note = "it receives the task's context (the handler's `context` type) and records what is wrong with `Violations::at`"
+)]
+pub trait ValidateFor<C> {
+    /// Calls the function.
+    fn call(&self, context: &C, violations: &mut Violations);
+}
+
+impl<C, F: Fn(&C, &mut Violations)> ValidateFor<C> for F {
+    fn call(&self, context: &C, violations: &mut Violations) {
+        self(context, violations)
     }
 }

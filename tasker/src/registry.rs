@@ -386,6 +386,7 @@ mod tests {
                 check_context: crate::handler::check_context::<serde_json::Value>,
                 config: None,
                 step_defaults: None,
+                validate: None,
                 dependent_systems: &[],
                 metadata: &[],
             };

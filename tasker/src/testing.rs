@@ -220,7 +220,7 @@ impl TaskRunner {
     /// Runs one task of `handler` with a JSON context, checked against the
     /// handler's context type first.
     pub async fn run_handler(&self, handler: &Handler, context: Value) -> Result<TaskRun> {
-        handler.check_context(&context)?;
+        handler.validate_context(&context)?;
         // Limits are checked (a `limit:` naming no limit is an error here
         // too) but not held: one task in one process runs its steps as
         // the graph allows.

@@ -50,11 +50,13 @@ impl From<Error> for ApiError {
             Error::Payload(_) => {
                 ApiError::new(StatusCode::BAD_REQUEST, "invalid_payload", e.to_string())
             }
-            Error::Context(_) | Error::Serialize { .. } => ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_context",
-                e.to_string(),
-            ),
+            Error::Context(_) | Error::InvalidContext { .. } | Error::Serialize { .. } => {
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_context",
+                    e.to_string(),
+                )
+            }
             Error::Store(StoreError::NotFound { .. }) => {
                 ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string())
             }

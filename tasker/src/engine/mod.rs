@@ -194,7 +194,7 @@ impl<S: Store> Tasker<S> {
                 request.version.as_deref(),
             )
             .map_err(Error::Lookup)?;
-        handler.check_context(&request.context)?;
+        handler.validate_context(&request.context)?;
         let key = (
             handler.namespace().to_owned(),
             handler.name().to_owned(),
