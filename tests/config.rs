@@ -1010,6 +1010,88 @@ async fn the_file_checked_at_compile_time_starts_an_engine() {
     }
 }
 
+/// Steps of [`CodeLimited`] running now, and the most seen at once.
+static RUNNING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static MOST: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// A step whose limit is named in code.
+pub struct CodeLimited;
+
+#[task_handler(namespace = "configured", version = "4.0.0")]
+impl CodeLimited {
+    /// Counts how many run at once.
+    #[step(limit = "fragile-api")]
+    async fn call() -> StepResult<()> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let now = RUNNING.fetch_add(1, SeqCst) + 1;
+        MOST.fetch_max(now, SeqCst);
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        RUNNING.fetch_sub(1, SeqCst);
+        Ok(())
+    }
+}
+
+/// `#[step(limit = "...")]` names a limit of `engine.limits`: undefined, the
+/// engine refuses to start; defined, it holds the step.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_limit_named_in_code_must_exist_and_holds() {
+    let registry = || Registry::new().with::<CodeLimited>().unwrap();
+    let error = Tasker::builder(tasker_tests::sqlite().await)
+        .registry(registry())
+        .build()
+        .await
+        .err()
+        .expect("the engine refuses to start");
+    let text = error.to_string();
+    assert!(
+        text.contains(
+            "#[step(limit = \"fragile-api\")] of step `call` of configured/code_limited@4.0.0"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("no limit `fragile-api` is defined"), "{text}");
+
+    let config = load(
+        "engine:\n  limits:\n    fragile-api: {concurrency: 1}\n",
+        &[],
+    )
+    .unwrap();
+    let tasker = Tasker::builder(tasker_tests::sqlite().await)
+        .registry(registry())
+        .configure(|c| {
+            tasker_tests::fast_config(c);
+            c.concurrency = 8;
+        })
+        .settings(config)
+        .build()
+        .await
+        .expect("engine starts");
+    let mut ids = Vec::new();
+    for _ in 0..6 {
+        ids.push(
+            tasker
+                .create_task(CodeLimited::request(serde_json::json!({})))
+                .await
+                .unwrap()
+                .task_id(),
+        );
+    }
+    let worker = tasker.start_worker();
+    for id in ids {
+        let task = tasker
+            .wait_for_task(id, Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert_eq!(task.state, TaskState::Complete);
+    }
+    worker.shutdown().await;
+    assert_eq!(
+        MOST.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "one at a time"
+    );
+}
+
 #[tokio::test]
 async fn the_task_runner_applies_step_defaults_too() {
     let runner = tasker::testing::TaskRunner::new();

@@ -58,6 +58,7 @@ mod kw {
     syn::custom_keyword!(dependent_systems);
     syn::custom_keyword!(metadata);
     syn::custom_keyword!(validate);
+    syn::custom_keyword!(limit);
 }
 
 /// The keys an attribute takes, each parsed from its keyword, so a new key
@@ -143,6 +144,7 @@ keys! {
         Transactional = kw::transactional, "transactional";
         Config = kw::config, "config";
         DependentSystems = kw::dependent_systems, "dependent_systems";
+        Limit = kw::limit, "limit";
     }
 }
 
@@ -167,6 +169,8 @@ pub(crate) struct StepArgs {
     pub(crate) config: Option<Type>,
     /// `dependent_systems = ["stripe", ...]`.
     pub(crate) dependent_systems: Vec<LitStr>,
+    /// `limit = "name"`: a limit of `engine.limits` the step runs under.
+    pub(crate) limit: Option<LitStr>,
 }
 
 /// Parses `key = value, ...` pairs, dispatching each key to `on_key`.
@@ -360,6 +364,25 @@ pub(crate) fn step_args(attr: &Attribute, errors: &mut Errors) -> StepArgs {
             StepKey::Events => args.events = event_list(input)?,
             StepKey::Config => args.config = Some(config_type(input)?),
             StepKey::DependentSystems => args.dependent_systems = system_list(input)?,
+            StepKey::Limit => {
+                let lit = string_value(key, input)?;
+                let name = lit.value();
+                let valid = (1..=63).contains(&name.len())
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'));
+                if valid {
+                    args.limit = Some(lit);
+                } else {
+                    errors.at(
+                        &lit,
+                        format!(
+                            "`{name}` is not a valid limit name: 1 to 63 letters, digits, `_` and \
+                             `-`, naming a limit of `engine.limits`"
+                        ),
+                    );
+                }
+            }
             StepKey::RetryLimit => {
                 let lit: LitInt = input.parse().map_err(|e| {
                     syn::Error::new(

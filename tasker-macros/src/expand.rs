@@ -232,6 +232,7 @@ fn generate(args: &HandlerArgs, handler: &parse::Handler, checked: &Checked) -> 
         let transactional = step.args.transactional;
         let config = config_type(&private, step.args.config.as_ref());
         let step_systems = &step.args.dependent_systems;
+        let step_limit = option(step.args.limit.as_ref().map(|l| quote!(#l)));
         let line = quote_spanned!(step.ident.span()=> ::core::line!());
         descriptors.push(quote! {
             #private::StepDefinition {
@@ -247,6 +248,7 @@ fn generate(args: &HandlerArgs, handler: &parse::Handler, checked: &Checked) -> 
                 transactional: #transactional,
                 config: #config,
                 dependent_systems: &[#(#step_systems),*],
+                limit: #step_limit,
                 line: #line,
             },
         });

@@ -225,7 +225,29 @@ pub(crate) fn resolve(
         }
         let mut step_value: Option<(&str, &Value)> = None;
         let mut priority = None;
-        let mut limit = handler_limit.clone();
+        // The attribute's limit, under the file's handler and step keys.
+        let mut limit = handler_limit.clone().or_else(|| {
+            let name = step.limit()?;
+            match limits.get(name) {
+                Some(rule) => Some((name.to_owned(), *rule)),
+                None => {
+                    errors.push(ConfigError {
+                        origin: crate::config::Origin::Program(format!(
+                            "#[step(limit = \"{name}\")] of step `{}` of {}",
+                            step.name(),
+                            handler.key()
+                        )),
+                        key: format!("engine.limits.{name}"),
+                        problem: format!(
+                            "no limit `{name}` is defined; add it to `engine.limits` in the \
+                             configuration (e.g. `{name}: {{concurrency: 2}}`) or to \
+                             `EngineConfig::limits`"
+                        ),
+                    });
+                    None
+                }
+            }
+        });
         for (key, settings) in &entries {
             if let Some(over) = settings.steps.get(step.name()) {
                 priority = over.priority.or(priority);

@@ -178,10 +178,19 @@ pub struct StepDefinition {
     #[doc(hidden)]
     pub dependent_systems: &'static [&'static str],
     #[doc(hidden)]
+    pub limit: Option<&'static str>,
+    #[doc(hidden)]
     pub line: u32,
 }
 
 impl StepDefinition {
+    /// The limit of `engine.limits` the step runs under
+    /// (`#[step(limit = "payments-api")]`); the configuration file's
+    /// `limit:` keys win over it.
+    pub fn limit(&self) -> Option<&'static str> {
+        self.limit
+    }
+
     /// The outside systems the step calls
     /// (`#[step(dependent_systems = ["stripe"])]`).
     pub fn dependent_systems(&self) -> &'static [&'static str] {

@@ -367,6 +367,7 @@ mod tests {
         transactional: false,
         config: None,
         dependent_systems: &[],
+        limit: None,
         line: 1,
     }];
 
