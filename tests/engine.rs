@@ -782,6 +782,7 @@ async fn the_store_reports_what_it_did<S: Store>(store: S) {
         limits: &[],
     };
     let done = |step: &tasker::store::ClaimedStep, output: serde_json::Value| Completion {
+        skip: vec![],
         step_id: step.step_id,
         attempt: step.attempt,
         outcome: Outcome::Complete(output),
@@ -811,6 +812,7 @@ async fn the_store_reports_what_it_did<S: Store>(store: S) {
     assert!(a.unreadable.is_none());
     let reported = store
         .complete_steps(&[Completion {
+            skip: vec![],
             annotations: vec![
                 note("source", json!("web")),
                 note("risk", json!({"score": 7})),
@@ -832,6 +834,7 @@ async fn the_store_reports_what_it_did<S: Store>(store: S) {
     // of its annotations.
     let stale = store
         .complete_steps(&[Completion {
+            skip: vec![],
             annotations: vec![note("stale", json!(true))],
             ..done(a, json!(3))
         }])
@@ -846,6 +849,7 @@ async fn the_store_reports_what_it_did<S: Store>(store: S) {
     assert_eq!(branches[0].inputs, vec![("a".to_owned(), json!(2))]);
     let (b, c) = (&branches[0], &branches[1]);
     let retry = Completion {
+        skip: vec![],
         outcome: Outcome::Retry {
             error: StepError::retryable("again"),
             delay: Duration::ZERO,
@@ -855,6 +859,7 @@ async fn the_store_reports_what_it_did<S: Store>(store: S) {
     // A retry's annotations are not written (the engine sends none; the
     // store writes only those of applied successes).
     let retry = Completion {
+        skip: vec![],
         annotations: vec![note("retried", json!(1))],
         ..retry
     };
@@ -862,6 +867,7 @@ async fn the_store_reports_what_it_did<S: Store>(store: S) {
         .complete_steps(&[
             retry,
             Completion {
+                skip: vec![],
                 annotations: vec![note("source", json!("batch"))],
                 ..done(c, json!(30))
             },
@@ -880,6 +886,7 @@ async fn the_store_reports_what_it_did<S: Store>(store: S) {
     assert_eq!((again[0].name.as_str(), again[0].attempt), ("b", 2));
     let reported = store
         .complete_steps(&[Completion {
+            skip: vec![],
             take_next: Some(Duration::from_secs(30)),
             ..done(&again[0], json!(3))
         }])
@@ -940,6 +947,7 @@ async fn the_store_reports_what_it_did<S: Store>(store: S) {
     let a = store.claim_steps(claim(1)).await.unwrap().remove(0);
     let reported = store
         .complete_steps(&[Completion {
+            skip: vec![],
             outcome: Outcome::Fail(StepError::permanent("no")),
             ..done(&a, json!(null))
         }])
@@ -965,6 +973,7 @@ async fn the_store_reports_what_it_did<S: Store>(store: S) {
     branches.sort_by_key(|s| s.index);
     let reported = store
         .complete_steps(&[Completion {
+            skip: vec![],
             outcome: Outcome::Fail(StepError::permanent("no")),
             ..done(&branches[0], json!(null))
         }])

@@ -29,6 +29,7 @@ mod operator;
 mod pg;
 mod retention;
 mod rows;
+mod skip;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 pub mod testing;

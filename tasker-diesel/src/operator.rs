@@ -134,6 +134,47 @@ pub(crate) trait Primitives {
     ) -> impl Future<Output = Tx<Vec<(i64, String)>>>;
 }
 
+/// A child of a skipped step that has no dependency left to wait for.
+#[derive(Debug, Clone)]
+pub(crate) struct Unblocked {
+    pub(crate) step_id: i64,
+    pub(crate) name: String,
+    /// Whether one of its dependencies completed (or was resolved): then
+    /// it runs; otherwise all were skipped and it is skipped too.
+    pub(crate) satisfied: bool,
+}
+
+/// The primitive statements of skipping a decision's unchosen branches
+/// ([`crate::skip`]), inside the completion's transaction.
+pub(crate) trait SkipPrimitives {
+    /// The task's steps named `names`: (id, name), in declaration order.
+    fn steps_named(
+        &mut self,
+        task_id: i64,
+        names: &[&str],
+    ) -> impl Future<Output = Tx<Vec<(i64, String)>>>;
+    /// The step goes `pending -> skipped`, audited; `false` when it was
+    /// not pending (then nothing changes).
+    fn skip_step(
+        &mut self,
+        step_id: i64,
+        task_id: i64,
+        actor: &str,
+    ) -> impl Future<Output = Tx<bool>>;
+    /// The children of the skipped step wait for one dependency less;
+    /// those still `pending` that wait for none now.
+    fn unblock_children(&mut self, step_id: i64) -> impl Future<Output = Tx<Vec<Unblocked>>>;
+    /// The step goes `pending -> ready`, audited, and workers are woken.
+    fn release_step(
+        &mut self,
+        step_id: i64,
+        task_id: i64,
+        actor: &str,
+    ) -> impl Future<Output = Tx<()>>;
+    /// `n` steps of the task are counted off its unfinished steps.
+    fn count_off_steps(&mut self, task_id: i64, n: usize) -> impl Future<Output = Tx<()>>;
+}
+
 /// The state a task ends in when its last unfinished step is done: a task
 /// with a cancelled step ends `cancelled`, otherwise `complete`.
 pub(crate) fn finished_state(cancelled_steps: i64) -> TaskState {

@@ -74,6 +74,37 @@ pub(crate) struct IdRow {
     pub(crate) id: i64,
 }
 
+/// A step by id and name (skipping a decision's branches).
+#[derive(QueryableByName)]
+pub(crate) struct StepNameRow {
+    #[diesel(sql_type = BigInt)]
+    pub(crate) workflow_step_id: i64,
+    #[diesel(sql_type = Text)]
+    pub(crate) name: String,
+}
+
+/// A child of a skipped step after its decrement.
+#[derive(QueryableByName)]
+pub(crate) struct ChildRow {
+    #[diesel(sql_type = BigInt)]
+    pub(crate) workflow_step_id: i64,
+    #[diesel(sql_type = Text)]
+    pub(crate) name: String,
+    #[diesel(sql_type = Integer)]
+    pub(crate) pending_parents: i32,
+    #[diesel(sql_type = Text)]
+    pub(crate) state: String,
+    #[diesel(sql_type = Integer)]
+    pub(crate) position: i32,
+}
+
+impl ChildRow {
+    /// Whether the child waits for nothing more and has not started.
+    pub(crate) fn unblocked(&self) -> bool {
+        self.pending_parents == 0 && self.state == "pending"
+    }
+}
+
 /// A row of diesel's migrations table.
 #[derive(QueryableByName)]
 pub(crate) struct VersionRow {

@@ -47,6 +47,7 @@ mod kw {
     syn::custom_keyword!(version);
     syn::custom_keyword!(context);
     syn::custom_keyword!(depends_on);
+    syn::custom_keyword!(branches);
     syn::custom_keyword!(retry_limit);
     syn::custom_keyword!(retryable);
     syn::custom_keyword!(timeout);
@@ -145,6 +146,7 @@ keys! {
         Config = kw::config, "config";
         DependentSystems = kw::dependent_systems, "dependent_systems";
         Limit = kw::limit, "limit";
+        Branches = kw::branches, "branches";
     }
 }
 
@@ -171,6 +173,8 @@ pub(crate) struct StepArgs {
     pub(crate) dependent_systems: Vec<LitStr>,
     /// `limit = "name"`: a limit of `engine.limits` the step runs under.
     pub(crate) limit: Option<LitStr>,
+    /// `branches = [a, b]`: a decision step, choosing which of these run.
+    pub(crate) branches: Vec<Ident>,
 }
 
 /// Parses `key = value, ...` pairs, dispatching each key to `on_key`.
@@ -360,7 +364,8 @@ pub(crate) fn step_args(attr: &Attribute, errors: &mut Errors) -> StepArgs {
     };
     parse_pairs(tokens, "step", errors, |key, input, errors| {
         match key {
-            StepKey::DependsOn => args.depends_on = dependency_list(input)?,
+            StepKey::DependsOn => args.depends_on = step_list("depends_on", input)?,
+            StepKey::Branches => args.branches = step_list("branches", input)?,
             StepKey::Events => args.events = event_list(input)?,
             StepKey::Config => args.config = Some(config_type(input)?),
             StepKey::DependentSystems => args.dependent_systems = system_list(input)?,
@@ -586,13 +591,13 @@ fn string_list(input: ParseStream<'_>, expected: &str) -> syn::Result<Vec<LitStr
     Ok(items)
 }
 
-/// `depends_on = a` or `depends_on = [a, b]`.
-fn dependency_list(input: ParseStream<'_>) -> syn::Result<Vec<Ident>> {
+/// `key = a` or `key = [a, b]`: step names (`depends_on`, `branches`).
+fn step_list(key: &str, input: ParseStream<'_>) -> syn::Result<Vec<Ident>> {
     let not_a_string = |lit: LitStr| {
         syn::Error::new_spanned(
             &lit,
             format!(
-                "`depends_on` takes step names, not strings: write `depends_on = {}`",
+                "`{key}` takes step names, not strings: write `{key} = {}`",
                 lit.value()
             ),
         )
@@ -603,21 +608,23 @@ fn dependency_list(input: ParseStream<'_>) -> syn::Result<Vec<Ident>> {
     if input.peek(syn::token::Bracket) {
         let content;
         syn::bracketed!(content in input);
-        let mut deps = Vec::new();
+        let mut steps = Vec::new();
         while !content.is_empty() {
             if content.peek(LitStr) {
                 return Err(not_a_string(content.parse()?));
             }
-            deps.push(content.call(Ident::parse_any)?);
+            steps.push(content.call(Ident::parse_any)?);
             if content.is_empty() {
                 break;
             }
             content.parse::<Token![,]>()?;
         }
-        return Ok(deps);
+        return Ok(steps);
     }
     if input.peek(Ident::peek_any) {
         return Ok(vec![input.call(Ident::parse_any)?]);
     }
-    Err(input.error("`depends_on` takes a step name or a list of them: `depends_on = a` or `depends_on = [a, b]`"))
+    Err(input.error(format!(
+        "`{key}` takes a step name or a list of them: `{key} = a` or `{key} = [a, b]`"
+    )))
 }

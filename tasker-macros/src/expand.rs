@@ -142,6 +142,7 @@ fn generate(args: &HandlerArgs, handler: &parse::Handler, checked: &Checked) -> 
         name,
         version,
         dependencies,
+        may_skip,
     } = checked;
     let handler_description = &handler.description;
     let type_ident = handler
@@ -191,14 +192,25 @@ fn generate(args: &HandlerArgs, handler: &parse::Handler, checked: &Checked) -> 
                 .expect("validated: steps declare an output");
             let param_ty = &input.ty;
             let var = format_ident!("__input_{}", position);
-            // The parameter's type must equal the dependency's output type;
-            // the check is spanned at the user's parameter type.
-            decode.push(quote_spanned! {param_ty.span()=>
-                #private::assert_input_type::<#param_ty, <#dep_output as #private::StepReturn>::Output>();
-            });
-            decode.push(quote! {
-                let #var = __input.dependency::<#param_ty>(#dep_name)?;
-            });
+            if may_skip[dep_index] && dependencies[index].len() > 1 {
+                // The step also runs when this dependency was skipped: the
+                // parameter must be `Option<Output>` (None when skipped).
+                decode.push(quote_spanned! {param_ty.span()=>
+                    #private::assert_optional_input::<#param_ty, <#dep_output as #private::StepReturn>::Output>();
+                });
+                decode.push(quote! {
+                    let #var = __input.optional_dependency::<#param_ty>(#dep_name)?;
+                });
+            } else {
+                // The parameter's type must equal the dependency's output
+                // type; the check is spanned at the user's parameter type.
+                decode.push(quote_spanned! {param_ty.span()=>
+                    #private::assert_input_type::<#param_ty, <#dep_output as #private::StepReturn>::Output>();
+                });
+                decode.push(quote! {
+                    let #var = __input.dependency::<#param_ty>(#dep_name)?;
+                });
+            }
             call_args.push(quote!(#var));
         }
         // Spanned at the return type, so a step that does not return
@@ -233,6 +245,7 @@ fn generate(args: &HandlerArgs, handler: &parse::Handler, checked: &Checked) -> 
         let config = config_type(&private, step.args.config.as_ref());
         let step_systems = &step.args.dependent_systems;
         let step_limit = option(step.args.limit.as_ref().map(|l| quote!(#l)));
+        let branches = step.args.branches.iter().map(|b| b.to_string());
         let line = quote_spanned!(step.ident.span()=> ::core::line!());
         descriptors.push(quote! {
             #private::StepDefinition {
@@ -249,6 +262,7 @@ fn generate(args: &HandlerArgs, handler: &parse::Handler, checked: &Checked) -> 
                 config: #config,
                 dependent_systems: &[#(#step_systems),*],
                 limit: #step_limit,
+                branches: &[#(#branches),*],
                 line: #line,
             },
         });

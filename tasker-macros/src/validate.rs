@@ -20,6 +20,9 @@ pub(crate) struct Checked {
     pub(crate) version: String,
     /// For each step, the indices of the steps it depends on.
     pub(crate) dependencies: Vec<Vec<usize>>,
+    /// For each step, whether it may end `skipped`: a branch of a decision,
+    /// or a step whose every dependency may be skipped.
+    pub(crate) may_skip: Vec<bool>,
 }
 
 /// Longest namespace, handler or step name accepted (database column width).
@@ -145,13 +148,81 @@ pub(crate) fn handler(args: &HandlerArgs, handler: &Handler, errors: &mut Errors
     }
 
     report_cycles(handler, &dependencies, errors);
+    let may_skip = check_branches(handler, &names, &dependencies, errors);
 
     Checked {
         namespace,
         name,
         version,
         dependencies,
+        may_skip,
     }
+}
+
+/// Checks each decision's `branches` (steps of the handler, listed once,
+/// each depending on the decision) and works out which steps may end
+/// `skipped`: the branches, and every step all of whose dependencies may.
+fn check_branches(
+    handler: &Handler,
+    names: &[&str],
+    dependencies: &[Vec<usize>],
+    errors: &mut Errors,
+) -> Vec<bool> {
+    let mut may_skip = vec![false; handler.steps.len()];
+    for (d, step) in handler.steps.iter().enumerate() {
+        for (i, branch) in step.args.branches.iter().enumerate() {
+            let branch_name = branch.to_string();
+            if step.args.branches[..i].iter().any(|b| *b == branch_name) {
+                errors.at(
+                    branch,
+                    format!("`{branch_name}` is listed twice in `branches` of `{}`", step.name),
+                );
+                continue;
+            }
+            match names.iter().position(|n| *n == branch_name) {
+                Some(b) if b == d => errors.at(
+                    branch,
+                    format!(
+                        "decision `{}` cannot be its own branch; its branches are the steps                          after it that it chooses between",
+                        step.name
+                    ),
+                ),
+                Some(b) if !dependencies[b].contains(&d) => errors.at(
+                    branch,
+                    format!(
+                        "branch `{branch_name}` of decision `{}` must depend on it: add `{}` to                          the `depends_on` of `{branch_name}`",
+                        step.name, step.name
+                    ),
+                ),
+                Some(b) => may_skip[b] = true,
+                None => {
+                    let hint = suggest(&branch_name, names.iter().copied())
+                        .map(|s| format!("; did you mean `{s}`?"))
+                        .unwrap_or_else(|| format!("; the steps are {}", quoted(names)));
+                    errors.at(
+                        branch,
+                        format!(
+                            "unknown branch `{branch_name}` of decision `{}`: no step of this                              handler has that name{hint}",
+                            step.name
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    // A step after only skippable steps is skipped with them. Iterate to a
+    // fixed point (the graph may still hold a cycle reported above).
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for (s, deps) in dependencies.iter().enumerate() {
+            if !may_skip[s] && !deps.is_empty() && deps.iter().all(|d| may_skip[*d]) {
+                may_skip[s] = true;
+                changed = true;
+            }
+        }
+    }
+    may_skip
 }
 
 /// Prefixes of the engine's own events, which custom events may not use.

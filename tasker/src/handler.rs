@@ -180,6 +180,8 @@ pub struct StepDefinition {
     #[doc(hidden)]
     pub limit: Option<&'static str>,
     #[doc(hidden)]
+    pub branches: &'static [&'static str],
+    #[doc(hidden)]
     pub line: u32,
 }
 
@@ -189,6 +191,13 @@ impl StepDefinition {
     /// `limit:` keys win over it.
     pub fn limit(&self) -> Option<&'static str> {
         self.limit
+    }
+
+    /// The branches of a decision step (`#[step(branches = [a, b])]`): the
+    /// steps after it of which its output chooses those that run; empty
+    /// for any other step. See [`decision`](crate::decision).
+    pub fn branches(&self) -> &'static [&'static str] {
+        self.branches
     }
 
     /// The outside systems the step calls
@@ -313,6 +322,7 @@ impl Handler {
                 .map(|step| (step.name, step.depends_on.iter().copied())),
         )
         .map_err(|e| invalid(e.to_string()))?;
+        crate::decision::check_branches(definition.steps).map_err(invalid)?;
         let fingerprint = fingerprint(definition);
         Ok(Handler {
             inner: Arc::new(HandlerInner {
@@ -475,6 +485,12 @@ fn fingerprint(definition: &HandlerDefinition) -> String {
         hasher.update(deps.join(",").as_bytes());
         hasher.update([0]);
         hasher.update(step.output_type.as_bytes());
+        // Only decisions add to the hash, so every other shape keeps the
+        // fingerprint it had before branches existed.
+        if !step.branches.is_empty() {
+            hasher.update([1]);
+            hasher.update(step.branches.join(",").as_bytes());
+        }
         hasher.update([0xff]);
     }
     let digest = hasher.finalize();
@@ -552,6 +568,25 @@ impl StepInput {
             ))
             .with_class("OutputMismatch")
         })
+    }
+}
+
+impl StepInput {
+    /// Deserializes the output of dependency `name`, which may have been
+    /// skipped: then (no output) the value is read from `null`, so an
+    /// `Option` parameter receives `None`.
+    pub fn optional_dependency<T: DeserializeOwned>(&self, name: &str) -> Result<T, StepError> {
+        if self.dependencies.iter().any(|(dep, _)| dep == name) {
+            self.dependency(name)
+        } else {
+            decode::<T>(&Value::Null).map_err(|e| {
+                StepError::permanent(format!(
+                    "dependency `{name}` was skipped and `{}` cannot be empty: {e}",
+                    std::any::type_name::<T>()
+                ))
+                .with_class("OutputMismatch")
+            })
+        }
     }
 }
 

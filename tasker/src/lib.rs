@@ -62,6 +62,7 @@ pub mod api;
 pub mod api_step;
 mod binding;
 pub mod config;
+pub mod decision;
 mod engine;
 mod error;
 pub mod events;

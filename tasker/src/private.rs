@@ -32,6 +32,20 @@ pub trait SameOutput<Output> {}
 
 impl<T> SameOutput<T> for T {}
 
+/// Type check: a parameter reading a dependency that may be skipped (while
+/// the step still runs) is `Option` of the dependency's output.
+pub fn assert_optional_input<Param: MaySkip<Output>, Output>() {}
+
+/// `Param: MaySkip<Output>` holds exactly when `Param` is `Option<Output>`.
+#[diagnostic::on_unimplemented(
+    message = "this step parameter is `{Self}`, but the dependency it is named after may be skipped",
+    label = "take it as `Option<{Output}>`",
+    note = "the dependency is a branch of a decision (or runs only after steps that may be skipped), and this step also runs when it was skipped: it then receives `None`"
+)]
+pub trait MaySkip<Output> {}
+
+impl<T> MaySkip<T> for Option<T> {}
+
 /// Type check: a step's context parameter uses the handler's context.
 pub fn assert_context_type<Param: SameContext<Handler>, Handler>() {}
 

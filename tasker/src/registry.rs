@@ -368,6 +368,7 @@ mod tests {
         config: None,
         dependent_systems: &[],
         limit: None,
+        branches: &[],
         line: 1,
     }];
 

@@ -87,6 +87,9 @@ states! {
         Cancelled = "cancelled",
         /// Marked done by an operator.
         ResolvedManually = "resolved_manually",
+        /// Not run: a decision chose other branches, or every step it
+        /// depends on was skipped.
+        Skipped = "skipped",
     }
 }
 
@@ -140,14 +143,19 @@ impl StepState {
     pub fn is_finished(self) -> bool {
         matches!(
             self,
-            StepState::Complete | StepState::Cancelled | StepState::ResolvedManually
+            StepState::Complete
+                | StepState::Cancelled
+                | StepState::ResolvedManually
+                | StepState::Skipped
         )
     }
 
     /// Whether `self -> to` is a legal transition.
     ///
     /// `in_progress -> ready` is a retry after a failed attempt or a
-    /// reclaim after an expired lease; `error -> ready` is an operator retry.
+    /// reclaim after an expired lease; `error -> ready` is an operator retry;
+    /// `pending -> skipped` is a branch a decision did not choose (or a step
+    /// after only skipped steps).
     ///
     /// ```
     /// use tasker::StepState::*;
@@ -155,12 +163,14 @@ impl StepState {
     /// assert!(InProgress.can_transition_to(Ready));
     /// assert!(!Complete.can_transition_to(Ready));
     /// assert!(!Pending.can_transition_to(InProgress));
+    /// assert!(Pending.can_transition_to(Skipped));
+    /// assert!(!Skipped.can_transition_to(Ready));
     /// ```
     pub fn can_transition_to(self, to: StepState) -> bool {
         use StepState::*;
         matches!(
             (self, to),
-            (Pending, Ready | Cancelled | ResolvedManually)
+            (Pending, Ready | Cancelled | ResolvedManually | Skipped)
                 | (Ready, InProgress | Error | Cancelled | ResolvedManually)
                 | (
                     InProgress,

@@ -251,16 +251,29 @@ impl TaskRunner {
         let events = Arc::new(std::sync::Mutex::new(Vec::new()));
 
         let graph = handler.graph();
+        let mut unchosen: Vec<&'static str> = Vec::new();
         for name in graph.topological_order() {
             let index = graph
                 .index_of(name)
                 .expect("graph steps are the handler's steps");
             let definition = &definitions[index];
-            let parents_done = definition.depends_on().iter().all(|dep| {
-                steps
-                    .iter()
-                    .any(|s| s.name == *dep && s.state.satisfies_dependents())
-            });
+            let parent_states: Vec<StepState> = definition
+                .depends_on()
+                .iter()
+                .filter_map(|dep| steps.iter().find(|s| s.name == *dep).map(|s| s.state))
+                .collect();
+            // As the stores do: a branch its decision did not choose, and a
+            // step after only skipped steps, are skipped.
+            if unchosen.iter().any(|u| *u == name)
+                || (!parent_states.is_empty()
+                    && parent_states.iter().all(|s| *s == StepState::Skipped))
+            {
+                steps[index].state = StepState::Skipped;
+                continue;
+            }
+            let parents_done = parent_states
+                .iter()
+                .all(|s| s.satisfies_dependents() || *s == StepState::Skipped);
             if !parents_done {
                 continue;
             }
@@ -301,7 +314,13 @@ impl TaskRunner {
                     transaction: None,
                     configs: resolved[index].configs.clone(),
                 };
-                let outcome = run_attempt(handler, index, input, config.timeout).await;
+                let outcome = run_attempt(handler, index, input, config.timeout)
+                    .await
+                    .and_then(|output| {
+                        let skip = crate::decision::unchosen(definition, &output)?;
+                        unchosen.extend(skip);
+                        Ok(output)
+                    });
                 tracing::debug!(task = %task_id, step = definition.name(), attempt, ok = outcome.is_ok(), "step attempt");
                 match outcome {
                     Ok(output) => {
@@ -332,7 +351,10 @@ impl TaskRunner {
                 }
             }
         }
-        let state = if steps.iter().all(|s| s.state.satisfies_dependents()) {
+        let state = if steps
+            .iter()
+            .all(|s| s.state.satisfies_dependents() || s.state == StepState::Skipped)
+        {
             TaskState::Complete
         } else {
             TaskState::Error

@@ -2,6 +2,7 @@
 //! claim, complete) are single statements with data-modifying CTEs: one
 //! round trip each, atomic without an explicit transaction.
 
+mod alone;
 mod claim;
 mod connection;
 mod enqueue;

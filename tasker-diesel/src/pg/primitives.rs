@@ -10,7 +10,10 @@ use tasker::{StepError, StepState, TaskState};
 
 use crate::operator::{self, StepCounts, Tx, TxError};
 use crate::retention;
-use crate::rows::{parse_state, IdRow, StepCountsRow, STEP_COUNTS_SQL};
+use crate::operator::{SkipPrimitives, Unblocked};
+use crate::rows::{
+    parse_state, ChildRow, CountRow, IdRow, StepCountsRow, StepNameRow, STEP_COUNTS_SQL,
+};
 
 #[derive(QueryableByName)]
 pub(super) struct StateRow {
@@ -352,3 +355,104 @@ impl retention::RetentionOps for PgOps<'_> {
         Ok(sql_query(sql).execute(self.conn).await?)
     }
 }
+
+impl SkipPrimitives for PgOps<'_> {
+    async fn steps_named(&mut self, task_id: i64, names: &[&str]) -> Tx<Vec<(i64, String)>> {
+        let names: Vec<&str> = names.to_vec();
+        let rows = sql_query(
+            "SELECT workflow_step_id, name FROM tasker_workflow_steps
+             WHERE task_id = $1 AND name = ANY($2) ORDER BY position",
+        )
+        .bind::<BigInt, _>(task_id)
+        .bind::<diesel::sql_types::Array<Text>, _>(names)
+        .load::<StepNameRow>(self.conn)
+        .await?;
+        Ok(rows.into_iter().map(|r| (r.workflow_step_id, r.name)).collect())
+    }
+
+    async fn skip_step(&mut self, step_id: i64, task_id: i64, actor: &str) -> Tx<bool> {
+        let row = sql_query(
+            "WITH s AS (
+               UPDATE tasker_workflow_steps SET state = 'skipped', updated_at = now()
+               WHERE workflow_step_id = $1 AND task_id = $2 AND state = 'pending'
+               RETURNING workflow_step_id, task_id),
+             audit AS (
+               INSERT INTO tasker_workflow_step_transitions
+                 (workflow_step_id, task_id, from_state, to_state, actor)
+               SELECT workflow_step_id, task_id, 'pending', 'skipped', $3 FROM s)
+             SELECT count(*) AS count FROM s",
+        )
+        .bind::<BigInt, _>(step_id)
+        .bind::<BigInt, _>(task_id)
+        .bind::<Text, _>(actor)
+        .get_result::<CountRow>(self.conn)
+        .await?;
+        Ok(row.count > 0)
+    }
+
+    async fn unblock_children(&mut self, step_id: i64) -> Tx<Vec<Unblocked>> {
+        let mut children = sql_query(
+            "UPDATE tasker_workflow_steps c SET pending_parents = c.pending_parents - 1,
+               updated_at = now()
+             FROM tasker_workflow_step_edges e
+             WHERE e.from_step_id = $1 AND c.workflow_step_id = e.to_step_id
+             RETURNING c.workflow_step_id, c.name, c.pending_parents, c.state, c.position",
+        )
+        .bind::<BigInt, _>(step_id)
+        .load::<ChildRow>(self.conn)
+        .await?;
+        children.retain(ChildRow::unblocked);
+        children.sort_by_key(|c| c.position);
+        let mut unblocked = Vec::with_capacity(children.len());
+        for child in children {
+            // A statement of its own: READ COMMITTED takes a fresh snapshot,
+            // so a parent whose completion committed while this transaction
+            // waited for the child's row lock is seen as complete.
+            let satisfied = sql_query(SATISFIED_SQL)
+                .bind::<BigInt, _>(child.workflow_step_id)
+                .get_result::<CountRow>(self.conn)
+                .await?;
+            unblocked.push(Unblocked {
+                step_id: child.workflow_step_id,
+                name: child.name,
+                satisfied: satisfied.count > 0,
+            });
+        }
+        Ok(unblocked)
+    }
+
+    async fn release_step(&mut self, step_id: i64, task_id: i64, actor: &str) -> Tx<()> {
+        sql_query(
+            "WITH r AS (
+               UPDATE tasker_workflow_steps SET state = 'ready', updated_at = now()
+               WHERE workflow_step_id = $1 AND state = 'pending'
+               RETURNING workflow_step_id, task_id)
+             INSERT INTO tasker_workflow_step_transitions
+               (workflow_step_id, task_id, from_state, to_state, actor)
+             SELECT workflow_step_id, $2, 'pending', 'ready', $3 FROM r",
+        )
+        .bind::<BigInt, _>(step_id)
+        .bind::<BigInt, _>(task_id)
+        .bind::<Text, _>(actor)
+        .execute(self.conn)
+        .await?;
+        Ok(())
+    }
+
+    async fn count_off_steps(&mut self, task_id: i64, n: usize) -> Tx<()> {
+        sql_query(
+            "UPDATE tasker_tasks SET unfinished_steps = unfinished_steps - $2, updated_at = now()
+             WHERE task_id = $1",
+        )
+        .bind::<BigInt, _>(task_id)
+        .bind::<BigInt, _>(n as i64)
+        .execute(self.conn)
+        .await?;
+        Ok(())
+    }
+}
+
+/// How many dependencies of a step completed or were resolved by hand.
+const SATISFIED_SQL: &str = "SELECT count(*) AS count FROM tasker_workflow_step_edges e
+     JOIN tasker_workflow_steps p ON p.workflow_step_id = e.from_step_id
+     WHERE e.to_step_id = $1 AND p.state IN ('complete', 'resolved_manually')";

@@ -89,6 +89,7 @@ impl CompleteRow {
                 .task_age_ms
                 .map(|ms| std::time::Duration::from_millis(ms.max(0) as u64)),
             next: None,
+            skipped: Vec::new(),
         }
     }
 }

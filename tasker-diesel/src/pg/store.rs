@@ -16,6 +16,7 @@ use tasker::{StepError, StepId, TaskId, TaskState};
 
 use super::housekeeping::{vacuum_state, VACUUM_DEAD_ROWS};
 use super::primitives::{task_of_step, PgOps, DIALECT};
+use super::alone::record_alone;
 use super::rows::{create_many, create_one, BatchRow, CompleteRow};
 use super::sql::{
     ms, recover_sql, task_select, COMPLETE_BATCH_SIMPLE_SQL, COMPLETE_BATCH_SQL, FAIL_SQL,
@@ -239,11 +240,11 @@ impl Store for PgStore {
                 _ => None,
             })
             .collect();
-        // Those with annotations (rare): each in a transaction with its
-        // annotations, written only when the result is applied.
-        let (annotated, plain): (Vec<_>, Vec<_>) = successes
+        // Those with annotations or a decision's skips (rare): each in a
+        // transaction of its own, written only when the result is applied.
+        let (alone, plain): (Vec<_>, Vec<_>) = successes
             .into_iter()
-            .partition(|(_, c, _)| !c.annotations.is_empty());
+            .partition(|(_, c, _)| !c.annotations.is_empty() || !c.skip.is_empty());
         if !plain.is_empty() {
             let recorded = record_successes(&mut conn, &plain, &self.channel)
                 .await
@@ -252,23 +253,13 @@ impl Store for PgStore {
                 results[*i] = Some(row.into_completed()?);
             }
         }
-        for one in annotated {
+        for one in alone {
             let channel = &self.channel;
-            let row = conn
-                .transaction(async move |conn| {
-                    let row = record_successes(conn, &[one], channel).await?.pop();
-                    if row.as_ref().is_some_and(|r| r.result.applied > 0) {
-                        insert_annotations(conn, one.1).await?;
-                    }
-                    Ok::<_, diesel::result::Error>(row)
-                })
+            let completed = conn
+                .transaction(async move |conn| record_alone(conn, one, channel).await)
                 .await
-                .map_err(db("recording a step result with its annotations"))?;
-            let row = row.ok_or_else(|| StoreError::Database {
-                message: "recording a step result returned no row".to_owned(),
-                source: None,
-            })?;
-            results[one.0] = Some(row.into_completed()?);
+                .map_err(|e: TxError| e.into_store("recording a step result with its annotations or skips"))?;
+            results[one.0] = Some(completed);
         }
         // Failures: one statement each (they are rare).
         for (i, completion) in completions.iter().enumerate() {
@@ -572,36 +563,6 @@ impl Store for PgStore {
         );
         Ok(())
     }
-}
-
-/// Writes the annotations of an applied completion (inside its
-/// transaction).
-pub(super) async fn insert_annotations(
-    conn: &mut AsyncPgConnection,
-    completion: &Completion,
-) -> Result<(), diesel::result::Error> {
-    let types: Vec<&str> = completion
-        .annotations
-        .iter()
-        .map(|a| a.annotation_type.as_str())
-        .collect();
-    let values: Vec<String> = completion
-        .annotations
-        .iter()
-        .map(|a| a.annotation.to_string())
-        .collect();
-    sql_query(
-        "INSERT INTO tasker_task_annotations (task_id, workflow_step_id, annotation_type, annotation)
-         SELECT s.task_id, s.workflow_step_id, a.kind, a.value::jsonb
-         FROM tasker_workflow_steps s, unnest($2::text[], $3::text[]) WITH ORDINALITY AS a(kind, value, n)
-         WHERE s.workflow_step_id = $1 ORDER BY a.n",
-    )
-    .bind::<BigInt, _>(completion.step_id.0)
-    .bind::<Array<Text>, _>(types)
-    .bind::<Array<Text>, _>(values)
-    .execute(conn)
-    .await
-    .map(drop)
 }
 
 /// Records successful attempts with one statement on `conn` (fenced: an

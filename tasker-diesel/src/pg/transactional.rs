@@ -10,7 +10,7 @@ use diesel_async::{
 use tasker::store::{Completed, Completion, Outcome, StepTransaction, StoreError};
 use tasker::StepId;
 
-use super::store::{insert_annotations, record_successes};
+use super::alone::record_alone;
 use super::PgStore;
 
 /// An open transaction on a connection of the store's pool. Dropped
@@ -70,23 +70,10 @@ impl PgStore {
                 "only a successful attempt is completed in its transaction".to_owned(),
             ));
         };
-        let rows = record_successes(&mut conn, &[(0, completion, output)], &self.channel)
+        let completed = record_alone(&mut conn, (0, completion, output), &self.channel)
             .await
-            .map_err(|e| StoreError::database("recording a transactional step", e))?;
-        let completed = rows
-            .into_iter()
-            .next()
-            .ok_or_else(|| StoreError::Database {
-                message: "recording a transactional step returned no row".to_owned(),
-                source: None,
-            })?
-            .into_completed()?;
+            .map_err(|e| e.into_store("recording a transactional step"))?;
         if completed.applied {
-            if !completion.annotations.is_empty() {
-                insert_annotations(&mut conn, completion)
-                    .await
-                    .map_err(|e| StoreError::database("recording a step's annotations", e))?;
-            }
             AnsiTransactionManager::commit_transaction(&mut *conn)
                 .await
                 .map_err(|e| StoreError::database("committing a transactional step", e))?;

@@ -11,7 +11,10 @@ use super::writes::{
 use super::{now_ms, StepStateRow};
 use crate::operator::{self, StepCounts, Tx};
 use crate::retention;
-use crate::rows::{parse_state, IdRow, StepCountsRow, STEP_COUNTS_SQL};
+use crate::operator::{SkipPrimitives, Unblocked};
+use crate::rows::{
+    parse_state, ChildRow, CountRow, IdRow, StepCountsRow, StepNameRow, STEP_COUNTS_SQL,
+};
 
 /// The operator primitives on the SQLite connection, inside the action's
 /// immediate transaction (which holds the only write lock, so `lock_*`
@@ -290,5 +293,100 @@ impl retention::RetentionOps for SqliteOps<'_> {
 
     async fn execute(&mut self, sql: &str) -> Tx<usize> {
         Ok(sql_query(sql).execute(self.conn)?)
+    }
+}
+
+/// Inside the completion's immediate transaction (the only writer).
+impl SkipPrimitives for SqliteOps<'_> {
+    async fn steps_named(&mut self, task_id: i64, names: &[&str]) -> Tx<Vec<(i64, String)>> {
+        let names = serde_json::to_string(names).expect("names serialize");
+        let rows = sql_query(
+            "SELECT workflow_step_id, name FROM tasker_workflow_steps
+             WHERE task_id = ? AND name IN (SELECT value FROM json_each(?)) ORDER BY position",
+        )
+        .bind::<BigInt, _>(task_id)
+        .bind::<Text, _>(names)
+        .load::<StepNameRow>(self.conn)?;
+        Ok(rows.into_iter().map(|r| (r.workflow_step_id, r.name)).collect())
+    }
+
+    async fn skip_step(&mut self, step_id: i64, task_id: i64, actor: &str) -> Tx<bool> {
+        let changed = sql_query(
+            "UPDATE tasker_workflow_steps SET state = 'skipped', updated_at = ?
+             WHERE workflow_step_id = ? AND task_id = ? AND state = 'pending'",
+        )
+        .bind::<BigInt, _>(now_ms())
+        .bind::<BigInt, _>(step_id)
+        .bind::<BigInt, _>(task_id)
+        .execute(self.conn)?;
+        if changed == 0 {
+            return Ok(false);
+        }
+        step_audit(
+            self.conn,
+            (step_id, task_id),
+            Some(StepState::Pending.as_str()),
+            StepState::Skipped.as_str(),
+            None,
+            actor,
+            None,
+        )?;
+        Ok(true)
+    }
+
+    async fn unblock_children(&mut self, step_id: i64) -> Tx<Vec<Unblocked>> {
+        let mut children = sql_query(
+            "UPDATE tasker_workflow_steps SET pending_parents = pending_parents - 1, updated_at = ?
+             WHERE workflow_step_id IN (SELECT to_step_id FROM tasker_workflow_step_edges
+                                        WHERE from_step_id = ?)
+             RETURNING workflow_step_id, name, pending_parents, state, position",
+        )
+        .bind::<BigInt, _>(now_ms())
+        .bind::<BigInt, _>(step_id)
+        .load::<ChildRow>(self.conn)?;
+        children.retain(ChildRow::unblocked);
+        children.sort_by_key(|c| c.position);
+        let mut unblocked = Vec::with_capacity(children.len());
+        for child in children {
+            let satisfied = sql_query(
+                "SELECT count(*) AS count FROM tasker_workflow_step_edges e
+                 JOIN tasker_workflow_steps p ON p.workflow_step_id = e.from_step_id
+                 WHERE e.to_step_id = ? AND p.state IN ('complete', 'resolved_manually')",
+            )
+            .bind::<BigInt, _>(child.workflow_step_id)
+            .get_result::<CountRow>(self.conn)?;
+            unblocked.push(Unblocked {
+                step_id: child.workflow_step_id,
+                name: child.name,
+                satisfied: satisfied.count > 0,
+            });
+        }
+        Ok(unblocked)
+    }
+
+    async fn release_step(&mut self, step_id: i64, task_id: i64, actor: &str) -> Tx<()> {
+        let changed = sql_query(
+            "UPDATE tasker_workflow_steps SET state = 'ready', updated_at = ?
+             WHERE workflow_step_id = ? AND state = 'pending'",
+        )
+        .bind::<BigInt, _>(now_ms())
+        .bind::<BigInt, _>(step_id)
+        .execute(self.conn)?;
+        if changed > 0 {
+            step_audit(
+                self.conn,
+                (step_id, task_id),
+                Some(StepState::Pending.as_str()),
+                StepState::Ready.as_str(),
+                None,
+                actor,
+                None,
+            )?;
+        }
+        Ok(())
+    }
+
+    async fn count_off_steps(&mut self, task_id: i64, n: usize) -> Tx<()> {
+        self.count_off(task_id, n)
     }
 }

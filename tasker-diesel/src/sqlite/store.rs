@@ -19,7 +19,8 @@ use super::writes::{
 };
 use super::{now_ms, SqliteStore, StepStateRow};
 use crate::migrations;
-use crate::operator::{self, Tx, TxError};
+use crate::operator::{self, run_now, Tx, TxError};
+use crate::skip;
 use crate::retention;
 use crate::rows::VersionRow;
 use crate::rows::{
@@ -46,15 +47,40 @@ impl Store for SqliteStore {
         let conn = Arc::clone(&self.conn);
         tokio::task::spawn_blocking(move || {
             use diesel_migrations::MigrationHarness;
+            use diesel::connection::SimpleConnection;
             let mut conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
-            conn.run_pending_migrations(migrations::SQLITE)
+            let failed = |e: &dyn std::fmt::Display| StoreError::Database {
+                message: format!("applying migrations failed: {e}"),
+                source: None,
+            };
+            // A migration that rebuilds a table (SQLite cannot alter a
+            // constraint) needs foreign keys off, outside its transaction,
+            // and a check after: https://www.sqlite.org/lang_altertable.html
+            conn.batch_execute("PRAGMA foreign_keys = OFF")
+                .map_err(|e| failed(&e))?;
+            let applied = conn
+                .run_pending_migrations(migrations::SQLITE)
                 .map(|applied| {
                     migrations::names::<diesel::sqlite::Sqlite>(&migrations::SQLITE, &applied)
                 })
-                .map_err(|e| StoreError::Database {
-                    message: format!("applying migrations failed: {e}"),
-                    source: None,
-                })
+                .map_err(|e| e.to_string());
+            let violations = sql_query(
+                "SELECT count(*) AS count FROM pragma_foreign_key_check",
+            )
+            .get_result::<CountRow>(&mut *conn);
+            conn.batch_execute("PRAGMA foreign_keys = ON")
+                .map_err(|e| failed(&e))?;
+            let applied = applied.map_err(|e| failed(&e))?;
+            match violations {
+                Ok(CountRow { count: 0 }) => {}
+                Ok(CountRow { count }) => {
+                    return Err(failed(&format!(
+                        "{count} rows refer to rows that do not exist (PRAGMA foreign_key_check)"
+                    )))
+                }
+                Err(e) => return Err(failed(&e)),
+            }
+            Ok(applied)
         })
         .await
         .map_err(|e| StoreError::Database {
@@ -243,6 +269,7 @@ impl Store for SqliteStore {
                             task_state: None,
                             task_duration: None,
                             next: None,
+                            skipped: Vec::new(),
                         });
                         continue;
                     };
@@ -254,10 +281,15 @@ impl Store for SqliteStore {
                         task_state: None,
                         task_duration: None,
                         next: None,
+                        skipped: Vec::new(),
                     };
                     match &c.outcome {
                         Outcome::Complete(_) => {
                             insert_annotations(conn, (step.workflow_step_id, step.task_id), &c.annotations, now)?;
+                            // A decision's unchosen branches, before its
+                            // children are released.
+                            let skipped = run_now(skip::skip_unchosen(&mut SqliteOps { conn }, step.task_id, &c.skip, &c.worker))?;
+                            completed.skipped = skipped.into_iter().map(|(id, name)| (StepId(id), name)).collect();
                             let (released, finished) = finish_step(conn, step.workflow_step_id, step.task_id, &c.worker)?;
                             completed.released = released.len() as u32;
                             completed.task_state = finished;

@@ -14,6 +14,7 @@ pub fn state_color(state: StepState) -> &'static str {
         StepState::Error => "#ffcdd2",
         StepState::Cancelled => "#cfd8dc",
         StepState::ResolvedManually => "#d1c4e9",
+        StepState::Skipped => "#f5f5f5",
     }
 }
 

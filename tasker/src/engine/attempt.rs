@@ -267,6 +267,17 @@ pub(super) async fn run_and_record<S: Store>(
             })
         })
         .map_err(StepError::storable);
+    // A decision's output names the branches that run; the others are
+    // skipped with its completion. An output naming none fails the step.
+    let definition = handler.and_then(|h| h.steps().get(step.index as usize));
+    let (result, skip) = match result {
+        Ok(output) => match definition.map(|d| crate::decision::unchosen(d, &output)) {
+            Some(Err(error)) => (Err(error), Vec::new()),
+            Some(Ok(skip)) => (Ok(output), skip),
+            None => (Ok(output), Vec::new()),
+        },
+        Err(error) => (Err(error), Vec::new()),
+    };
     let duration = started.elapsed();
     let outcome = match result {
         Ok(output) => Outcome::Complete(output),
@@ -298,6 +309,7 @@ pub(super) async fn run_and_record<S: Store>(
     };
     let completion = Completion {
         annotations,
+        skip,
         step_id: step.step_id,
         attempt: step.attempt,
         outcome,
@@ -353,6 +365,14 @@ pub(super) async fn run_and_record<S: Store>(
         Ended::Completed => {
             stats.completed.fetch_add(1, Ordering::Relaxed);
             tasker.publish(event(names::STEP_COMPLETED).with_duration(duration));
+            for (skipped_id, skipped) in &recorded.skipped {
+                tasker.publish(
+                    about(names::STEP_SKIPPED, handler)
+                        .with_task(step.task_id)
+                        .with_step(*skipped_id, skipped)
+                        .with_data(serde_json::json!({ "decision": step.name })),
+                );
+            }
         }
         Ended::Retry(error, delay) => {
             stats.retried.fetch_add(1, Ordering::Relaxed);

@@ -98,6 +98,12 @@ pub struct Completion {
     /// with the result (in the same transaction) when it is applied, never
     /// otherwise. Empty for failures.
     pub annotations: Vec<crate::Annotation>,
+    /// For a successful decision step: its branches that its output did not
+    /// choose. When the completion is applied they go `pending -> skipped`
+    /// in the same transaction (before the step's children are released),
+    /// and so does every step whose dependencies all end skipped; a step
+    /// with a dependency that ran is released as usual. Empty otherwise.
+    pub skip: Vec<&'static str>,
 }
 
 /// What recording a completion did.
@@ -116,6 +122,10 @@ pub struct Completed {
     /// A released child claimed for the same worker (see
     /// [`Completion::take_next`]), already `in_progress` under its lease.
     pub next: Option<ClaimedStep>,
+    /// The steps this completion skipped ([`Completion::skip`] and the
+    /// steps after them that were skipped with them), in the order they
+    /// were skipped.
+    pub skipped: Vec<(StepId, String)>,
 }
 
 /// A task that passed its deadline, as [`Store::expire_deadlines`](super::Store::expire_deadlines)
