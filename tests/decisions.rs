@@ -80,7 +80,10 @@ impl Approval {
     /// Runs after score even when manual_review was skipped.
     #[step(depends_on = [score, manual_review])]
     async fn audit(score: u32, manual_review: Option<String>) -> StepResult<String> {
-        Ok(format!("{score}:{}", manual_review.as_deref().unwrap_or("-")))
+        Ok(format!(
+            "{score}:{}",
+            manual_review.as_deref().unwrap_or("-")
+        ))
     }
 
     /// Joins the branches.
@@ -195,7 +198,11 @@ async fn unchosen_branches_are_skipped_and_joins_get_none<S: Store>(store: S) {
     assert_eq!(output(&task, "audit"), Some(json!("4:-")));
     assert_eq!(output(&task, "route"), Some(json!(["auto_approve"])));
     assert_eq!(output(&task, "manual_review"), None);
-    let manual = task.steps.iter().find(|s| s.name == "manual_review").unwrap();
+    let manual = task
+        .steps
+        .iter()
+        .find(|s| s.name == "manual_review")
+        .unwrap();
     assert_eq!(manual.attempts, 0, "a skipped step never ran");
 
     // Audited: pending -> skipped, by the worker that recorded the decision.
@@ -282,8 +289,13 @@ async fn unchosen_branches_are_skipped_and_joins_get_none<S: Store>(store: S) {
     got.sort_by(|a, b| a.0.cmp(&b.0));
     assert_eq!(
         got,
-        ["auto_approve", "finalize", "manual_review", "notify_reviewer"]
-            .map(|s| (s.to_owned(), Some(json!("route"))))
+        [
+            "auto_approve",
+            "finalize",
+            "manual_review",
+            "notify_reviewer"
+        ]
+        .map(|s| (s.to_owned(), Some(json!("route"))))
     );
 
     // A decision that names no branch fails for good, saying what it may
@@ -307,7 +319,6 @@ async fn unchosen_branches_are_skipped_and_joins_get_none<S: Store>(store: S) {
         .iter()
         .all(|s| s.state == StepState::Pending));
 }
-
 
 /// Many decisions at once, on several slots: every task ends complete with
 /// exactly the steps its route chose, none run twice.

@@ -175,7 +175,10 @@ fn check_branches(
             if step.args.branches[..i].iter().any(|b| *b == branch_name) {
                 errors.at(
                     branch,
-                    format!("`{branch_name}` is listed twice in `branches` of `{}`", step.name),
+                    format!(
+                        "`{branch_name}` is listed twice in `branches` of `{}`",
+                        step.name
+                    ),
                 );
                 continue;
             }

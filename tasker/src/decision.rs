@@ -47,7 +47,7 @@ pub fn unchosen(step: &StepDefinition, output: &Value) -> Result<Vec<&'static st
     let mut chosen = Vec::with_capacity(named.len());
     for value in named {
         let Some(name) = value.as_str() else {
-            return Err(invalid(format!("{}", short(value))));
+            return Err(invalid(short(value)));
         };
         if !branches.contains(&name) {
             return Err(invalid(format!("{:?}", short_str(name))));
@@ -132,7 +132,10 @@ mod tests {
     #[test]
     fn names_and_lists_choose_branches() {
         let step = decision(&["auto", "manual", "audit"]);
-        assert_eq!(unchosen(&step, &json!("auto")).unwrap(), ["manual", "audit"]);
+        assert_eq!(
+            unchosen(&step, &json!("auto")).unwrap(),
+            ["manual", "audit"]
+        );
         assert_eq!(
             unchosen(&step, &json!(["audit", "auto"])).unwrap(),
             ["manual"]
@@ -147,7 +150,12 @@ mod tests {
     #[test]
     fn anything_else_is_a_permanent_error_naming_the_branches() {
         let step = decision(&["auto", "manual"]);
-        for output in [json!("automatic"), json!(1), json!({"auto": true}), json!(["auto", 2])] {
+        for output in [
+            json!("automatic"),
+            json!(1),
+            json!({"auto": true}),
+            json!(["auto", 2]),
+        ] {
             let error = unchosen(&step, &output).unwrap_err();
             assert!(!error.is_retryable());
             assert_eq!(error.class(), INVALID_DECISION);

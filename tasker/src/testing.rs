@@ -264,7 +264,7 @@ impl TaskRunner {
                 .collect();
             // As the stores do: a branch its decision did not choose, and a
             // step after only skipped steps, are skipped.
-            if unchosen.iter().any(|u| *u == name)
+            if unchosen.contains(&name)
                 || (!parent_states.is_empty()
                     && parent_states.iter().all(|s| *s == StepState::Skipped))
             {

@@ -38,9 +38,13 @@ pub(super) async fn record_alone(
         .await?
         .pop();
         if let Some(task) = current {
-            skipped =
-                skip::skip_unchosen(&mut PgOps { conn }, task.id, &completion.skip, &completion.worker)
-                    .await?;
+            skipped = skip::skip_unchosen(
+                &mut PgOps { conn },
+                task.id,
+                &completion.skip,
+                &completion.worker,
+            )
+            .await?;
             if !skipped.is_empty() {
                 // A step released past a skipped one is ready now.
                 sql_query("SELECT pg_notify($1, '')")

@@ -9,8 +9,8 @@ use tasker::store::StoreError;
 use tasker::{StepError, StepState, TaskState};
 
 use crate::operator::{self, StepCounts, Tx, TxError};
-use crate::retention;
 use crate::operator::{SkipPrimitives, Unblocked};
+use crate::retention;
 use crate::rows::{
     parse_state, ChildRow, CountRow, IdRow, StepCountsRow, StepNameRow, STEP_COUNTS_SQL,
 };
@@ -367,7 +367,10 @@ impl SkipPrimitives for PgOps<'_> {
         .bind::<diesel::sql_types::Array<Text>, _>(names)
         .load::<StepNameRow>(self.conn)
         .await?;
-        Ok(rows.into_iter().map(|r| (r.workflow_step_id, r.name)).collect())
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.workflow_step_id, r.name))
+            .collect())
     }
 
     async fn skip_step(&mut self, step_id: i64, task_id: i64, actor: &str) -> Tx<bool> {

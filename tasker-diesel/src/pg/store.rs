@@ -14,9 +14,9 @@ use tasker::store::{
 use tasker::store::{DeadLetter, DeadLetterFilter, PurgeFilter, StepTransaction};
 use tasker::{StepError, StepId, TaskId, TaskState};
 
+use super::alone::record_alone;
 use super::housekeeping::{vacuum_state, VACUUM_DEAD_ROWS};
 use super::primitives::{task_of_step, PgOps, DIALECT};
-use super::alone::record_alone;
 use super::rows::{create_many, create_one, BatchRow, CompleteRow};
 use super::sql::{
     ms, recover_sql, task_select, COMPLETE_BATCH_SIMPLE_SQL, COMPLETE_BATCH_SQL, FAIL_SQL,
@@ -258,7 +258,9 @@ impl Store for PgStore {
             let completed = conn
                 .transaction(async move |conn| record_alone(conn, one, channel).await)
                 .await
-                .map_err(|e: TxError| e.into_store("recording a step result with its annotations or skips"))?;
+                .map_err(|e: TxError| {
+                    e.into_store("recording a step result with its annotations or skips")
+                })?;
             results[one.0] = Some(completed);
         }
         // Failures: one statement each (they are rare).

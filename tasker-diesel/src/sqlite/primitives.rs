@@ -10,8 +10,8 @@ use super::writes::{
 };
 use super::{now_ms, StepStateRow};
 use crate::operator::{self, StepCounts, Tx};
-use crate::retention;
 use crate::operator::{SkipPrimitives, Unblocked};
+use crate::retention;
 use crate::rows::{
     parse_state, ChildRow, CountRow, IdRow, StepCountsRow, StepNameRow, STEP_COUNTS_SQL,
 };
@@ -307,7 +307,10 @@ impl SkipPrimitives for SqliteOps<'_> {
         .bind::<BigInt, _>(task_id)
         .bind::<Text, _>(names)
         .load::<StepNameRow>(self.conn)?;
-        Ok(rows.into_iter().map(|r| (r.workflow_step_id, r.name)).collect())
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.workflow_step_id, r.name))
+            .collect())
     }
 
     async fn skip_step(&mut self, step_id: i64, task_id: i64, actor: &str) -> Tx<bool> {

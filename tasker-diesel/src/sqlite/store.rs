@@ -20,13 +20,13 @@ use super::writes::{
 use super::{now_ms, SqliteStore, StepStateRow};
 use crate::migrations;
 use crate::operator::{self, run_now, Tx, TxError};
-use crate::skip;
 use crate::retention;
 use crate::rows::VersionRow;
 use crate::rows::{
     lease_expired_error, AnnotationRow, CountRow, IdRow, StateCountRow, StepRow, TaskRow,
     TransitionRow, UnfinishedRow, ANNOTATIONS_SQL, HAS_ANNOTATION_SQL,
 };
+use crate::skip;
 
 impl Store for SqliteStore {
     fn capabilities(&self) -> Capabilities {
@@ -46,8 +46,8 @@ impl Store for SqliteStore {
         }
         let conn = Arc::clone(&self.conn);
         tokio::task::spawn_blocking(move || {
-            use diesel_migrations::MigrationHarness;
             use diesel::connection::SimpleConnection;
+            use diesel_migrations::MigrationHarness;
             let mut conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
             let failed = |e: &dyn std::fmt::Display| StoreError::Database {
                 message: format!("applying migrations failed: {e}"),
@@ -64,10 +64,8 @@ impl Store for SqliteStore {
                     migrations::names::<diesel::sqlite::Sqlite>(&migrations::SQLITE, &applied)
                 })
                 .map_err(|e| e.to_string());
-            let violations = sql_query(
-                "SELECT count(*) AS count FROM pragma_foreign_key_check",
-            )
-            .get_result::<CountRow>(&mut *conn);
+            let violations = sql_query("SELECT count(*) AS count FROM pragma_foreign_key_check")
+                .get_result::<CountRow>(&mut *conn);
             conn.batch_execute("PRAGMA foreign_keys = ON")
                 .map_err(|e| failed(&e))?;
             let applied = applied.map_err(|e| failed(&e))?;
