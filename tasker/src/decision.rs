@@ -11,27 +11,28 @@
 
 use serde_json::Value;
 
-use crate::handler::StepDefinition;
 use crate::step::StepError;
 
 /// The class of the error a decision step fails with when its output names
 /// no branch of it.
 pub const INVALID_DECISION: &str = "InvalidDecision";
 
-/// The branches of `step` that its `output` did **not** choose, in
-/// declaration order: the steps to skip. `Ok(vec![])` for a step that is
-/// not a decision. An output that is not a branch name or a list of them
-/// is a permanent error naming what is allowed.
-pub fn unchosen(step: &StepDefinition, output: &Value) -> Result<Vec<&'static str>, StepError> {
-    let branches = step.branches();
+/// The `branches` of decision `step` that its `output` did **not**
+/// choose, in declaration order: the steps to skip. `Ok(vec![])` for a
+/// step without branches. An output that is not a branch name or a list
+/// of them is a permanent error naming what is allowed.
+pub fn unchosen(
+    step: &str,
+    branches: &'static [&'static str],
+    output: &Value,
+) -> Result<Vec<&'static str>, StepError> {
     if branches.is_empty() {
         return Ok(Vec::new());
     }
     let invalid = |what: String| {
         StepError::permanent(format!(
-            "decision `{}` returned {what}; it must return one of its branches ({}) or a list \
+            "decision `{step}` returned {what}; it must return one of its branches ({}) or a list \
              of them",
-            step.name(),
             branches
                 .iter()
                 .map(|b| format!("`{b}`"))
@@ -63,27 +64,21 @@ pub fn unchosen(step: &StepDefinition, output: &Value) -> Result<Vec<&'static st
 
 /// The problem with the branches of a hand-written definition, if any:
 /// each must be another step, listed once, that depends on the decision.
-pub(crate) fn check_branches(steps: &[StepDefinition]) -> Result<(), String> {
-    for step in steps {
-        for (i, branch) in step.branches().iter().enumerate() {
-            if step.branches()[..i].contains(branch) {
-                return Err(format!(
-                    "branch `{branch}` of `{}` is listed twice",
-                    step.name()
-                ));
+/// `steps`: (name, depends_on, branches) of each step.
+pub(crate) fn check_branches(steps: &[(&str, &[&str], &[&str])]) -> Result<(), String> {
+    for (name, _, branches) in steps {
+        for (i, branch) in branches.iter().enumerate() {
+            if branches[..i].contains(branch) {
+                return Err(format!("branch `{branch}` of `{name}` is listed twice"));
             }
-            match steps.iter().find(|s| s.name() == *branch) {
+            match steps.iter().find(|(n, _, _)| n == branch) {
                 None => {
                     return Err(format!(
-                        "branch `{branch}` of `{}` is not a step of the handler",
-                        step.name()
+                        "branch `{branch}` of `{name}` is not a step of the handler"
                     ))
                 }
-                Some(b) if !b.depends_on().contains(&step.name()) => {
-                    return Err(format!(
-                        "branch `{branch}` of `{}` must depend on it",
-                        step.name()
-                    ))
+                Some((_, deps, _)) if !deps.contains(name) => {
+                    return Err(format!("branch `{branch}` of `{name}` must depend on it"))
                 }
                 Some(_) => {}
             }
@@ -109,54 +104,41 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn decision(branches: &'static [&'static str]) -> StepDefinition {
-        StepDefinition {
-            name: "route",
-            description: "",
-            depends_on: &[],
-            reads: &[],
-            retry_limit: None,
-            retryable: None,
-            timeout: None,
-            output_type: "Route",
-            events: &[],
-            transactional: false,
-            config: None,
-            dependent_systems: &[],
-            limit: None,
-            branches,
-            line: 1,
-        }
+    fn unchosen_of(
+        branches: &'static [&'static str],
+        output: &Value,
+    ) -> Result<Vec<&'static str>, StepError> {
+        unchosen("route", branches, output)
     }
 
     #[test]
     fn names_and_lists_choose_branches() {
-        let step = decision(&["auto", "manual", "audit"]);
+        let step: &'static [&'static str] = &["auto", "manual", "audit"];
         assert_eq!(
-            unchosen(&step, &json!("auto")).unwrap(),
+            unchosen_of(step, &json!("auto")).unwrap(),
             ["manual", "audit"]
         );
         assert_eq!(
-            unchosen(&step, &json!(["audit", "auto"])).unwrap(),
+            unchosen_of(step, &json!(["audit", "auto"])).unwrap(),
             ["manual"]
         );
         assert_eq!(
-            unchosen(&step, &json!([])).unwrap(),
+            unchosen_of(step, &json!([])).unwrap(),
             ["auto", "manual", "audit"]
         );
-        assert!(unchosen(&decision(&[]), &json!(42)).unwrap().is_empty());
+        assert!(unchosen_of(&[], &json!(42)).unwrap().is_empty());
     }
 
     #[test]
     fn anything_else_is_a_permanent_error_naming_the_branches() {
-        let step = decision(&["auto", "manual"]);
+        let step: &'static [&'static str] = &["auto", "manual"];
         for output in [
             json!("automatic"),
             json!(1),
             json!({"auto": true}),
             json!(["auto", 2]),
         ] {
-            let error = unchosen(&step, &output).unwrap_err();
+            let error = unchosen_of(step, &output).unwrap_err();
             assert!(!error.is_retryable());
             assert_eq!(error.class(), INVALID_DECISION);
             assert!(
@@ -166,7 +148,7 @@ mod tests {
             );
         }
         let long = "x".repeat(500);
-        let error = unchosen(&step, &json!(long)).unwrap_err();
+        let error = unchosen_of(step, &json!(long)).unwrap_err();
         assert!(error.message().len() < 200, "{}", error.message());
     }
 }

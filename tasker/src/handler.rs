@@ -322,7 +322,12 @@ impl Handler {
                 .map(|step| (step.name, step.depends_on.iter().copied())),
         )
         .map_err(|e| invalid(e.to_string()))?;
-        crate::decision::check_branches(definition.steps).map_err(invalid)?;
+        let shapes: Vec<(&str, &[&str], &[&str])> = definition
+            .steps
+            .iter()
+            .map(|s| (s.name, s.depends_on, s.branches))
+            .collect();
+        crate::decision::check_branches(&shapes).map_err(invalid)?;
         let fingerprint = fingerprint(definition);
         Ok(Handler {
             inner: Arc::new(HandlerInner {

@@ -317,7 +317,11 @@ impl TaskRunner {
                 let outcome = run_attempt(handler, index, input, config.timeout)
                     .await
                     .and_then(|output| {
-                        let skip = crate::decision::unchosen(definition, &output)?;
+                        let skip = crate::decision::unchosen(
+                            definition.name(),
+                            definition.branches(),
+                            &output,
+                        )?;
                         unchosen.extend(skip);
                         Ok(output)
                     });

@@ -271,11 +271,13 @@ pub(super) async fn run_and_record<S: Store>(
     // skipped with its completion. An output naming none fails the step.
     let definition = handler.and_then(|h| h.steps().get(step.index as usize));
     let (result, skip) = match result {
-        Ok(output) => match definition.map(|d| crate::decision::unchosen(d, &output)) {
-            Some(Err(error)) => (Err(error), Vec::new()),
-            Some(Ok(skip)) => (Ok(output), skip),
-            None => (Ok(output), Vec::new()),
-        },
+        Ok(output) => {
+            match definition.map(|d| crate::decision::unchosen(d.name(), d.branches(), &output)) {
+                Some(Err(error)) => (Err(error), Vec::new()),
+                Some(Ok(skip)) => (Ok(output), skip),
+                None => (Ok(output), Vec::new()),
+            }
+        }
         Err(error) => (Err(error), Vec::new()),
     };
     let duration = started.elapsed();
