@@ -384,3 +384,82 @@ impl Bounded {
         }
     }
 }
+
+/// Context of [`Batch`]: rows `0..rows` in chunks of `chunk`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Rows {
+    /// How many rows.
+    pub rows: u64,
+    /// Rows per chunk.
+    pub chunk: u64,
+    /// A file each processed chunk appends a line `start end` to: the
+    /// chunk's side effect, outside the store, as a user's own writes are.
+    pub log: String,
+    /// How long one chunk's work takes.
+    pub chunk_ms: u64,
+    /// Attempt 1 fails (retryably) once it has saved a checkpoint at or past
+    /// this row.
+    pub fail_after: Option<u64>,
+}
+
+/// What [`Batch`] checkpoints and returns.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Progress {
+    /// The first row not yet processed.
+    pub next: u64,
+    /// The sum of the rows processed.
+    pub sum: u64,
+}
+
+impl Rows {
+    /// The rows a chunk log names, each line `start end`, in order.
+    pub fn logged(log: &str) -> Vec<(u64, u64)> {
+        std::fs::read_to_string(log)
+            .unwrap_or_default()
+            .lines()
+            .map(|line| {
+                let (start, end) = line.split_once(' ').expect("a `start end` line");
+                (start.parse().unwrap(), end.parse().unwrap())
+            })
+            .collect()
+    }
+}
+
+/// One chunk of [`Batch`]'s work: wait, then append its line to the log.
+pub async fn process_chunk(rows: &Rows, start: u64, end: u64) -> StepResult<u64> {
+    use std::io::Write;
+    tokio::time::sleep(Duration::from_millis(rows.chunk_ms)).await;
+    let mut log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&rows.log)
+        .retryable()?;
+    log.write_all(format!("{start} {end}\n").as_bytes())
+        .retryable()?;
+    Ok((start..end).sum())
+}
+
+/// A resumable batch: one step works through the rows chunk by chunk and
+/// saves its progress after each, so an attempt after a crash or a failure
+/// resumes at the last checkpoint.
+pub struct Batch;
+
+#[task_handler(namespace = "tests", version = "1.0.0", context = Rows)]
+impl Batch {
+    /// Processes the rows from the last checkpoint on.
+    #[step(retry_limit = 3)]
+    async fn import(ctx: &StepContext<Rows>) -> StepResult<Progress> {
+        let rows = ctx.context();
+        let mut progress: Progress = ctx.checkpoint().await?.unwrap_or_default();
+        while progress.next < rows.rows {
+            let end = (progress.next + rows.chunk).min(rows.rows);
+            progress.sum += process_chunk(rows, progress.next, end).await?;
+            progress.next = end;
+            ctx.save_checkpoint(&progress).await?;
+            if ctx.attempt() == 1 && rows.fail_after.is_some_and(|row| progress.next >= row) {
+                return Err(StepError::retryable("the source went away"));
+            }
+        }
+        Ok(progress)
+    }
+}

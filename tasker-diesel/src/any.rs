@@ -2,11 +2,12 @@
 
 use std::time::Duration;
 
+use serde_json::Value;
 use tasker::config::DatabaseSettings;
 use tasker::store::{
-    Capabilities, ClaimRequest, ClaimedStep, Completed, Completion, Created, HandlerRecord,
-    MigrationStatus, NewTask, OperatorAction, Store, StoreError, TaskFilter, TaskRecord,
-    Transition, UnfinishedHandler,
+    Capabilities, Checkpoint, ClaimRequest, ClaimedStep, Completed, Completion, Created,
+    HandlerRecord, MigrationStatus, NewTask, OperatorAction, Store, StoreError, TaskFilter,
+    TaskRecord, Transition, UnfinishedHandler,
 };
 use tasker::store::{DeadLetter, DeadLetterFilter, PurgeFilter, StepTransaction};
 use tasker::{StepId, TaskId, TaskState};
@@ -267,6 +268,19 @@ impl Store for AnyStore {
 
     async fn task_of_step(&self, step_id: StepId) -> Result<TaskId, StoreError> {
         delegate!(self, s => s.task_of_step(step_id).await)
+    }
+
+    async fn save_checkpoint(
+        &self,
+        step_id: StepId,
+        attempt: u32,
+        value: &Value,
+    ) -> Result<bool, StoreError> {
+        delegate!(self, s => s.save_checkpoint(step_id, attempt, value).await)
+    }
+
+    async fn checkpoint(&self, step_id: StepId) -> Result<Option<Checkpoint>, StoreError> {
+        delegate!(self, s => s.checkpoint(step_id).await)
     }
 
     async fn ready_steps(&self) -> Result<i64, StoreError> {

@@ -23,6 +23,8 @@
 compile_error!("tasker-diesel needs at least one backend: enable feature `sqlite` or `postgres`");
 
 mod any;
+mod checkpoint;
+mod dialect;
 mod migrations;
 mod operator;
 #[cfg(feature = "postgres")]

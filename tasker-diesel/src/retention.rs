@@ -1,6 +1,6 @@
 //! Purging finished tasks and listing dead letters, written once for both
 //! backends (like [`crate::operator`]): the statements and their order are
-//! here; a backend supplies its [`Dialect`] (how it writes a time, a JSON
+//! here; a backend supplies its [`Dialect`](crate::dialect::Dialect) (how it writes a time, a JSON
 //! field, a row lock) and two primitives that run them ([`RetentionOps`]).
 
 use std::future::Future;
@@ -10,26 +10,9 @@ use diesel::QueryableByName;
 use tasker::store::{DeadLetter, DeadLetterFilter, PurgeFilter, StoreError};
 use tasker::{StepError, StepId, TaskId};
 
+use crate::dialect::Dialect;
 use crate::operator::Tx;
 use crate::rows::time;
-
-/// How a backend writes what differs between the two SQL dialects.
-pub(crate) struct Dialect {
-    /// Rewrites the `$n` parameters of a statement written here into the
-    /// backend's own (`?n` on SQLite, where `$n` would be a named
-    /// parameter numbered by appearance).
-    pub(crate) params: fn(String) -> String,
-    /// A bound epoch-milliseconds parameter compared with a time column.
-    pub(crate) time_param: fn(usize) -> String,
-    /// A time column as epoch milliseconds.
-    pub(crate) ms: fn(&str) -> String,
-    /// The text of the `class` field of a JSON column.
-    pub(crate) error_class: fn(&str) -> String,
-    /// What locks the selected task rows for the rest of the transaction
-    /// and skips rows other transactions hold ("" where the transaction
-    /// already holds the only write lock).
-    pub(crate) lock_tasks: &'static str,
-}
 
 /// The parameters every statement here binds, in this order: `$1`
 /// namespace, `$2` name, `$3` a time (ms), `$4` error class, `$5` limit.
@@ -151,6 +134,7 @@ pub(crate) async fn purge_batch(
         "DELETE FROM tasker_workflow_step_transitions WHERE task_id IN ({ids})",
         "DELETE FROM tasker_task_transitions WHERE task_id IN ({ids})",
         "DELETE FROM tasker_task_annotations WHERE task_id IN ({ids})",
+        "DELETE FROM tasker_step_checkpoints WHERE task_id IN ({ids})",
         "DELETE FROM tasker_workflow_steps WHERE task_id IN ({ids})",
         "DELETE FROM tasker_tasks WHERE task_id IN ({ids})",
     ] {
@@ -240,37 +224,4 @@ pub(crate) async fn dead_letters(
             failed_at: time(row.failed_ms),
         })
         .collect())
-}
-
-/// `$n` -> `?n` (SQLite's numbered parameters); a `$` not followed by a
-/// digit (as in the JSON path `'$.class'`) stays.
-#[cfg(feature = "sqlite")]
-pub(crate) fn numbered_params(sql: String) -> String {
-    let mut out = String::with_capacity(sql.len());
-    let mut chars = sql.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '$' && chars.peek().is_some_and(char::is_ascii_digit) {
-            out.push('?');
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-/// The same text, for PostgreSQL.
-#[cfg(feature = "postgres")]
-pub(crate) fn same(sql: String) -> String {
-    sql
-}
-
-#[cfg(all(test, feature = "sqlite"))]
-mod tests {
-    #[test]
-    fn only_dollar_digits_become_numbered_parameters() {
-        assert_eq!(
-            super::numbered_params("a = $1 AND json_extract(e, '$.class') = $4".to_owned()),
-            "a = ?1 AND json_extract(e, '$.class') = ?4"
-        );
-    }
 }

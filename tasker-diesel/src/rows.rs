@@ -36,6 +36,13 @@ SELECT CAST(t.unfinished_steps AS BIGINT) AS unfinished,
        (SELECT count(*) FROM tasker_workflow_steps s WHERE s.task_id = t.task_id AND s.state = 'error') AS errors
 FROM tasker_tasks t WHERE t.task_id = $1";
 
+/// How many dependencies of a step (`$1`/`?1`) completed or were resolved
+/// by hand; same text on both backends.
+pub(crate) const SATISFIED_SQL: &str = "
+SELECT count(*) AS count FROM tasker_workflow_step_edges e
+JOIN tasker_workflow_steps p ON p.workflow_step_id = e.from_step_id
+WHERE e.to_step_id = $1 AND p.state IN ('complete', 'resolved_manually')";
+
 #[derive(QueryableByName)]
 pub(crate) struct StepCountsRow {
     #[diesel(sql_type = BigInt)]

@@ -61,8 +61,11 @@ pub mod api;
 #[cfg(feature = "api-step")]
 pub mod api_step;
 mod binding;
+pub mod checkpoint;
 pub mod config;
+mod context;
 pub mod decision;
+mod decode;
 mod engine;
 mod error;
 pub mod events;
@@ -70,6 +73,7 @@ mod graph;
 mod handler;
 mod hooks;
 mod ids;
+mod input;
 mod limit;
 pub mod metrics;
 pub mod payload;
@@ -88,6 +92,7 @@ mod transaction;
 mod validation;
 
 pub use annotation::{Annotation, TaskAnnotation};
+pub use context::StepContext;
 pub use engine::{
     Backoff, CoordinationMode, EngineConfig, RefusedHandler, RetentionPolicy, RetentionRule,
     StartupReport, Tasker, TaskerBuilder, Worker, WorkerCounts, WorkerStats,
@@ -96,10 +101,9 @@ pub use error::{
     ContextError, DefinitionError, Error, LookupError, RegistryError, RegistryErrors, Result,
 };
 pub use graph::{Graph, GraphError};
-pub use handler::{
-    ConfigType, Handler, HandlerDefinition, StepDefinition, StepReturn, TaskHandler,
-};
+pub use handler::{ConfigType, Handler, HandlerDefinition, StepDefinition, TaskHandler};
 pub use ids::{StepId, TaskId};
+pub use input::StepReturn;
 pub use limit::{Admission, Bucket, ClaimLimit, Limit, MAX_PER_SECOND};
 pub use priority::{ClaimOrder, HeadStart, Priority, PriorityAging, QueuedStep};
 pub use registry::{Registry, VersionSelector};
@@ -107,8 +111,8 @@ pub use request::TaskRequest;
 pub use semver::{Version, VersionReq};
 pub use state::{StepState, TaskState, UnknownState};
 pub use step::{
-    ConfigValue, HandlerConfigs, Resources, StepConfig, StepContext, StepError, StepErrorKind,
-    StepResult, StepResultExt,
+    ConfigValue, HandlerConfigs, Resources, StepConfig, StepError, StepErrorKind, StepResult,
+    StepResultExt,
 };
 pub use step_defaults::{StepDefaults, StepSettings};
 pub use store::{Store, StoreError};

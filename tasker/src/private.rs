@@ -3,14 +3,13 @@
 
 use serde_json::Value;
 
+pub use crate::decode::{check_context, decode_config, decode_context, type_id_of};
 pub use crate::events::SubscriberRegistration;
 pub use crate::handler::{
-    check_context, decode_config, decode_context, type_id_of, ConfigType, StepDefaultsFn,
+    ConfigType, HandlerDefinition, StepDefaultsFn, StepDefinition, StepFuture, TaskHandler,
     ValidateFn,
 };
-pub use crate::handler::{
-    HandlerDefinition, StepDefinition, StepFuture, StepInput, StepReturn, TaskHandler,
-};
+pub use crate::input::{StepInput, StepReturn};
 pub use crate::registry::Registration;
 pub use crate::step::StepError;
 pub use crate::step_defaults::StepDefaults;

@@ -348,7 +348,8 @@ pub struct RefusedHandler {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::handler::{StepDefinition, StepFuture, StepInput};
+    use crate::handler::{StepDefinition, StepFuture};
+    use crate::input::StepInput;
 
     fn run(_: usize, _: StepInput) -> StepFuture {
         Box::pin(async { Ok(serde_json::Value::Null) })
@@ -385,7 +386,7 @@ mod tests {
                 context_type: "serde_json::Value",
                 steps: &ONE_STEP,
                 run_step: run,
-                check_context: crate::handler::check_context::<serde_json::Value>,
+                check_context: crate::decode::check_context::<serde_json::Value>,
                 config: None,
                 step_defaults: None,
                 validate: None,

@@ -58,14 +58,18 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::binding::GivenConfig;
+use crate::checkpoint::{Checkpoints, MemoryCheckpoint};
 use crate::config::Config;
+use crate::context::{EventPort, StepEvents};
+use crate::decode::decode;
 use crate::engine::run_attempt;
 use crate::error::{Error, Result};
 use crate::events::Event;
-use crate::handler::{decode, Handler, StepInput, TaskHandler};
+use crate::handler::{Handler, TaskHandler};
 use crate::ids::TaskId;
+use crate::input::StepInput;
 use crate::state::{StepState, TaskState};
-use crate::step::{EventPort, Resources, StepConfig, StepError, StepEvents};
+use crate::step::{Resources, StepConfig, StepError};
 use crate::sync::lock;
 
 /// Runs tasks in-process, one step at a time. See the [module
@@ -286,6 +290,9 @@ impl TaskRunner {
                 })
                 .collect();
             let config = per_task.at(index).apply(resolved[index].config);
+            // One checkpoint per step, kept across its attempts, so a
+            // retried step resumes as it would with the engine.
+            let checkpoints = Checkpoints::new(MemoryCheckpoint::default());
             loop {
                 let attempt = steps[index].attempts + 1;
                 steps[index].attempts = attempt;
@@ -313,6 +320,7 @@ impl TaskRunner {
                     )),
                     transaction: None,
                     configs: resolved[index].configs.clone(),
+                    checkpoints: checkpoints.clone(),
                 };
                 let outcome = run_attempt(handler, index, input, config.timeout)
                     .await

@@ -13,7 +13,10 @@ async fn main() {
         .nth(1)
         .expect("usage: tasker-test-worker <database-url>");
     // Link the handlers.
-    let _ = tasker_tests::handlers::SlowJob;
+    let _ = (
+        tasker_tests::handlers::SlowJob,
+        tasker_tests::handlers::Batch,
+    );
     let settings = std::env::args()
         .nth(2)
         .map(|path| tasker::config::Config::load(&path).expect("a valid configuration file"))

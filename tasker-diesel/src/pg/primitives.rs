@@ -8,11 +8,13 @@ use serde_json::Value;
 use tasker::store::StoreError;
 use tasker::{StepError, StepState, TaskState};
 
+use crate::dialect::Dialect;
 use crate::operator::{self, StepCounts, Tx, TxError};
 use crate::operator::{SkipPrimitives, Unblocked};
 use crate::retention;
 use crate::rows::{
-    parse_state, ChildRow, CountRow, IdRow, StepCountsRow, StepNameRow, STEP_COUNTS_SQL,
+    parse_state, ChildRow, CountRow, IdRow, StepCountsRow, StepNameRow, SATISFIED_SQL,
+    STEP_COUNTS_SQL,
 };
 
 #[derive(QueryableByName)]
@@ -323,12 +325,15 @@ pub(super) async fn task_of_step(
 }
 
 /// PostgreSQL's way of writing what `crate::retention` needs.
-pub(super) const DIALECT: retention::Dialect = retention::Dialect {
-    params: retention::same,
+pub(super) const DIALECT: Dialect = Dialect {
+    params: crate::dialect::same,
     time_param: |n| format!("to_timestamp(${n}::bigint / 1000.0)"),
     ms: super::sql::ms,
     error_class: |column| format!("({column} ->> 'class')"),
     lock_tasks: " FOR UPDATE OF t SKIP LOCKED",
+    lock_shared: " FOR SHARE",
+    json_param: |n| format!("CAST(${n} AS jsonb)"),
+    now: "now()",
 };
 
 impl retention::RetentionOps for PgOps<'_> {
@@ -454,8 +459,3 @@ impl SkipPrimitives for PgOps<'_> {
         Ok(())
     }
 }
-
-/// How many dependencies of a step completed or were resolved by hand.
-const SATISFIED_SQL: &str = "SELECT count(*) AS count FROM tasker_workflow_step_edges e
-     JOIN tasker_workflow_steps p ON p.workflow_step_id = e.from_step_id
-     WHERE e.to_step_id = $1 AND p.state IN ('complete', 'resolved_manually')";

@@ -2,14 +2,14 @@
 
 use std::time::Duration;
 
-use diesel::sql_query;
 use diesel::sql_types::{Array, BigInt, Double, Integer, Nullable, Text};
+use diesel::{sql_query, OptionalExtension};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use serde_json::Value;
 use tasker::store::{
-    Capabilities, ClaimRequest, ClaimedStep, Completed, Completion, Created, ExpiredTask,
-    HandlerRecord, MigrationStatus, NewTask, OperatorAction, Outcome, Store, StoreError,
-    TaskFilter, TaskRecord, Transition, UnfinishedHandler,
+    Capabilities, Checkpoint, ClaimRequest, ClaimedStep, Completed, Completion, Created,
+    ExpiredTask, HandlerRecord, MigrationStatus, NewTask, OperatorAction, Outcome, Store,
+    StoreError, TaskFilter, TaskRecord, Transition, UnfinishedHandler,
 };
 use tasker::store::{DeadLetter, DeadLetterFilter, PurgeFilter, StepTransaction};
 use tasker::{StepError, StepId, TaskId, TaskState};
@@ -23,6 +23,7 @@ use super::sql::{
     RETRY_SQL,
 };
 use super::{db, PgStore};
+use crate::checkpoint::{self, CheckpointRow};
 use crate::migrations;
 use crate::operator::{self, TxError};
 use crate::retention;
@@ -477,6 +478,35 @@ impl Store for PgStore {
             .await
             .map(TaskId)
             .map_err(|e| e.into_store("reading a step"))
+    }
+
+    async fn save_checkpoint(
+        &self,
+        step_id: StepId,
+        attempt: u32,
+        value: &Value,
+    ) -> Result<bool, StoreError> {
+        let mut conn = self.conn().await?;
+        let saved = sql_query(checkpoint::save_sql(&DIALECT))
+            .bind::<BigInt, _>(step_id.0)
+            .bind::<Integer, _>(attempt as i32)
+            .bind::<Text, _>(value.to_string())
+            .execute(&mut conn)
+            .await
+            .map_err(db("saving a checkpoint"))?;
+        Ok(saved == 1)
+    }
+
+    async fn checkpoint(&self, step_id: StepId) -> Result<Option<Checkpoint>, StoreError> {
+        let mut conn = self.conn().await?;
+        sql_query(checkpoint::load_sql(&DIALECT))
+            .bind::<BigInt, _>(step_id.0)
+            .get_result::<CheckpointRow>(&mut conn)
+            .await
+            .optional()
+            .map_err(db("reading a checkpoint"))?
+            .map(|row| row.into_checkpoint(step_id))
+            .transpose()
     }
 
     async fn ready_steps(&self) -> Result<i64, StoreError> {

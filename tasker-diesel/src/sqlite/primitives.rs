@@ -9,11 +9,13 @@ use super::writes::{
     release_children, set_steps_state, set_task_state, step_audit, step_state, task_state,
 };
 use super::{now_ms, StepStateRow};
+use crate::dialect::Dialect;
 use crate::operator::{self, StepCounts, Tx};
 use crate::operator::{SkipPrimitives, Unblocked};
 use crate::retention;
 use crate::rows::{
-    parse_state, ChildRow, CountRow, IdRow, StepCountsRow, StepNameRow, STEP_COUNTS_SQL,
+    parse_state, ChildRow, CountRow, IdRow, StepCountsRow, StepNameRow, SATISFIED_SQL,
+    STEP_COUNTS_SQL,
 };
 
 /// The operator primitives on the SQLite connection, inside the action's
@@ -265,12 +267,15 @@ struct StoppedRow {
 /// SQLite's way of writing what `crate::retention` needs. Times are epoch
 /// milliseconds already; the immediate transaction holds the only write
 /// lock, so nothing else needs locking.
-pub(super) const DIALECT: retention::Dialect = retention::Dialect {
-    params: retention::numbered_params,
+pub(super) const DIALECT: Dialect = Dialect {
+    params: crate::dialect::numbered_params,
     time_param: |n| format!("${n}"),
     ms: |column| column.to_owned(),
     error_class: |column| format!("json_extract({column}, '$.class')"),
     lock_tasks: "",
+    lock_shared: "",
+    json_param: |n| format!("${n}"),
+    now: "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)",
 };
 
 impl retention::RetentionOps for SqliteOps<'_> {
@@ -351,13 +356,9 @@ impl SkipPrimitives for SqliteOps<'_> {
         children.sort_by_key(|c| c.position);
         let mut unblocked = Vec::with_capacity(children.len());
         for child in children {
-            let satisfied = sql_query(
-                "SELECT count(*) AS count FROM tasker_workflow_step_edges e
-                 JOIN tasker_workflow_steps p ON p.workflow_step_id = e.from_step_id
-                 WHERE e.to_step_id = ? AND p.state IN ('complete', 'resolved_manually')",
-            )
-            .bind::<BigInt, _>(child.workflow_step_id)
-            .get_result::<CountRow>(self.conn)?;
+            let satisfied = sql_query(SATISFIED_SQL)
+                .bind::<BigInt, _>(child.workflow_step_id)
+                .get_result::<CountRow>(self.conn)?;
             unblocked.push(Unblocked {
                 step_id: child.workflow_step_id,
                 name: child.name,

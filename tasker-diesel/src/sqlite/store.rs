@@ -4,11 +4,12 @@ use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use diesel::sql_types::{BigInt, Integer, Nullable, Text};
-use diesel::{sql_query, RunQueryDsl};
+use diesel::{sql_query, OptionalExtension, RunQueryDsl};
+use serde_json::Value;
 use tasker::store::{
-    Capabilities, ClaimRequest, ClaimedStep, Completed, Completion, Created, ExpiredTask,
-    HandlerRecord, MigrationStatus, NewTask, OperatorAction, Outcome, Store, StoreError,
-    TaskFilter, TaskRecord, Transition, UnfinishedHandler,
+    Capabilities, Checkpoint, ClaimRequest, ClaimedStep, Completed, Completion, Created,
+    ExpiredTask, HandlerRecord, MigrationStatus, NewTask, OperatorAction, Outcome, Store,
+    StoreError, TaskFilter, TaskRecord, Transition, UnfinishedHandler,
 };
 use tasker::store::{DeadLetter, DeadLetterFilter, PurgeFilter};
 use tasker::{StepError, StepId, TaskId, TaskState};
@@ -18,6 +19,7 @@ use super::writes::{
     create_one, finish_step, insert_annotations, set_task_state, step_audit, step_state, take_child,
 };
 use super::{now_ms, SqliteStore, StepStateRow};
+use crate::checkpoint::{self, CheckpointRow};
 use crate::migrations;
 use crate::operator::{self, run_now, Tx, TxError};
 use crate::retention;
@@ -539,6 +541,36 @@ impl Store for SqliteStore {
             Ok(TaskId(step_state(conn, step_id.0)?.task_id))
         })
         .await
+    }
+
+    async fn save_checkpoint(
+        &self,
+        step_id: StepId,
+        attempt: u32,
+        value: &Value,
+    ) -> Result<bool, StoreError> {
+        let value = value.to_string();
+        self.tx("saving a checkpoint", move |conn| {
+            let saved = sql_query(checkpoint::save_sql(&DIALECT))
+                .bind::<BigInt, _>(step_id.0)
+                .bind::<Integer, _>(attempt as i32)
+                .bind::<Text, _>(value)
+                .execute(conn)?;
+            Ok(saved == 1)
+        })
+        .await
+    }
+
+    async fn checkpoint(&self, step_id: StepId) -> Result<Option<Checkpoint>, StoreError> {
+        let row = self
+            .read("reading a checkpoint", move |conn| {
+                Ok(sql_query(checkpoint::load_sql(&DIALECT))
+                    .bind::<BigInt, _>(step_id.0)
+                    .get_result::<CheckpointRow>(conn)
+                    .optional()?)
+            })
+            .await?;
+        row.map(|row| row.into_checkpoint(step_id)).transpose()
     }
 
     async fn ready_steps(&self) -> Result<i64, StoreError> {

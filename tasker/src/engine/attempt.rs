@@ -12,15 +12,19 @@ use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 
+use super::checkpoint::StorePort;
 use super::stats::WorkerStats;
 use super::Tasker;
 use crate::annotation::Annotations;
+use crate::checkpoint::Checkpoints;
+use crate::context::{EventPort, StepEvents};
 use crate::error::panic_message;
 use crate::events::{names, Event, EventBus};
-use crate::handler::{Handler, StepInput};
+use crate::handler::Handler;
 use crate::ids::{StepId, TaskId};
+use crate::input::StepInput;
 use crate::state::TaskState;
-use crate::step::{EventPort, StepError, StepEvents};
+use crate::step::StepError;
 use crate::store::{ClaimedStep, Completed, Completion, Outcome, Store};
 use crate::sync::lock;
 use crate::transaction::SharedTransaction;
@@ -519,6 +523,13 @@ pub(super) async fn run_step<S: Store>(
         )));
     };
     let config = resolved.config;
+    let checkpoints = Checkpoints::new(StorePort {
+        tasker: tasker.clone(),
+        step_id: step.step_id,
+        step_name: definition.name(),
+        attempt: step.attempt,
+        base: base.clone(),
+    });
     let input = StepInput {
         task_id: step.task_id,
         step_name: definition.name(),
@@ -538,6 +549,7 @@ pub(super) async fn run_step<S: Store>(
         transaction,
         configs: resolved.configs.clone(),
         annotations,
+        checkpoints,
     };
     super::run_attempt(handler, index, input, config.timeout).await
 }

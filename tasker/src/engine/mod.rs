@@ -3,6 +3,7 @@
 
 mod attempt;
 mod builder;
+mod checkpoint;
 mod config;
 mod operator;
 mod stats;

@@ -218,6 +218,19 @@ pub struct StepRecord {
     pub depends_on: Vec<String>,
 }
 
+/// A step's checkpoint as stored (see
+/// [`StepContext::save_checkpoint`](crate::StepContext::save_checkpoint)).
+#[cfg_attr(feature = "http", derive(schemars::JsonSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Checkpoint {
+    /// What the step saved.
+    pub value: Value,
+    /// The attempt that saved it.
+    pub attempt: u32,
+    /// When, by the store's clock.
+    pub saved_at: DateTime<Utc>,
+}
+
 /// A task as stored, for reading.
 #[cfg_attr(feature = "http", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Serialize)]
@@ -448,6 +461,26 @@ pub trait Store: Send + Sync + 'static {
         &self,
         step_id: StepId,
     ) -> impl Future<Output = Result<TaskId, StoreError>> + Send;
+
+    /// Saves `value` as the checkpoint of step `step_id` for `attempt`,
+    /// replacing any earlier one, when that attempt still holds the step
+    /// (`in_progress` with that attempt number); otherwise writes nothing
+    /// and returns `false`. Atomic against lease recovery and operator
+    /// actions: a save that returns `true` was made while the attempt held
+    /// the step, and no save of an older attempt ever replaces a newer
+    /// attempt's. The value has passed the payload checks.
+    fn save_checkpoint(
+        &self,
+        step_id: StepId,
+        attempt: u32,
+        value: &Value,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// The last checkpoint saved for step `step_id`, by any attempt.
+    fn checkpoint(
+        &self,
+        step_id: StepId,
+    ) -> impl Future<Output = Result<Option<Checkpoint>, StoreError>> + Send;
 
     /// Steps ready to run now (the ready queue's depth).
     fn ready_steps(&self) -> impl Future<Output = Result<i64, StoreError>> + Send;

@@ -1,0 +1,1 @@
+DROP TABLE tasker_step_checkpoints;
