@@ -1040,3 +1040,100 @@ async fn standard_graphql_clients_are_served_by_the_spec() {
         assert_eq!(answer["error"]["code"], "invalid_request", "{answer}");
     }
 }
+
+/// A decision's skipped branch and a batch step's checkpoint, as REST and
+/// GraphQL show them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skipped_steps_and_checkpoints_show_in_rest_and_graphql() {
+    let tasker = engine().await;
+    let worker = tasker.start_worker();
+    let base = serve(tasker.clone(), ApiConfig::new(tokens())).await;
+    let client = Client::new();
+    let create = |body: Value| {
+        let (client, base) = (client.clone(), base.clone());
+        async move {
+            let (status, created) = call(
+                &client,
+                Method::POST,
+                &format!("{base}/tasks"),
+                Some(ALL),
+                Some(&body.to_string()),
+            )
+            .await;
+            assert_eq!(status, StatusCode::CREATED, "{created}");
+            created["task"]["task_id"].as_i64().unwrap()
+        }
+    };
+    let triage =
+        create(json!({"namespace": "tests", "name": "triage", "context": {"value": 4}})).await;
+    let log = std::env::temp_dir().join(format!("tasker-api-batch-{}.log", std::process::id()));
+    let batch = create(json!({"namespace": "tests", "name": "batch", "context": {
+        "rows": 50, "chunk": 10, "log": log.to_string_lossy(), "chunk_ms": 0, "fail_after": null
+    }}))
+    .await;
+
+    let task = wait_complete(&client, &base, triage).await;
+    assert_eq!(task["state"], "complete", "{task}");
+    let states: Vec<(&str, &str)> = task["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["name"].as_str().unwrap(), s["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("pick", "complete"),
+            ("left", "complete"),
+            ("right", "skipped"),
+            ("join", "complete")
+        ]
+    );
+    let task = wait_complete(&client, &base, batch).await;
+    assert_eq!(task["state"], "complete", "{task}");
+    let checkpoint = &task["steps"][0]["checkpoint"];
+    assert_eq!(
+        checkpoint["value"],
+        json!({"next": 50, "sum": 1225}),
+        "{task}"
+    );
+    assert_eq!(checkpoint["attempt"], 1, "{task}");
+    assert!(checkpoint["saved_at"].is_string(), "{task}");
+    // A step that saved none has none.
+    let (_, triage_task) = call(
+        &client,
+        Method::GET,
+        &format!("{base}/tasks/{triage}"),
+        Some(ALL),
+        None,
+    )
+    .await;
+    assert!(
+        triage_task["task"]["steps"][0]["checkpoint"].is_null(),
+        "{triage_task}"
+    );
+
+    let (status, body) = graphql(
+        &client,
+        &base,
+        Some(ALL),
+        &format!(
+            "{{ a: task(id: {triage}) {{ steps {{ name state }} }} b: task(id: {batch}) {{ steps {{ checkpoint }} }} }}"
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.get("errors").is_none(), "{body}");
+    assert_eq!(
+        body["data"]["a"]["steps"][2],
+        json!({"name": "right", "state": "skipped"}),
+        "{body}"
+    );
+    assert_eq!(
+        body["data"]["b"]["steps"][0]["checkpoint"],
+        json!({"next": 50, "sum": 1225}),
+        "{body}"
+    );
+    worker.shutdown().await;
+    let _ = std::fs::remove_file(&log);
+}

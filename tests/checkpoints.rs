@@ -116,6 +116,8 @@ async fn a_failed_attempt_resumes_from_its_checkpoint<S: Store>(store: S) {
         (stored.attempt, stored.value["next"].clone()),
         (2, json!(1_000))
     );
+    // The task's record shows it (API, GraphQL and the CLI read it there).
+    assert_eq!(step.checkpoint.as_ref(), Some(&stored));
     // One event per save: 4 by attempt 1, 6 by attempt 2.
     let deadline = Instant::now() + Duration::from_secs(10);
     while saves.0.lock().unwrap().len() < 10 && Instant::now() < deadline {

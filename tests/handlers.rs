@@ -463,3 +463,39 @@ impl Batch {
         Ok(progress)
     }
 }
+
+/// A decision for the API tests: `pick` chooses `left` when the context's
+/// `value` is even, `right` otherwise; `join` runs after either.
+pub struct Triage;
+
+#[task_handler(namespace = "tests", version = "1.0.0", context = Seed)]
+impl Triage {
+    /// Chooses a branch.
+    #[step(branches = [left, right])]
+    async fn pick(ctx: &StepContext<Seed>) -> StepResult<String> {
+        let branch = if ctx.context().value % 2 == 0 {
+            "left"
+        } else {
+            "right"
+        };
+        Ok(branch.to_owned())
+    }
+
+    /// One branch.
+    #[step(depends_on = pick)]
+    async fn left() -> StepResult<i64> {
+        Ok(1)
+    }
+
+    /// The other.
+    #[step(depends_on = pick)]
+    async fn right() -> StepResult<i64> {
+        Ok(2)
+    }
+
+    /// After whichever ran.
+    #[step(depends_on = [left, right])]
+    async fn join(left: Option<i64>, right: Option<i64>) -> StepResult<i64> {
+        Ok(left.or(right).unwrap_or_default())
+    }
+}

@@ -2,7 +2,8 @@
 //!
 //! `cargo run` (no arguments) runs the demo: it opens the embedded SQLite
 //! database `tasker-example.sqlite` (or `DATABASE_URL`), creates five sample
-//! orders, runs a worker until they are all finished, printing each step as
+//! orders and two payouts (`payouts.rs`: a checkpointed batch and a
+//! decision), runs a worker until they are all finished, printing each step as
 //! it advances, and prints a summary. Every other command (`run`, `task
 //! list`, `check`, ...) comes from [`tasker_cli`]: `cargo run -- --help`.
 
@@ -16,6 +17,7 @@ use tasker::{StepState, TaskHandler, TaskId, TaskState, Tasker};
 use tasker_cli::{App, GlobalArgs};
 use tasker_diesel::AnyStore;
 use tasker_examples::orders::{sample_order, PaymentGateway, ProcessOrder, Warehouse};
+use tasker_examples::payouts::{sample_payout, SettlePayout};
 
 /// tasker's example worker: the order workflow, a demo, and tasker's CLI.
 #[derive(Parser)]
@@ -29,7 +31,7 @@ struct Args {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Create sample orders and run them to the end (the default).
+    /// Create sample orders and payouts and run them to the end (the default).
     Demo {
         /// How many orders.
         #[arg(long, default_value_t = 5)]
@@ -110,7 +112,7 @@ async fn demo(tasker: Tasker<AnyStore>, orders: i64) -> Result<(), String> {
     }
     let worker = tasker.start_worker();
     let started = Instant::now();
-    let mut tasks: Vec<(i64, TaskId)> = Vec::new();
+    let mut tasks: Vec<(String, TaskId)> = Vec::new();
     for n in 0..orders {
         let order_id = 1001 + n;
         // Every fourth order's card is declined: a permanent error.
@@ -124,14 +126,27 @@ async fn demo(tasker: Tasker<AnyStore>, orders: i64) -> Result<(), String> {
             .await
             .map_err(|e| e.to_string())?;
         println!("order {order_id}: created task {}", created.task_id());
-        tasks.push((order_id, created.task_id()));
+        tasks.push((format!("order {order_id}"), created.task_id()));
+    }
+    // Two payouts: one whose totals agree (settled; the review is
+    // skipped), one with a discrepancy (held for review).
+    for (merchant, bank_total_cents) in [(501, 9_500), (502, 9_250)] {
+        let created = tasker
+            .create_task(
+                SettlePayout::request(sample_payout(merchant, 95, bank_total_cents))
+                    .initiator("demo"),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        println!("payout {merchant}: created task {}", created.task_id());
+        tasks.push((format!("payout {merchant}"), created.task_id()));
     }
 
     // Follow the tasks, printing every step change, until all are done.
     let mut seen: HashMap<(TaskId, String), (StepState, u32)> = HashMap::new();
     let mut finished: HashMap<TaskId, TaskRecord> = HashMap::new();
     while finished.len() < tasks.len() {
-        for (order_id, id) in &tasks {
+        for (label, id) in &tasks {
             if finished.contains_key(id) {
                 continue;
             }
@@ -148,14 +163,14 @@ async fn demo(tasker: Tasker<AnyStore>, orders: i64) -> Result<(), String> {
                         _ => String::new(),
                     };
                     println!(
-                        "order {order_id}: {:<18} {:<12} attempt {}{note}",
+                        "{label}: {:<18} {:<12} attempt {}{note}",
                         step.name, step.state, step.attempts
                     );
                     seen.insert(key, now);
                 }
             }
             if task.state.is_finished() || task.state == TaskState::Error {
-                println!("order {order_id}: task {} is {}", task.task_id, task.state);
+                println!("{label}: task {} is {}", task.task_id, task.state);
                 finished.insert(*id, task);
             }
         }

@@ -262,6 +262,20 @@ pub(crate) async fn step_show(
                 .map(ToString::to_string)
                 .unwrap_or_default(),
         ],
+        vec![
+            "checkpoint".to_owned(),
+            step.checkpoint
+                .as_ref()
+                .map(|c| {
+                    format!(
+                        "{} (attempt {}, saved {})",
+                        c.value,
+                        c.attempt,
+                        c.saved_at.format("%Y-%m-%d %H:%M:%S")
+                    )
+                })
+                .unwrap_or_default(),
+        ],
     ];
     out.table(&["field", "value"], &rows);
     Ok(())

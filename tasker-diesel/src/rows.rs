@@ -6,7 +6,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use diesel::sql_types::{BigInt, Bool, Integer, Nullable, Text};
 use diesel::QueryableByName;
 use serde_json::Value;
-use tasker::store::{ClaimedStep, StepRecord, StoreError, TaskRecord, Transition};
+use tasker::store::{Checkpoint, ClaimedStep, StepRecord, StoreError, TaskRecord, Transition};
 use tasker::{StepError, StepId, StepState, TaskAnnotation, TaskId, TaskState};
 
 pub(crate) fn json(text: &str, what: &str) -> Result<Value, StoreError> {
@@ -289,6 +289,13 @@ pub(crate) struct StepRow {
     /// JSON array of parent names.
     #[diesel(sql_type = Text)]
     pub(crate) depends_on: String,
+    /// Its checkpoint (`tasker_step_checkpoints`, left-joined), if any.
+    #[diesel(sql_type = Nullable<Text>)]
+    pub(crate) checkpoint: Option<String>,
+    #[diesel(sql_type = Nullable<Integer>)]
+    pub(crate) checkpoint_attempt: Option<i32>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub(crate) checkpoint_ms: Option<i64>,
 }
 
 impl StepRow {
@@ -316,6 +323,11 @@ impl StepRow {
             priority: priority(self.priority),
             depends_on: serde_json::from_str(&self.depends_on)
                 .map_err(|e| StoreError::database("reading step dependencies", e))?,
+            checkpoint: self.checkpoint.map(|value| Checkpoint {
+                value: json_for_reading(&value, "a step checkpoint"),
+                attempt: self.checkpoint_attempt.unwrap_or(0).max(0) as u32,
+                saved_at: time(self.checkpoint_ms.unwrap_or(0)),
+            }),
         })
     }
 }

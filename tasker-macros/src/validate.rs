@@ -186,14 +186,16 @@ fn check_branches(
                 Some(b) if b == d => errors.at(
                     branch,
                     format!(
-                        "decision `{}` cannot be its own branch; its branches are the steps                          after it that it chooses between",
+                        "decision `{}` cannot be its own branch; its branches are the steps \
+                         after it that it chooses between",
                         step.name
                     ),
                 ),
                 Some(b) if !dependencies[b].contains(&d) => errors.at(
                     branch,
                     format!(
-                        "branch `{branch_name}` of decision `{}` must depend on it: add `{}` to                          the `depends_on` of `{branch_name}`",
+                        "branch `{branch_name}` of decision `{}` must depend on it: add `{}` to \
+                         the `depends_on` of `{branch_name}`",
                         step.name, step.name
                     ),
                 ),
@@ -205,7 +207,8 @@ fn check_branches(
                     errors.at(
                         branch,
                         format!(
-                            "unknown branch `{branch_name}` of decision `{}`: no step of this                              handler has that name{hint}",
+                            "unknown branch `{branch_name}` of decision `{}`: no step of this \
+                             handler has that name{hint}",
                             step.name
                         ),
                     );

@@ -134,7 +134,8 @@ impl<C> StepContext<C> {
                 format!("it has {}", declared.join(" and "))
             };
             StepError::permanent(format!(
-                "step `{}` asked for configuration of type `{}`, but {declared}; declare it with                  `#[step(config = T)]` or `#[task_handler(config = T)]`",
+                "step `{}` asked for configuration of type `{}`, but {declared}; declare it with \
+                 `#[step(config = T)]` or `#[task_handler(config = T)]`",
                 self.step_name,
                 type_name::<T>()
             ))

@@ -395,9 +395,14 @@ impl Store for PgStore {
                     COALESCE((SELECT json_agg(p.name ORDER BY p.position)
                               FROM tasker_workflow_step_edges e
                               JOIN tasker_workflow_steps p ON p.workflow_step_id = e.from_step_id
-                              WHERE e.to_step_id = s.workflow_step_id), '[]'::json)::text AS depends_on
-             FROM tasker_workflow_steps s WHERE s.task_id = $1 ORDER BY s.position",
-            ms("s.run_at")
+                              WHERE e.to_step_id = s.workflow_step_id), '[]'::json)::text AS depends_on,
+                    c.checkpoint::text AS checkpoint, c.attempt AS checkpoint_attempt,
+                    {} AS checkpoint_ms
+             FROM tasker_workflow_steps s
+             LEFT JOIN tasker_step_checkpoints c ON c.workflow_step_id = s.workflow_step_id
+             WHERE s.task_id = $1 ORDER BY s.position",
+            ms("s.run_at"),
+            ms("c.saved_at")
         ))
         .bind::<BigInt, _>(task_id.0)
         .load::<StepRow>(&mut conn)

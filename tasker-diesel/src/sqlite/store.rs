@@ -460,8 +460,12 @@ impl Store for SqliteStore {
                             COALESCE((SELECT json_group_array(name) FROM (
                                 SELECT p.name AS name FROM tasker_workflow_step_edges e
                                 JOIN tasker_workflow_steps p ON p.workflow_step_id = e.from_step_id
-                                WHERE e.to_step_id = s.workflow_step_id ORDER BY p.position)), '[]') AS depends_on
-                     FROM tasker_workflow_steps s WHERE s.task_id = ? ORDER BY s.position",
+                                WHERE e.to_step_id = s.workflow_step_id ORDER BY p.position)), '[]') AS depends_on,
+                            c.checkpoint AS checkpoint, c.attempt AS checkpoint_attempt,
+                            c.saved_at AS checkpoint_ms
+                     FROM tasker_workflow_steps s
+                     LEFT JOIN tasker_step_checkpoints c ON c.workflow_step_id = s.workflow_step_id
+                     WHERE s.task_id = ? ORDER BY s.position",
                 )
                 .bind::<BigInt, _>(task_id.0)
                 .load::<StepRow>(conn)?;

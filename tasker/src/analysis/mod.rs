@@ -364,6 +364,7 @@ mod tests {
             run_at: None,
             priority: crate::Priority::Normal,
             depends_on: vec![],
+            checkpoint: None,
         }
     }
 

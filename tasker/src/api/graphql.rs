@@ -178,6 +178,9 @@ struct GqlStep {
     /// `low`, `normal`, `high` or `critical`.
     priority: String,
     depends_on: Vec<String>,
+    /// Its last checkpoint's value, when it saved one: a running batch's
+    /// progress.
+    checkpoint: Option<Json<Value>>,
 }
 
 /// A registered handler.
@@ -236,6 +239,7 @@ fn step(s: &StepRecord) -> GqlStep {
         last_error: s.last_error.as_ref().map(ToString::to_string),
         priority: s.priority.to_string(),
         depends_on: s.depends_on.clone(),
+        checkpoint: s.checkpoint.as_ref().map(|c| Json(c.value.clone())),
     }
 }
 

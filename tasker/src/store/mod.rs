@@ -216,6 +216,10 @@ pub struct StepRecord {
     pub priority: Priority,
     /// The names of the steps it depends on.
     pub depends_on: Vec<String>,
+    /// Its last checkpoint, when it saved one
+    /// ([`StepContext::save_checkpoint`](crate::StepContext::save_checkpoint)):
+    /// a running batch's progress.
+    pub checkpoint: Option<Checkpoint>,
 }
 
 /// A step's checkpoint as stored (see
