@@ -29,6 +29,10 @@
 //! * S4: fan-outs 1 -> 100 -> 1: steps/s and the time from the last of the
 //!   100 finishing to the join starting.
 //! * S5: one 40-step chain alone: total time and time per step.
+//! * DEC: S3's shape with a decision in the middle (`score -> route ->
+//!   {left, right} -> join`, `right` skipped): steps/s next to S3.
+//! * CK: single-step tasks whose step saves 10 checkpoints:
+//!   `checkpoints_per_s` and the drain next to S1.
 //! * TX: 5,000 single-step tasks whose `#[step(transactional)]` step
 //!   inserts one row that commits with its completion; TX_PLAIN: the same
 //!   insert from a plain step on the application's own pool (at least
@@ -63,7 +67,8 @@ use tasker_diesel::testing::TestDatabase;
 use tasker_diesel::{PgOptions, PgStore};
 
 use handlers::{
-    Chain10, Chain40, Diamond, Doomed, FanOut, PlainWrite, RetryOnce, Single, TimesOut, TxWrite,
+    Chain10, Chain40, Checkpointed, Decision, Diamond, Doomed, FanOut, PlainWrite, RetryOnce,
+    Single, TimesOut, TxWrite,
 };
 use raw::raw;
 use soak::soak;
@@ -89,7 +94,7 @@ struct Args {
     /// Scenarios to run, comma separated.
     #[arg(
         long,
-        default_value = "RAW,RAW_BATCHED,S1,S1P,S1D,S1L,S2,S3,S4,S5,TX,TX_PLAIN"
+        default_value = "RAW,RAW_BATCHED,S1,S1P,S1D,S1L,S2,S3,S4,S5,DEC,CK,TX,TX_PLAIN"
     )]
     scenarios: String,
     /// Step results commit without waiting for the WAL flush
@@ -273,6 +278,8 @@ fn registry() -> Registry {
         .and_then(|r| r.with::<Chain40>())
         .and_then(|r| r.with::<Diamond>())
         .and_then(|r| r.with::<FanOut>())
+        .and_then(|r| r.with::<Decision>())
+        .and_then(|r| r.with::<Checkpointed>())
         .and_then(|r| r.with::<RetryOnce>())
         .and_then(|r| r.with::<Doomed>())
         .and_then(|r| r.with::<TimesOut>())
@@ -387,6 +394,16 @@ async fn run_scenario(args: &Args, scenario: &str) -> String {
             102,
         ),
         "S5" => (|_| Chain40::request(serde_json::Value::Null), 1, 40),
+        "DEC" => (
+            |_| Decision::request(serde_json::Value::Null),
+            args.scale(1_000, 200),
+            4,
+        ),
+        "CK" => (
+            |_| Checkpointed::request(serde_json::Value::Null),
+            args.scale(2_000, 200),
+            1,
+        ),
         "TX" => (
             |_| TxWrite::request(serde_json::Value::Null),
             args.scale(5_000, 500),
@@ -398,7 +415,7 @@ async fn run_scenario(args: &Args, scenario: &str) -> String {
             1,
         ),
         other => panic!(
-            "unknown scenario {other}; use RAW, RAW_BATCHED, S1, S1P, S1D, S1L, S2, S3, S4, S5, TX, TX_PLAIN, SOAK"
+            "unknown scenario {other}; use RAW, RAW_BATCHED, S1, S1P, S1D, S1L, S2, S3, S4, S5, DEC, CK, TX, TX_PLAIN, SOAK"
         ),
     };
     if scenario.starts_with("TX") {
@@ -513,6 +530,12 @@ async fn run_scenario(args: &Args, scenario: &str) -> String {
                     purged as f64 / took
                 ));
             }
+        }
+        "CK" => {
+            line.push_str(&format!(
+                " checkpoints_per_s={:.0}",
+                tasks as f64 * handlers::CHECKPOINTS_PER_TASK as f64 / drained_in.as_secs_f64()
+            ));
         }
         "S5" => {
             line.push_str(&format!(

@@ -5,6 +5,7 @@ use std::time::Duration;
 use diesel::sql_types::{Array, BigInt, Double, Integer, Nullable, Text};
 use diesel::{sql_query, OptionalExtension};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
+use futures_util::future::join_all;
 use serde_json::Value;
 use tasker::store::{
     Capabilities, Checkpoint, ClaimRequest, ClaimedStep, Completed, Completion, Created,
@@ -35,6 +36,27 @@ use crate::rows::{
 
 /// Tasks per creation statement.
 const CREATE_CHUNK: usize = 1_000;
+
+/// Successes recorded alone (annotated, decisions) in flight at once, each
+/// on a pooled connection of its own.
+const ALONE_AT_ONCE: usize = 4;
+
+/// Records one success alone, in a transaction of its own on a pooled
+/// connection of its own; `one.0` is its place in the batch.
+async fn alone_on_its_own(
+    store: &PgStore,
+    one: (usize, &Completion, &Value),
+) -> Result<(usize, Completed), StoreError> {
+    let mut conn = store.conn().await?;
+    let channel = &store.channel;
+    let completed = conn
+        .transaction(async move |conn| record_alone(conn, one, channel).await)
+        .await
+        .map_err(|e: TxError| {
+            e.into_store("recording a step result with its annotations or skips")
+        })?;
+    Ok((one.0, completed))
+}
 
 impl Store for PgStore {
     fn capabilities(&self) -> Capabilities {
@@ -254,15 +276,18 @@ impl Store for PgStore {
                 results[*i] = Some(row.into_completed()?);
             }
         }
-        for one in alone {
-            let channel = &self.channel;
-            let completed = conn
-                .transaction(async move |conn| record_alone(conn, one, channel).await)
-                .await
-                .map_err(|e: TxError| {
-                    e.into_store("recording a step result with its annotations or skips")
-                })?;
-            results[one.0] = Some(completed);
+        // Several at once, each on a connection of its own, so their
+        // commits overlap (one after the other, a batch of decisions waited
+        // for as many commits in a row).
+        for group in alone.chunks(ALONE_AT_ONCE) {
+            let mut pending = Vec::with_capacity(group.len());
+            for one in group {
+                pending.push(alone_on_its_own(self, *one));
+            }
+            for recorded in join_all(pending).await {
+                let (i, completed) = recorded?;
+                results[i] = Some(completed);
+            }
         }
         // Failures: one statement each (they are rare).
         for (i, completion) in completions.iter().enumerate() {

@@ -153,3 +153,64 @@ impl TimesOut {
         Ok(())
     }
 }
+
+/// DEC: a diamond whose middle is a decision: `score -> route -> {left,
+/// right} -> join`, `route` choosing `left`. Four steps complete, one is
+/// skipped: next to S3, what a decision's completion (the alone path, with
+/// its skip) costs.
+pub struct Decision;
+
+#[task_handler(namespace = "bench", version = "1.0.0")]
+impl Decision {
+    /// Root.
+    #[step]
+    async fn score() -> StepResult<()> {
+        Ok(())
+    }
+
+    /// Chooses `left`.
+    #[step(depends_on = score, branches = [left, right])]
+    async fn route() -> StepResult<String> {
+        Ok("left".to_owned())
+    }
+
+    /// Chosen.
+    #[step(depends_on = route)]
+    async fn left() -> StepResult<()> {
+        Ok(())
+    }
+
+    /// Skipped.
+    #[step(depends_on = route)]
+    async fn right() -> StepResult<()> {
+        Ok(())
+    }
+
+    /// After either.
+    #[step(depends_on = [left, right])]
+    async fn join(left: Option<()>, right: Option<()>) -> StepResult<()> {
+        let _ = (left, right);
+        Ok(())
+    }
+}
+
+/// Checkpoints CK saves per task.
+pub const CHECKPOINTS_PER_TASK: u64 = 10;
+
+/// CK: one step that saves [`CHECKPOINTS_PER_TASK`] checkpoints (a cursor
+/// and a sum, as a batch would) before it completes.
+pub struct Checkpointed;
+
+#[task_handler(namespace = "bench", version = "1.0.0")]
+impl Checkpointed {
+    /// Saves its progress ten times.
+    #[step]
+    async fn batch(ctx: &StepContext) -> StepResult<u64> {
+        let mut next: u64 = ctx.checkpoint().await?.unwrap_or_default();
+        while next < CHECKPOINTS_PER_TASK {
+            next += 1;
+            ctx.save_checkpoint(&next).await?;
+        }
+        Ok(next)
+    }
+}
