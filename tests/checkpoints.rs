@@ -452,3 +452,103 @@ async fn a_batch_killed_mid_way_resumes_from_its_checkpoint() {
     assert_eq!(saved.attempt, 2);
     let _ = std::fs::remove_file(&log);
 }
+
+/// The embedded default: a worker process on a SQLite file is SIGKILLed in
+/// the middle of a batch; the next process to open the file recovers the
+/// step at start-up and resumes it at the last checkpoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_on_sqlite_resumes_after_the_process_is_killed() {
+    const ROWS: u64 = 20_000;
+    const CHUNK: u64 = 500;
+    let dir = std::env::temp_dir().join(format!(
+        "tasker-batch-sqlite-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("tasker.sqlite");
+    let log = log_path("sqlite-crash");
+    let (task_id, step_id) = {
+        let store = tasker_diesel::SqliteStore::open(&path).await.unwrap();
+        store.migrate().await.unwrap();
+        let tasker = tasker_tests::tasker(store, |b| b).await;
+        let task_id = tasker
+            .create_task(Batch::request(Rows {
+                chunk_ms: 30,
+                ..rows(ROWS, CHUNK, &log)
+            }))
+            .await
+            .unwrap()
+            .task_id();
+        let step_id = tasker.task(task_id).await.unwrap().steps[0].step_id;
+        (task_id, step_id)
+    };
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tasker-test-worker"))
+        .arg(format!("sqlite://{}", path.display()))
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the test worker starts");
+    // Watch from a read-only view (the worker owns the file).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let at_kill = loop {
+        if let Ok(reader) = tasker_diesel::SqliteStore::open_read_only(&path).await {
+            if let Ok(Some(saved)) = reader.checkpoint(step_id).await {
+                if saved.value["next"].as_u64().unwrap() >= ROWS / 4 {
+                    break saved;
+                }
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the worker never got a quarter of the way"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    child.kill().await.expect("SIGKILL");
+    let _ = child.wait().await;
+    assert!(
+        processed(&log, ROWS).0 < ROWS,
+        "the batch was not killed mid-way"
+    );
+
+    // The next process: opening the file recovers the step, a worker resumes it.
+    let store = tasker_diesel::SqliteStore::open(&path).await.unwrap();
+    let tasker = tasker_tests::tasker(store, |b| b).await;
+    let worker = tasker.start_worker();
+    let task = tasker.wait_for_task(task_id, WAIT).await.unwrap();
+    worker.shutdown().await;
+    assert_eq!(task.state, TaskState::Complete, "{task:?}");
+    assert_eq!(task.steps[0].attempts, 2);
+    let output: Progress = serde_json::from_value(task.steps[0].output.clone().unwrap()).unwrap();
+    assert_eq!(
+        output,
+        Progress {
+            next: ROWS,
+            sum: sum(ROWS)
+        }
+    );
+    let (count, covered) = processed(&log, ROWS);
+    assert!(covered, "a row was never processed");
+    assert!(
+        count - ROWS <= CHUNK,
+        "{} rows redone, more than one chunk",
+        count - ROWS
+    );
+    let resumed_after = at_kill.value["next"].as_u64().unwrap();
+    let before = Rows::logged(&log)
+        .into_iter()
+        .filter(|(start, _)| *start < resumed_after)
+        .count() as u64;
+    assert_eq!(
+        before,
+        resumed_after / CHUNK,
+        "the second attempt started over"
+    );
+    drop(tasker);
+    let _ = std::fs::remove_file(&log);
+    let _ = std::fs::remove_dir_all(&dir);
+}

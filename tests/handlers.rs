@@ -425,10 +425,11 @@ impl Rows {
     }
 }
 
-/// One chunk of [`Batch`]'s work: wait, then append its line to the log.
+/// One chunk of [`Batch`]'s work: its side effect first (a line appended
+/// to the log), then the rest of its time, so a crash before the step saves
+/// its checkpoint has done the chunk's effect: the case that redoes a chunk.
 pub async fn process_chunk(rows: &Rows, start: u64, end: u64) -> StepResult<u64> {
     use std::io::Write;
-    tokio::time::sleep(Duration::from_millis(rows.chunk_ms)).await;
     let mut log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -436,6 +437,7 @@ pub async fn process_chunk(rows: &Rows, start: u64, end: u64) -> StepResult<u64>
         .retryable()?;
     log.write_all(format!("{start} {end}\n").as_bytes())
         .retryable()?;
+    tokio::time::sleep(Duration::from_millis(rows.chunk_ms)).await;
     Ok((start..end).sum())
 }
 
