@@ -12,21 +12,31 @@
 
 use crate::operator::{SkipPrimitives, Tx};
 
+/// What [`skip_unchosen`] did.
+#[derive(Debug, Default)]
+pub(crate) struct Skipped {
+    /// The skipped steps (id, name), in the order they were skipped.
+    pub(crate) steps: Vec<(i64, String)>,
+    /// Steps it made ready (children of a skipped step whose other
+    /// dependencies completed): workers need waking only when this is not 0.
+    pub(crate) released: u32,
+}
+
 /// Skips the steps of `task_id` named `names` and what follows only from
-/// them; the skipped steps (id, name) in the order they were skipped.
+/// them.
 pub(crate) async fn skip_unchosen<P: SkipPrimitives>(
     p: &mut P,
     task_id: i64,
     names: &[&str],
     actor: &str,
-) -> Tx<Vec<(i64, String)>> {
+) -> Tx<Skipped> {
     if names.is_empty() {
-        return Ok(Vec::new());
+        return Ok(Skipped::default());
     }
     let mut work = p.steps_named(task_id, names).await?;
     // Popped from the end: reversed, so branches go in declaration order.
     work.reverse();
-    let mut skipped = Vec::new();
+    let mut skipped = Skipped::default();
     while let Some((step_id, name)) = work.pop() {
         if !p.skip_step(step_id, task_id, actor).await? {
             continue;
@@ -34,14 +44,15 @@ pub(crate) async fn skip_unchosen<P: SkipPrimitives>(
         for child in p.unblock_children(step_id).await? {
             if child.satisfied {
                 p.release_step(child.step_id, task_id, actor).await?;
+                skipped.released += 1;
             } else {
                 work.push((child.step_id, child.name));
             }
         }
-        skipped.push((step_id, name));
+        skipped.steps.push((step_id, name));
     }
-    if !skipped.is_empty() {
-        p.count_off_steps(task_id, skipped.len()).await?;
+    if !skipped.steps.is_empty() {
+        p.count_off_steps(task_id, skipped.steps.len()).await?;
     }
     Ok(skipped)
 }

@@ -26,7 +26,7 @@ pub(super) async fn record_alone(
     channel: &str,
 ) -> Tx<Completed> {
     let completion = one.1;
-    let mut skipped = Vec::new();
+    let mut skipped = skip::Skipped::default();
     if !completion.skip.is_empty() {
         let current = sql_query(
             "SELECT task_id AS id FROM tasker_workflow_steps
@@ -45,7 +45,7 @@ pub(super) async fn record_alone(
                 &completion.worker,
             )
             .await?;
-            if !skipped.is_empty() {
+            if skipped.released > 0 {
                 // A step released past a skipped one is ready now.
                 sql_query("SELECT pg_notify($1, '')")
                     .bind::<Text, _>(channel)
@@ -67,7 +67,9 @@ pub(super) async fn record_alone(
     if completed.applied && !completion.annotations.is_empty() {
         insert_annotations(conn, completion).await?;
     }
+    completed.released += skipped.released;
     completed.skipped = skipped
+        .steps
         .into_iter()
         .map(|(id, name)| (StepId(id), name))
         .collect();

@@ -289,9 +289,9 @@ impl Store for SqliteStore {
                             // A decision's unchosen branches, before its
                             // children are released.
                             let skipped = run_now(skip::skip_unchosen(&mut SqliteOps { conn }, step.task_id, &c.skip, &c.worker))?;
-                            completed.skipped = skipped.into_iter().map(|(id, name)| (StepId(id), name)).collect();
+                            completed.skipped = skipped.steps.into_iter().map(|(id, name)| (StepId(id), name)).collect();
                             let (released, finished) = finish_step(conn, step.workflow_step_id, step.task_id, &c.worker)?;
-                            completed.released = released.len() as u32;
+                            completed.released = released.len() as u32 + skipped.released;
                             completed.task_state = finished;
                             if let (Some(lease), Some(child)) = (c.take_next, released.first()) {
                                 completed.next = take_child(conn, *child, lease, &c.worker)?;
