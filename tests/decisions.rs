@@ -466,3 +466,20 @@ async fn a_transactional_decision_skips_in_its_transaction() {
         ]
     );
 }
+
+/// A pool of one connection: decisions (recorded on connections of their
+/// own) never wait for the connection their own batch holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decisions_complete_with_a_pool_of_one() {
+    let (_store, db) = tasker_tests::postgres().await;
+    let store = tasker_diesel::PgStore::connect_with(
+        db.url(),
+        tasker_diesel::PgOptions {
+            pool_size: 1,
+            ..tasker_diesel::PgOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    decisions_hold_under_concurrency(store).await;
+}

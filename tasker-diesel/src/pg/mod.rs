@@ -65,6 +65,8 @@ impl Default for PgOptions {
 /// The PostgreSQL store: many workers on many machines.
 pub struct PgStore {
     pool: Pool<AsyncPgConnection>,
+    /// The pool's size: how many connections the store may use at once.
+    pool_size: u32,
     synchronous_commit: bool,
     schema: String,
     channel: String,
@@ -183,6 +185,7 @@ impl PgStore {
         ));
         Ok(PgStore {
             pool,
+            pool_size: options.pool_size,
             synchronous_commit: options.synchronous_commit,
             schema,
             channel,

@@ -38,7 +38,7 @@ use crate::rows::{
 const CREATE_CHUNK: usize = 1_000;
 
 /// Successes recorded alone (annotated, decisions) in flight at once, each
-/// on a pooled connection of its own.
+/// on a pooled connection of its own (fewer when the pool is smaller).
 const ALONE_AT_ONCE: usize = 4;
 
 /// Records one success alone, in a transaction of its own on a pooled
@@ -276,19 +276,6 @@ impl Store for PgStore {
                 results[*i] = Some(row.into_completed()?);
             }
         }
-        // Several at once, each on a connection of its own, so their
-        // commits overlap (one after the other, a batch of decisions waited
-        // for as many commits in a row).
-        for group in alone.chunks(ALONE_AT_ONCE) {
-            let mut pending = Vec::with_capacity(group.len());
-            for one in group {
-                pending.push(alone_on_its_own(self, *one));
-            }
-            for recorded in join_all(pending).await {
-                let (i, completed) = recorded?;
-                results[i] = Some(completed);
-            }
-        }
         // Failures: one statement each (they are rare).
         for (i, completion) in completions.iter().enumerate() {
             let query = match &completion.outcome {
@@ -314,6 +301,22 @@ impl Store for PgStore {
                 .await
                 .map_err(db("recording a step failure"))?;
             results[i] = Some(row.into_completed());
+        }
+        // Several at once, each on a connection of its own (this call's
+        // own returned first, so a small pool is never waited on by its own
+        // holder), so their commits overlap: one after the other, a batch of
+        // decisions waited for as many commits in a row.
+        drop(conn);
+        let width = ALONE_AT_ONCE.min(self.pool_size.max(1) as usize);
+        for group in alone.chunks(width) {
+            let mut pending = Vec::with_capacity(group.len());
+            for one in group {
+                pending.push(alone_on_its_own(self, *one));
+            }
+            for recorded in join_all(pending).await {
+                let (i, completed) = recorded?;
+                results[i] = Some(completed);
+            }
         }
         Ok(results
             .into_iter()
