@@ -5,7 +5,7 @@
 //! A step reads and writes its checkpoint through
 //! [`StepContext::checkpoint`](crate::StepContext::checkpoint) and
 //! [`StepContext::save_checkpoint`](crate::StepContext::save_checkpoint);
-//! where the value goes is a [`CheckpointPort`]: the engine's store (durable,
+//! where the value goes is a `CheckpointPort`: the engine's store (durable,
 //! fenced by the attempt), the test runner's memory, or, for a context built
 //! by hand, the context itself.
 
