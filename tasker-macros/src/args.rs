@@ -48,6 +48,8 @@ mod kw {
     syn::custom_keyword!(context);
     syn::custom_keyword!(depends_on);
     syn::custom_keyword!(branches);
+    syn::custom_keyword!(for_each);
+    syn::custom_keyword!(concurrency);
     syn::custom_keyword!(retry_limit);
     syn::custom_keyword!(retryable);
     syn::custom_keyword!(timeout);
@@ -147,6 +149,8 @@ keys! {
         DependentSystems = kw::dependent_systems, "dependent_systems";
         Limit = kw::limit, "limit";
         Branches = kw::branches, "branches";
+        ForEach = kw::for_each, "for_each";
+        Concurrency = kw::concurrency, "concurrency";
     }
 }
 
@@ -175,6 +179,10 @@ pub(crate) struct StepArgs {
     pub(crate) limit: Option<LitStr>,
     /// `branches = [a, b]`: a decision step, choosing which of these run.
     pub(crate) branches: Vec<Ident>,
+    /// `for_each = source`: the step runs once per item of `source`'s list.
+    pub(crate) for_each: Option<Ident>,
+    /// `concurrency = n`: at most this many of a fan-out's items at once.
+    pub(crate) concurrency: Option<LitInt>,
 }
 
 /// Parses `key = value, ...` pairs, dispatching each key to `on_key`.
@@ -366,6 +374,33 @@ pub(crate) fn step_args(attr: &Attribute, errors: &mut Errors) -> StepArgs {
         match key {
             StepKey::DependsOn => args.depends_on = step_list("depends_on", input)?,
             StepKey::Branches => args.branches = step_list("branches", input)?,
+            StepKey::ForEach => {
+                let mut steps = step_list("for_each", input)?;
+                if steps.len() == 1 {
+                    args.for_each = steps.pop();
+                } else {
+                    return Err(input.error(
+                        "`for_each` takes one step name: the step whose output list this step \
+                         runs over, e.g. `for_each = lines`",
+                    ));
+                }
+            }
+            StepKey::Concurrency => {
+                let lit: LitInt = input.parse().map_err(|e| {
+                    syn::Error::new(
+                        e.span(),
+                        "`concurrency` takes a whole number, e.g. `concurrency = 10`",
+                    )
+                })?;
+                match lit.base10_parse::<u32>() {
+                    Ok(n) if n >= 1 => args.concurrency = Some(lit),
+                    _ => errors.at(
+                        &lit,
+                        "`concurrency` must be a whole number from 1 to 4294967295: the items \
+                         of the fan-out that may run at once",
+                    ),
+                }
+            }
             StepKey::Events => args.events = event_list(input)?,
             StepKey::Config => args.config = Some(config_type(input)?),
             StepKey::DependentSystems => args.dependent_systems = system_list(input)?,

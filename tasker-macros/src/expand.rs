@@ -143,6 +143,7 @@ fn generate(args: &HandlerArgs, handler: &parse::Handler, checked: &Checked) -> 
         version,
         dependencies,
         may_skip,
+        mapped,
     } = checked;
     let handler_description = &handler.description;
     let type_ident = handler
@@ -192,11 +193,26 @@ fn generate(args: &HandlerArgs, handler: &parse::Handler, checked: &Checked) -> 
                 .expect("validated: steps declare an output");
             let param_ty = &input.ty;
             let var = format_ident!("__input_{}", position);
-            if may_skip[dep_index] && dependencies[index].len() > 1 {
+            // What the dependency passes on: its output, or, when it runs
+            // once per item, the list of its outputs in item order.
+            let dep_output = if mapped[dep_index].is_some() {
+                quote!(::std::vec::Vec<<#dep_output as #private::StepReturn>::Output>)
+            } else {
+                quote!(<#dep_output as #private::StepReturn>::Output)
+            };
+            if mapped[index] == Some(dep_index) {
+                // A fan-out's item: one element of the source's list.
+                decode.push(quote_spanned! {param_ty.span()=>
+                    #private::assert_item_type::<#param_ty, #dep_output>();
+                });
+                decode.push(quote! {
+                    let #var = __input.item::<#param_ty>(#dep_name)?;
+                });
+            } else if may_skip[dep_index] && dependencies[index].len() > 1 {
                 // The step also runs when this dependency was skipped: the
                 // parameter must be `Option<Output>` (None when skipped).
                 decode.push(quote_spanned! {param_ty.span()=>
-                    #private::assert_optional_input::<#param_ty, <#dep_output as #private::StepReturn>::Output>();
+                    #private::assert_optional_input::<#param_ty, #dep_output>();
                 });
                 decode.push(quote! {
                     let #var = __input.optional_dependency::<#param_ty>(#dep_name)?;
@@ -205,7 +221,7 @@ fn generate(args: &HandlerArgs, handler: &parse::Handler, checked: &Checked) -> 
                 // The parameter's type must equal the dependency's output
                 // type; the check is spanned at the user's parameter type.
                 decode.push(quote_spanned! {param_ty.span()=>
-                    #private::assert_input_type::<#param_ty, <#dep_output as #private::StepReturn>::Output>();
+                    #private::assert_input_type::<#param_ty, #dep_output>();
                 });
                 decode.push(quote! {
                     let #var = __input.dependency::<#param_ty>(#dep_name)?;
@@ -246,6 +262,11 @@ fn generate(args: &HandlerArgs, handler: &parse::Handler, checked: &Checked) -> 
         let step_systems = &step.args.dependent_systems;
         let step_limit = option(step.args.limit.as_ref().map(|l| quote!(#l)));
         let branches = step.args.branches.iter().map(|b| b.to_string());
+        let for_each = option(step.args.for_each.as_ref().map(|s| {
+            let s = s.to_string();
+            quote!(#s)
+        }));
+        let concurrency = option(step.args.concurrency.as_ref().map(|n| quote!(#n)));
         let line = quote_spanned!(step.ident.span()=> ::core::line!());
         descriptors.push(quote! {
             #private::StepDefinition {
@@ -263,6 +284,8 @@ fn generate(args: &HandlerArgs, handler: &parse::Handler, checked: &Checked) -> 
                 dependent_systems: &[#(#step_systems),*],
                 limit: #step_limit,
                 branches: &[#(#branches),*],
+                for_each: #for_each,
+                concurrency: #concurrency,
                 line: #line,
             },
         });

@@ -23,6 +23,9 @@ pub(crate) struct Checked {
     /// For each step, whether it may end `skipped`: a branch of a decision,
     /// or a step whose every dependency may be skipped.
     pub(crate) may_skip: Vec<bool>,
+    /// For each step, the step whose output list it runs over
+    /// (`for_each`), if it is mapped.
+    pub(crate) mapped: Vec<Option<usize>>,
 }
 
 /// Longest namespace, handler or step name accepted (database column width).
@@ -149,6 +152,7 @@ pub(crate) fn handler(args: &HandlerArgs, handler: &Handler, errors: &mut Errors
 
     report_cycles(handler, &dependencies, errors);
     let may_skip = check_branches(handler, &names, &dependencies, errors);
+    let mapped = check_fan_outs(handler, &names, &dependencies, errors);
 
     Checked {
         namespace,
@@ -156,6 +160,7 @@ pub(crate) fn handler(args: &HandlerArgs, handler: &Handler, errors: &mut Errors
         version,
         dependencies,
         may_skip,
+        mapped,
     }
 }
 
@@ -229,6 +234,108 @@ fn check_branches(
         }
     }
     may_skip
+}
+
+/// Checks each `for_each`: its source is a dependency of the step, read by
+/// a parameter named after it (which receives one item), not itself
+/// mapped; a mapped step is neither a decision nor a branch (not yet), and
+/// `concurrency` goes with `for_each`. Returns each step's source.
+fn check_fan_outs(
+    handler: &Handler,
+    names: &[&str],
+    dependencies: &[Vec<usize>],
+    errors: &mut Errors,
+) -> Vec<Option<usize>> {
+    let mut mapped = vec![None; handler.steps.len()];
+    for (s, step) in handler.steps.iter().enumerate() {
+        let Some(source) = &step.args.for_each else {
+            if let Some(lit) = &step.args.concurrency {
+                errors.at(
+                    lit,
+                    format!(
+                        "`concurrency` bounds a fan-out, but step `{}` has no `for_each`; add \
+                         `for_each = <the step whose list it runs over>` or remove `concurrency`",
+                        step.name
+                    ),
+                );
+            }
+            continue;
+        };
+        let source_name = source.to_string();
+        match names.iter().position(|n| *n == source_name) {
+            Some(j) if !dependencies[s].contains(&j) => errors.at(
+                source,
+                format!(
+                    "step `{}` runs over the output of `{source_name}` but does not depend on \
+                     it; add `{source_name}` to its `depends_on`",
+                    step.name
+                ),
+            ),
+            Some(_) if !step.inputs.iter().any(|i| i.ident == source_name) => errors.at(
+                source,
+                format!(
+                    "step `{}` runs once per item of `{source_name}`: take the item as a \
+                     parameter named `{source_name}`, e.g. `{source_name}: Item` where \
+                     `{source_name}` outputs `Vec<Item>`",
+                    step.name
+                ),
+            ),
+            Some(j) => mapped[s] = Some(j),
+            None => {
+                let hint = suggest(&source_name, names.iter().copied())
+                    .map(|s| format!("; did you mean `{s}`?"))
+                    .unwrap_or_else(|| format!("; the steps are {}", quoted(names)));
+                errors.at(
+                    source,
+                    format!(
+                        "unknown step `{source_name}` in `for_each` of `{}`: no step of this \
+                         handler has that name{hint}",
+                        step.name
+                    ),
+                );
+            }
+        }
+        if !step.args.branches.is_empty() {
+            errors.at(
+                source,
+                format!(
+                    "step `{}` cannot both fan out and decide: put the decision in a step \
+                     after the fan-out's join",
+                    step.name
+                ),
+            );
+        }
+        if let Some(decision) = handler
+            .steps
+            .iter()
+            .find(|d| d.args.branches.iter().any(|b| *b == step.name))
+        {
+            errors.at(
+                source,
+                format!(
+                    "step `{}` is a branch of decision `{}` and cannot fan out (not supported \
+                     yet); fan out in a step after the branch",
+                    step.name, decision.name
+                ),
+            );
+        }
+    }
+    for (s, step) in handler.steps.iter().enumerate() {
+        if let (Some(source), Some(j)) = (&step.args.for_each, mapped[s]) {
+            if mapped[j].is_some() {
+                errors.at(
+                    source,
+                    format!(
+                        "`{}` runs once per item itself, so step `{}` cannot fan out over it \
+                         (nested fan-outs are not supported); fan out over a step after \
+                         `{}`'s join",
+                        handler.steps[j].name, step.name, handler.steps[j].name
+                    ),
+                );
+            }
+        }
+    }
+    mapped
 }
 
 /// Prefixes of the engine's own events, which custom events may not use.

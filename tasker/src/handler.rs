@@ -182,6 +182,10 @@ pub struct StepDefinition {
     #[doc(hidden)]
     pub branches: &'static [&'static str],
     #[doc(hidden)]
+    pub for_each: Option<&'static str>,
+    #[doc(hidden)]
+    pub concurrency: Option<u32>,
+    #[doc(hidden)]
     pub line: u32,
 }
 
@@ -198,6 +202,18 @@ impl StepDefinition {
     /// for any other step. See [`decision`](crate::decision).
     pub fn branches(&self) -> &'static [&'static str] {
         self.branches
+    }
+
+    /// The step whose output list this step runs over, once per item
+    /// (`#[step(for_each = lines)]`); `None` for a step that runs once.
+    pub fn for_each(&self) -> Option<&'static str> {
+        self.for_each
+    }
+
+    /// How many of a fan-out's items may run at once
+    /// (`#[step(concurrency = 10)]`); `None`: no bound of its own.
+    pub fn concurrency(&self) -> Option<u32> {
+        self.concurrency
     }
 
     /// The outside systems the step calls
@@ -495,6 +511,12 @@ fn fingerprint(definition: &HandlerDefinition) -> String {
         if !step.branches.is_empty() {
             hasher.update([1]);
             hasher.update(step.branches.join(",").as_bytes());
+        }
+        // Likewise fan-outs.
+        if let Some(source) = step.for_each {
+            hasher.update([2]);
+            hasher.update(source.as_bytes());
+            hasher.update(step.concurrency.unwrap_or(0).to_le_bytes());
         }
         hasher.update([0xff]);
     }

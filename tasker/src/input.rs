@@ -40,6 +40,8 @@ pub struct StepInput {
     pub annotations: crate::annotation::Annotations,
     /// Where the step's checkpoint is kept.
     pub checkpoints: crate::checkpoint::Checkpoints,
+    /// For one item of a fan-out (`#[step(for_each = source)]`): the item.
+    pub item: Option<Value>,
 }
 
 impl StepInput {
@@ -90,6 +92,25 @@ impl StepInput {
 }
 
 impl StepInput {
+    /// Deserializes the item this attempt of a fan-out step runs on: one
+    /// element of the list `source` returned.
+    pub fn item<T: DeserializeOwned>(&self, source: &str) -> Result<T, StepError> {
+        let value = self.item.as_ref().ok_or_else(|| {
+            StepError::permanent(format!(
+                "step `{}` runs once per item of `{source}`, but this attempt was given no item",
+                self.step_name
+            ))
+            .with_class("MissingItem")
+        })?;
+        decode::<T>(value).map_err(|e| {
+            StepError::permanent(format!(
+                "an item of `{source}` does not match `{}`: {e}",
+                std::any::type_name::<T>()
+            ))
+            .with_class("OutputMismatch")
+        })
+    }
+
     /// Deserializes the output of dependency `name`, which may have been
     /// skipped: then (no output) the value is read from `null`, so an
     /// `Option` parameter receives `None`.

@@ -45,6 +45,20 @@ pub trait MaySkip<Output> {}
 
 impl<T> MaySkip<T> for Option<T> {}
 
+/// Type check: a fan-out's item parameter is one element of its source's
+/// output list.
+pub fn assert_item_type<Param: ItemOf<Output>, Output>() {}
+
+/// `Param: ItemOf<Output>` holds exactly when `Output` is `Vec<Param>`.
+#[diagnostic::on_unimplemented(
+    message = "this step runs once per item of a dependency that outputs `{Output}`, so its parameter `{Self}` must be one item of it",
+    label = "the item type: `T` where the dependency outputs `Vec<T>`",
+    note = "`for_each = source` needs `source` to output a `Vec<T>`; the parameter named after it receives one `T`"
+)]
+pub trait ItemOf<Output> {}
+
+impl<T> ItemOf<Vec<T>> for T {}
+
 /// Type check: a step's context parameter uses the handler's context.
 pub fn assert_context_type<Param: SameContext<Handler>, Handler>() {}
 

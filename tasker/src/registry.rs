@@ -370,6 +370,8 @@ mod tests {
         dependent_systems: &[],
         limit: None,
         branches: &[],
+        for_each: None,
+        concurrency: None,
         line: 1,
     }];
 

@@ -550,6 +550,7 @@ pub(super) async fn run_step<S: Store>(
         configs: resolved.configs.clone(),
         annotations,
         checkpoints,
+        item: None,
     };
     super::run_attempt(handler, index, input, config.timeout).await
 }

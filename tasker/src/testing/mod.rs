@@ -57,17 +57,17 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+mod attempts;
+
+use attempts::{Attempts, Log};
+
 use crate::binding::GivenConfig;
-use crate::checkpoint::{Checkpoints, MemoryCheckpoint};
 use crate::config::Config;
-use crate::context::{EventPort, StepEvents};
 use crate::decode::decode;
-use crate::engine::run_attempt;
 use crate::error::{Error, Result};
 use crate::events::Event;
 use crate::handler::{Handler, TaskHandler};
 use crate::ids::TaskId;
-use crate::input::StepInput;
 use crate::state::{StepState, TaskState};
 use crate::step::{Resources, StepConfig, StepError};
 use crate::sync::lock;
@@ -290,77 +290,32 @@ impl TaskRunner {
                 })
                 .collect();
             let config = per_task.at(index).apply(resolved[index].config);
-            // One checkpoint per step, kept across its attempts, so a
-            // retried step resumes as it would with the engine.
-            let checkpoints = Checkpoints::new(MemoryCheckpoint::default());
-            loop {
-                let attempt = steps[index].attempts + 1;
-                steps[index].attempts = attempt;
-                let recorded = crate::annotation::Annotations::default();
-                let input = StepInput {
-                    annotations: recorded.clone(),
-                    task_id,
-                    step_name: definition.name(),
-                    attempt,
-                    context: Arc::clone(&context),
-                    dependencies: dependencies.clone(),
-                    config,
-                    resources: self.resources.clone(),
-                    events: Some(StepEvents::new(
-                        definition.name(),
-                        definition.events(),
-                        LogPort {
-                            log: Arc::clone(&events),
-                            base: handler
-                                .event("custom")
-                                .with_task(task_id)
-                                .with_step_name(definition.name())
-                                .with_attempt(attempt),
-                        },
-                    )),
-                    transaction: None,
-                    configs: resolved[index].configs.clone(),
-                    checkpoints: checkpoints.clone(),
-                };
-                let outcome = run_attempt(handler, index, input, config.timeout)
-                    .await
-                    .and_then(|output| {
-                        let skip = crate::decision::unchosen(
-                            definition.name(),
-                            definition.branches(),
-                            &output,
-                        )?;
+            let step = Attempts {
+                handler,
+                index,
+                task_id,
+                context: &context,
+                dependencies: &dependencies,
+                config,
+                resources: &self.resources,
+                events: &events,
+                configs: &resolved[index].configs,
+            };
+            let run = &mut steps[index];
+            let mut log = Log {
+                attempts: &mut attempts,
+                annotations: &mut annotations,
+            };
+            match definition.for_each() {
+                None => match step.run(None, run, &mut log).await {
+                    Some((output, skip)) => {
                         unchosen.extend(skip);
-                        Ok(output)
-                    });
-                tracing::debug!(task = %task_id, step = definition.name(), attempt, ok = outcome.is_ok(), "step attempt");
-                match outcome {
-                    Ok(output) => {
-                        attempts.push(Attempt {
-                            step: definition.name(),
-                            attempt,
-                            error: None,
-                        });
-                        steps[index].state = StepState::Complete;
-                        steps[index].output = Some(output);
-                        let name = definition.name();
-                        annotations.extend(recorded.take().into_iter().map(|a| (name, a)));
-                        break;
+                        run.state = StepState::Complete;
+                        run.output = Some(output);
                     }
-                    Err(error) => {
-                        attempts.push(Attempt {
-                            step: definition.name(),
-                            attempt,
-                            error: Some(error.clone()),
-                        });
-                        let retry = error.retries_after(attempt, config.max_attempts());
-                        steps[index].errors.push(error);
-                        if !retry {
-                            steps[index].state = StepState::Error;
-                            break;
-                        }
-                    }
-                }
+                    None => run.state = StepState::Error,
+                },
+                Some(source) => step.fan_out(source, run, &mut log).await,
             }
         }
         let state = if steps
@@ -380,20 +335,6 @@ impl TaskRunner {
             events: take_events(&events),
             annotations,
         })
-    }
-}
-
-/// A step's custom events, into the run's log.
-struct LogPort {
-    log: Arc<std::sync::Mutex<Vec<Event>>>,
-    /// The task, step and handler fields of every event.
-    base: Event,
-}
-
-impl EventPort for LogPort {
-    fn publish(&self, name: &'static str, data: Value) {
-        let event = self.base.custom(name, data);
-        lock(&self.log).push(event);
     }
 }
 
