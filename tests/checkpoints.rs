@@ -374,6 +374,46 @@ async fn the_runner_resumes_a_retried_step_from_its_checkpoint() {
     let _ = std::fs::remove_file(&log);
 }
 
+/// After a kill: the batch task of `rows` rows completed in a second
+/// attempt with the full sum, every row was processed, at most one chunk
+/// twice, and the second attempt resumed at or after `at_kill` (the
+/// checkpoint seen before the kill): the chunks before it were processed
+/// once, by the first.
+fn assert_resumed_once(
+    task: &tasker::store::TaskRecord,
+    log: &str,
+    rows: u64,
+    chunk: u64,
+    at_kill: &tasker::store::Checkpoint,
+) {
+    assert_eq!(task.state, TaskState::Complete, "{task:?}");
+    let step = &task.steps[0];
+    assert_eq!(step.attempts, 2);
+    let output: Progress = serde_json::from_value(step.output.clone().unwrap()).unwrap();
+    assert_eq!(
+        output,
+        Progress {
+            next: rows,
+            sum: sum(rows)
+        }
+    );
+    let (count, covered) = processed(log, rows);
+    assert!(covered, "a row was never processed");
+    let redone = count - rows;
+    println!("{redone} rows processed twice (chunk: {chunk})");
+    assert!(redone <= chunk, "{redone} rows redone, more than one chunk");
+    let resumed_after = at_kill.value["next"].as_u64().unwrap();
+    let before = Rows::logged(log)
+        .into_iter()
+        .filter(|(start, _)| *start < resumed_after)
+        .count() as u64;
+    assert_eq!(
+        before,
+        resumed_after / chunk,
+        "the second attempt started over"
+    );
+}
+
 /// A worker process is SIGKILLed in the middle of a 100,000-row batch;
 /// another worker takes the step over after the lease and resumes at the
 /// last checkpoint: every row is processed, at most one chunk twice.
@@ -424,30 +464,7 @@ async fn a_batch_killed_mid_way_resumes_from_its_checkpoint() {
     let worker = tasker.start_worker();
     let task = tasker.wait_for_task(task_id, WAIT).await.unwrap();
     worker.shutdown().await;
-    assert_eq!(task.state, TaskState::Complete, "{task:?}");
-    let step = &task.steps[0];
-    assert_eq!(step.attempts, 2);
-    let output: Progress = serde_json::from_value(step.output.clone().unwrap()).unwrap();
-    assert_eq!(
-        output,
-        Progress {
-            next: ROWS,
-            sum: sum(ROWS)
-        }
-    );
-    let (count, covered) = processed(&log, ROWS);
-    assert!(covered, "a row was never processed");
-    let redone = count - ROWS;
-    println!("{redone} rows processed twice (chunk: {CHUNK})");
-    assert!(redone <= CHUNK, "{redone} rows redone, more than one chunk");
-    // The second attempt resumed at or after the checkpoint seen before the
-    // kill: the chunks before it were processed once, by the first.
-    let resumed_after = at_kill.value["next"].as_u64().unwrap();
-    let before = Rows::logged(&log)
-        .into_iter()
-        .filter(|(start, _)| *start < resumed_after)
-        .count() as u64;
-    assert_eq!(before, resumed_after / CHUNK);
+    assert_resumed_once(&task, &log, ROWS, CHUNK, &at_kill);
     let saved = tasker.store().checkpoint(step_id).await.unwrap().unwrap();
     assert_eq!(saved.attempt, 2);
     let _ = std::fs::remove_file(&log);
@@ -521,33 +538,7 @@ async fn a_batch_on_sqlite_resumes_after_the_process_is_killed() {
     let worker = tasker.start_worker();
     let task = tasker.wait_for_task(task_id, WAIT).await.unwrap();
     worker.shutdown().await;
-    assert_eq!(task.state, TaskState::Complete, "{task:?}");
-    assert_eq!(task.steps[0].attempts, 2);
-    let output: Progress = serde_json::from_value(task.steps[0].output.clone().unwrap()).unwrap();
-    assert_eq!(
-        output,
-        Progress {
-            next: ROWS,
-            sum: sum(ROWS)
-        }
-    );
-    let (count, covered) = processed(&log, ROWS);
-    assert!(covered, "a row was never processed");
-    assert!(
-        count - ROWS <= CHUNK,
-        "{} rows redone, more than one chunk",
-        count - ROWS
-    );
-    let resumed_after = at_kill.value["next"].as_u64().unwrap();
-    let before = Rows::logged(&log)
-        .into_iter()
-        .filter(|(start, _)| *start < resumed_after)
-        .count() as u64;
-    assert_eq!(
-        before,
-        resumed_after / CHUNK,
-        "the second attempt started over"
-    );
+    assert_resumed_once(&task, &log, ROWS, CHUNK, &at_kill);
     drop(tasker);
     let _ = std::fs::remove_file(&log);
     let _ = std::fs::remove_dir_all(&dir);

@@ -5,16 +5,61 @@
 
 use diesel::sql_query;
 use diesel::sql_types::{Array, BigInt, Integer, Text};
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use futures_util::future::join_all;
 use serde_json::Value;
 use tasker::store::{Completed, Completion, StoreError};
 use tasker::StepId;
 
 use super::primitives::PgOps;
 use super::store::record_successes;
+use super::PgStore;
 use crate::operator::{Tx, TxError};
 use crate::rows::IdRow;
 use crate::skip;
+
+/// Successes recorded alone in flight at once, each on a pooled connection
+/// of its own (fewer when the pool is smaller).
+const AT_ONCE: usize = 4;
+
+/// Records successes alone, each in a transaction of its own, several at
+/// once on connections of their own so their commits overlap (one after
+/// the other, a batch of decisions waited for as many commits in a row).
+/// Returns each one's place in the batch with what recording it did.
+pub(super) async fn record_each_alone(
+    store: &PgStore,
+    alone: &[(usize, &Completion, &Value)],
+) -> Result<Vec<(usize, Completed)>, StoreError> {
+    let width = AT_ONCE.min(store.pool_size.max(1) as usize);
+    let mut recorded = Vec::with_capacity(alone.len());
+    for group in alone.chunks(width) {
+        let mut pending = Vec::with_capacity(group.len());
+        for one in group {
+            pending.push(on_its_own(store, *one));
+        }
+        for one in join_all(pending).await {
+            recorded.push(one?);
+        }
+    }
+    Ok(recorded)
+}
+
+/// Records one success alone, in a transaction of its own on a pooled
+/// connection of its own; `one.0` is its place in the batch.
+async fn on_its_own(
+    store: &PgStore,
+    one: (usize, &Completion, &Value),
+) -> Result<(usize, Completed), StoreError> {
+    let mut conn = store.conn().await?;
+    let channel = &store.channel;
+    let completed = conn
+        .transaction(async move |conn| record_alone(conn, one, channel).await)
+        .await
+        .map_err(|e: TxError| {
+            e.into_store("recording a step result with its annotations or skips")
+        })?;
+    Ok((one.0, completed))
+}
 
 /// Records one success inside the caller's transaction: a decision's
 /// unchosen branches skipped first (under the step's row lock, only while

@@ -5,7 +5,6 @@ use std::time::Duration;
 use diesel::sql_types::{Array, BigInt, Double, Integer, Nullable, Text};
 use diesel::{sql_query, OptionalExtension};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
-use futures_util::future::join_all;
 use serde_json::Value;
 use tasker::store::{
     Capabilities, Checkpoint, ClaimRequest, ClaimedStep, Completed, Completion, Created,
@@ -15,7 +14,7 @@ use tasker::store::{
 use tasker::store::{DeadLetter, DeadLetterFilter, PurgeFilter, StepTransaction};
 use tasker::{StepError, StepId, TaskId, TaskState};
 
-use super::alone::record_alone;
+use super::alone::record_each_alone;
 use super::housekeeping::{vacuum_state, VACUUM_DEAD_ROWS};
 use super::primitives::{task_of_step, PgOps, DIALECT};
 use super::rows::{create_many, create_one, BatchRow, CompleteRow};
@@ -36,27 +35,6 @@ use crate::rows::{
 
 /// Tasks per creation statement.
 const CREATE_CHUNK: usize = 1_000;
-
-/// Successes recorded alone (annotated, decisions) in flight at once, each
-/// on a pooled connection of its own (fewer when the pool is smaller).
-const ALONE_AT_ONCE: usize = 4;
-
-/// Records one success alone, in a transaction of its own on a pooled
-/// connection of its own; `one.0` is its place in the batch.
-async fn alone_on_its_own(
-    store: &PgStore,
-    one: (usize, &Completion, &Value),
-) -> Result<(usize, Completed), StoreError> {
-    let mut conn = store.conn().await?;
-    let channel = &store.channel;
-    let completed = conn
-        .transaction(async move |conn| record_alone(conn, one, channel).await)
-        .await
-        .map_err(|e: TxError| {
-            e.into_store("recording a step result with its annotations or skips")
-        })?;
-    Ok((one.0, completed))
-}
 
 impl Store for PgStore {
     fn capabilities(&self) -> Capabilities {
@@ -302,21 +280,11 @@ impl Store for PgStore {
                 .map_err(db("recording a step failure"))?;
             results[i] = Some(row.into_completed());
         }
-        // Several at once, each on a connection of its own (this call's
-        // own returned first, so a small pool is never waited on by its own
-        // holder), so their commits overlap: one after the other, a batch of
-        // decisions waited for as many commits in a row.
+        // On connections of their own: this call's is returned first, so
+        // a small pool is never waited on by its own holder.
         drop(conn);
-        let width = ALONE_AT_ONCE.min(self.pool_size.max(1) as usize);
-        for group in alone.chunks(width) {
-            let mut pending = Vec::with_capacity(group.len());
-            for one in group {
-                pending.push(alone_on_its_own(self, *one));
-            }
-            for recorded in join_all(pending).await {
-                let (i, completed) = recorded?;
-                results[i] = Some(completed);
-            }
+        for (i, completed) in record_each_alone(self, &alone).await? {
+            results[i] = Some(completed);
         }
         Ok(results
             .into_iter()
