@@ -1,13 +1,18 @@
-//! Fan-out steps (`#[step(for_each = source)]`) in the in-process
-//! runner: one run per item of the source's list, each with its own
-//! attempts, and the step after them receives their outputs as a `Vec` in
-//! item order. The engine's stores do not run them yet: an engine does not
-//! serve such a handler and says why.
+//! Fan-out steps (`#[step(for_each = source)]`): one run per item of the
+//! source's list, each with its own attempts, and the step after them
+//! receives their outputs as a `Vec` in item order, in the in-process
+//! runner and in the engine on both stores (an instance row per item,
+//! released `concurrency` at a time).
+
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tasker::prelude::*;
 use tasker::testing::TaskRunner;
-use tasker::{Registry, StepState};
+use tasker::store::{StepRecord, Store, Transition};
+use tasker::{Registry, StepState, TaskState};
+
+const WAIT: Duration = Duration::from_secs(120);
 
 /// An order to invoice, line by line.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -132,23 +137,172 @@ async fn an_item_that_fails_for_good_fails_the_step_and_the_join_does_not_run() 
     assert_eq!(run.step("total").unwrap().state, StepState::Pending);
 }
 
-#[tokio::test]
-async fn an_engine_does_not_serve_a_fan_out_yet_and_says_why() {
-    let store = tasker_tests::sqlite().await;
+/// The instances of step `name` in item order.
+fn instances<'a>(steps: &'a [StepRecord], name: &str) -> Vec<&'a StepRecord> {
+    let mut found: Vec<_> = steps
+        .iter()
+        .filter(|s| s.name == name && s.item_index.is_some())
+        .collect();
+    found.sort_by_key(|s| s.item_index);
+    found
+}
+
+/// The most instances of `steps` released and not yet finished at any
+/// point of the audit trail (a release is a step's first `ready`).
+fn most_at_once(transitions: &[Transition], steps: &[&StepRecord]) -> usize {
+    let ids: std::collections::HashSet<_> = steps.iter().map(|s| s.step_id).collect();
+    let mut mine: Vec<_> = transitions
+        .iter()
+        .filter(|t| t.step_id.is_some_and(|id| ids.contains(&id)))
+        .collect();
+    mine.sort_by_key(|t| t.seq);
+    let (mut open, mut most) = (0usize, 0usize);
+    for t in mine {
+        match (t.from_state.as_deref(), t.to_state.as_str()) {
+            (None | Some("pending"), "ready") => open += 1,
+            (_, "complete") => open -= 1,
+            _ => {}
+        }
+        most = most.max(open);
+    }
+    most
+}
+
+async fn a_fan_out_runs_each_item_once_and_the_join_gets_their_outputs<S: Store>(store: S) {
     let tasker = tasker_tests::tasker(store, |b| {
         b.registry(Registry::new().with::<Invoice>().unwrap())
     })
     .await;
-    let unsupported = &tasker.startup_report().unsupported;
-    assert!(
-        unsupported.iter().any(|r| r.contains("fanout/invoice")
-            && r.contains("`charge`")
-            && r.contains("for_each")),
-        "{unsupported:?}"
-    );
-    let err = tasker
-        .create_task(Invoice::request(Order { lines: vec![1] }))
+    assert!(tasker.startup_report().unsupported.is_empty());
+    let lines = vec![100, 14, 250, 3, 8, 21, 9];
+    let task = tasker
+        .run_task(Invoice::request(Order { lines: lines.clone() }), WAIT)
         .await
-        .unwrap_err();
-    assert!(err.to_string().contains("not served"), "{err}");
+        .unwrap();
+    assert_eq!(task.state, TaskState::Complete, "{task:?}");
+    let total = task.steps.iter().find(|s| s.name == "total").unwrap();
+    let expected: Vec<String> = lines
+        .iter()
+        .enumerate()
+        .map(|(n, cents)| format!("line {n}: {cents} cents"))
+        .collect();
+    assert_eq!(total.output, Some(serde_json::json!(expected)));
+    // The group row: complete with the outputs, claimed once.
+    let group = task
+        .steps
+        .iter()
+        .find(|s| s.name == "charge" && s.item_index.is_none())
+        .unwrap();
+    assert_eq!(group.state, StepState::Complete);
+    assert_eq!(group.output, Some(serde_json::json!(expected)));
+    assert_eq!(group.attempts, 1);
+    // One instance per line, in order, each with its item; 14 and 21 (a
+    // multiple of 7) needed a second attempt.
+    let charges = instances(&task.steps, "charge");
+    assert_eq!(charges.len(), lines.len());
+    for (n, charge) in charges.iter().enumerate() {
+        assert_eq!(charge.item_index, Some(n as u32));
+        assert_eq!(charge.state, StepState::Complete);
+        assert_eq!(
+            charge.item,
+            Some(serde_json::json!({ "number": n, "cents": lines[n] }))
+        );
+        assert_eq!(charge.output, Some(serde_json::json!(expected[n])));
+        assert_eq!(charge.attempts, if lines[n] % 7 == 0 { 2 } else { 1 });
+        // The source's list is not an input of each instance.
+        assert!(charge.depends_on.is_empty(), "{charge:?}");
+    }
+    let transitions = tasker.store().transitions(task.task_id).await.unwrap();
+    tasker_tests::assert_legal(&transitions);
+    // `concurrency = 2`: never more than two released at once.
+    assert_eq!(most_at_once(&transitions, &charges), 2);
 }
+
+async fn sizes_zero_one_and_a_thousand_in_the_store<S: Store>(store: S) {
+    let tasker = tasker_tests::tasker(store, |b| {
+        b.registry(Registry::new().with::<Invoice>().unwrap())
+    })
+    .await;
+    for size in [0usize, 1, 1_000] {
+        let lines: Vec<i64> = (0..size as i64).map(|n| n * 10 + 1).collect();
+        let task = tasker
+            .run_task(Invoice::request(Order { lines: lines.clone() }), WAIT)
+            .await
+            .unwrap();
+        assert_eq!(task.state, TaskState::Complete, "{size} items: {task:?}");
+        let total: Vec<String> = serde_json::from_value(
+            task.steps
+                .iter()
+                .find(|s| s.name == "total")
+                .and_then(|s| s.output.clone())
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(total.len(), size);
+        for (n, receipt) in total.iter().enumerate() {
+            assert_eq!(*receipt, format!("line {n}: {} cents", lines[n]));
+        }
+        let charges = instances(&task.steps, "charge");
+        assert_eq!(charges.len(), size);
+        for (charge, cents) in charges.iter().zip(&lines) {
+            // A multiple of 7 fails once.
+            assert_eq!(charge.attempts, if cents % 7 == 0 { 2 } else { 1 });
+        }
+        let transitions = tasker.store().transitions(task.task_id).await.unwrap();
+        tasker_tests::assert_legal(&transitions);
+        assert!(most_at_once(&transitions, &charges) <= 2);
+    }
+}
+
+async fn an_item_that_fails_for_good_fails_the_task_and_the_join_waits<S: Store>(store: S) {
+    let tasker = tasker_tests::tasker(store, |b| {
+        b.registry(Registry::new().with::<Invoice>().unwrap())
+    })
+    .await;
+    let worker = tasker.start_worker();
+    let task_id = tasker
+        .create_task(Invoice::request(Order {
+            lines: vec![100, -5, 250, 30],
+        }))
+        .await
+        .unwrap()
+        .task_id();
+    // The other items go on in the one slot left.
+    let deadline = std::time::Instant::now() + WAIT;
+    let task = loop {
+        let task = tasker.task(task_id).await.unwrap();
+        let charges = instances(&task.steps, "charge");
+        if charges.len() == 4 && charges[3].state == StepState::Complete {
+            break task;
+        }
+        assert!(std::time::Instant::now() < deadline, "{task:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    worker.shutdown().await;
+    assert_eq!(task.state, TaskState::Error, "{task:?}");
+    let charges = instances(&task.steps, "charge");
+    assert_eq!(charges[1].state, StepState::Error);
+    assert_eq!(
+        charges[1].last_error.as_ref().unwrap().message(),
+        "line 1 has a negative amount"
+    );
+    assert_eq!(charges[0].state, StepState::Complete);
+    // The window goes on past the failure; the group waits for it.
+    assert_eq!(charges[2].state, StepState::Complete);
+    assert_eq!(charges[3].state, StepState::Complete);
+    let group = task
+        .steps
+        .iter()
+        .find(|s| s.name == "charge" && s.item_index.is_none())
+        .unwrap();
+    assert_eq!(group.state, StepState::InProgress);
+    let total = task.steps.iter().find(|s| s.name == "total").unwrap();
+    assert_eq!(total.state, StepState::Pending);
+    tasker_tests::assert_legal(&tasker.store().transitions(task.task_id).await.unwrap());
+}
+
+tasker_tests::on_both_stores!(
+    a_fan_out_runs_each_item_once_and_the_join_gets_their_outputs,
+    sizes_zero_one_and_a_thousand_in_the_store,
+    an_item_that_fails_for_good_fails_the_task_and_the_join_waits,
+);

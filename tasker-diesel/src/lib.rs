@@ -31,6 +31,7 @@ mod operator;
 mod pg;
 mod retention;
 mod rows;
+mod fan_out;
 mod skip;
 #[cfg(feature = "sqlite")]
 mod sqlite;

@@ -135,6 +135,7 @@ pub(crate) async fn purge_batch(
         "DELETE FROM tasker_task_transitions WHERE task_id IN ({ids})",
         "DELETE FROM tasker_task_annotations WHERE task_id IN ({ids})",
         "DELETE FROM tasker_step_checkpoints WHERE task_id IN ({ids})",
+        "DELETE FROM tasker_step_fan_outs WHERE task_id IN ({ids})",
         "DELETE FROM tasker_workflow_steps WHERE task_id IN ({ids})",
         "DELETE FROM tasker_tasks WHERE task_id IN ({ids})",
     ] {

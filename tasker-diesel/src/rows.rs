@@ -168,6 +168,11 @@ pub(crate) struct ClaimRow {
     pub(crate) inputs: String,
     #[diesel(sql_type = Bool)]
     pub(crate) task_started: bool,
+    /// A fan-out instance's place and item (NULL for other steps).
+    #[diesel(sql_type = Nullable<Integer>)]
+    pub(crate) item_index: Option<i32>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub(crate) item: Option<String>,
 }
 
 impl ClaimRow {
@@ -176,15 +181,21 @@ impl ClaimRow {
     /// step carries the reason in `unreadable` and the engine fails it alone.
     pub(crate) fn into_claimed(self) -> ClaimedStep {
         let decoded = json(&self.context, "the task context").and_then(|context| {
-            serde_json::from_str::<Vec<(String, Value)>>(&self.inputs)
-                .map(|inputs| (context, inputs))
-                .map_err(|e| StoreError::database("reading the step's inputs", e))
+            let inputs = serde_json::from_str::<Vec<(String, Value)>>(&self.inputs)
+                .map_err(|e| StoreError::database("reading the step's inputs", e))?;
+            let item = self
+                .item
+                .as_deref()
+                .map(|item| json(item, "the fan-out item"))
+                .transpose()?;
+            Ok((context, inputs, item))
         });
-        let (context, inputs, unreadable) = match decoded {
-            Ok((context, inputs)) => (context, inputs, None),
+        let (context, inputs, item, unreadable) = match decoded {
+            Ok((context, inputs, item)) => (context, inputs, item, None),
             Err(e) => (
                 Value::Null,
                 Vec::new(),
+                None,
                 Some(format!(
                     "the stored context or inputs of this step cannot be read ({e}); \
                      the step cannot run"
@@ -202,6 +213,8 @@ impl ClaimRow {
             max_attempts: self.max_attempts as u32,
             context,
             inputs,
+            item_index: self.item_index.map(|i| i as u32),
+            item,
             unreadable,
         }
     }
@@ -296,6 +309,11 @@ pub(crate) struct StepRow {
     pub(crate) checkpoint_attempt: Option<i32>,
     #[diesel(sql_type = Nullable<BigInt>)]
     pub(crate) checkpoint_ms: Option<i64>,
+    /// A fan-out instance's place and item.
+    #[diesel(sql_type = Nullable<Integer>)]
+    pub(crate) item_index: Option<i32>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub(crate) item: Option<String>,
 }
 
 impl StepRow {
@@ -328,6 +346,11 @@ impl StepRow {
                 attempt: self.checkpoint_attempt.unwrap_or(0).max(0) as u32,
                 saved_at: time(self.checkpoint_ms.unwrap_or(0)),
             }),
+            item_index: self.item_index.map(|i| i.max(0) as u32),
+            item: self
+                .item
+                .as_deref()
+                .map(|item| json_for_reading(item, "a fan-out item")),
         })
     }
 }

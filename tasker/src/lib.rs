@@ -65,6 +65,7 @@ pub mod checkpoint;
 pub mod config;
 mod context;
 pub mod decision;
+pub mod fan_out;
 mod decode;
 mod engine;
 mod error;

@@ -1,5 +1,6 @@
 //! Successes recorded alone, each in a transaction of its own: those that
-//! carry annotations or are a decision's (its unchosen branches skipped).
+//! carry annotations, are a decision's (its unchosen branches skipped) or
+//! a fan-out instance's (its group counted), and fan-outs expanded.
 //! The common success goes through the batched statement instead; a
 //! transactional step's success comes here inside its own transaction.
 
@@ -8,7 +9,7 @@ use diesel::sql_types::{Array, BigInt, Integer, Text};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use futures_util::future::join_all;
 use serde_json::Value;
-use tasker::store::{Completed, Completion, StoreError};
+use tasker::store::{Completed, Completion, Outcome, StoreError};
 use tasker::StepId;
 
 use super::primitives::PgOps;
@@ -16,7 +17,7 @@ use super::store::record_successes;
 use super::PgStore;
 use crate::operator::{Tx, TxError};
 use crate::rows::IdRow;
-use crate::skip;
+use crate::{fan_out, skip};
 
 /// Successes recorded alone in flight at once, each on a pooled connection
 /// of its own (fewer when the pool is smaller).
@@ -28,7 +29,7 @@ const AT_ONCE: usize = 4;
 /// Returns each one's place in the batch with what recording it did.
 pub(super) async fn record_each_alone(
     store: &PgStore,
-    alone: &[(usize, &Completion, &Value)],
+    alone: &[(usize, &Completion)],
 ) -> Result<Vec<(usize, Completed)>, StoreError> {
     let width = AT_ONCE.min(store.pool_size.max(1) as usize);
     let mut recorded = Vec::with_capacity(alone.len());
@@ -44,21 +45,31 @@ pub(super) async fn record_each_alone(
     Ok(recorded)
 }
 
-/// Records one success alone, in a transaction of its own on a pooled
-/// connection of its own; `one.0` is its place in the batch.
+/// Records one success or fan-out alone, in a transaction of its own on a
+/// pooled connection of its own; `one.0` is its place in the batch.
 async fn on_its_own(
     store: &PgStore,
-    one: (usize, &Completion, &Value),
+    (i, completion): (usize, &Completion),
 ) -> Result<(usize, Completed), StoreError> {
     let mut conn = store.conn().await?;
     let channel = &store.channel;
     let completed = conn
-        .transaction(async move |conn| record_alone(conn, one, channel).await)
+        .transaction(async move |conn| match &completion.outcome {
+            Outcome::Complete(output) => record_alone(conn, (i, completion, output), channel).await,
+            Outcome::FanOut {
+                source,
+                items,
+                concurrency,
+            } => record_fan_out(conn, completion, (source, items, *concurrency), channel).await,
+            Outcome::Retry { .. } | Outcome::Fail(_) => Err(TxError::Store(StoreError::Invalid(
+                "only successes and fan-outs are recorded alone".to_owned(),
+            ))),
+        })
         .await
         .map_err(|e: TxError| {
-            e.into_store("recording a step result with its annotations or skips")
+            e.into_store("recording a step result alone (annotations, skips or a fan-out)")
         })?;
-    Ok((one.0, completed))
+    Ok((i, completed))
 }
 
 /// Records one success inside the caller's transaction: a decision's
@@ -92,10 +103,7 @@ pub(super) async fn record_alone(
             .await?;
             if skipped.released > 0 {
                 // A step released past a skipped one is ready now.
-                sql_query("SELECT pg_notify($1, '')")
-                    .bind::<Text, _>(channel)
-                    .execute(conn)
-                    .await?;
+                notify(conn, channel).await?;
             }
         }
     }
@@ -112,6 +120,9 @@ pub(super) async fn record_alone(
     if completed.applied && !completion.annotations.is_empty() {
         insert_annotations(conn, completion).await?;
     }
+    if completed.applied && completion.item_index.is_some() {
+        item_finished(conn, completion, &mut completed, channel).await?;
+    }
     completed.released += skipped.released;
     completed.skipped = skipped
         .steps
@@ -119,6 +130,93 @@ pub(super) async fn record_alone(
         .map(|(id, name)| (StepId(id), name))
         .collect();
     Ok(completed)
+}
+
+/// After an instance's success: its group counted, the next instance
+/// released and, after the last one, the group completed with the
+/// instances' outputs (by the same statement as any success, so its
+/// children are released and its task may finish).
+async fn item_finished(
+    conn: &mut AsyncPgConnection,
+    completion: &Completion,
+    completed: &mut Completed,
+    channel: &str,
+) -> Tx<()> {
+    let finished =
+        fan_out::item_finished(&mut PgOps { conn }, completion.step_id.0, &completion.worker)
+            .await?;
+    if finished.released > 0 {
+        notify(conn, channel).await?;
+        completed.released += finished.released;
+    }
+    let Some((group, attempt, output)) = finished.complete_group else {
+        return Ok(());
+    };
+    let group_completion = Completion {
+        step_id: StepId(group),
+        attempt,
+        outcome: Outcome::Complete(output.clone()),
+        worker: completion.worker.clone(),
+        duration: std::time::Duration::ZERO,
+        take_next: None,
+        annotations: Vec::new(),
+        skip: Vec::new(),
+        item_index: None,
+    };
+    let row = record_successes(conn, &[(0, &group_completion, &output)], channel)
+        .await?
+        .pop()
+        .ok_or_else(|| {
+            TxError::Store(StoreError::Database {
+                message: "completing a fan-out group returned no row".to_owned(),
+                source: None,
+            })
+        })?;
+    let group_completed = row.into_completed()?;
+    if group_completed.applied {
+        completed.group_completed = Some((StepId(group), attempt));
+        completed.released += group_completed.released;
+        completed.task_state = group_completed.task_state;
+        completed.task_duration = group_completed.task_duration;
+    }
+    Ok(())
+}
+
+/// Expands a claimed fan-out group into its instances (fenced by its
+/// attempt), in the caller's transaction.
+async fn record_fan_out(
+    conn: &mut AsyncPgConnection,
+    completion: &Completion,
+    (source, items, concurrency): (&str, &[Value], u32),
+    channel: &str,
+) -> Tx<Completed> {
+    let ready = fan_out::fan_out(
+        &mut PgOps { conn },
+        (completion.step_id.0, completion.attempt),
+        source,
+        items,
+        concurrency,
+        &completion.worker,
+    )
+    .await?;
+    let Some(ready) = ready else {
+        return Ok(Completed::default());
+    };
+    notify(conn, channel).await?;
+    Ok(Completed {
+        applied: true,
+        released: ready,
+        ..Completed::default()
+    })
+}
+
+/// Wakes the workers waiting for ready steps (at commit).
+async fn notify(conn: &mut AsyncPgConnection, channel: &str) -> Result<(), diesel::result::Error> {
+    sql_query("SELECT pg_notify($1, '')")
+        .bind::<Text, _>(channel)
+        .execute(conn)
+        .await
+        .map(drop)
 }
 
 /// Writes the annotations of an applied completion (inside its

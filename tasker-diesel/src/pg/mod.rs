@@ -6,6 +6,7 @@ mod alone;
 mod claim;
 mod connection;
 mod enqueue;
+mod fan_out;
 mod housekeeping;
 mod primitives;
 mod rows;

@@ -71,6 +71,9 @@ impl BatchRow {
                     context,
                     inputs,
                     task_started: false,
+                    // Released through an edge: never a fan-out instance.
+                    item_index: None,
+                    item: None,
                 }
                 .into_claimed(),
             );
@@ -90,6 +93,7 @@ impl CompleteRow {
                 .map(|ms| std::time::Duration::from_millis(ms.max(0) as u64)),
             next: None,
             skipped: Vec::new(),
+            group_completed: None,
         }
     }
 }

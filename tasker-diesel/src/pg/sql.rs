@@ -62,14 +62,16 @@ pub(super) fn claim_sql(scope: ClaimScope) -> &'static str {
     SQL[slot].get_or_init(|| CLAIM_SQL.replace("/*scope*/", &filter))
 }
 
-/// Running steps of one limit: the keys `$1`, in progress.
+/// Running steps of one limit: the keys `$1`, in progress (a fan-out's
+/// group, without a lease, is not running; its instances are).
 pub(super) fn limit_running_sql() -> &'static str {
     use std::sync::OnceLock;
     static SQL: OnceLock<String> = OnceLock::new();
     SQL.get_or_init(|| {
         format!(
             "SELECT count(*) AS count FROM tasker_workflow_steps
-             WHERE state = 'in_progress' AND {STEP_KEY} = ANY($1::text[])"
+             WHERE state = 'in_progress' AND lease_expires_at IS NOT NULL
+               AND {STEP_KEY} = ANY($1::text[])"
         )
     })
 }
@@ -86,8 +88,10 @@ pub(super) fn ms(column: &str) -> String {
 }
 
 pub(super) fn recover_sql(all: bool) -> String {
+    // A fan-out group runs without a lease while its instances do: it is
+    // never recovered.
     let condition = if all {
-        "state = 'in_progress'"
+        "state = 'in_progress' AND lease_expires_at IS NOT NULL"
     } else {
         "state = 'in_progress' AND lease_expires_at < now()"
     };

@@ -241,11 +241,22 @@ impl Store for PgStore {
                 _ => None,
             })
             .collect();
-        // Those with annotations or a decision's skips (rare): each in a
-        // transaction of its own, written only when the result is applied.
-        let (alone, plain): (Vec<_>, Vec<_>) = successes
+        // Those with annotations, a decision's skips or a fan-out's
+        // bookkeeping: each in a transaction of its own, written only when
+        // the result is applied; and fan-outs expanded.
+        let (alone, plain): (Vec<_>, Vec<_>) = successes.into_iter().partition(|(_, c, _)| {
+            !c.annotations.is_empty() || !c.skip.is_empty() || c.item_index.is_some()
+        });
+        let alone: Vec<(usize, &Completion)> = alone
             .into_iter()
-            .partition(|(_, c, _)| !c.annotations.is_empty() || !c.skip.is_empty());
+            .map(|(i, c, _)| (i, c))
+            .chain(
+                completions
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| matches!(c.outcome, Outcome::FanOut { .. })),
+            )
+            .collect();
         if !plain.is_empty() {
             let recorded = record_successes(&mut conn, &plain, &self.channel)
                 .await
@@ -257,7 +268,7 @@ impl Store for PgStore {
         // Failures: one statement each (they are rare).
         for (i, completion) in completions.iter().enumerate() {
             let query = match &completion.outcome {
-                Outcome::Complete(_) => continue,
+                Outcome::Complete(_) | Outcome::FanOut { .. } => continue,
                 Outcome::Retry { error, delay } => sql_query(RETRY_SQL)
                     .into_boxed::<diesel::pg::Pg>()
                     .bind::<BigInt, _>(completion.step_id.0)
@@ -393,10 +404,10 @@ impl Store for PgStore {
                               JOIN tasker_workflow_steps p ON p.workflow_step_id = e.from_step_id
                               WHERE e.to_step_id = s.workflow_step_id), '[]'::json)::text AS depends_on,
                     c.checkpoint::text AS checkpoint, c.attempt AS checkpoint_attempt,
-                    {} AS checkpoint_ms
+                    {} AS checkpoint_ms, s.item_index, s.item::text AS item
              FROM tasker_workflow_steps s
              LEFT JOIN tasker_step_checkpoints c ON c.workflow_step_id = s.workflow_step_id
-             WHERE s.task_id = $1 ORDER BY s.position",
+             WHERE s.task_id = $1 ORDER BY s.position, s.item_index NULLS FIRST",
             ms("s.run_at"),
             ms("c.saved_at")
         ))

@@ -116,7 +116,7 @@ fn claim_limited(
     .map(|row| row.bucket());
     let running = sql_query(format!(
         "SELECT count(*) AS count FROM tasker_workflow_steps
-         WHERE state = 'in_progress' AND {}",
+         WHERE state = 'in_progress' AND lease_expires_at IS NOT NULL AND {}",
         pairs_filter("IN")
     ))
     .bind::<Text, _>(pairs)

@@ -2,6 +2,8 @@
 //! one immediate transaction on a blocking thread.
 
 mod claim;
+mod complete;
+mod fan_out;
 mod primitives;
 mod store;
 mod writes;

@@ -8,27 +8,27 @@ use diesel::{sql_query, OptionalExtension, RunQueryDsl};
 use serde_json::Value;
 use tasker::store::{
     Capabilities, Checkpoint, ClaimRequest, ClaimedStep, Completed, Completion, Created,
-    ExpiredTask, HandlerRecord, MigrationStatus, NewTask, OperatorAction, Outcome, Store,
+    ExpiredTask, HandlerRecord, MigrationStatus, NewTask, OperatorAction, Store,
     StoreError, TaskFilter, TaskRecord, Transition, UnfinishedHandler,
 };
 use tasker::store::{DeadLetter, DeadLetterFilter, PurgeFilter};
 use tasker::{StepError, StepId, TaskId, TaskState};
 
+use super::complete::record_one;
 use super::primitives::{SqliteOps, DIALECT};
 use super::writes::{
-    create_one, finish_step, insert_annotations, set_task_state, step_audit, step_state, take_child,
+    create_one, set_task_state, step_audit, step_state,
 };
 use super::{now_ms, SqliteStore, StepStateRow};
 use crate::checkpoint::{self, CheckpointRow};
 use crate::migrations;
-use crate::operator::{self, run_now, Tx, TxError};
+use crate::operator::{self, Tx, TxError};
 use crate::retention;
 use crate::rows::VersionRow;
 use crate::rows::{
     lease_expired_error, AnnotationRow, CountRow, IdRow, StateCountRow, StepRow, TaskRow,
     TransitionRow, UnfinishedRow, ANNOTATIONS_SQL, HAS_ANNOTATION_SQL,
 };
-use crate::skip;
 
 impl Store for SqliteStore {
     fn capabilities(&self) -> Capabilities {
@@ -236,85 +236,7 @@ impl Store for SqliteStore {
             .tx("recording step results", move |conn| {
                 let mut results = Vec::with_capacity(completions.len());
                 for c in &completions {
-                    let now = now_ms();
-                    let (state, results_json, error) = match &c.outcome {
-                        Outcome::Complete(output) => ("complete", Some(output.to_string()), None),
-                        Outcome::Retry { error, .. } => ("ready", None, Some(error)),
-                        Outcome::Fail(error) => ("error", None, Some(error)),
-                    };
-                    let run_at = match &c.outcome {
-                        Outcome::Retry { delay, .. } => now + delay.as_millis() as i64,
-                        _ => now,
-                    };
-                    let updated = sql_query(
-                        "UPDATE tasker_workflow_steps SET state = ?, results = COALESCE(?, results),
-                           last_error = COALESCE(?, last_error), run_at = ?,
-                           claim_at = ? - head_start_ms, lease_expires_at = NULL, updated_at = ?
-                         WHERE workflow_step_id = ? AND attempts = ? AND state = 'in_progress'
-                         RETURNING workflow_step_id, task_id, state, attempts",
-                    )
-                    .bind::<Text, _>(state)
-                    .bind::<Nullable<Text>, _>(results_json)
-                    .bind::<Nullable<Text>, _>(error.map(|e| serde_json::to_string(e).expect("errors serialize")))
-                    .bind::<BigInt, _>(run_at)
-                    .bind::<BigInt, _>(run_at)
-                    .bind::<BigInt, _>(now)
-                    .bind::<BigInt, _>(c.step_id.0)
-                    .bind::<Integer, _>(c.attempt as i32)
-                    .load::<StepStateRow>(conn)?;
-                    let Some(step) = updated.into_iter().next() else {
-                        results.push(Completed {
-                            applied: false,
-                            released: 0,
-                            task_state: None,
-                            task_duration: None,
-                            next: None,
-                            skipped: Vec::new(),
-                        });
-                        continue;
-                    };
-                    let message = error.map(ToString::to_string);
-                    step_audit(conn, (step.workflow_step_id, step.task_id), Some("in_progress"), state, Some(step.attempts), &c.worker, message.as_deref())?;
-                    let mut completed = Completed {
-                        applied: true,
-                        released: 0,
-                        task_state: None,
-                        task_duration: None,
-                        next: None,
-                        skipped: Vec::new(),
-                    };
-                    match &c.outcome {
-                        Outcome::Complete(_) => {
-                            insert_annotations(conn, (step.workflow_step_id, step.task_id), &c.annotations, now)?;
-                            // A decision's unchosen branches, before its
-                            // children are released.
-                            let skipped = run_now(skip::skip_unchosen(&mut SqliteOps { conn }, step.task_id, &c.skip, &c.worker))?;
-                            completed.skipped = skipped.steps.into_iter().map(|(id, name)| (StepId(id), name)).collect();
-                            let (released, finished) = finish_step(conn, step.workflow_step_id, step.task_id, &c.worker)?;
-                            completed.released = released.len() as u32 + skipped.released;
-                            completed.task_state = finished;
-                            if let (Some(lease), Some(child)) = (c.take_next, released.first()) {
-                                completed.next = take_child(conn, *child, lease, &c.worker)?;
-                                if completed.next.is_some() {
-                                    completed.released -= 1;
-                                }
-                            }
-                        }
-                        Outcome::Fail(_) => {
-                            if set_task_state(conn, step.task_id, "in_progress", "error", &c.worker)? {
-                                completed.task_state = Some(TaskState::Error);
-                            }
-                        }
-                        Outcome::Retry { .. } => {}
-                    }
-                    if completed.task_state.is_some() {
-                        let age = sql_query("SELECT ? - created_at AS count FROM tasker_tasks WHERE task_id = ?")
-                            .bind::<BigInt, _>(now_ms())
-                            .bind::<BigInt, _>(step.task_id)
-                            .get_result::<CountRow>(conn)?;
-                        completed.task_duration = Some(Duration::from_millis(age.count.max(0) as u64));
-                    }
-                    results.push(completed);
+                    results.push(record_one(conn, c)?);
                 }
                 Ok(results)
             })
@@ -329,8 +251,10 @@ impl Store for SqliteStore {
         let recovered = self
             .tx("recovering expired leases", move |conn| {
                 let now = now_ms();
+                // A fan-out group runs without a lease while its
+                // instances do: it is never recovered.
                 let condition = if all_in_progress {
-                    "state = 'in_progress'"
+                    "state = 'in_progress' AND lease_expires_at IS NOT NULL"
                 } else {
                     "state = 'in_progress' AND lease_expires_at < ?"
                 };
@@ -462,10 +386,10 @@ impl Store for SqliteStore {
                                 JOIN tasker_workflow_steps p ON p.workflow_step_id = e.from_step_id
                                 WHERE e.to_step_id = s.workflow_step_id ORDER BY p.position)), '[]') AS depends_on,
                             c.checkpoint AS checkpoint, c.attempt AS checkpoint_attempt,
-                            c.saved_at AS checkpoint_ms
+                            c.saved_at AS checkpoint_ms, s.item_index, s.item
                      FROM tasker_workflow_steps s
                      LEFT JOIN tasker_step_checkpoints c ON c.workflow_step_id = s.workflow_step_id
-                     WHERE s.task_id = ? ORDER BY s.position",
+                     WHERE s.task_id = ? ORDER BY s.position, s.item_index NULLS FIRST",
                 )
                 .bind::<BigInt, _>(task_id.0)
                 .load::<StepRow>(conn)?;

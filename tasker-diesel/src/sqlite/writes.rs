@@ -286,6 +286,7 @@ pub(super) fn claim_rows(
     Ok(sql_query(format!(
         "SELECT s.workflow_step_id, s.task_id, s.named_task_id, s.name, s.position, s.attempts,
                 s.max_attempts, t.context, s.task_id IN ({started}) AS task_started,
+                s.item_index, s.item,
                 COALESCE((SELECT json_group_array(json_array(p.name, json(p.results)))
                           FROM tasker_workflow_step_edges e
                           JOIN tasker_workflow_steps p ON p.workflow_step_id = e.from_step_id

@@ -41,12 +41,26 @@ pub fn task_dot(graph: &Graph, task: &TaskRecord, title: &str) -> String {
     let mut out = graph.to_dot(title);
     out.pop(); // the closing "}\n" is re-added below
     out.pop();
-    for step in &task.steps {
+    // One node per step: a fan-out's instances show as a count on their
+    // group's node ("in_progress 3/10 items done").
+    for step in task.steps.iter().filter(|s| s.item_index.is_none()) {
+        let instances = task
+            .steps
+            .iter()
+            .filter(|s| s.item_index.is_some() && s.name == step.name);
+        let (total, done) = instances.fold((0, 0), |(total, done), s| {
+            (total + 1, done + usize::from(s.state.is_finished()))
+        });
+        let label = if total > 0 {
+            format!("{} {done}/{total} items done", step.state)
+        } else {
+            step.state.to_string()
+        };
         out.push_str(&format!(
             "    \"{}\" [style=\"rounded,filled\", fillcolor=\"{}\", xlabel=\"{}\"];\n",
             step.name,
             state_color(step.state),
-            step.state
+            label
         ));
     }
     out.push_str("}\n");

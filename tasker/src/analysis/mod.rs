@@ -365,6 +365,8 @@ mod tests {
             priority: crate::Priority::Normal,
             depends_on: vec![],
             checkpoint: None,
+            item_index: None,
+            item: None,
         }
     }
 

@@ -198,13 +198,7 @@ pub(super) async fn run_and_record<S: Store>(
     step: ClaimedStep,
     slot: &Slot,
 ) -> Option<ClaimedStep> {
-    let Slot {
-        leases,
-        stats,
-        completer,
-        stopping,
-        retries,
-    } = slot;
+    let stopping = &slot.stopping;
     let handler = tasker.handler_by_id(step.handler_id);
     let event = |name: &'static str| {
         about(name, handler)
@@ -212,6 +206,49 @@ pub(super) async fn run_and_record<S: Store>(
             .with_step(step.step_id, &step.name)
             .with_attempt(step.attempt)
     };
+    let definition = handler.and_then(|h| h.steps().get(step.index as usize));
+    // A fan-out's group row: it runs no body, it becomes its instances.
+    if let Some((source, definition)) = definition
+        .and_then(|d| Some((d.for_each()?, d)))
+        .filter(|_| step.item_index.is_none())
+    {
+        let items = step
+            .inputs
+            .iter()
+            .find(|(name, _)| name == source)
+            .map(|(_, output)| output.clone());
+        let (outcome, ended) = match crate::fan_out::items(definition.name(), source, items) {
+            Ok(items) if items.is_empty() => (Outcome::Complete(Value::Array(items)), Ended::Completed),
+            Ok(items) => {
+                let count = items.len() as u64;
+                let concurrency = definition
+                    .concurrency()
+                    .unwrap_or(u32::MAX)
+                    .min(u32::try_from(count).unwrap_or(u32::MAX));
+                (
+                    Outcome::FanOut {
+                        source,
+                        items,
+                        concurrency,
+                    },
+                    Ended::FannedOut { count, concurrency },
+                )
+            }
+            Err(error) => (Outcome::Fail(error.clone()), Ended::Failed(error)),
+        };
+        let completion = Completion {
+            annotations: Vec::new(),
+            skip: Vec::new(),
+            item_index: None,
+            step_id: step.step_id,
+            attempt: step.attempt,
+            outcome,
+            worker: tasker.config().worker_id.clone(),
+            duration: Duration::ZERO,
+            take_next: None,
+        };
+        return record(tasker, &step, slot, completion, None, ended).await;
+    }
     let started = Instant::now();
     let annotations = Annotations::default();
     tasker.publish(event(names::STEP_STARTED).with_worker(&tasker.config().worker_id));
@@ -273,7 +310,6 @@ pub(super) async fn run_and_record<S: Store>(
         .map_err(StepError::storable);
     // A decision's output names the branches that run; the others are
     // skipped with its completion. An output naming none fails the step.
-    let definition = handler.and_then(|h| h.steps().get(step.index as usize));
     let (result, skip) = match result {
         Ok(output) => {
             match definition.map(|d| crate::decision::unchosen(d.name(), d.branches(), &output)) {
@@ -285,37 +321,40 @@ pub(super) async fn run_and_record<S: Store>(
         Err(error) => (Err(error), Vec::new()),
     };
     let duration = started.elapsed();
-    let outcome = match result {
-        Ok(output) => Outcome::Complete(output),
+    // The outcome to record, and what the events need once it is
+    // recorded (not the output).
+    let (outcome, ended) = match result {
+        Ok(output) => {
+            tracing::debug!("step completed");
+            (Outcome::Complete(output), Ended::Completed)
+        }
         Err(error) if error.retries_after(step.attempt, step.max_attempts) => {
             let delay = error
                 .retry_after()
                 .unwrap_or_else(|| tasker.config().backoff.delay(step.attempt));
-            Outcome::Retry { error, delay }
+            tracing::info!(?delay, "step failed, will retry: {error}");
+            (
+                Outcome::Retry {
+                    error: error.clone(),
+                    delay,
+                },
+                Ended::Retry(error, delay),
+            )
         }
-        Err(error) => Outcome::Fail(error),
-    };
-    match &outcome {
-        Outcome::Complete(_) => tracing::debug!("step completed"),
-        Outcome::Retry { error, delay } => {
-            tracing::info!(?delay, "step failed, will retry: {error}")
+        Err(error) => {
+            tracing::warn!("step failed for good: {error}");
+            (Outcome::Fail(error.clone()), Ended::Failed(error))
         }
-        Outcome::Fail(error) => tracing::warn!("step failed for good: {error}"),
-    }
-    // What the events need once the outcome is recorded (not the output).
-    let ended = match &outcome {
-        Outcome::Complete(_) => Ended::Completed,
-        Outcome::Retry { error, delay } => Ended::Retry(error.clone(), *delay),
-        Outcome::Fail(error) => Ended::Failed(error.clone()),
     };
     // Only a success keeps what the attempt annotated.
-    let annotations = match &outcome {
-        Outcome::Complete(_) => annotations.take(),
+    let annotations = match ended {
+        Ended::Completed => annotations.take(),
         _ => Vec::new(),
     };
     let completion = Completion {
         annotations,
         skip,
+        item_index: step.item_index,
         step_id: step.step_id,
         attempt: step.attempt,
         outcome,
@@ -332,6 +371,34 @@ pub(super) async fn run_and_record<S: Store>(
                 .is_some_and(|r| r.take_child))
         .then_some(tasker.config().lease),
     };
+    record(tasker, &step, slot, completion, transaction, ended).await
+}
+
+/// Records an attempt's end (in its transaction, when it has one) and
+/// publishes what it did. Returns the child claimed on release, if any.
+async fn record<S: Store>(
+    tasker: &Tasker<S>,
+    step: &ClaimedStep,
+    slot: &Slot,
+    completion: Completion,
+    transaction: Option<Box<dyn crate::store::StepTransaction>>,
+    ended: Ended,
+) -> Option<ClaimedStep> {
+    let Slot {
+        leases,
+        stats,
+        completer,
+        retries,
+        ..
+    } = slot;
+    let handler = tasker.handler_by_id(step.handler_id);
+    let event = |name: &'static str| {
+        about(name, handler)
+            .with_task(step.task_id)
+            .with_step(step.step_id, &step.name)
+            .with_attempt(step.attempt)
+    };
+    let duration = completion.duration;
     let recorded = match (transaction, &completion.outcome) {
         (Some(tx), Outcome::Complete(_)) => {
             match tasker
@@ -368,9 +435,25 @@ pub(super) async fn run_and_record<S: Store>(
         return None;
     }
     match &ended {
+        Ended::FannedOut { count, concurrency } => {
+            tasker.publish(
+                event(names::STEP_FANNED_OUT)
+                    .with_count(*count)
+                    .with_data(serde_json::json!({ "items": count, "concurrency": concurrency })),
+            );
+        }
         Ended::Completed => {
             stats.completed.fetch_add(1, Ordering::Relaxed);
             tasker.publish(event(names::STEP_COMPLETED).with_duration(duration));
+            if let Some((group, attempt)) = recorded.group_completed {
+                // The last instance completed its group.
+                tasker.publish(
+                    about(names::STEP_COMPLETED, handler)
+                        .with_task(step.task_id)
+                        .with_step(group, &step.name)
+                        .with_attempt(attempt),
+                );
+            }
             for (skipped_id, skipped) in &recorded.skipped {
                 tasker.publish(
                     about(names::STEP_SKIPPED, handler)
@@ -473,6 +556,11 @@ fn report_bottleneck<S: Store>(tasker: &Tasker<S>, handler: Handler, task_id: Ta
 /// How an attempt ended, as far as its events care.
 pub(super) enum Ended {
     Completed,
+    /// A fan-out's group became `count` instances.
+    FannedOut {
+        count: u64,
+        concurrency: u32,
+    },
     Retry(StepError, Duration),
     Failed(StepError),
 }
@@ -550,7 +638,7 @@ pub(super) async fn run_step<S: Store>(
         configs: resolved.configs.clone(),
         annotations,
         checkpoints,
-        item: None,
+        item: step.item,
     };
     super::run_attempt(handler, index, input, config.timeout).await
 }

@@ -27,8 +27,7 @@ pub struct StartupReport {
     pub recovered_steps: u64,
     /// Handlers this engine does not serve because the store cannot run
     /// them (a `#[step(transactional)]` step on a store without step
-    /// transactions; a fan-out step, which no store runs yet), with the
-    /// reason.
+    /// transactions), with the reason.
     pub unsupported: Vec<String>,
     /// Problems of the database's set-up an operator should fix (see
     /// [`Store::warnings`]); also logged at start-up and shown by
@@ -183,17 +182,6 @@ impl<S: Store> TaskerBuilder<S> {
         let mut limits: BTreeMap<String, ClaimLimit> = BTreeMap::new();
         let capabilities = store.capabilities();
         for handler in registry.handlers() {
-            if let Some(step) = handler.steps().iter().find(|s| s.for_each().is_some()) {
-                let reason = format!(
-                    "handler {} is not served here: its step `{}` fans out (`for_each`), which \
-                     the engine's stores do not run yet; the in-process TaskRunner runs it",
-                    handler.key(),
-                    step.name()
-                );
-                tracing::error!("{reason}");
-                report.unsupported.push(reason);
-                continue;
-            }
             if !capabilities.step_transactions {
                 if let Some(step) = handler.steps().iter().find(|s| s.transactional()) {
                     let reason = format!(

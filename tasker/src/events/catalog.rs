@@ -105,6 +105,8 @@ built_in! {
         "The step will not run: a decision chose other branches (or every step it depends on was skipped); `data.decision` names the decision step.";
     STEP_CHECKPOINTED = "step.checkpointed", Step, ["task_id", "step_id", "namespace", "name", "version", "step", "attempt", "data"],
         "The step saved its progress with `StepContext::save_checkpoint`; `data.bytes` is the checkpoint's size. A later attempt resumes from it.";
+    STEP_FANNED_OUT = "step.fanned_out", Step, ["task_id", "step_id", "namespace", "name", "version", "step", "attempt", "count", "data"],
+        "A fan-out step (`for_each`) became `count` instances, one per item of its source; `data.concurrency` of them run at once. The step completes when its last instance does.";
     STEP_RESULT_DISCARDED = "step.result_discarded", Step, ["task_id", "step_id", "namespace", "name", "version", "step", "attempt"],
         "An attempt finished after its claim was lost (lease expired, cancelled or resolved); its result was not recorded.";
     WORKFLOW_VIABLE_STEPS_DISCOVERED = "workflow.viable_steps_discovered", Workflow, ["task_id", "namespace", "name", "version", "count", "worker", "data"],

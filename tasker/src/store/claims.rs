@@ -53,6 +53,13 @@ pub struct ClaimedStep {
     pub context: Value,
     /// Outputs of the step's parents, by name.
     pub inputs: Vec<(String, Value)>,
+    /// For an instance of a fan-out step (`#[step(for_each = ...)]`): its
+    /// place among the items, 0-based. `None` for every other step,
+    /// including the fan-out's group row.
+    pub item_index: Option<u32>,
+    /// For an instance of a fan-out step: its item (one element of the
+    /// source step's output). `None` for every other step.
+    pub item: Option<Value>,
     /// Why the stored context or inputs could not be read, when they could
     /// not (then `context` is `null` and `inputs` empty). The engine fails
     /// such a step permanently, with this message, without running it;
@@ -74,6 +81,22 @@ pub enum Outcome {
     },
     /// Failed for good: the step goes to `error` and its task too.
     Fail(StepError),
+    /// A fan-out step's group row (`#[step(for_each = source)]`), claimed
+    /// once its parents were done: insert one instance per item, the first
+    /// `concurrency` of them ready and each of the others released when an
+    /// instance finishes. The group stays `in_progress` without a lease;
+    /// the last instance's completion completes it with the instances'
+    /// outputs in item order (see [`Completed::group_completed`]). Never
+    /// empty: a fan-out over no items completes with `[]` instead.
+    FanOut {
+        /// The source step; the instances depend on the group's other
+        /// parents, and receive their item instead of its output.
+        source: &'static str,
+        /// The items, in order.
+        items: Vec<Value>,
+        /// Instances released at once (at least 1).
+        concurrency: u32,
+    },
 }
 
 /// The end of one attempt, to record.
@@ -104,10 +127,15 @@ pub struct Completion {
     /// and so does every step whose dependencies all end skipped; a step
     /// with a dependency that ran is released as usual. Empty otherwise.
     pub skip: Vec<&'static str>,
+    /// For an instance of a fan-out step: its place among the items
+    /// ([`ClaimedStep::item_index`]). Its success then also counts it off
+    /// its group, releases the group's next pending instance and, for the
+    /// last one, completes the group, all in the same transaction.
+    pub item_index: Option<u32>,
 }
 
 /// What recording a completion did.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Completed {
     /// `false` when the completion was refused (stale attempt, or the step
     /// was cancelled or resolved meanwhile).
@@ -126,6 +154,10 @@ pub struct Completed {
     /// steps after them that were skipped with them), in the order they
     /// were skipped.
     pub skipped: Vec<(StepId, String)>,
+    /// The fan-out group this instance's completion completed (it was
+    /// the group's last unfinished instance) and the group's attempt, if
+    /// any.
+    pub group_completed: Option<(StepId, u32)>,
 }
 
 /// A task that passed its deadline, as [`Store::expire_deadlines`](super::Store::expire_deadlines)

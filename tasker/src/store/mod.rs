@@ -220,6 +220,13 @@ pub struct StepRecord {
     /// ([`StepContext::save_checkpoint`](crate::StepContext::save_checkpoint)):
     /// a running batch's progress.
     pub checkpoint: Option<Checkpoint>,
+    /// For an instance of a fan-out step (`#[step(for_each = ...)]`): its
+    /// place among the items, 0-based. It shares its name with the step's
+    /// group row (where this is `None`), which completes when the last
+    /// instance does.
+    pub item_index: Option<u32>,
+    /// For an instance of a fan-out step: its item.
+    pub item: Option<Value>,
 }
 
 /// A step's checkpoint as stored (see

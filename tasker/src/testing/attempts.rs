@@ -14,7 +14,7 @@ use crate::handler::Handler;
 use crate::ids::TaskId;
 use crate::input::StepInput;
 use crate::state::StepState;
-use crate::step::{HandlerConfigs, Resources, StepConfig, StepError};
+use crate::step::{HandlerConfigs, Resources, StepConfig};
 use crate::sync::lock;
 
 /// What every attempt of one step shares.
@@ -136,11 +136,15 @@ impl Attempts<'_> {
     /// list of their outputs, or fails when an item has no attempts left
     /// (the items after it do not run) or `source` returned no list.
     pub(super) async fn fan_out(&self, source: &str, run: &mut StepRun, log: &mut Log<'_>) {
-        let items = match self.dependencies.iter().find(|(dep, _)| dep == source) {
-            Some((_, Value::Array(items))) => items.clone(),
-            other => {
-                let got = other.map_or_else(|| "nothing".to_owned(), |(_, v)| v.to_string());
-                run.errors.push(not_a_list(run.name, source, &got));
+        let output = self
+            .dependencies
+            .iter()
+            .find(|(dep, _)| dep == source)
+            .map(|(_, v)| v.clone());
+        let items = match crate::fan_out::items(run.name, source, output) {
+            Ok(items) => items,
+            Err(error) => {
+                run.errors.push(error);
                 run.state = StepState::Error;
                 return;
             }
@@ -158,16 +162,6 @@ impl Attempts<'_> {
         run.state = StepState::Complete;
         run.output = Some(Value::Array(outputs));
     }
-}
-
-/// The error of a fan-out whose source did not return a list.
-pub(crate) fn not_a_list(step: &str, source: &str, got: &str) -> StepError {
-    let shown: String = got.chars().take(200).collect();
-    StepError::permanent(format!(
-        "step `{step}` runs once per item of `{source}`, but `{source}` returned {shown}, not a \
-         list; it must return a `Vec` of the items"
-    ))
-    .with_class("InvalidFanOut")
 }
 
 /// A step's custom events, into the run's log.

@@ -10,7 +10,8 @@ WITH picked AS (
   UPDATE tasker_workflow_steps s SET state = 'in_progress', attempts = s.attempts + 1,
     lease_expires_at = now() + make_interval(secs => $3), worker_id = $4, updated_at = now()
   FROM picked WHERE s.workflow_step_id = picked.workflow_step_id
-  RETURNING s.workflow_step_id, s.task_id, s.named_task_id, s.name, s.position, s.attempts, s.max_attempts
+  RETURNING s.workflow_step_id, s.task_id, s.named_task_id, s.name, s.position, s.attempts, s.max_attempts,
+    s.item_index, s.item
 ), step_audit AS (
   INSERT INTO tasker_workflow_step_transitions (workflow_step_id, task_id, from_state, to_state, attempt, actor)
   SELECT workflow_step_id, task_id, 'ready', 'in_progress', attempts, $4 FROM claimed
@@ -23,6 +24,7 @@ WITH picked AS (
   SELECT task_id, 'pending', 'in_progress', $4 FROM started
 )
 SELECT c.workflow_step_id, c.task_id, c.named_task_id, c.name, c.position, c.attempts, c.max_attempts,
+       c.item_index, c.item::text AS item,
        t.context::text AS context,
        COALESCE((SELECT json_agg(json_build_array(p.name, p.results))
                  FROM tasker_workflow_step_edges e

@@ -1,0 +1,217 @@
+//! Fan-out (`#[step(for_each = source, concurrency = n)]`) in the stores,
+//! written once for both backends over [`FanOutPrimitives`].
+//!
+//! The mapped step's static row is its **group**. Once its parents are
+//! done it is claimed like any step, and the engine answers with
+//! [`Outcome::FanOut`](tasker::store::Outcome::FanOut) instead of running
+//! a body. [`fan_out`] then inserts one **instance** row per item at the
+//! group's position (its `item_index` and `item`), the first `concurrency`
+//! ready and the rest pending, and the group stays `in_progress` without a
+//! lease. Each instance's success runs [`item_finished`] in its own
+//! completion's transaction: it counts the instance off the group's row in
+//! `tasker_step_fan_outs` (whose row lock serializes siblings), releases
+//! the next pending instance, and for the last one hands the caller the
+//! group's attempt and the instances' outputs in item order, which the
+//! caller records as the group's success with the store's usual statement
+//! (so the group's children are released as after any step).
+
+use std::future::Future;
+
+use tasker::store::StoreError;
+
+use crate::operator::{Tx, TxError};
+
+/// What [`item_finished`] found: the instance's group and what to do next.
+#[derive(Debug, Default)]
+pub(crate) struct ItemFinished {
+    /// The instance released in its place (1 or 0): workers need waking.
+    pub(crate) released: u32,
+    /// When this was the group's last unfinished instance: the group to
+    /// complete, its attempt, and its output (the instances' outputs in
+    /// item order).
+    pub(crate) complete_group: Option<(i64, u32, serde_json::Value)>,
+}
+
+/// A fan-out group's row, as an instance's completion counted it off.
+#[derive(Debug)]
+pub(crate) struct FanOutCount {
+    pub(crate) group: i64,
+    pub(crate) task_id: i64,
+    pub(crate) position: i32,
+    pub(crate) items: i32,
+    pub(crate) concurrency: i32,
+    /// Instances not finished, after this one.
+    pub(crate) unfinished: i32,
+}
+
+/// The primitive statements of a fan-out, inside the completion's
+/// transaction.
+pub(crate) trait FanOutPrimitives {
+    /// Locks the step and returns its task and position, when it is
+    /// `in_progress` in this attempt (`None` otherwise: a stale attempt).
+    fn lock_running(
+        &mut self,
+        step_id: i64,
+        attempt: u32,
+    ) -> impl Future<Output = Tx<Option<(i64, i32)>>>;
+    /// Inserts the group's instances (`items` as JSON text, in order): the
+    /// group's name, position and attempt settings, `item_index` 0.., the
+    /// first `ready` ones ready and the others pending, audited as created;
+    /// each depends on the group's parents other than `source` (already
+    /// complete, so they wait for nothing).
+    fn insert_instances(
+        &mut self,
+        group: i64,
+        items: &[String],
+        ready: u32,
+        source: &str,
+        actor: &str,
+    ) -> impl Future<Output = Tx<()>>;
+    /// Writes the group's fan-out row, takes the group's lease away (it
+    /// stays `in_progress` until its last instance finishes) and counts the
+    /// instances among the task's unfinished steps.
+    fn open_fan_out(
+        &mut self,
+        group: i64,
+        place: (i64, i32),
+        items: u32,
+        concurrency: u32,
+    ) -> impl Future<Output = Tx<()>>;
+    /// Counts the instance `step_id` off its group's fan-out row (locking
+    /// it); `None` when the step is no instance.
+    fn count_off_item(&mut self, step_id: i64) -> impl Future<Output = Tx<Option<FanOutCount>>>;
+    /// The instance `index` of the group at `(task, position)` goes
+    /// `pending -> ready`, audited; `false` when it was not pending.
+    fn release_item(
+        &mut self,
+        place: (i64, i32),
+        index: i32,
+        actor: &str,
+    ) -> impl Future<Output = Tx<bool>>;
+    /// The group's attempt, and the outputs of its instances as JSON text
+    /// in item order (`None` for an instance without one).
+    fn instance_outputs(
+        &mut self,
+        group: i64,
+        place: (i64, i32),
+    ) -> impl Future<Output = Tx<(u32, Vec<Option<String>>)>>;
+}
+
+/// Expands the claimed group `group` (attempt `attempt`) into one instance
+/// per item. Returns how many instances are ready, or `None` when the
+/// attempt is no longer the group's (nothing is written then).
+pub(crate) async fn fan_out<P: FanOutPrimitives>(
+    p: &mut P,
+    (group, attempt): (i64, u32),
+    source: &str,
+    items: &[serde_json::Value],
+    concurrency: u32,
+    actor: &str,
+) -> Tx<Option<u32>> {
+    let Some(place) = p.lock_running(group, attempt).await? else {
+        return Ok(None);
+    };
+    let n = u32::try_from(items.len()).map_err(|_| {
+        TxError::Store(StoreError::Invalid(format!(
+            "a fan-out over {} items is more than a step can hold",
+            items.len()
+        )))
+    })?;
+    let texts: Vec<String> = items.iter().map(ToString::to_string).collect();
+    // At most all of them at once; at least one.
+    let concurrency = concurrency.clamp(1, n.max(1));
+    p.insert_instances(group, &texts, concurrency, source, actor)
+        .await?;
+    p.open_fan_out(group, place, n, concurrency).await?;
+    Ok(Some(concurrency.min(n)))
+}
+
+/// After the success of instance `step_id` was applied: counts it off its
+/// group, releases the next pending instance, and for the last one returns
+/// what completes the group.
+pub(crate) async fn item_finished<P: FanOutPrimitives>(
+    p: &mut P,
+    step_id: i64,
+    actor: &str,
+) -> Tx<ItemFinished> {
+    let Some(count) = p.count_off_item(step_id).await? else {
+        return Ok(ItemFinished::default());
+    };
+    let place = (count.task_id, count.position);
+    let mut finished = ItemFinished::default();
+    // Instances released so far: the first `concurrency`, then one per
+    // finished instance (this one included), so the next is at that index.
+    let done = count.items - count.unfinished;
+    let next = count.concurrency + done - 1;
+    if next < count.items && p.release_item(place, next, actor).await? {
+        finished.released = 1;
+    }
+    if count.unfinished == 0 {
+        let (attempt, outputs) = p.instance_outputs(count.group, place).await?;
+        let mut text = String::with_capacity(outputs.iter().map(|o| o.as_ref().map_or(4, String::len) + 1).sum::<usize>() + 2);
+        text.push('[');
+        for (i, output) in outputs.iter().enumerate() {
+            if i > 0 {
+                text.push(',');
+            }
+            text.push_str(output.as_deref().unwrap_or("null"));
+        }
+        text.push(']');
+        let output = serde_json::from_str(&text)
+            .map_err(|e| TxError::Store(StoreError::database("reading a fan-out's outputs", e)))?;
+        finished.complete_group = Some((count.group, attempt, output));
+    }
+    Ok(finished)
+}
+
+/// A step's task and position.
+#[derive(diesel::QueryableByName)]
+pub(crate) struct PlaceRow {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub(crate) task_id: i64,
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    pub(crate) position: i32,
+}
+
+/// A fan-out row after an instance was counted off.
+#[derive(diesel::QueryableByName)]
+pub(crate) struct FanOutRow {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub(crate) workflow_step_id: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub(crate) task_id: i64,
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    pub(crate) position: i32,
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    pub(crate) items: i32,
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    pub(crate) concurrency: i32,
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    pub(crate) unfinished: i32,
+}
+
+impl From<FanOutRow> for FanOutCount {
+    fn from(r: FanOutRow) -> Self {
+        FanOutCount {
+            group: r.workflow_step_id,
+            task_id: r.task_id,
+            position: r.position,
+            items: r.items,
+            concurrency: r.concurrency,
+            unfinished: r.unfinished,
+        }
+    }
+}
+
+/// One instance's output, as JSON text.
+#[derive(diesel::QueryableByName)]
+pub(crate) struct OutputRow {
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    pub(crate) results: Option<String>,
+}
+
+/// Counts an instance off its group: the same statement on both stores.
+pub(crate) const COUNT_OFF_SQL: &str = "UPDATE tasker_step_fan_outs SET unfinished = unfinished - 1
+     WHERE (task_id, position) = (SELECT task_id, position FROM tasker_workflow_steps
+                                  WHERE workflow_step_id = $1 AND item_index IS NOT NULL)
+     RETURNING workflow_step_id, task_id, position, items, concurrency, unfinished";

@@ -1,0 +1,182 @@
+//! Recording one attempt's end on SQLite, inside the caller's write
+//! transaction: a success (with its annotations, a decision's skips and a
+//! fan-out instance's bookkeeping), a failure, or a fan-out's expansion.
+
+use std::time::Duration;
+
+use diesel::sql_types::{BigInt, Integer, Nullable, Text};
+use diesel::{sql_query, RunQueryDsl, SqliteConnection};
+use tasker::store::{Completed, Completion, Outcome};
+use tasker::{StepId, TaskState};
+
+use super::primitives::SqliteOps;
+use super::writes::{finish_step, insert_annotations, set_task_state, step_audit, take_child};
+use super::{now_ms, StepStateRow};
+use crate::operator::{run_now, Tx};
+use crate::rows::CountRow;
+use crate::{fan_out, skip};
+
+/// Records `c` (fenced: an attempt that is no longer the step's is
+/// reported `applied: false` and changes nothing).
+pub(super) fn record_one(conn: &mut SqliteConnection, c: &Completion) -> Tx<Completed> {
+    let now = now_ms();
+    let (state, results_json, error) = match &c.outcome {
+        Outcome::Complete(output) => ("complete", Some(output.to_string()), None),
+        Outcome::Retry { error, .. } => ("ready", None, Some(error)),
+        Outcome::Fail(error) => ("error", None, Some(error)),
+        Outcome::FanOut {
+            source,
+            items,
+            concurrency,
+        } => return record_fan_out(conn, c, (source, items, *concurrency)),
+    };
+    let run_at = match &c.outcome {
+        Outcome::Retry { delay, .. } => now + delay.as_millis() as i64,
+        _ => now,
+    };
+    let updated = sql_query(
+        "UPDATE tasker_workflow_steps SET state = ?, results = COALESCE(?, results),
+           last_error = COALESCE(?, last_error), run_at = ?,
+           claim_at = ? - head_start_ms, lease_expires_at = NULL, updated_at = ?
+         WHERE workflow_step_id = ? AND attempts = ? AND state = 'in_progress'
+         RETURNING workflow_step_id, task_id, state, attempts",
+    )
+    .bind::<Text, _>(state)
+    .bind::<Nullable<Text>, _>(results_json)
+    .bind::<Nullable<Text>, _>(
+        error.map(|e| serde_json::to_string(e).expect("errors serialize")),
+    )
+    .bind::<BigInt, _>(run_at)
+    .bind::<BigInt, _>(run_at)
+    .bind::<BigInt, _>(now)
+    .bind::<BigInt, _>(c.step_id.0)
+    .bind::<Integer, _>(c.attempt as i32)
+    .load::<StepStateRow>(conn)?;
+    let Some(step) = updated.into_iter().next() else {
+        return Ok(Completed::default());
+    };
+    let message = error.map(ToString::to_string);
+    step_audit(
+        conn,
+        (step.workflow_step_id, step.task_id),
+        Some("in_progress"),
+        state,
+        Some(step.attempts),
+        &c.worker,
+        message.as_deref(),
+    )?;
+    let mut completed = Completed {
+        applied: true,
+        ..Completed::default()
+    };
+    match &c.outcome {
+        Outcome::Complete(_) => {
+            insert_annotations(
+                conn,
+                (step.workflow_step_id, step.task_id),
+                &c.annotations,
+                now,
+            )?;
+            // A decision's unchosen branches, before its children are
+            // released.
+            let skipped = run_now(skip::skip_unchosen(
+                &mut SqliteOps { conn },
+                step.task_id,
+                &c.skip,
+                &c.worker,
+            ))?;
+            completed.skipped = skipped
+                .steps
+                .into_iter()
+                .map(|(id, name)| (StepId(id), name))
+                .collect();
+            let (released, finished) =
+                finish_step(conn, step.workflow_step_id, step.task_id, &c.worker)?;
+            completed.released = released.len() as u32 + skipped.released;
+            completed.task_state = finished;
+            if let (Some(lease), Some(child)) = (c.take_next, released.first()) {
+                completed.next = take_child(conn, *child, lease, &c.worker)?;
+                if completed.next.is_some() {
+                    completed.released -= 1;
+                }
+            }
+            if c.item_index.is_some() {
+                item_finished(conn, c, &mut completed)?;
+            }
+        }
+        Outcome::Fail(_) => {
+            if set_task_state(conn, step.task_id, "in_progress", "error", &c.worker)? {
+                completed.task_state = Some(TaskState::Error);
+            }
+        }
+        Outcome::Retry { .. } | Outcome::FanOut { .. } => {}
+    }
+    if completed.task_state.is_some() && completed.task_duration.is_none() {
+        let age = sql_query("SELECT ? - created_at AS count FROM tasker_tasks WHERE task_id = ?")
+            .bind::<BigInt, _>(now_ms())
+            .bind::<BigInt, _>(step.task_id)
+            .get_result::<CountRow>(conn)?;
+        completed.task_duration = Some(Duration::from_millis(age.count.max(0) as u64));
+    }
+    Ok(completed)
+}
+
+/// After an instance's success: its group counted, the next instance
+/// released and, after the last one, the group completed with the
+/// instances' outputs, as any success (its children released, its task
+/// perhaps finished).
+fn item_finished(conn: &mut SqliteConnection, c: &Completion, completed: &mut Completed) -> Tx<()> {
+    let finished = run_now(fan_out::item_finished(
+        &mut SqliteOps { conn },
+        c.step_id.0,
+        &c.worker,
+    ))?;
+    completed.released += finished.released;
+    let Some((group, attempt, output)) = finished.complete_group else {
+        return Ok(());
+    };
+    let group_completion = Completion {
+        step_id: StepId(group),
+        attempt,
+        outcome: Outcome::Complete(output),
+        worker: c.worker.clone(),
+        duration: Duration::ZERO,
+        take_next: None,
+        annotations: Vec::new(),
+        skip: Vec::new(),
+        item_index: None,
+    };
+    let group_completed = record_one(conn, &group_completion)?;
+    if group_completed.applied {
+        completed.group_completed = Some((StepId(group), attempt));
+        completed.released += group_completed.released;
+        completed.task_state = group_completed.task_state;
+        completed.task_duration = group_completed.task_duration;
+    }
+    Ok(())
+}
+
+/// Expands a claimed fan-out group into its instances (fenced by its
+/// attempt).
+fn record_fan_out(
+    conn: &mut SqliteConnection,
+    c: &Completion,
+    (source, items, concurrency): (&str, &[serde_json::Value], u32),
+) -> Tx<Completed> {
+    let ready = run_now(fan_out::fan_out(
+        &mut SqliteOps { conn },
+        (c.step_id.0, c.attempt),
+        source,
+        items,
+        concurrency,
+        &c.worker,
+    ))?;
+    Ok(match ready {
+        Some(ready) => Completed {
+            applied: true,
+            released: ready,
+            ..Completed::default()
+        },
+        None => Completed::default(),
+    })
+}

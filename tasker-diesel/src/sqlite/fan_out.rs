@@ -1,0 +1,194 @@
+//! The fan-out primitives on SQLite (see `crate::fan_out`), inside the
+//! one write transaction.
+
+use diesel::sql_types::{BigInt, Integer, Text};
+use diesel::{sql_query, RunQueryDsl};
+
+use super::now_ms;
+use super::primitives::SqliteOps;
+use super::writes::step_audit;
+use crate::fan_out::{FanOutCount, FanOutPrimitives, FanOutRow, OutputRow, PlaceRow, COUNT_OFF_SQL};
+use crate::operator::Tx;
+use crate::rows::{CountRow, IdRow};
+
+impl FanOutPrimitives for SqliteOps<'_> {
+    async fn lock_running(&mut self, step_id: i64, attempt: u32) -> Tx<Option<(i64, i32)>> {
+        // The write transaction holds the database: no row lock needed.
+        Ok(sql_query(
+            "SELECT task_id, position FROM tasker_workflow_steps
+             WHERE workflow_step_id = ? AND attempts = ? AND state = 'in_progress'",
+        )
+        .bind::<BigInt, _>(step_id)
+        .bind::<Integer, _>(attempt as i32)
+        .get_results::<PlaceRow>(self.conn)?
+        .pop()
+        .map(|r| (r.task_id, r.position)))
+    }
+
+    async fn insert_instances(
+        &mut self,
+        group: i64,
+        items: &[String],
+        ready: u32,
+        source: &str,
+        actor: &str,
+    ) -> Tx<()> {
+        let now = now_ms();
+        let parents = sql_query(
+            "SELECT e.from_step_id AS id FROM tasker_workflow_step_edges e
+             JOIN tasker_workflow_steps p ON p.workflow_step_id = e.from_step_id
+             WHERE e.to_step_id = ? AND p.name <> ?",
+        )
+        .bind::<BigInt, _>(group)
+        .bind::<Text, _>(source)
+        .load::<IdRow>(self.conn)?;
+        for (index, item) in items.iter().enumerate() {
+            let state = if (index as u32) < ready {
+                "ready"
+            } else {
+                "pending"
+            };
+            let id = sql_query(
+                "INSERT INTO tasker_workflow_steps (task_id, named_task_id, name, position, state,
+                   max_attempts, attempt_budget, timeout_ms, pending_parents, priority,
+                   head_start_ms, claim_at, deadline_at, run_at, created_at, updated_at,
+                   item_index, item)
+                 SELECT task_id, named_task_id, name, position, ?, attempt_budget, attempt_budget,
+                   timeout_ms, 0, priority, head_start_ms, ? - head_start_ms, deadline_at, ?, ?, ?,
+                   ?, ?
+                 FROM tasker_workflow_steps WHERE workflow_step_id = ?
+                 RETURNING workflow_step_id AS id, task_id",
+            )
+            .bind::<Text, _>(state)
+            .bind::<BigInt, _>(now)
+            .bind::<BigInt, _>(now)
+            .bind::<BigInt, _>(now)
+            .bind::<BigInt, _>(now)
+            .bind::<Integer, _>(index as i32)
+            .bind::<Text, _>(item)
+            .bind::<BigInt, _>(group)
+            .get_result::<InsertedRow>(self.conn)?;
+            step_audit(self.conn, (id.id, id.task_id), None, state, None, actor, None)?;
+            for parent in &parents {
+                sql_query(
+                    "INSERT INTO tasker_workflow_step_edges (from_step_id, to_step_id, task_id)
+                     VALUES (?, ?, ?)",
+                )
+                .bind::<BigInt, _>(parent.id)
+                .bind::<BigInt, _>(id.id)
+                .bind::<BigInt, _>(id.task_id)
+                .execute(self.conn)?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn open_fan_out(
+        &mut self,
+        group: i64,
+        (task_id, position): (i64, i32),
+        items: u32,
+        concurrency: u32,
+    ) -> Tx<()> {
+        let now = now_ms();
+        sql_query(
+            "INSERT INTO tasker_step_fan_outs
+               (workflow_step_id, task_id, position, items, concurrency, unfinished)
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind::<BigInt, _>(group)
+        .bind::<BigInt, _>(task_id)
+        .bind::<Integer, _>(position)
+        .bind::<Integer, _>(items as i32)
+        .bind::<Integer, _>(concurrency as i32)
+        .bind::<Integer, _>(items as i32)
+        .execute(self.conn)?;
+        sql_query(
+            "UPDATE tasker_workflow_steps SET lease_expires_at = NULL, worker_id = NULL,
+               updated_at = ? WHERE workflow_step_id = ?",
+        )
+        .bind::<BigInt, _>(now)
+        .bind::<BigInt, _>(group)
+        .execute(self.conn)?;
+        sql_query(
+            "UPDATE tasker_tasks SET unfinished_steps = unfinished_steps + ?, updated_at = ?
+             WHERE task_id = ?",
+        )
+        .bind::<Integer, _>(items as i32)
+        .bind::<BigInt, _>(now)
+        .bind::<BigInt, _>(task_id)
+        .execute(self.conn)?;
+        Ok(())
+    }
+
+    async fn count_off_item(&mut self, step_id: i64) -> Tx<Option<FanOutCount>> {
+        Ok(sql_query(COUNT_OFF_SQL)
+            .bind::<BigInt, _>(step_id)
+            .get_results::<FanOutRow>(self.conn)?
+            .pop()
+            .map(Into::into))
+    }
+
+    async fn release_item(
+        &mut self,
+        (task_id, position): (i64, i32),
+        index: i32,
+        actor: &str,
+    ) -> Tx<bool> {
+        let released = sql_query(
+            "UPDATE tasker_workflow_steps SET state = 'ready', updated_at = ?
+             WHERE task_id = ? AND position = ? AND COALESCE(item_index, -1) = ?
+               AND state = 'pending'
+             RETURNING workflow_step_id AS id",
+        )
+        .bind::<BigInt, _>(now_ms())
+        .bind::<BigInt, _>(task_id)
+        .bind::<Integer, _>(position)
+        .bind::<Integer, _>(index)
+        .get_results::<IdRow>(self.conn)?;
+        for step in &released {
+            step_audit(
+                self.conn,
+                (step.id, task_id),
+                Some("pending"),
+                "ready",
+                None,
+                actor,
+                None,
+            )?;
+        }
+        Ok(!released.is_empty())
+    }
+
+    async fn instance_outputs(
+        &mut self,
+        group: i64,
+        (task_id, position): (i64, i32),
+    ) -> Tx<(u32, Vec<Option<String>>)> {
+        let attempt = sql_query(
+            "SELECT attempts AS count FROM tasker_workflow_steps WHERE workflow_step_id = ?",
+        )
+        .bind::<BigInt, _>(group)
+        .get_result::<CountRow>(self.conn)?;
+        let outputs = sql_query(
+            "SELECT results FROM tasker_workflow_steps
+             WHERE task_id = ? AND position = ? AND item_index IS NOT NULL ORDER BY item_index",
+        )
+        .bind::<BigInt, _>(task_id)
+        .bind::<Integer, _>(position)
+        .load::<OutputRow>(self.conn)?;
+        Ok((
+            attempt.count as u32,
+            outputs.into_iter().map(|r| r.results).collect(),
+        ))
+    }
+}
+
+/// An inserted instance: its id and task.
+#[derive(diesel::QueryableByName)]
+struct InsertedRow {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = BigInt)]
+    task_id: i64,
+}
