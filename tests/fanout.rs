@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tasker::prelude::*;
-use tasker::testing::TaskRunner;
 use tasker::store::{StepRecord, Store, Transition};
+use tasker::testing::TaskRunner;
 use tasker::{Registry, StepState, TaskState};
 
 const WAIT: Duration = Duration::from_secs(120);
@@ -176,7 +176,12 @@ async fn a_fan_out_runs_each_item_once_and_the_join_gets_their_outputs<S: Store>
     assert!(tasker.startup_report().unsupported.is_empty());
     let lines = vec![100, 14, 250, 3, 8, 21, 9];
     let task = tasker
-        .run_task(Invoice::request(Order { lines: lines.clone() }), WAIT)
+        .run_task(
+            Invoice::request(Order {
+                lines: lines.clone(),
+            }),
+            WAIT,
+        )
         .await
         .unwrap();
     assert_eq!(task.state, TaskState::Complete, "{task:?}");
@@ -226,7 +231,12 @@ async fn sizes_zero_one_and_a_thousand_in_the_store<S: Store>(store: S) {
     for size in [0usize, 1, 1_000] {
         let lines: Vec<i64> = (0..size as i64).map(|n| n * 10 + 1).collect();
         let task = tasker
-            .run_task(Invoice::request(Order { lines: lines.clone() }), WAIT)
+            .run_task(
+                Invoice::request(Order {
+                    lines: lines.clone(),
+                }),
+                WAIT,
+            )
             .await
             .unwrap();
         assert_eq!(task.state, TaskState::Complete, "{size} items: {task:?}");
@@ -298,6 +308,45 @@ async fn an_item_that_fails_for_good_fails_the_task_and_the_join_waits<S: Store>
     assert_eq!(group.state, StepState::InProgress);
     let total = task.steps.iter().find(|s| s.name == "total").unwrap();
     assert_eq!(total.state, StepState::Pending);
+    // One item cannot be cancelled (its group would wait for ever)...
+    let err = tasker
+        .cancel_step(charges[1].step_id, "ops")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("cancel the fan-out step"), "{err}");
+    // ...nor the group resolved while it runs its items...
+    let err = tasker
+        .resolve_step(group.step_id, serde_json::json!([]), "ops")
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("resolve its unfinished items"),
+        "{err}"
+    );
+    // ...but the failed item can be resolved with its output: the group
+    // completes and the join runs with it in its place.
+    tasker
+        .resolve_step(
+            charges[1].step_id,
+            serde_json::json!("line 1 waived"),
+            "ops",
+        )
+        .await
+        .unwrap();
+    let worker = tasker.start_worker();
+    let task = tasker.wait_for_task(task.task_id, WAIT).await.unwrap();
+    worker.shutdown().await;
+    assert_eq!(task.state, TaskState::Complete, "{task:?}");
+    let total = task.steps.iter().find(|s| s.name == "total").unwrap();
+    assert_eq!(
+        total.output,
+        Some(serde_json::json!([
+            "line 0: 100 cents",
+            "line 1 waived",
+            "line 2: 250 cents",
+            "line 3: 30 cents"
+        ]))
+    );
     tasker_tests::assert_legal(&tasker.store().transitions(task.task_id).await.unwrap());
 }
 

@@ -10,26 +10,71 @@
 //! lease. Each instance's success runs [`item_finished`] in its own
 //! completion's transaction: it counts the instance off the group's row in
 //! `tasker_step_fan_outs` (whose row lock serializes siblings), releases
-//! the next pending instance, and for the last one hands the caller the
-//! group's attempt and the instances' outputs in item order, which the
-//! caller records as the group's success with the store's usual statement
-//! (so the group's children are released as after any step).
+//! the next pending instance, and after the last one completes the group
+//! with the instances' outputs in item order, with the store's usual
+//! success statement (so its children are released as after any step).
+//! An operator resolving an instance runs the same; cancelling a group
+//! cancels its instances, and a single instance cannot be cancelled (its
+//! group would wait for it for ever).
 
 use std::future::Future;
 
-use tasker::store::StoreError;
+use tasker::store::{Completed, StoreError};
 
 use crate::operator::{Tx, TxError};
 
-/// What [`item_finished`] found: the instance's group and what to do next.
+/// What [`item_finished`] did.
 #[derive(Debug, Default)]
 pub(crate) struct ItemFinished {
-    /// The instance released in its place (1 or 0): workers need waking.
+    /// Instances released in its place (1 or 0): workers need waking.
     pub(crate) released: u32,
-    /// When this was the group's last unfinished instance: the group to
-    /// complete, its attempt, and its output (the instances' outputs in
-    /// item order).
-    pub(crate) complete_group: Option<(i64, u32, serde_json::Value)>,
+    /// When this was the group's last unfinished instance: the group, its
+    /// attempt, and what completing it did.
+    pub(crate) group: Option<(i64, u32, Completed)>,
+}
+
+impl ItemFinished {
+    /// Adds what it did to the instance's own completion.
+    pub(crate) fn add_to(self, completed: &mut Completed) {
+        completed.released += self.released;
+        if let Some((group, attempt, group_completed)) = self.group {
+            if group_completed.applied {
+                completed.group_completed = Some((tasker::StepId(group), attempt));
+                completed.released += group_completed.released;
+                completed.task_state = group_completed.task_state;
+                completed.task_duration = group_completed.task_duration;
+            }
+        }
+    }
+}
+
+/// What a step is to a fan-out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// Not part of one (or a mapped step not expanded yet).
+    Plain,
+    /// A mapped step's group row, expanded into instances.
+    Group,
+    /// One item's instance.
+    Instance,
+}
+
+/// A step's [`Role`] as one number (0 plain, 1 group, 2 instance): the
+/// same statement on both stores.
+pub(crate) const ROLE_SQL: &str = "SELECT CAST(CASE WHEN s.item_index IS NOT NULL THEN 2
+         WHEN EXISTS (SELECT 1 FROM tasker_step_fan_outs f
+                      WHERE f.workflow_step_id = s.workflow_step_id) THEN 1
+         ELSE 0 END AS BIGINT) AS count
+     FROM tasker_workflow_steps s WHERE s.workflow_step_id = $1";
+
+impl Role {
+    pub(crate) fn from_code(code: i64) -> Role {
+        match code {
+            1 => Role::Group,
+            2 => Role::Instance,
+            _ => Role::Plain,
+        }
+    }
 }
 
 /// A fan-out group's row, as an instance's completion counted it off.
@@ -95,6 +140,21 @@ pub(crate) trait FanOutPrimitives {
         group: i64,
         place: (i64, i32),
     ) -> impl Future<Output = Tx<(u32, Vec<Option<String>>)>>;
+    /// Completes the group in `attempt` with `output`, as the store
+    /// records any success: its children released, its task perhaps
+    /// finished.
+    fn complete_group(
+        &mut self,
+        group: i64,
+        attempt: u32,
+        output: serde_json::Value,
+        actor: &str,
+    ) -> impl Future<Output = Tx<Completed>>;
+    /// What the step is to a fan-out.
+    fn role(&mut self, step_id: i64) -> impl Future<Output = Tx<Role>>;
+    /// The group's unfinished instances go to `cancelled`, audited, and are
+    /// counted off the task.
+    fn cancel_instances(&mut self, group: i64, actor: &str) -> impl Future<Output = Tx<()>>;
 }
 
 /// Expands the claimed group `group` (attempt `attempt`) into one instance
@@ -126,9 +186,11 @@ pub(crate) async fn fan_out<P: FanOutPrimitives>(
     Ok(Some(concurrency.min(n)))
 }
 
-/// After the success of instance `step_id` was applied: counts it off its
-/// group, releases the next pending instance, and for the last one returns
-/// what completes the group.
+/// After instance `step_id` finished (its success applied, or resolved by
+/// an operator): counts it off its group, releases the next pending
+/// instance, and after the last one completes the group with the
+/// instances' outputs in item order. Does nothing for a step that is no
+/// instance.
 pub(crate) async fn item_finished<P: FanOutPrimitives>(
     p: &mut P,
     step_id: i64,
@@ -148,7 +210,13 @@ pub(crate) async fn item_finished<P: FanOutPrimitives>(
     }
     if count.unfinished == 0 {
         let (attempt, outputs) = p.instance_outputs(count.group, place).await?;
-        let mut text = String::with_capacity(outputs.iter().map(|o| o.as_ref().map_or(4, String::len) + 1).sum::<usize>() + 2);
+        let mut text = String::with_capacity(
+            outputs
+                .iter()
+                .map(|o| o.as_ref().map_or(4, String::len) + 1)
+                .sum::<usize>()
+                + 2,
+        );
         text.push('[');
         for (i, output) in outputs.iter().enumerate() {
             if i > 0 {
@@ -159,7 +227,10 @@ pub(crate) async fn item_finished<P: FanOutPrimitives>(
         text.push(']');
         let output = serde_json::from_str(&text)
             .map_err(|e| TxError::Store(StoreError::database("reading a fan-out's outputs", e)))?;
-        finished.complete_group = Some((count.group, attempt, output));
+        let completed = p
+            .complete_group(count.group, attempt, output, actor)
+            .await?;
+        finished.group = Some((count.group, attempt, completed));
     }
     Ok(finished)
 }

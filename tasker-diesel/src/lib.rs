@@ -25,13 +25,13 @@ compile_error!("tasker-diesel needs at least one backend: enable feature `sqlite
 mod any;
 mod checkpoint;
 mod dialect;
+mod fan_out;
 mod migrations;
 mod operator;
 #[cfg(feature = "postgres")]
 mod pg;
 mod retention;
 mod rows;
-mod fan_out;
 mod skip;
 #[cfg(feature = "sqlite")]
 mod sqlite;

@@ -12,6 +12,7 @@
 
 use std::future::Future;
 
+use crate::fan_out::{FanOutPrimitives, Role};
 use serde_json::Value;
 use tasker::store::{ExpiredTask, OperatorAction, StoreError};
 use tasker::{StepError, StepId, StepState, TaskId, TaskState};
@@ -218,7 +219,7 @@ async fn settle<P: Primitives>(p: &mut P, task_id: i64, task: TaskState, actor: 
 }
 
 /// Applies an operator action: the one implementation both stores run.
-pub(crate) async fn apply<P: Primitives>(
+pub(crate) async fn apply<P: Primitives + FanOutPrimitives>(
     p: &mut P,
     action: &OperatorAction,
     actor: &str,
@@ -262,13 +263,43 @@ pub(crate) async fn apply<P: Primitives>(
             settle(p, task_id, task, actor).await?;
         }
         OperatorAction::CancelStep(step_id) => {
-            let (task_id, task, _) = lock_unfinished_step(p, step_id.0, "cancelled").await?;
+            let (task_id, task, step) = lock_unfinished_step(p, step_id.0, "cancelled").await?;
+            match p.role(step_id.0).await? {
+                Role::Instance => {
+                    return conflict(
+                        "step",
+                        step_id.0,
+                        step,
+                        "it is one item of a fan-out, whose step would wait for it for ever; \
+                         cancel the fan-out step itself (its group row) or the task"
+                            .to_owned(),
+                    );
+                }
+                Role::Group => p.cancel_instances(step_id.0, actor).await?,
+                Role::Plain => {}
+            }
             p.cancel_from(step_id.0, actor).await?;
             settle(p, task_id, task, actor).await?;
         }
         OperatorAction::ResolveStep { step_id, output } => {
             let (task_id, task, step) = lock_unfinished_step(p, step_id.0, "resolved").await?;
+            let role = p.role(step_id.0).await?;
+            if role == Role::Group {
+                return conflict(
+                    "step",
+                    step_id.0,
+                    step,
+                    "it is a fan-out running its items; resolve its unfinished items (each \
+                     with its output) or the task"
+                        .to_owned(),
+                );
+            }
             p.resolve_step(step_id.0, step, output, actor).await?;
+            if role == Role::Instance {
+                // Counted off its group like a success: the next item is
+                // released, and the last one completes the group.
+                crate::fan_out::item_finished(p, step_id.0, actor).await?;
+            }
             settle(p, task_id, task, actor).await?;
         }
     }

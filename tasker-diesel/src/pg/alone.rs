@@ -95,7 +95,7 @@ pub(super) async fn record_alone(
         .pop();
         if let Some(task) = current {
             skipped = skip::skip_unchosen(
-                &mut PgOps { conn },
+                &mut PgOps { conn, channel },
                 task.id,
                 &completion.skip,
                 &completion.worker,
@@ -142,43 +142,16 @@ async fn item_finished(
     completed: &mut Completed,
     channel: &str,
 ) -> Tx<()> {
-    let finished =
-        fan_out::item_finished(&mut PgOps { conn }, completion.step_id.0, &completion.worker)
-            .await?;
+    let finished = fan_out::item_finished(
+        &mut PgOps { conn, channel },
+        completion.step_id.0,
+        &completion.worker,
+    )
+    .await?;
     if finished.released > 0 {
         notify(conn, channel).await?;
-        completed.released += finished.released;
     }
-    let Some((group, attempt, output)) = finished.complete_group else {
-        return Ok(());
-    };
-    let group_completion = Completion {
-        step_id: StepId(group),
-        attempt,
-        outcome: Outcome::Complete(output.clone()),
-        worker: completion.worker.clone(),
-        duration: std::time::Duration::ZERO,
-        take_next: None,
-        annotations: Vec::new(),
-        skip: Vec::new(),
-        item_index: None,
-    };
-    let row = record_successes(conn, &[(0, &group_completion, &output)], channel)
-        .await?
-        .pop()
-        .ok_or_else(|| {
-            TxError::Store(StoreError::Database {
-                message: "completing a fan-out group returned no row".to_owned(),
-                source: None,
-            })
-        })?;
-    let group_completed = row.into_completed()?;
-    if group_completed.applied {
-        completed.group_completed = Some((StepId(group), attempt));
-        completed.released += group_completed.released;
-        completed.task_state = group_completed.task_state;
-        completed.task_duration = group_completed.task_duration;
-    }
+    finished.add_to(completed);
     Ok(())
 }
 
@@ -191,7 +164,7 @@ async fn record_fan_out(
     channel: &str,
 ) -> Tx<Completed> {
     let ready = fan_out::fan_out(
-        &mut PgOps { conn },
+        &mut PgOps { conn, channel },
         (completion.step_id.0, completion.attempt),
         source,
         items,

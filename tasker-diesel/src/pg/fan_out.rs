@@ -5,8 +5,16 @@ use diesel::sql_types::{Array, BigInt, Integer, Text};
 use diesel_async::RunQueryDsl;
 
 use super::primitives::PgOps;
-use crate::fan_out::{FanOutCount, FanOutPrimitives, FanOutRow, OutputRow, PlaceRow, COUNT_OFF_SQL};
+use serde_json::Value;
+use tasker::store::{Completed, Completion, Outcome, StoreError};
+use tasker::StepId;
+
+use super::store::record_successes;
+use crate::fan_out::{
+    FanOutCount, FanOutPrimitives, FanOutRow, OutputRow, PlaceRow, Role, COUNT_OFF_SQL, ROLE_SQL,
+};
 use crate::operator::Tx;
+use crate::operator::TxError;
 use crate::rows::CountRow;
 
 impl FanOutPrimitives for PgOps<'_> {
@@ -162,5 +170,80 @@ impl FanOutPrimitives for PgOps<'_> {
             attempt.count as u32,
             outputs.into_iter().map(|r| r.results).collect(),
         ))
+    }
+
+    async fn complete_group(
+        &mut self,
+        group: i64,
+        attempt: u32,
+        output: Value,
+        actor: &str,
+    ) -> Tx<Completed> {
+        let completion = group_success(group, attempt, output.clone(), actor);
+        let row = record_successes(self.conn, &[(0, &completion, &output)], self.channel)
+            .await?
+            .pop()
+            .ok_or_else(|| {
+                TxError::Store(StoreError::Database {
+                    message: "completing a fan-out group returned no row".to_owned(),
+                    source: None,
+                })
+            })?;
+        Ok(row.into_completed()?)
+    }
+
+    async fn role(&mut self, step_id: i64) -> Tx<Role> {
+        let row = sql_query(ROLE_SQL)
+            .bind::<BigInt, _>(step_id)
+            .get_result::<CountRow>(self.conn)
+            .await?;
+        Ok(Role::from_code(row.count))
+    }
+
+    async fn cancel_instances(&mut self, group: i64, actor: &str) -> Tx<()> {
+        sql_query(
+            "WITH old AS (
+               SELECT i.workflow_step_id, i.task_id, i.state, i.attempts
+               FROM tasker_workflow_steps g
+               JOIN tasker_workflow_steps i ON i.task_id = g.task_id AND i.position = g.position
+               WHERE g.workflow_step_id = $1 AND i.item_index IS NOT NULL
+                 AND i.state IN ('pending', 'ready', 'in_progress', 'error')
+               FOR UPDATE OF i
+             ), upd AS (
+               UPDATE tasker_workflow_steps w SET state = 'cancelled', lease_expires_at = NULL,
+                 updated_at = now()
+               FROM old WHERE w.workflow_step_id = old.workflow_step_id
+               RETURNING w.workflow_step_id, w.task_id
+             ), audit AS (
+               INSERT INTO tasker_workflow_step_transitions
+                 (workflow_step_id, task_id, from_state, to_state, attempt, actor)
+               SELECT old.workflow_step_id, old.task_id, old.state, 'cancelled', old.attempts, $2
+               FROM old JOIN upd ON upd.workflow_step_id = old.workflow_step_id
+             )
+             UPDATE tasker_tasks t SET unfinished_steps = t.unfinished_steps - c.n, updated_at = now()
+             FROM (SELECT task_id, count(*)::int AS n FROM upd GROUP BY task_id) c
+             WHERE t.task_id = c.task_id",
+        )
+        .bind::<BigInt, _>(group)
+        .bind::<Text, _>(actor)
+        .execute(self.conn)
+        .await?;
+        Ok(())
+    }
+}
+
+/// The success that completes a fan-out group: recorded by its last
+/// instance's worker (or the operator who resolved it).
+fn group_success(group: i64, attempt: u32, output: Value, actor: &str) -> Completion {
+    Completion {
+        step_id: StepId(group),
+        attempt,
+        outcome: Outcome::Complete(output),
+        worker: actor.to_owned(),
+        duration: std::time::Duration::ZERO,
+        take_next: None,
+        annotations: Vec::new(),
+        skip: Vec::new(),
+        item_index: None,
     }
 }

@@ -218,7 +218,15 @@ impl PgStore {
                 conn.batch_execute("SET LOCAL synchronous_commit = on")
                     .await?;
             }
-            operator::apply(&mut PgOps { conn }, &action, &actor).await?;
+            operator::apply(
+                &mut PgOps {
+                    conn,
+                    channel: &channel,
+                },
+                &action,
+                &actor,
+            )
+            .await?;
             sql_query("SELECT pg_notify($1, '')")
                 .bind::<Text, _>(&channel)
                 .execute(conn)

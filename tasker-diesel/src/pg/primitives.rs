@@ -26,6 +26,9 @@ pub(super) struct StateRow {
 /// The operator primitives on one PostgreSQL connection in a transaction.
 pub(super) struct PgOps<'c> {
     pub(super) conn: &'c mut AsyncPgConnection,
+    /// The channel that wakes workers (a fan-out group completed by an
+    /// operator's action releases its children).
+    pub(super) channel: &'c str,
 }
 
 impl PgOps<'_> {

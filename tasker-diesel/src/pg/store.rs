@@ -324,8 +324,9 @@ impl Store for PgStore {
         let mut conn = self.conn().await?;
         let error = error.clone();
         let actor = actor.to_owned();
+        let channel = &self.channel;
         conn.transaction(async move |conn| -> Result<_, TxError> {
-            operator::expire_deadlines(&mut PgOps { conn }, &error, &actor, limit).await
+            operator::expire_deadlines(&mut PgOps { conn, channel }, &error, &actor, limit).await
         })
         .await
         .map_err(|e| e.into_store("ending tasks past their deadline"))
@@ -361,8 +362,9 @@ impl Store for PgStore {
     async fn purge_tasks(&self, filter: &PurgeFilter) -> Result<u64, StoreError> {
         filter.check()?;
         let mut conn = self.conn().await?;
+        let channel = &self.channel;
         conn.transaction(async move |conn| {
-            retention::purge_batch(&mut PgOps { conn }, &DIALECT, filter).await
+            retention::purge_batch(&mut PgOps { conn, channel }, &DIALECT, filter).await
         })
         .await
         .map_err(|e: TxError| e.into_store("purging tasks"))
@@ -371,16 +373,31 @@ impl Store for PgStore {
     async fn count_purgeable(&self, filter: &PurgeFilter, cap: u64) -> Result<u64, StoreError> {
         filter.check()?;
         let mut conn = self.conn().await?;
-        retention::count_purgeable(&mut PgOps { conn: &mut conn }, &DIALECT, filter, cap)
-            .await
-            .map_err(|e| e.into_store("counting purgeable tasks"))
+        retention::count_purgeable(
+            &mut PgOps {
+                conn: &mut conn,
+                channel: &self.channel,
+            },
+            &DIALECT,
+            filter,
+            cap,
+        )
+        .await
+        .map_err(|e| e.into_store("counting purgeable tasks"))
     }
 
     async fn dead_letters(&self, filter: &DeadLetterFilter) -> Result<Vec<DeadLetter>, StoreError> {
         let mut conn = self.conn().await?;
-        retention::dead_letters(&mut PgOps { conn: &mut conn }, &DIALECT, filter)
-            .await
-            .map_err(|e| e.into_store("listing dead letters"))
+        retention::dead_letters(
+            &mut PgOps {
+                conn: &mut conn,
+                channel: &self.channel,
+            },
+            &DIALECT,
+            filter,
+        )
+        .await
+        .map_err(|e| e.into_store("listing dead letters"))
     }
 
     async fn task(&self, task_id: TaskId) -> Result<TaskRecord, StoreError> {

@@ -43,9 +43,7 @@ pub(super) fn record_one(conn: &mut SqliteConnection, c: &Completion) -> Tx<Comp
     )
     .bind::<Text, _>(state)
     .bind::<Nullable<Text>, _>(results_json)
-    .bind::<Nullable<Text>, _>(
-        error.map(|e| serde_json::to_string(e).expect("errors serialize")),
-    )
+    .bind::<Nullable<Text>, _>(error.map(|e| serde_json::to_string(e).expect("errors serialize")))
     .bind::<BigInt, _>(run_at)
     .bind::<BigInt, _>(run_at)
     .bind::<BigInt, _>(now)
@@ -101,7 +99,14 @@ pub(super) fn record_one(conn: &mut SqliteConnection, c: &Completion) -> Tx<Comp
                 }
             }
             if c.item_index.is_some() {
-                item_finished(conn, c, &mut completed)?;
+                // Its group counted, the next instance released, and the
+                // group completed after the last one.
+                run_now(fan_out::item_finished(
+                    &mut SqliteOps { conn },
+                    c.step_id.0,
+                    &c.worker,
+                ))?
+                .add_to(&mut completed);
             }
         }
         Outcome::Fail(_) => {
@@ -119,41 +124,6 @@ pub(super) fn record_one(conn: &mut SqliteConnection, c: &Completion) -> Tx<Comp
         completed.task_duration = Some(Duration::from_millis(age.count.max(0) as u64));
     }
     Ok(completed)
-}
-
-/// After an instance's success: its group counted, the next instance
-/// released and, after the last one, the group completed with the
-/// instances' outputs, as any success (its children released, its task
-/// perhaps finished).
-fn item_finished(conn: &mut SqliteConnection, c: &Completion, completed: &mut Completed) -> Tx<()> {
-    let finished = run_now(fan_out::item_finished(
-        &mut SqliteOps { conn },
-        c.step_id.0,
-        &c.worker,
-    ))?;
-    completed.released += finished.released;
-    let Some((group, attempt, output)) = finished.complete_group else {
-        return Ok(());
-    };
-    let group_completion = Completion {
-        step_id: StepId(group),
-        attempt,
-        outcome: Outcome::Complete(output),
-        worker: c.worker.clone(),
-        duration: Duration::ZERO,
-        take_next: None,
-        annotations: Vec::new(),
-        skip: Vec::new(),
-        item_index: None,
-    };
-    let group_completed = record_one(conn, &group_completion)?;
-    if group_completed.applied {
-        completed.group_completed = Some((StepId(group), attempt));
-        completed.released += group_completed.released;
-        completed.task_state = group_completed.task_state;
-        completed.task_duration = group_completed.task_duration;
-    }
-    Ok(())
 }
 
 /// Expands a claimed fan-out group into its instances (fenced by its

@@ -4,10 +4,19 @@
 use diesel::sql_types::{BigInt, Integer, Text};
 use diesel::{sql_query, RunQueryDsl};
 
-use super::now_ms;
+use std::time::Duration;
+
+use serde_json::Value;
+use tasker::store::{Completed, Completion, Outcome};
+use tasker::{StepId, StepState};
+
+use super::complete::record_one;
 use super::primitives::SqliteOps;
-use super::writes::step_audit;
-use crate::fan_out::{FanOutCount, FanOutPrimitives, FanOutRow, OutputRow, PlaceRow, COUNT_OFF_SQL};
+use super::writes::{set_steps_state, step_audit};
+use super::{now_ms, StepStateRow};
+use crate::fan_out::{
+    FanOutCount, FanOutPrimitives, FanOutRow, OutputRow, PlaceRow, Role, COUNT_OFF_SQL, ROLE_SQL,
+};
 use crate::operator::Tx;
 use crate::rows::{CountRow, IdRow};
 
@@ -68,7 +77,15 @@ impl FanOutPrimitives for SqliteOps<'_> {
             .bind::<Text, _>(item)
             .bind::<BigInt, _>(group)
             .get_result::<InsertedRow>(self.conn)?;
-            step_audit(self.conn, (id.id, id.task_id), None, state, None, actor, None)?;
+            step_audit(
+                self.conn,
+                (id.id, id.task_id),
+                None,
+                state,
+                None,
+                actor,
+                None,
+            )?;
             for parent in &parents {
                 sql_query(
                     "INSERT INTO tasker_workflow_step_edges (from_step_id, to_step_id, task_id)
@@ -181,6 +198,53 @@ impl FanOutPrimitives for SqliteOps<'_> {
             attempt.count as u32,
             outputs.into_iter().map(|r| r.results).collect(),
         ))
+    }
+
+    async fn complete_group(
+        &mut self,
+        group: i64,
+        attempt: u32,
+        output: Value,
+        actor: &str,
+    ) -> Tx<Completed> {
+        record_one(
+            self.conn,
+            &Completion {
+                step_id: StepId(group),
+                attempt,
+                outcome: Outcome::Complete(output),
+                worker: actor.to_owned(),
+                duration: Duration::ZERO,
+                take_next: None,
+                annotations: Vec::new(),
+                skip: Vec::new(),
+                item_index: None,
+            },
+        )
+    }
+
+    async fn role(&mut self, step_id: i64) -> Tx<Role> {
+        let row = sql_query(ROLE_SQL)
+            .bind::<BigInt, _>(step_id)
+            .get_result::<CountRow>(self.conn)?;
+        Ok(Role::from_code(row.count))
+    }
+
+    async fn cancel_instances(&mut self, group: i64, actor: &str) -> Tx<()> {
+        let doomed = sql_query(
+            "SELECT i.workflow_step_id, i.task_id, i.state, i.attempts
+             FROM tasker_workflow_steps g
+             JOIN tasker_workflow_steps i ON i.task_id = g.task_id AND i.position = g.position
+             WHERE g.workflow_step_id = ? AND i.item_index IS NOT NULL
+               AND i.state IN ('pending', 'ready', 'in_progress', 'error')",
+        )
+        .bind::<BigInt, _>(group)
+        .load::<StepStateRow>(self.conn)?;
+        set_steps_state(self.conn, &doomed, StepState::Cancelled, actor)?;
+        if let Some(first) = doomed.first() {
+            self.count_off(first.task_id, doomed.len())?;
+        }
+        Ok(())
     }
 }
 

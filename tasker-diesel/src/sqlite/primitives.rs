@@ -39,7 +39,7 @@ impl SqliteOps<'_> {
             .load::<StepStateRow>(self.conn)?)
     }
 
-    fn count_off(&mut self, task_id: i64, n: usize) -> Tx<()> {
+    pub(super) fn count_off(&mut self, task_id: i64, n: usize) -> Tx<()> {
         sql_query(
             "UPDATE tasker_tasks SET unfinished_steps = unfinished_steps - ?, updated_at = ?
              WHERE task_id = ?",

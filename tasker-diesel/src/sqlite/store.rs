@@ -8,17 +8,15 @@ use diesel::{sql_query, OptionalExtension, RunQueryDsl};
 use serde_json::Value;
 use tasker::store::{
     Capabilities, Checkpoint, ClaimRequest, ClaimedStep, Completed, Completion, Created,
-    ExpiredTask, HandlerRecord, MigrationStatus, NewTask, OperatorAction, Store,
-    StoreError, TaskFilter, TaskRecord, Transition, UnfinishedHandler,
+    ExpiredTask, HandlerRecord, MigrationStatus, NewTask, OperatorAction, Store, StoreError,
+    TaskFilter, TaskRecord, Transition, UnfinishedHandler,
 };
 use tasker::store::{DeadLetter, DeadLetterFilter, PurgeFilter};
 use tasker::{StepError, StepId, TaskId, TaskState};
 
 use super::complete::record_one;
 use super::primitives::{SqliteOps, DIALECT};
-use super::writes::{
-    create_one, set_task_state, step_audit, step_state,
-};
+use super::writes::{create_one, set_task_state, step_audit, step_state};
 use super::{now_ms, SqliteStore, StepStateRow};
 use crate::checkpoint::{self, CheckpointRow};
 use crate::migrations;

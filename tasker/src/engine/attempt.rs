@@ -218,7 +218,9 @@ pub(super) async fn run_and_record<S: Store>(
             .find(|(name, _)| name == source)
             .map(|(_, output)| output.clone());
         let (outcome, ended) = match crate::fan_out::items(definition.name(), source, items) {
-            Ok(items) if items.is_empty() => (Outcome::Complete(Value::Array(items)), Ended::Completed),
+            Ok(items) if items.is_empty() => {
+                (Outcome::Complete(Value::Array(items)), Ended::Completed)
+            }
             Ok(items) => {
                 let count = items.len() as u64;
                 let concurrency = definition
