@@ -783,6 +783,7 @@ async fn the_store_reports_what_it_did<S: Store>(store: S) {
     };
     let done = |step: &tasker::store::ClaimedStep, output: serde_json::Value| Completion {
         skip: vec![],
+        item_index: None,
         step_id: step.step_id,
         attempt: step.attempt,
         outcome: Outcome::Complete(output),
@@ -813,6 +814,7 @@ async fn the_store_reports_what_it_did<S: Store>(store: S) {
     let reported = store
         .complete_steps(&[Completion {
             skip: vec![],
+            item_index: None,
             annotations: vec![
                 note("source", json!("web")),
                 note("risk", json!({"score": 7})),
@@ -835,6 +837,7 @@ async fn the_store_reports_what_it_did<S: Store>(store: S) {
     let stale = store
         .complete_steps(&[Completion {
             skip: vec![],
+            item_index: None,
             annotations: vec![note("stale", json!(true))],
             ..done(a, json!(3))
         }])
@@ -850,6 +853,7 @@ async fn the_store_reports_what_it_did<S: Store>(store: S) {
     let (b, c) = (&branches[0], &branches[1]);
     let retry = Completion {
         skip: vec![],
+        item_index: None,
         outcome: Outcome::Retry {
             error: StepError::retryable("again"),
             delay: Duration::ZERO,
@@ -860,6 +864,7 @@ async fn the_store_reports_what_it_did<S: Store>(store: S) {
     // store writes only those of applied successes).
     let retry = Completion {
         skip: vec![],
+        item_index: None,
         annotations: vec![note("retried", json!(1))],
         ..retry
     };
@@ -868,6 +873,7 @@ async fn the_store_reports_what_it_did<S: Store>(store: S) {
             retry,
             Completion {
                 skip: vec![],
+                item_index: None,
                 annotations: vec![note("source", json!("batch"))],
                 ..done(c, json!(30))
             },
@@ -887,6 +893,7 @@ async fn the_store_reports_what_it_did<S: Store>(store: S) {
     let reported = store
         .complete_steps(&[Completion {
             skip: vec![],
+            item_index: None,
             take_next: Some(Duration::from_secs(30)),
             ..done(&again[0], json!(3))
         }])
@@ -948,6 +955,7 @@ async fn the_store_reports_what_it_did<S: Store>(store: S) {
     let reported = store
         .complete_steps(&[Completion {
             skip: vec![],
+            item_index: None,
             outcome: Outcome::Fail(StepError::permanent("no")),
             ..done(&a, json!(null))
         }])
@@ -974,6 +982,7 @@ async fn the_store_reports_what_it_did<S: Store>(store: S) {
     let reported = store
         .complete_steps(&[Completion {
             skip: vec![],
+            item_index: None,
             outcome: Outcome::Fail(StepError::permanent("no")),
             ..done(&branches[0], json!(null))
         }])

@@ -355,3 +355,87 @@ tasker_tests::on_both_stores!(
     sizes_zero_one_and_a_thousand_in_the_store,
     an_item_that_fails_for_good_fails_the_task_and_the_join_waits,
 );
+
+/// A worker process is SIGKILLed in the middle of a 1,000-item fan-out;
+/// another worker takes the items it held over after their lease: every
+/// item is recorded exactly once, and the join gets all of them in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fan_out_killed_mid_way_records_every_item_once() {
+    use tasker_tests::handlers::{FanOut, Spread};
+    const ITEMS: u32 = 1_000;
+    let (store, db) = tasker_tests::postgres().await;
+    let tasker = tasker_tests::tasker(store, |b| b).await;
+    let log = std::env::temp_dir().join(format!("tasker-fanout-crash-{}.log", std::process::id()));
+    let _ = std::fs::remove_file(&log);
+    let task_id = tasker
+        .create_task(FanOut::request(Spread {
+            items: ITEMS,
+            item_ms: 20,
+            log: log.display().to_string(),
+        }))
+        .await
+        .unwrap()
+        .task_id();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tasker-test-worker"))
+        .arg(db.url())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the test worker starts");
+    // Kill it once a fifth of the items are done.
+    let deadline = std::time::Instant::now() + WAIT;
+    let done_at_kill = loop {
+        let task = tasker.task(task_id).await.unwrap();
+        let done = instances(&task.steps, "work")
+            .iter()
+            .filter(|s| s.state == StepState::Complete)
+            .count();
+        if done >= ITEMS as usize / 5 {
+            break done;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the worker process never got a fifth of the way"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    child.kill().await.expect("SIGKILL");
+    println!("killed the worker after {done_at_kill} items");
+    assert!(
+        done_at_kill < ITEMS as usize,
+        "the fan-out was not killed mid-way"
+    );
+
+    let worker = tasker.start_worker();
+    let task = tasker.wait_for_task(task_id, WAIT).await.unwrap();
+    worker.shutdown().await;
+    assert_eq!(task.state, TaskState::Complete, "{:?}", task.state);
+    let sum = task.steps.iter().find(|s| s.name == "sum").unwrap();
+    let expected: Vec<u64> = (0..u64::from(ITEMS)).map(|n| n * 2).collect();
+    assert_eq!(sum.output, Some(serde_json::json!(expected)));
+    // Each item completed once: one `complete` in its audit trail.
+    let work = instances(&task.steps, "work");
+    assert_eq!(work.len(), ITEMS as usize);
+    let transitions = tasker.store().transitions(task_id).await.unwrap();
+    tasker_tests::assert_legal(&transitions);
+    for item in &work {
+        let completions = transitions
+            .iter()
+            .filter(|t| t.step_id == Some(item.step_id) && t.to_state == "complete")
+            .count();
+        assert_eq!(completions, 1, "{item:?}");
+    }
+    // Only the items the killed worker held ran twice (at most the window
+    // of 8), and every item ran.
+    let runs = std::fs::read_to_string(&log).unwrap();
+    let mut counts = vec![0u32; ITEMS as usize];
+    for line in runs.lines() {
+        counts[line.parse::<usize>().unwrap()] += 1;
+    }
+    assert!(counts.iter().all(|c| *c >= 1));
+    let twice = counts.iter().filter(|c| **c > 1).count();
+    println!("{twice} items ran twice");
+    assert!(twice <= 8, "{twice} items ran twice");
+    assert!(work.iter().filter(|w| w.attempts > 1).count() <= 8);
+    let _ = std::fs::remove_file(&log);
+}

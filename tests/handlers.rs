@@ -501,3 +501,50 @@ impl Triage {
         Ok(left.or(right).unwrap_or_default())
     }
 }
+
+/// Context of [`Spread`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Spread {
+    /// How many items `items` returns (0, 1, ...).
+    pub items: u32,
+    /// How long each item's run sleeps.
+    pub item_ms: u64,
+    /// A file each item's run appends its number to (its side effect),
+    /// before it sleeps.
+    pub log: String,
+}
+
+/// items -> work (once per item, 8 at a time) -> sum, for the fan-out
+/// crash test.
+pub struct FanOut;
+
+#[task_handler(namespace = "tests", version = "1.0.0", context = Spread)]
+impl FanOut {
+    /// The items: 0..n.
+    #[step]
+    async fn items(ctx: &StepContext<Spread>) -> StepResult<Vec<u32>> {
+        Ok((0..ctx.context().items).collect())
+    }
+
+    /// One item: logged, then slept on; outputs twice the item.
+    #[step(depends_on = items, for_each = items, concurrency = 8)]
+    async fn work(ctx: &StepContext<Spread>, items: u32) -> StepResult<u64> {
+        use std::io::Write;
+        let mut log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&ctx.context().log)
+            .map_err(|e| StepError::permanent(e.to_string()))?;
+        // One write of the whole line: concurrent items append whole lines.
+        log.write_all(format!("{items}\n").as_bytes())
+            .map_err(|e| StepError::permanent(e.to_string()))?;
+        tokio::time::sleep(Duration::from_millis(ctx.context().item_ms)).await;
+        Ok(u64::from(items) * 2)
+    }
+
+    /// Every item's output, in item order.
+    #[step(depends_on = work)]
+    async fn sum(work: Vec<u64>) -> StepResult<Vec<u64>> {
+        Ok(work)
+    }
+}

@@ -16,6 +16,7 @@ async fn main() {
     let _ = (
         tasker_tests::handlers::SlowJob,
         tasker_tests::handlers::Batch,
+        tasker_tests::handlers::FanOut,
     );
     let settings = std::env::args()
         .nth(2)

@@ -31,6 +31,11 @@
 //! * S5: one 40-step chain alone: total time and time per step.
 //! * DEC: S3's shape with a decision in the middle (`score -> route ->
 //!   {left, right} -> join`, `right` skipped): steps/s next to S3.
+//! * MAP: one task fanning out (`for_each`) over 10,000 items (1,000 with
+//!   `--quick`), then a join: `items_per_s` over the drain, and from the
+//!   last item's completion to the join's start: `join_wall_ms` (wall
+//!   clock, the bodies' own `Instant`s; the headline) and `join_audit_ms`
+//!   (the audit trail).
 //! * CK: single-step tasks whose step saves 10 checkpoints:
 //!   `checkpoints_per_s` and the drain next to S1.
 //! * TX: 5,000 single-step tasks whose `#[step(transactional)]` step
@@ -67,8 +72,8 @@ use tasker_diesel::testing::TestDatabase;
 use tasker_diesel::{PgOptions, PgStore};
 
 use handlers::{
-    Chain10, Chain40, Checkpointed, Decision, Diamond, Doomed, FanOut, PlainWrite, RetryOnce,
-    Single, TimesOut, TxWrite,
+    Chain10, Chain40, Checkpointed, Decision, Diamond, Doomed, FanOut, MapSize, Mapped, PlainWrite,
+    RetryOnce, Single, TimesOut, TxWrite, MAP_CLOCK, MAP_ITEMS,
 };
 use raw::raw;
 use soak::soak;
@@ -94,7 +99,7 @@ struct Args {
     /// Scenarios to run, comma separated.
     #[arg(
         long,
-        default_value = "RAW,RAW_BATCHED,S1,S1P,S1D,S1L,S2,S3,S4,S5,DEC,CK,TX,TX_PLAIN"
+        default_value = "RAW,RAW_BATCHED,S1,S1P,S1D,S1L,S2,S3,S4,S5,DEC,MAP,CK,TX,TX_PLAIN"
     )]
     scenarios: String,
     /// Step results commit without waiting for the WAL flush
@@ -279,6 +284,7 @@ fn registry() -> Registry {
         .and_then(|r| r.with::<Diamond>())
         .and_then(|r| r.with::<FanOut>())
         .and_then(|r| r.with::<Decision>())
+        .and_then(|r| r.with::<Mapped>())
         .and_then(|r| r.with::<Checkpointed>())
         .and_then(|r| r.with::<RetryOnce>())
         .and_then(|r| r.with::<Doomed>())
@@ -399,6 +405,18 @@ async fn run_scenario(args: &Args, scenario: &str) -> String {
             args.scale(1_000, 200),
             4,
         ),
+        // The items, the source and the join (the group row's claim is
+        // no completed step).
+        "MAP" if args.quick => (
+            |_| Mapped::request(MapSize { items: MAP_ITEMS / 10 }),
+            1,
+            MAP_ITEMS as usize / 10 + 2,
+        ),
+        "MAP" => (
+            |_| Mapped::request(MapSize { items: MAP_ITEMS }),
+            1,
+            MAP_ITEMS as usize + 2,
+        ),
         "CK" => (
             |_| Checkpointed::request(serde_json::Value::Null),
             args.scale(2_000, 200),
@@ -415,7 +433,7 @@ async fn run_scenario(args: &Args, scenario: &str) -> String {
             1,
         ),
         other => panic!(
-            "unknown scenario {other}; use RAW, RAW_BATCHED, S1, S1P, S1D, S1L, S2, S3, S4, S5, DEC, CK, TX, TX_PLAIN, SOAK"
+            "unknown scenario {other}; use RAW, RAW_BATCHED, S1, S1P, S1D, S1L, S2, S3, S4, S5, DEC, MAP, CK, TX, TX_PLAIN, SOAK"
         ),
     };
     if scenario.starts_with("TX") {
@@ -531,6 +549,19 @@ async fn run_scenario(args: &Args, scenario: &str) -> String {
                 ));
             }
         }
+        "MAP" => {
+            let items = (expected - 2) as f64;
+            let (last_item, join) = *MAP_CLOCK.lock().unwrap_or_else(|e| e.into_inner());
+            let wall = last_item
+                .zip(join)
+                .map(|(last, join)| join.saturating_duration_since(last).as_secs_f64() * 1000.0);
+            line.push_str(&format!(
+                " items_per_s={:.0} join_wall_ms={} join_audit_ms={}",
+                items / drained_in.as_secs_f64(),
+                fmt(wall),
+                fmt(map_join_audit_ms(db.url()).await)
+            ));
+        }
         "CK" => {
             line.push_str(&format!(
                 " checkpoints_per_s={:.0}",
@@ -547,6 +578,30 @@ async fn run_scenario(args: &Args, scenario: &str) -> String {
         _ => {}
     }
     line
+}
+
+/// MAP's join latency by the audit trail: the last item's completion to
+/// the join's start.
+async fn map_join_audit_ms(url: &str) -> Option<f64> {
+    #[derive(QueryableByName)]
+    struct Ms {
+        #[diesel(sql_type = Nullable<Double>)]
+        ms: Option<f64>,
+    }
+    let mut conn = AsyncPgConnection::establish(url).await.ok()?;
+    diesel::sql_query(
+        "SELECT extract(epoch from (j.at - i.at))::float8 * 1000 AS ms FROM
+           (SELECT max(t.created_at) AS at FROM tasker_workflow_step_transitions t
+            JOIN tasker_workflow_steps s ON s.workflow_step_id = t.workflow_step_id
+            WHERE s.item_index IS NOT NULL AND t.to_state = 'complete') i,
+           (SELECT min(t.created_at) AS at FROM tasker_workflow_step_transitions t
+            JOIN tasker_workflow_steps s ON s.workflow_step_id = t.workflow_step_id
+            WHERE s.name = 'join' AND t.to_state = 'in_progress') j",
+    )
+    .get_result::<Ms>(&mut conn)
+    .await
+    .ok()?
+    .ms
 }
 
 /// Now plus `seconds`, for a purge cut-off that includes everything finished.

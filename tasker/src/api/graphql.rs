@@ -181,6 +181,11 @@ struct GqlStep {
     /// Its last checkpoint's value, when it saved one: a running batch's
     /// progress.
     checkpoint: Option<Json<Value>>,
+    /// For one item of a fan-out step: its place among the items (the
+    /// step's group row, of the same name, has none).
+    item_index: Option<u32>,
+    /// For one item of a fan-out step: the item.
+    item: Option<Json<Value>>,
 }
 
 /// A registered handler.
@@ -240,6 +245,8 @@ fn step(s: &StepRecord) -> GqlStep {
         priority: s.priority.to_string(),
         depends_on: s.depends_on.clone(),
         checkpoint: s.checkpoint.as_ref().map(|c| Json(c.value.clone())),
+        item_index: s.item_index,
+        item: s.item.clone().map(Json),
     }
 }
 

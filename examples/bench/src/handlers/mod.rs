@@ -6,9 +6,11 @@ use tasker::prelude::*;
 
 mod chains;
 mod fan_out;
+mod mapped;
 
 pub use chains::{Chain10, Chain40};
 pub use fan_out::FanOut;
+pub use mapped::{MapSize, Mapped, MAP_CLOCK, MAP_ITEMS};
 
 /// S1: one step.
 pub struct Single;
