@@ -122,17 +122,23 @@ pub(crate) trait FanOutPrimitives {
         items: u32,
         concurrency: u32,
     ) -> impl Future<Output = Tx<()>>;
-    /// Counts the instance `step_id` off its group's fan-out row (locking
-    /// it); `None` when the step is no instance.
-    fn count_off_item(&mut self, step_id: i64) -> impl Future<Output = Tx<Option<FanOutCount>>>;
-    /// The instance `index` of the group at `(task, position)` goes
-    /// `pending -> ready`, audited; `false` when it was not pending.
-    fn release_item(
+    /// Counts the instances `step_ids` off their groups' fan-out rows
+    /// (locking them, in group order): per group, its row after, how many
+    /// of `step_ids` it counted off, and one of them. Steps that are no
+    /// instances are left out.
+    fn count_off_items(
+        &mut self,
+        step_ids: &[i64],
+    ) -> impl Future<Output = Tx<Vec<(FanOutCount, i32, i64)>>>;
+    /// The pending instances `from..to` (by index) of the group at
+    /// `(task, position)` go `pending -> ready`, audited; returns how many.
+    fn release_items(
         &mut self,
         place: (i64, i32),
-        index: i32,
+        from: i32,
+        to: i32,
         actor: &str,
-    ) -> impl Future<Output = Tx<bool>>;
+    ) -> impl Future<Output = Tx<u32>>;
     /// The group's attempt, and the outputs of its instances as JSON text
     /// in item order (`None` for an instance without one).
     fn instance_outputs(
@@ -187,52 +193,75 @@ pub(crate) async fn fan_out<P: FanOutPrimitives>(
 }
 
 /// After instance `step_id` finished (its success applied, or resolved by
-/// an operator): counts it off its group, releases the next pending
-/// instance, and after the last one completes the group with the
-/// instances' outputs in item order. Does nothing for a step that is no
-/// instance.
+/// an operator): [`items_finished`] for one.
 pub(crate) async fn item_finished<P: FanOutPrimitives>(
     p: &mut P,
     step_id: i64,
     actor: &str,
 ) -> Tx<ItemFinished> {
-    let Some(count) = p.count_off_item(step_id).await? else {
-        return Ok(ItemFinished::default());
-    };
-    let place = (count.task_id, count.position);
-    let mut finished = ItemFinished::default();
-    // Instances released so far: the first `concurrency`, then one per
-    // finished instance (this one included), so the next is at that index.
-    let done = count.items - count.unfinished;
-    let next = count.concurrency + done - 1;
-    if next < count.items && p.release_item(place, next, actor).await? {
-        finished.released = 1;
-    }
-    if count.unfinished == 0 {
-        let (attempt, outputs) = p.instance_outputs(count.group, place).await?;
-        let mut text = String::with_capacity(
-            outputs
-                .iter()
-                .map(|o| o.as_ref().map_or(4, String::len) + 1)
-                .sum::<usize>()
-                + 2,
-        );
-        text.push('[');
-        for (i, output) in outputs.iter().enumerate() {
-            if i > 0 {
-                text.push(',');
-            }
-            text.push_str(output.as_deref().unwrap_or("null"));
+    Ok(items_finished(p, &[step_id], actor)
+        .await?
+        .pop()
+        .map(|(_, finished)| finished)
+        .unwrap_or_default())
+}
+
+/// After instances `step_ids` finished, in one transaction (their
+/// successes applied, or one resolved by an operator): counts them off
+/// their groups, releases as many pending instances of each, and after a
+/// group's last one completes the group with the instances' outputs in
+/// item order. Returns, per group, one of its instances in `step_ids`
+/// (whose completion reports it) and what was done. Steps that are no
+/// instances are ignored.
+pub(crate) async fn items_finished<P: FanOutPrimitives>(
+    p: &mut P,
+    step_ids: &[i64],
+    actor: &str,
+) -> Tx<Vec<(i64, ItemFinished)>> {
+    let mut done_by_group = Vec::new();
+    for (count, n, step) in p.count_off_items(step_ids).await? {
+        let place = (count.task_id, count.position);
+        let mut finished = ItemFinished::default();
+        // Released so far: the first `concurrency`, then one per finished
+        // instance, so these `n` release the next `n` (while any are left).
+        let done = count.items - count.unfinished;
+        let released = |done: i32| count.items.min(count.concurrency + done);
+        let (from, to) = (released(done - n), released(done));
+        if from < to {
+            finished.released = p.release_items(place, from, to, actor).await?;
         }
-        text.push(']');
-        let output = serde_json::from_str(&text)
-            .map_err(|e| TxError::Store(StoreError::database("reading a fan-out's outputs", e)))?;
-        let completed = p
-            .complete_group(count.group, attempt, output, actor)
-            .await?;
-        finished.group = Some((count.group, attempt, completed));
+        if count.unfinished == 0 {
+            let (attempt, outputs) = p.instance_outputs(count.group, place).await?;
+            let output = outputs_array(&outputs)?;
+            let completed = p
+                .complete_group(count.group, attempt, output, actor)
+                .await?;
+            finished.group = Some((count.group, attempt, completed));
+        }
+        done_by_group.push((step, finished));
     }
-    Ok(finished)
+    Ok(done_by_group)
+}
+
+/// The instances' outputs (JSON text, `None` for none) as one JSON array.
+fn outputs_array(outputs: &[Option<String>]) -> Tx<serde_json::Value> {
+    let mut text = String::with_capacity(
+        outputs
+            .iter()
+            .map(|o| o.as_ref().map_or(4, String::len) + 1)
+            .sum::<usize>()
+            + 2,
+    );
+    text.push('[');
+    for (i, output) in outputs.iter().enumerate() {
+        if i > 0 {
+            text.push(',');
+        }
+        text.push_str(output.as_deref().unwrap_or("null"));
+    }
+    text.push(']');
+    serde_json::from_str(&text)
+        .map_err(|e| TxError::Store(StoreError::database("reading a fan-out's outputs", e)))
 }
 
 /// A step's task and position.
@@ -280,9 +309,3 @@ pub(crate) struct OutputRow {
     #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
     pub(crate) results: Option<String>,
 }
-
-/// Counts an instance off its group: the same statement on both stores.
-pub(crate) const COUNT_OFF_SQL: &str = "UPDATE tasker_step_fan_outs SET unfinished = unfinished - 1
-     WHERE (task_id, position) = (SELECT task_id, position FROM tasker_workflow_steps
-                                  WHERE workflow_step_id = $1 AND item_index IS NOT NULL)
-     RETURNING workflow_step_id, task_id, position, items, concurrency, unfinished";

@@ -1,7 +1,7 @@
 //! The fan-out primitives on PostgreSQL (see `crate::fan_out`).
 
-use diesel::sql_query;
 use diesel::sql_types::{Array, BigInt, Integer, Text};
+use diesel::{sql_query, QueryableByName};
 use diesel_async::RunQueryDsl;
 
 use super::primitives::PgOps;
@@ -11,11 +11,11 @@ use tasker::StepId;
 
 use super::store::record_successes;
 use crate::fan_out::{
-    FanOutCount, FanOutPrimitives, FanOutRow, OutputRow, PlaceRow, Role, COUNT_OFF_SQL, ROLE_SQL,
+    FanOutCount, FanOutPrimitives, FanOutRow, OutputRow, PlaceRow, Role, ROLE_SQL,
 };
 use crate::operator::Tx;
 use crate::operator::TxError;
-use crate::rows::CountRow;
+use crate::rows::{CountRow, IdRow};
 
 impl FanOutPrimitives for PgOps<'_> {
     async fn lock_running(&mut self, step_id: i64, attempt: u32) -> Tx<Option<(i64, i32)>> {
@@ -109,41 +109,71 @@ impl FanOutPrimitives for PgOps<'_> {
         Ok(())
     }
 
-    async fn count_off_item(&mut self, step_id: i64) -> Tx<Option<FanOutCount>> {
-        Ok(sql_query(COUNT_OFF_SQL)
-            .bind::<BigInt, _>(step_id)
-            .get_results::<FanOutRow>(self.conn)
-            .await?
-            .pop()
-            .map(Into::into))
+    async fn count_off_items(&mut self, step_ids: &[i64]) -> Tx<Vec<(FanOutCount, i32, i64)>> {
+        // The groups' rows locked in one order, so two batches of the same
+        // groups never wait for each other in a cycle.
+        let groups = sql_query(
+            "SELECT f.workflow_step_id AS id FROM tasker_step_fan_outs f
+             JOIN (SELECT DISTINCT task_id, position FROM tasker_workflow_steps
+                   WHERE workflow_step_id = ANY($1) AND item_index IS NOT NULL) s
+               ON s.task_id = f.task_id AND s.position = f.position
+             ORDER BY f.workflow_step_id FOR UPDATE OF f",
+        )
+        .bind::<Array<BigInt>, _>(step_ids)
+        .load::<IdRow>(self.conn)
+        .await?;
+        if groups.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = sql_query(
+            "WITH c AS (
+               SELECT task_id, position, count(*)::int AS n, max(workflow_step_id) AS step
+               FROM tasker_workflow_steps
+               WHERE workflow_step_id = ANY($1) AND item_index IS NOT NULL
+               GROUP BY task_id, position
+             )
+             UPDATE tasker_step_fan_outs f SET unfinished = f.unfinished - c.n
+             FROM c WHERE f.task_id = c.task_id AND f.position = c.position
+             RETURNING f.workflow_step_id, f.task_id, f.position, f.items, f.concurrency,
+                       f.unfinished, c.n, c.step",
+        )
+        .bind::<Array<BigInt>, _>(step_ids)
+        .load::<CountedRow>(self.conn)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.fan_out.into(), r.n, r.step))
+            .collect())
     }
 
-    async fn release_item(
+    async fn release_items(
         &mut self,
         (task_id, position): (i64, i32),
-        index: i32,
+        from: i32,
+        to: i32,
         actor: &str,
-    ) -> Tx<bool> {
+    ) -> Tx<u32> {
         let released = sql_query(
             "WITH r AS (
                UPDATE tasker_workflow_steps SET state = 'ready', updated_at = now()
-               WHERE task_id = $1 AND position = $2 AND COALESCE(item_index, -1) = $3
-                 AND state = 'pending'
-               RETURNING workflow_step_id, task_id
+               WHERE task_id = $1 AND position = $2 AND COALESCE(item_index, -1) >= $3
+                 AND COALESCE(item_index, -1) < $4 AND state = 'pending'
+               RETURNING workflow_step_id, task_id, item_index
              ), audit AS (
                INSERT INTO tasker_workflow_step_transitions
                  (workflow_step_id, task_id, from_state, to_state, actor)
-               SELECT workflow_step_id, task_id, 'pending', 'ready', $4 FROM r
+               SELECT workflow_step_id, task_id, 'pending', 'ready', $5 FROM r ORDER BY item_index
              )
              SELECT count(*) AS count FROM r",
         )
         .bind::<BigInt, _>(task_id)
         .bind::<Integer, _>(position)
-        .bind::<Integer, _>(index)
+        .bind::<Integer, _>(from)
+        .bind::<Integer, _>(to)
         .bind::<Text, _>(actor)
         .get_result::<CountRow>(self.conn)
         .await?;
-        Ok(released.count > 0)
+        Ok(released.count as u32)
     }
 
     async fn instance_outputs(
@@ -246,4 +276,56 @@ fn group_success(group: i64, attempt: u32, output: Value, actor: &str) -> Comple
         skip: Vec::new(),
         item_index: None,
     }
+}
+
+/// A fan-out row after a batch was counted off it: how many, and one of
+/// them.
+#[derive(QueryableByName)]
+struct CountedRow {
+    #[diesel(embed)]
+    fan_out: FanOutRow,
+    #[diesel(sql_type = Integer)]
+    n: i32,
+    #[diesel(sql_type = BigInt)]
+    step: i64,
+}
+
+/// Records fan-out instances' successes in the caller's transaction: one
+/// statement for their results (fenced by attempt, as any success), then
+/// their groups counted, the next instances released and finished groups
+/// completed (`crate::fan_out::items_finished`).
+pub(super) async fn record_instances(
+    conn: &mut diesel_async::AsyncPgConnection,
+    instances: &[(usize, &Completion, &Value)],
+    channel: &str,
+) -> Tx<Vec<Completed>> {
+    let Some((_, first, _)) = instances.first() else {
+        return Ok(Vec::new());
+    };
+    let mut completed = record_successes(conn, instances, channel)
+        .await?
+        .into_iter()
+        .map(super::rows::BatchRow::into_completed)
+        .collect::<Result<Vec<_>, _>>()?;
+    let applied: Vec<i64> = instances
+        .iter()
+        .zip(&completed)
+        .filter(|(_, c)| c.applied)
+        .map(|((_, c, _), _)| c.step_id.0)
+        .collect();
+    let finished =
+        crate::fan_out::items_finished(&mut PgOps { conn, channel }, &applied, &first.worker)
+            .await?;
+    if finished.iter().any(|(_, f)| f.released > 0) {
+        sql_query("SELECT pg_notify($1, '')")
+            .bind::<Text, _>(channel)
+            .execute(conn)
+            .await?;
+    }
+    for (step, done) in finished {
+        if let Some(i) = instances.iter().position(|(_, c, _)| c.step_id.0 == step) {
+            done.add_to(&mut completed[i]);
+        }
+    }
+    Ok(completed)
 }

@@ -15,6 +15,7 @@ use tasker::store::{DeadLetter, DeadLetterFilter, PurgeFilter, StepTransaction};
 use tasker::{StepError, StepId, TaskId, TaskState};
 
 use super::alone::record_each_alone;
+use super::fan_out::record_instances;
 use super::housekeeping::{vacuum_state, VACUUM_DEAD_ROWS};
 use super::primitives::{task_of_step, PgOps, DIALECT};
 use super::rows::{create_many, create_one, BatchRow, CompleteRow};
@@ -244,9 +245,14 @@ impl Store for PgStore {
         // Those with annotations, a decision's skips or a fan-out's
         // bookkeeping: each in a transaction of its own, written only when
         // the result is applied; and fan-outs expanded.
-        let (alone, plain): (Vec<_>, Vec<_>) = successes.into_iter().partition(|(_, c, _)| {
-            !c.annotations.is_empty() || !c.skip.is_empty() || c.item_index.is_some()
-        });
+        let (alone, rest): (Vec<_>, Vec<_>) = successes
+            .into_iter()
+            .partition(|(_, c, _)| !c.annotations.is_empty() || !c.skip.is_empty());
+        // A fan-out's instances: together, in one transaction with their
+        // groups' bookkeeping.
+        let (instances, plain): (Vec<_>, Vec<_>) = rest
+            .into_iter()
+            .partition(|(_, c, _)| c.item_index.is_some());
         let alone: Vec<(usize, &Completion)> = alone
             .into_iter()
             .map(|(i, c, _)| (i, c))
@@ -290,6 +296,17 @@ impl Store for PgStore {
                 .await
                 .map_err(db("recording a step failure"))?;
             results[i] = Some(row.into_completed());
+        }
+        if !instances.is_empty() {
+            let channel = &self.channel;
+            let instances = &instances;
+            let recorded = conn
+                .transaction(async move |conn| record_instances(conn, instances, channel).await)
+                .await
+                .map_err(|e: TxError| e.into_store("recording fan-out items"))?;
+            for ((i, _, _), completed) in instances.iter().zip(recorded) {
+                results[*i] = Some(completed);
+            }
         }
         // On connections of their own: this call's is returned first, so
         // a small pool is never waited on by its own holder.

@@ -15,7 +15,7 @@ use super::primitives::SqliteOps;
 use super::writes::{set_steps_state, step_audit};
 use super::{now_ms, StepStateRow};
 use crate::fan_out::{
-    FanOutCount, FanOutPrimitives, FanOutRow, OutputRow, PlaceRow, Role, COUNT_OFF_SQL, ROLE_SQL,
+    FanOutCount, FanOutPrimitives, FanOutRow, OutputRow, PlaceRow, Role, ROLE_SQL,
 };
 use crate::operator::Tx;
 use crate::rows::{CountRow, IdRow};
@@ -138,30 +138,48 @@ impl FanOutPrimitives for SqliteOps<'_> {
         Ok(())
     }
 
-    async fn count_off_item(&mut self, step_id: i64) -> Tx<Option<FanOutCount>> {
-        Ok(sql_query(COUNT_OFF_SQL)
-            .bind::<BigInt, _>(step_id)
-            .get_results::<FanOutRow>(self.conn)?
-            .pop()
-            .map(Into::into))
+    async fn count_off_items(&mut self, step_ids: &[i64]) -> Tx<Vec<(FanOutCount, i32, i64)>> {
+        // One at a time (the write transaction holds the database); per
+        // group, the row after the last one.
+        let mut counted: Vec<(FanOutCount, i32, i64)> = Vec::new();
+        for &step_id in step_ids {
+            let Some(row) = sql_query(COUNT_OFF_SQL)
+                .bind::<BigInt, _>(step_id)
+                .get_results::<FanOutRow>(self.conn)?
+                .pop()
+            else {
+                continue;
+            };
+            let count = FanOutCount::from(row);
+            match counted.iter_mut().find(|(c, _, _)| c.group == count.group) {
+                Some(seen) => {
+                    seen.0 = count;
+                    seen.1 += 1;
+                }
+                None => counted.push((count, 1, step_id)),
+            }
+        }
+        Ok(counted)
     }
 
-    async fn release_item(
+    async fn release_items(
         &mut self,
         (task_id, position): (i64, i32),
-        index: i32,
+        from: i32,
+        to: i32,
         actor: &str,
-    ) -> Tx<bool> {
+    ) -> Tx<u32> {
         let released = sql_query(
             "UPDATE tasker_workflow_steps SET state = 'ready', updated_at = ?
-             WHERE task_id = ? AND position = ? AND COALESCE(item_index, -1) = ?
-               AND state = 'pending'
+             WHERE task_id = ? AND position = ? AND COALESCE(item_index, -1) >= ?
+               AND COALESCE(item_index, -1) < ? AND state = 'pending'
              RETURNING workflow_step_id AS id",
         )
         .bind::<BigInt, _>(now_ms())
         .bind::<BigInt, _>(task_id)
         .bind::<Integer, _>(position)
-        .bind::<Integer, _>(index)
+        .bind::<Integer, _>(from)
+        .bind::<Integer, _>(to)
         .get_results::<IdRow>(self.conn)?;
         for step in &released {
             step_audit(
@@ -174,7 +192,7 @@ impl FanOutPrimitives for SqliteOps<'_> {
                 None,
             )?;
         }
-        Ok(!released.is_empty())
+        Ok(released.len() as u32)
     }
 
     async fn instance_outputs(
@@ -256,3 +274,9 @@ struct InsertedRow {
     #[diesel(sql_type = BigInt)]
     task_id: i64,
 }
+
+/// Counts one instance off its group.
+const COUNT_OFF_SQL: &str = "UPDATE tasker_step_fan_outs SET unfinished = unfinished - 1
+     WHERE (task_id, position) = (SELECT task_id, position FROM tasker_workflow_steps
+                                  WHERE workflow_step_id = ? AND item_index IS NOT NULL)
+     RETURNING workflow_step_id, task_id, position, items, concurrency, unfinished";

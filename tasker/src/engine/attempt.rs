@@ -362,10 +362,11 @@ pub(super) async fn run_and_record<S: Store>(
         outcome,
         worker: tasker.config().worker_id.clone(),
         duration,
-        // Take a released child along, unless the step has none, a child
-        // runs under a limit (claimed only under its lock) or the worker
-        // is stopping.
+        // Take a released child along, unless the step has none (a
+        // fan-out's instance has none of its own), a child runs under a
+        // limit (claimed only under its lock) or the worker is stopping.
         take_next: (!stopping.load(Ordering::Relaxed)
+            && step.item_index.is_none()
             && handler.is_some_and(|h| !h.graph().dependents(&step.name).is_empty())
             && tasker
                 .resolved_steps(step.handler_id)
