@@ -152,7 +152,12 @@ async fn demo(tasker: Tasker<AnyStore>, orders: i64) -> Result<(), String> {
             }
             let task = tasker.task(*id).await.map_err(|e| e.to_string())?;
             for step in &task.steps {
-                let key = (*id, step.name.clone());
+                // A fan-out's items by their place: `verify_account[2]`.
+                let name = match step.item_index {
+                    Some(i) => format!("{}[{i}]", step.name),
+                    None => step.name.clone(),
+                };
+                let key = (*id, name.clone());
                 let now = (step.state, step.attempts);
                 if seen.get(&key) != Some(&now) {
                     let note = match (&step.state, &step.last_error) {
@@ -164,7 +169,7 @@ async fn demo(tasker: Tasker<AnyStore>, orders: i64) -> Result<(), String> {
                     };
                     println!(
                         "{label}: {:<18} {:<12} attempt {}{note}",
-                        step.name, step.state, step.attempts
+                        name, step.state, step.attempts
                     );
                     seen.insert(key, now);
                 }
