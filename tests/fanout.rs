@@ -350,10 +350,54 @@ async fn an_item_that_fails_for_good_fails_the_task_and_the_join_waits<S: Store>
     tasker_tests::assert_legal(&tasker.store().transitions(task.task_id).await.unwrap());
 }
 
+async fn cancelling_the_fan_out_step_cancels_its_items<S: Store>(store: S) {
+    let tasker = tasker_tests::tasker(store, |b| {
+        b.registry(Registry::new().with::<Invoice>().unwrap())
+    })
+    .await;
+    // Item 1 fails for good; the items after it wait or run.
+    let lines: Vec<i64> = std::iter::once(100)
+        .chain(std::iter::once(-5))
+        .chain((0..20).map(|n| n * 10 + 1))
+        .collect();
+    let task = tasker
+        .run_task(Invoice::request(Order { lines }), WAIT)
+        .await
+        .unwrap();
+    assert_eq!(task.state, TaskState::Error, "{task:?}");
+    let group = task
+        .steps
+        .iter()
+        .find(|s| s.name == "charge" && s.item_index.is_none())
+        .unwrap();
+    tasker.cancel_step(group.step_id, "ops").await.unwrap();
+    let task = tasker.task(task.task_id).await.unwrap();
+    assert_eq!(task.state, TaskState::Cancelled, "{task:?}");
+    for step in &task.steps {
+        assert!(step.state.is_finished(), "{step:?}");
+    }
+    let charges = instances(&task.steps, "charge");
+    assert_eq!(charges.len(), 22);
+    assert_eq!(charges[1].state, StepState::Cancelled);
+    assert!(charges
+        .iter()
+        .any(|c| c.state == StepState::Cancelled && c.attempts == 0));
+    for name in ["charge", "total"] {
+        let step = task
+            .steps
+            .iter()
+            .find(|s| s.name == name && s.item_index.is_none())
+            .unwrap();
+        assert_eq!(step.state, StepState::Cancelled, "{step:?}");
+    }
+    tasker_tests::assert_legal(&tasker.store().transitions(task.task_id).await.unwrap());
+}
+
 tasker_tests::on_both_stores!(
     a_fan_out_runs_each_item_once_and_the_join_gets_their_outputs,
     sizes_zero_one_and_a_thousand_in_the_store,
     an_item_that_fails_for_good_fails_the_task_and_the_join_waits,
+    cancelling_the_fan_out_step_cancels_its_items,
 );
 
 /// A worker process is SIGKILLed in the middle of a 1,000-item fan-out;
