@@ -13,7 +13,7 @@ use tasker::store::{Completed, Completion, Outcome, StoreError};
 use tasker::StepId;
 
 use super::primitives::PgOps;
-use super::store::record_successes;
+use super::successes::record_successes;
 use super::PgStore;
 use crate::operator::{Tx, TxError};
 use crate::rows::IdRow;

@@ -4,12 +4,12 @@ use diesel::sql_types::{Array, BigInt, Integer, Text};
 use diesel::{sql_query, QueryableByName};
 use diesel_async::RunQueryDsl;
 
-use super::primitives::PgOps;
+use super::primitives::{cancel_steps, PgOps};
 use serde_json::Value;
 use tasker::store::{Completed, Completion, Outcome, StoreError};
 use tasker::StepId;
 
-use super::store::record_successes;
+use super::successes::record_successes;
 use crate::fan_out::{
     FanOutCount, FanOutPrimitives, FanOutRow, OutputRow, PlaceRow, Role, ROLE_SQL,
 };
@@ -231,34 +231,16 @@ impl FanOutPrimitives for PgOps<'_> {
     }
 
     async fn cancel_instances(&mut self, group: i64, actor: &str) -> Tx<()> {
-        sql_query(
-            "WITH old AS (
-               SELECT i.workflow_step_id, i.task_id, i.state, i.attempts
-               FROM tasker_workflow_steps g
-               JOIN tasker_workflow_steps i ON i.task_id = g.task_id AND i.position = g.position
-               WHERE g.workflow_step_id = $1 AND i.item_index IS NOT NULL
-                 AND i.state IN ('pending', 'ready', 'in_progress', 'error')
-               FOR UPDATE OF i
-             ), upd AS (
-               UPDATE tasker_workflow_steps w SET state = 'cancelled', lease_expires_at = NULL,
-                 updated_at = now()
-               FROM old WHERE w.workflow_step_id = old.workflow_step_id
-               RETURNING w.workflow_step_id, w.task_id
-             ), audit AS (
-               INSERT INTO tasker_workflow_step_transitions
-                 (workflow_step_id, task_id, from_state, to_state, attempt, actor)
-               SELECT old.workflow_step_id, old.task_id, old.state, 'cancelled', old.attempts, $2
-               FROM old JOIN upd ON upd.workflow_step_id = old.workflow_step_id
-             )
-             UPDATE tasker_tasks t SET unfinished_steps = t.unfinished_steps - c.n, updated_at = now()
-             FROM (SELECT task_id, count(*)::int AS n FROM upd GROUP BY task_id) c
-             WHERE t.task_id = c.task_id",
+        cancel_steps(
+            self.conn,
+            "",
+            "tasker_workflow_steps g
+             JOIN tasker_workflow_steps s ON s.task_id = g.task_id AND s.position = g.position
+               AND s.item_index IS NOT NULL AND g.workflow_step_id = $1",
+            group,
+            actor,
         )
-        .bind::<BigInt, _>(group)
-        .bind::<Text, _>(actor)
-        .execute(self.conn)
-        .await?;
-        Ok(())
+        .await
     }
 }
 

@@ -12,6 +12,7 @@ mod primitives;
 mod rows;
 mod sql;
 mod store;
+mod successes;
 mod transactional;
 
 use std::sync::Arc;

@@ -118,35 +118,17 @@ impl operator::Primitives for PgOps<'_> {
     }
 
     async fn cancel_from(&mut self, step_id: i64, actor: &str) -> Tx<()> {
-        sql_query(
-            "WITH RECURSIVE down(id) AS (
+        cancel_steps(
+            self.conn,
+            "RECURSIVE down(id) AS (
                SELECT $1::bigint
                UNION SELECT e.to_step_id FROM tasker_workflow_step_edges e JOIN down ON e.from_step_id = down.id
-             ), old AS (
-               SELECT s.workflow_step_id, s.task_id, s.state, s.attempts
-               FROM tasker_workflow_steps s JOIN down ON s.workflow_step_id = down.id
-               WHERE s.state IN ('pending', 'ready', 'in_progress', 'error')
-               FOR UPDATE OF s
-             ), upd AS (
-               UPDATE tasker_workflow_steps w SET state = 'cancelled', lease_expires_at = NULL,
-                 updated_at = now()
-               FROM old WHERE w.workflow_step_id = old.workflow_step_id
-               RETURNING w.workflow_step_id, w.task_id
-             ), audit AS (
-               INSERT INTO tasker_workflow_step_transitions
-                 (workflow_step_id, task_id, from_state, to_state, attempt, actor)
-               SELECT old.workflow_step_id, old.task_id, old.state, 'cancelled', old.attempts, $2
-               FROM old JOIN upd ON upd.workflow_step_id = old.workflow_step_id
-             )
-             UPDATE tasker_tasks t SET unfinished_steps = t.unfinished_steps - c.n, updated_at = now()
-             FROM (SELECT task_id, count(*)::int AS n FROM upd GROUP BY task_id) c
-             WHERE t.task_id = c.task_id",
+             ),",
+            "tasker_workflow_steps s JOIN down ON s.workflow_step_id = down.id",
+            step_id,
+            actor,
         )
-        .bind::<BigInt, _>(step_id)
-        .bind::<Text, _>(actor)
-        .execute(self.conn)
-        .await?;
-        Ok(())
+        .await
     }
 
     async fn resolve_step(
@@ -309,6 +291,44 @@ struct StoppedRow {
     workflow_step_id: i64,
     #[diesel(sql_type = Text)]
     name: String,
+}
+
+/// Cancels the unfinished steps `steps` selects (a `FROM` naming them
+/// `s`, after the CTEs `ctes`, over `$1` = `id`), audited as `actor`, and
+/// counts them off their tasks: one statement.
+pub(super) async fn cancel_steps(
+    conn: &mut AsyncPgConnection,
+    ctes: &str,
+    steps: &str,
+    id: i64,
+    actor: &str,
+) -> Tx<()> {
+    sql_query(format!(
+        "WITH {ctes} old AS (
+           SELECT s.workflow_step_id, s.task_id, s.state, s.attempts
+           FROM {steps}
+           WHERE s.state IN ('pending', 'ready', 'in_progress', 'error')
+           FOR UPDATE OF s
+         ), upd AS (
+           UPDATE tasker_workflow_steps w SET state = 'cancelled', lease_expires_at = NULL,
+             updated_at = now()
+           FROM old WHERE w.workflow_step_id = old.workflow_step_id
+           RETURNING w.workflow_step_id, w.task_id
+         ), audit AS (
+           INSERT INTO tasker_workflow_step_transitions
+             (workflow_step_id, task_id, from_state, to_state, attempt, actor)
+           SELECT old.workflow_step_id, old.task_id, old.state, 'cancelled', old.attempts, $2
+           FROM old JOIN upd ON upd.workflow_step_id = old.workflow_step_id
+         )
+         UPDATE tasker_tasks t SET unfinished_steps = t.unfinished_steps - c.n, updated_at = now()
+         FROM (SELECT task_id, count(*)::int AS n FROM upd GROUP BY task_id) c
+         WHERE t.task_id = c.task_id"
+    ))
+    .bind::<BigInt, _>(id)
+    .bind::<Text, _>(actor)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 pub(super) async fn task_of_step(
