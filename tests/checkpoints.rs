@@ -193,14 +193,7 @@ async fn a_timed_out_attempt_resumes_from_its_checkpoint<S: Store>(store: S) {
 async fn saves_are_fenced_by_the_attempt<S: Store>(store: S) {
     let handler = Batch::handler();
     let handler_id = store
-        .register_handler(&HandlerRecord {
-            namespace: handler.namespace().to_owned(),
-            name: handler.name().to_owned(),
-            version: handler.version().to_string(),
-            fingerprint: handler.fingerprint().to_owned(),
-            description: String::new(),
-            steps: vec!["import".to_owned()],
-        })
+        .register_handler(&HandlerRecord::of(&handler))
         .await
         .unwrap();
     let task = |key: &str| NewTask {

@@ -734,14 +734,7 @@ async fn the_store_reports_what_it_did<S: Store>(store: S) {
     };
     let handler = Diamond::handler();
     let handler_id = store
-        .register_handler(&HandlerRecord {
-            namespace: handler.namespace().to_owned(),
-            name: handler.name().to_owned(),
-            version: handler.version().to_string(),
-            fingerprint: handler.fingerprint().to_owned(),
-            description: String::new(),
-            steps: ["a", "b", "c", "d"].map(str::to_owned).to_vec(),
-        })
+        .register_handler(&HandlerRecord::of(&handler))
         .await
         .unwrap();
     let new_task = |key: &str| NewTask {

@@ -31,6 +31,18 @@ pub struct Line {
     pub cents: i64,
 }
 
+/// `cents` as lines, numbered from 0.
+fn numbered(cents: &[i64]) -> Vec<Line> {
+    cents
+        .iter()
+        .enumerate()
+        .map(|(number, cents)| Line {
+            number,
+            cents: *cents,
+        })
+        .collect()
+}
+
 /// lines -> charge (once per line, two at a time) -> total.
 pub struct Invoice;
 
@@ -39,16 +51,7 @@ impl Invoice {
     /// The order's lines.
     #[step]
     async fn lines(ctx: &StepContext<Order>) -> StepResult<Vec<Line>> {
-        Ok(ctx
-            .context()
-            .lines
-            .iter()
-            .enumerate()
-            .map(|(number, cents)| Line {
-                number,
-                cents: *cents,
-            })
-            .collect())
+        Ok(numbered(&ctx.context().lines))
     }
 
     /// Charges one line.
@@ -71,6 +74,77 @@ impl Invoice {
     async fn total(charge: Vec<String>) -> StepResult<Vec<String>> {
         Ok(charge)
     }
+}
+
+/// Refunds to make, line by line; a failed refund is reported, not fatal.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Refund {
+    /// Amounts in cents: negative is refused, 13 finds the bank down on
+    /// every attempt, a multiple of 7 fails once.
+    pub lines: Vec<i64>,
+    /// The report fails for good on its first attempt (an operator
+    /// retries the task).
+    pub fail_report_once: bool,
+}
+
+/// lines -> refund (once per line, two at a time, failures collected) ->
+/// report.
+pub struct Refunds;
+
+#[task_handler(namespace = "fanout", version = "1.0.0", context = Refund)]
+impl Refunds {
+    /// The refund's lines.
+    #[step]
+    async fn lines(ctx: &StepContext<Refund>) -> StepResult<Vec<Line>> {
+        Ok(numbered(&ctx.context().lines))
+    }
+
+    /// Refunds one line.
+    #[step(depends_on = lines, for_each = lines, concurrency = 2, retry_limit = 2, on_item_error = "collect")]
+    async fn refund(ctx: &StepContext<Refund>, lines: Line) -> StepResult<String> {
+        if lines.cents < 0 {
+            return Err(StepError::permanent(format!(
+                "line {} has a negative amount",
+                lines.number
+            ))
+            .with_class("NegativeAmount"));
+        }
+        if lines.cents == 13 {
+            return Err(StepError::retryable("bank unavailable"));
+        }
+        if lines.cents % 7 == 0 && ctx.attempt() == 1 {
+            return Err(StepError::retryable("card network busy"));
+        }
+        Ok(format!("line {}: {} cents", lines.number, lines.cents))
+    }
+
+    /// One line per item: its receipt, or why it failed.
+    #[step(depends_on = refund)]
+    async fn report(
+        ctx: &StepContext<Refund>,
+        refund: Vec<Result<String, StepError>>,
+    ) -> StepResult<Vec<String>> {
+        if ctx.context().fail_report_once && ctx.attempt() == 1 {
+            return Err(StepError::permanent("the report printer is out of paper"));
+        }
+        Ok(refund
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|e| format!("failed: {}", e.message())))
+            .collect())
+    }
+}
+
+/// What `Refunds` reports for `lines`.
+fn refund_report(lines: &[i64]) -> Vec<String> {
+    lines
+        .iter()
+        .enumerate()
+        .map(|(n, cents)| match cents {
+            c if *c < 0 => format!("failed: line {n} has a negative amount"),
+            13 => "failed: bank unavailable".to_owned(),
+            c => format!("line {n}: {c} cents"),
+        })
+        .collect()
 }
 
 async fn run(lines: Vec<i64>) -> tasker::testing::TaskRun {
@@ -135,6 +209,36 @@ async fn an_item_that_fails_for_good_fails_the_step_and_the_join_does_not_run() 
         "{charge:?}"
     );
     assert_eq!(run.step("total").unwrap().state, StepState::Pending);
+}
+
+#[tokio::test]
+async fn collected_item_errors_reach_the_join_in_the_runner() {
+    let lines = vec![100, -5, 14, 13, 30];
+    let run = TaskRunner::new()
+        .run::<Refunds>(Refund {
+            lines: lines.clone(),
+            ..Refund::default()
+        })
+        .await
+        .unwrap();
+    assert!(run.is_complete(), "{:?}", run.steps());
+    assert_eq!(
+        run.output::<Vec<String>>("report").unwrap(),
+        refund_report(&lines)
+    );
+    // The refund's output is one `Result` per item, in serde's form.
+    let refund: Vec<Result<String, StepError>> = run.output("refund").unwrap();
+    assert_eq!(refund[1].as_ref().unwrap_err().class(), "NegativeAmount");
+    assert_eq!(refund[2].as_deref(), Ok("line 2: 14 cents"));
+    // 13 used all three attempts; -5 one.
+    let attempts = |failing: &str| {
+        run.attempts()
+            .iter()
+            .filter(|a| a.error.as_ref().is_some_and(|e| e.message() == failing))
+            .count()
+    };
+    assert_eq!(attempts("bank unavailable"), 3);
+    assert_eq!(attempts("line 1 has a negative amount"), 1);
 }
 
 /// The instances of step `name` in item order.
@@ -393,11 +497,297 @@ async fn cancelling_the_fan_out_step_cancels_its_items<S: Store>(store: S) {
     tasker_tests::assert_legal(&tasker.store().transitions(task.task_id).await.unwrap());
 }
 
+/// The step of `steps` named `name` that is not an item.
+fn step<'a>(steps: &'a [StepRecord], name: &str) -> &'a StepRecord {
+    steps
+        .iter()
+        .find(|s| s.name == name && s.item_index.is_none())
+        .unwrap()
+}
+
+async fn collected_item_errors_reach_the_join_and_the_task_completes<S: Store>(store: S) {
+    let tasker = tasker_tests::tasker(store, |b| {
+        b.registry(Registry::new().with::<Refunds>().unwrap())
+    })
+    .await;
+    // Failures in the middle and at the end: the last item to finish may
+    // be a failure, which then completes the group.
+    for lines in [vec![100, -5, 14, 13, 30, -1], vec![-1, -2, -3]] {
+        let task = tasker
+            .run_task(
+                Refunds::request(Refund {
+                    lines: lines.clone(),
+                    ..Refund::default()
+                }),
+                WAIT,
+            )
+            .await
+            .unwrap();
+        assert_eq!(task.state, TaskState::Complete, "{lines:?}: {task:?}");
+        let report = step(&task.steps, "report");
+        assert_eq!(
+            report.output,
+            Some(serde_json::json!(refund_report(&lines)))
+        );
+        let refunds = instances(&task.steps, "refund");
+        assert_eq!(refunds.len(), lines.len());
+        for (n, (refund, cents)) in refunds.iter().zip(&lines).enumerate() {
+            let failed = *cents < 0 || *cents == 13;
+            if failed {
+                // Ends `error`, with its error as its result.
+                assert_eq!(refund.state, StepState::Error, "{refund:?}");
+                let error = refund.last_error.clone().unwrap();
+                assert_eq!(
+                    refund.output,
+                    Some(tasker::fan_out::collected_err(&error)),
+                    "{refund:?}"
+                );
+                assert_eq!(refund.attempts, if *cents == 13 { 3 } else { 1 });
+            } else {
+                assert_eq!(refund.state, StepState::Complete, "{refund:?}");
+                assert_eq!(
+                    refund.output,
+                    Some(serde_json::json!(format!("line {n}: {cents} cents")))
+                );
+            }
+        }
+        // The group's output: an `Ok` or an `Err` per item.
+        let group: Vec<Result<String, StepError>> =
+            serde_json::from_value(step(&task.steps, "refund").output.clone().unwrap()).unwrap();
+        assert_eq!(group.len(), lines.len());
+        for (entry, cents) in group.iter().zip(&lines) {
+            assert_eq!(entry.is_err(), *cents < 0 || *cents == 13, "{entry:?}");
+        }
+        let transitions = tasker.store().transitions(task.task_id).await.unwrap();
+        tasker_tests::assert_legal(&transitions);
+        // The task never went to `error`.
+        assert!(
+            transitions
+                .iter()
+                .all(|t| t.step_id.is_some() || t.to_state != "error"),
+            "{transitions:?}"
+        );
+        assert!(most_at_once_with_errors(&transitions, &refunds) <= 2);
+        // A collected item is final: not retried, not resolved.
+        let failed = refunds
+            .iter()
+            .find(|r| r.state == StepState::Error)
+            .unwrap();
+        let err = tasker.retry_step(failed.step_id, "ops").await.unwrap_err();
+        assert!(
+            err.to_string().contains("whose failure is its result"),
+            "{err}"
+        );
+    }
+}
+
+/// [`most_at_once`], where an item in `error` is finished too.
+fn most_at_once_with_errors(transitions: &[Transition], steps: &[&StepRecord]) -> usize {
+    let finished: Vec<Transition> = transitions
+        .iter()
+        .cloned()
+        .map(|mut t| {
+            if t.to_state == "error" {
+                t.to_state = "complete".to_owned();
+            }
+            t
+        })
+        .collect();
+    most_at_once(&finished, steps)
+}
+
+async fn retrying_a_task_leaves_its_collected_items_alone<S: Store>(store: S) {
+    let tasker = tasker_tests::tasker(store, |b| {
+        b.registry(Registry::new().with::<Refunds>().unwrap())
+    })
+    .await;
+    let lines = vec![100, -5, 30];
+    let task = tasker
+        .run_task(
+            Refunds::request(Refund {
+                lines: lines.clone(),
+                fail_report_once: true,
+            }),
+            WAIT,
+        )
+        .await
+        .unwrap();
+    // The report failed for good: the task is in `error` for it alone.
+    assert_eq!(task.state, TaskState::Error, "{task:?}");
+    assert_eq!(step(&task.steps, "report").state, StepState::Error);
+    let dead = tasker
+        .store()
+        .dead_letters(&tasker::store::DeadLetterFilter::default())
+        .await
+        .unwrap();
+    let dead: Vec<_> = dead.iter().filter(|d| d.task_id == task.task_id).collect();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0].step, "report");
+    let collected = instances(&task.steps, "refund")[1].clone();
+    assert_eq!(collected.state, StepState::Error);
+
+    tasker.retry_task(task.task_id, "ops").await.unwrap();
+    let worker = tasker.start_worker();
+    let task = tasker.wait_for_task(task.task_id, WAIT).await.unwrap();
+    worker.shutdown().await;
+    assert_eq!(task.state, TaskState::Complete, "{task:?}");
+    assert_eq!(
+        step(&task.steps, "report").output,
+        Some(serde_json::json!(refund_report(&lines)))
+    );
+    // The collected item did not run again.
+    let after = instances(&task.steps, "refund")[1].clone();
+    assert_eq!(after.state, StepState::Error);
+    assert_eq!(after.attempts, collected.attempts);
+    assert_eq!(after.output, collected.output);
+    tasker_tests::assert_legal(&tasker.store().transitions(task.task_id).await.unwrap());
+}
+
+/// The store alone, without the engine: an item whose worker died on each
+/// of its attempts (its lease expired with none left) is collected with
+/// the `LeaseExpired` error when its group collects, and fails the task
+/// when it does not.
+async fn an_item_out_of_leases_is_collected_or_fails_the_task<S: Store>(store: S) {
+    use tasker::fan_out::OnItemError;
+    use tasker::store::{ClaimRequest, Completion, HandlerRecord, NewStep, NewTask, Outcome};
+    use tasker::{HeadStart, Priority};
+
+    let handler = Refunds::handler();
+    let handler_id = store
+        .register_handler(&HandlerRecord::of(&handler))
+        .await
+        .unwrap();
+    let new_step = |name: &str, index: u32, parents: Vec<u32>| NewStep {
+        name: name.to_owned(),
+        index,
+        parents,
+        max_attempts: 1,
+        timeout: None,
+        priority: Priority::Normal,
+        head_start: HeadStart::NONE,
+    };
+    let ids = [handler_id];
+    let claim = |limit| ClaimRequest {
+        handler_ids: &ids,
+        limit,
+        lease: Duration::from_secs(30),
+        worker: "w1",
+        limits: &[],
+    };
+    let done = |step: &tasker::store::ClaimedStep, outcome| Completion {
+        step_id: step.step_id,
+        attempt: step.attempt,
+        outcome,
+        worker: "w1".to_owned(),
+        duration: Duration::ZERO,
+        take_next: None,
+        annotations: Vec::new(),
+        skip: Vec::new(),
+        item_index: step.item_index,
+    };
+    for policy in [OnItemError::Collect, OnItemError::Fail] {
+        let task_id = store
+            .create_task(NewTask {
+                handler_id,
+                context: serde_json::json!({}),
+                identity_key: Some(policy.as_str().to_owned()),
+                initiator: None,
+                source_system: None,
+                reason: None,
+                tags: Vec::new(),
+                priority: Priority::Normal,
+                max_execution_time: None,
+                steps: vec![
+                    new_step("lines", 0, vec![]),
+                    new_step("refund", 1, vec![0]),
+                    new_step("report", 2, vec![1]),
+                ],
+            })
+            .await
+            .unwrap()
+            .task_id();
+        let items = vec![serde_json::json!(1), serde_json::json!(2)];
+        let lines = store.claim_steps(claim(1)).await.unwrap().remove(0);
+        store
+            .complete_steps(&[done(&lines, Outcome::Complete(serde_json::json!(items)))])
+            .await
+            .unwrap();
+        let group = store.claim_steps(claim(1)).await.unwrap().remove(0);
+        assert_eq!((group.name.as_str(), group.item_index), ("refund", None));
+        let fanned = Outcome::FanOut {
+            source: "lines",
+            items,
+            concurrency: 2,
+            on_item_error: policy,
+        };
+        assert!(store.complete_steps(&[done(&group, fanned)]).await.unwrap()[0].applied);
+        let mut claimed = store.claim_steps(claim(2)).await.unwrap();
+        claimed.sort_by_key(|s| s.item_index);
+        assert_eq!(claimed.len(), 2);
+        let ok = done(
+            &claimed[0],
+            Outcome::Complete(serde_json::json!("refunded")),
+        );
+        assert!(store.complete_steps(&[ok]).await.unwrap()[0].applied);
+        // The worker holding item 1 dies: its only attempt's lease expires.
+        assert_eq!(store.recover_expired(true).await.unwrap(), 1);
+        let late = done(
+            &claimed[1],
+            Outcome::Complete(serde_json::json!("too late")),
+        );
+        assert!(!store.complete_steps(&[late]).await.unwrap()[0].applied);
+
+        let task = store.task(task_id).await.unwrap();
+        let item = instances(&task.steps, "refund")[1].clone();
+        assert_eq!(item.state, StepState::Error);
+        assert_eq!(item.last_error.as_ref().unwrap().class(), "LeaseExpired");
+        let refund = step(&task.steps, "refund");
+        let report = step(&task.steps, "report");
+        match policy {
+            OnItemError::Collect => {
+                assert_eq!(task.state, TaskState::InProgress, "{task:?}");
+                let error = item.last_error.clone().unwrap();
+                assert_eq!(item.output, Some(tasker::fan_out::collected_err(&error)));
+                assert_eq!(refund.state, StepState::Complete);
+                assert_eq!(
+                    refund.output,
+                    Some(serde_json::json!([
+                        tasker::fan_out::collected_ok(serde_json::json!("refunded")),
+                        tasker::fan_out::collected_err(&error),
+                    ]))
+                );
+                assert_eq!(report.state, StepState::Ready);
+            }
+            OnItemError::Fail => {
+                assert_eq!(task.state, TaskState::Error, "{task:?}");
+                assert_eq!(item.output, None);
+                assert_eq!(refund.state, StepState::InProgress);
+                assert_eq!(report.state, StepState::Pending);
+            }
+        }
+        tasker_tests::assert_legal(&store.transitions(task_id).await.unwrap());
+        // Nothing left to claim but the report, when it was released.
+        let next = store.claim_steps(claim(10)).await.unwrap();
+        let names: Vec<_> = next.iter().map(|s| s.name.as_str()).collect();
+        match policy {
+            OnItemError::Collect => assert_eq!(names, ["report"]),
+            OnItemError::Fail => assert!(names.is_empty(), "{names:?}"),
+        }
+        if let Some(report) = next.first() {
+            let finished = done(report, Outcome::Complete(serde_json::json!([])));
+            store.complete_steps(&[finished]).await.unwrap();
+        }
+    }
+}
+
 tasker_tests::on_both_stores!(
     a_fan_out_runs_each_item_once_and_the_join_gets_their_outputs,
     sizes_zero_one_and_a_thousand_in_the_store,
     an_item_that_fails_for_good_fails_the_task_and_the_join_waits,
     cancelling_the_fan_out_step_cancels_its_items,
+    collected_item_errors_reach_the_join_and_the_task_completes,
+    retrying_a_task_leaves_its_collected_items_alone,
+    an_item_out_of_leases_is_collected_or_fails_the_task,
 );
 
 /// A worker process is SIGKILLed in the middle of a 1,000-item fan-out;

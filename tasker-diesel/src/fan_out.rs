@@ -16,10 +16,21 @@
 //! An operator resolving an instance runs the same; cancelling a group
 //! cancels its instances, and a single instance cannot be cancelled (its
 //! group would wait for it for ever).
+//!
+//! A group opened with `on_item_error = "collect"` (`collect_errors` on its
+//! fan-out row) also counts off an instance that fails for good
+//! ([`item_failed`]): the instance ends `error` with `{"Err": error}` as its
+//! result and its task is not failed, and the group's output wraps every
+//! other instance's output as `{"Ok": output}`. **A step in `error` that has
+//! a result is such a collected item, and finished**: operator retries, task
+//! cancels and resolves, the task's error count and the dead letters leave
+//! it alone (each of those statements says `results IS NULL`).
 
 use std::future::Future;
 
+use tasker::fan_out::OnItemError;
 use tasker::store::{Completed, StoreError};
+use tasker::StepError;
 
 use crate::operator::{Tx, TxError};
 
@@ -59,6 +70,20 @@ pub(crate) enum Role {
     Instance,
 }
 
+/// Whether the instance `$1`'s group collects its instances' failures (1)
+/// or not (0; also for a step that is no instance): the same statement on
+/// both stores.
+pub(crate) const COLLECTS_SQL: &str =
+    "SELECT CAST(CASE WHEN f.collect_errors THEN 1 ELSE 0 END AS BIGINT) AS count
+     FROM tasker_workflow_steps s
+     JOIN tasker_step_fan_outs f ON f.task_id = s.task_id AND f.position = s.position
+     WHERE s.workflow_step_id = $1 AND s.item_index IS NOT NULL";
+
+/// Whether step `$1` is a collected item (1; `error` with a result) or not
+/// (0): the same statement on both stores.
+pub(crate) const COLLECTED_SQL: &str = "SELECT count(*) AS count FROM tasker_workflow_steps
+     WHERE workflow_step_id = $1 AND state = 'error' AND results IS NOT NULL";
+
 /// A step's [`Role`] as one number (0 plain, 1 group, 2 instance): the
 /// same statement on both stores.
 pub(crate) const ROLE_SQL: &str = "SELECT CAST(CASE WHEN s.item_index IS NOT NULL THEN 2
@@ -87,6 +112,8 @@ pub(crate) struct FanOutCount {
     pub(crate) concurrency: i32,
     /// Instances not finished, after this one.
     pub(crate) unfinished: i32,
+    /// `on_item_error = "collect"`: failed instances are results.
+    pub(crate) collect: bool,
 }
 
 /// The primitive statements of a fan-out, inside the completion's
@@ -112,16 +139,33 @@ pub(crate) trait FanOutPrimitives {
         source: &str,
         actor: &str,
     ) -> impl Future<Output = Tx<()>>;
-    /// Writes the group's fan-out row, takes the group's lease away (it
-    /// stays `in_progress` until its last instance finishes) and counts the
-    /// instances among the task's unfinished steps.
+    /// Writes the group's fan-out row (`collect`: its instances' failures
+    /// are results), takes the group's lease away (it stays `in_progress`
+    /// until its last instance finishes) and counts the instances among the
+    /// task's unfinished steps.
     fn open_fan_out(
         &mut self,
         group: i64,
         place: (i64, i32),
-        items: u32,
-        concurrency: u32,
+        items_and_concurrency: (u32, u32),
+        collect: bool,
     ) -> impl Future<Output = Tx<()>>;
+    /// Whether the instance's group collects its instances' failures
+    /// ([`COLLECTS_SQL`]); `false` for a step that is no instance.
+    fn collects(&mut self, step_id: i64) -> impl Future<Output = Tx<bool>>;
+    /// Whether the step is a collected item ([`COLLECTED_SQL`]).
+    fn collected(&mut self, step_id: i64) -> impl Future<Output = Tx<bool>>;
+    /// The instance in `attempt` goes `in_progress -> error` with `error`
+    /// (audited with it) and `result` as its result, and is counted off its
+    /// task's unfinished steps; its task's state is left alone. `false`
+    /// when the attempt is no longer the step's (nothing changes then).
+    fn collect_failure(
+        &mut self,
+        step_and_attempt: (i64, u32),
+        error: &StepError,
+        result: &serde_json::Value,
+        actor: &str,
+    ) -> impl Future<Output = Tx<bool>>;
     /// Counts the instances `step_ids` off their groups' fan-out rows
     /// (locking them, in group order): per group, its row after, how many
     /// of `step_ids` it counted off, and one of them. Steps that are no
@@ -139,13 +183,14 @@ pub(crate) trait FanOutPrimitives {
         to: i32,
         actor: &str,
     ) -> impl Future<Output = Tx<u32>>;
-    /// The group's attempt, and the outputs of its instances as JSON text
-    /// in item order (`None` for an instance without one).
+    /// The group's attempt, and the results of its instances in item
+    /// order: JSON text (`None` for an instance without one) and whether
+    /// the instance is in `error` (a collected failure).
     fn instance_outputs(
         &mut self,
         group: i64,
         place: (i64, i32),
-    ) -> impl Future<Output = Tx<(u32, Vec<Option<String>>)>>;
+    ) -> impl Future<Output = Tx<(u32, Vec<OutputRow>)>>;
     /// Completes the group in `attempt` with `output`, as the store
     /// records any success: its children released, its task perhaps
     /// finished.
@@ -156,6 +201,11 @@ pub(crate) trait FanOutPrimitives {
         output: serde_json::Value,
         actor: &str,
     ) -> impl Future<Output = Tx<Completed>>;
+    /// Up to 1,000 instances of collecting groups that are `in_progress`
+    /// with an expired lease (`all`: with any lease, at start-up) and no
+    /// attempts left, each with its attempt; locked, skipping those locked
+    /// by others.
+    fn expired_collected_items(&mut self, all: bool) -> impl Future<Output = Tx<Vec<(i64, u32)>>>;
     /// What the step is to a fan-out.
     fn role(&mut self, step_id: i64) -> impl Future<Output = Tx<Role>>;
     /// The group's unfinished instances go to `cancelled`, audited, and are
@@ -171,7 +221,7 @@ pub(crate) async fn fan_out<P: FanOutPrimitives>(
     (group, attempt): (i64, u32),
     source: &str,
     items: &[serde_json::Value],
-    concurrency: u32,
+    (concurrency, on_item_error): (u32, OnItemError),
     actor: &str,
 ) -> Tx<Option<u32>> {
     let Some(place) = p.lock_running(group, attempt).await? else {
@@ -188,7 +238,9 @@ pub(crate) async fn fan_out<P: FanOutPrimitives>(
     let concurrency = concurrency.clamp(1, n.max(1));
     p.insert_instances(group, &texts, concurrency, source, actor)
         .await?;
-    p.open_fan_out(group, place, n, concurrency).await?;
+    let collect = on_item_error == OnItemError::Collect;
+    p.open_fan_out(group, place, (n, concurrency), collect)
+        .await?;
     Ok(Some(concurrency.min(n)))
 }
 
@@ -204,6 +256,57 @@ pub(crate) async fn item_finished<P: FanOutPrimitives>(
         .pop()
         .map(|(_, finished)| finished)
         .unwrap_or_default())
+}
+
+/// After instance `step_id` failed for good in `attempt` with `error`:
+/// when its group collects failures, records the failure as its result,
+/// counts it off like a success ([`item_finished`]) and returns what that
+/// did; `None` when the group does not collect (then it fails as any step,
+/// and its task with it), with nothing written.
+pub(crate) async fn item_failed<P: FanOutPrimitives>(
+    p: &mut P,
+    (step_id, attempt): (i64, u32),
+    error: &StepError,
+    actor: &str,
+) -> Tx<Option<Completed>> {
+    if !p.collects(step_id).await? {
+        return Ok(None);
+    }
+    let result = tasker::fan_out::collected_err(error);
+    if !p
+        .collect_failure((step_id, attempt), error, &result, actor)
+        .await?
+    {
+        return Ok(Some(Completed::default()));
+    }
+    let mut completed = Completed {
+        applied: true,
+        collected: true,
+        ..Completed::default()
+    };
+    item_finished(p, step_id, actor)
+        .await?
+        .add_to(&mut completed);
+    Ok(Some(completed))
+}
+
+/// Lease recovery's part for collecting groups: an instance whose lease
+/// expired with no attempts left (its worker died on it each time) is
+/// collected with the `LeaseExpired` error, as a failure it returned would
+/// be, instead of failing its task. Run before the store's usual recovery
+/// statement, which then no longer sees them. Returns how many, and how
+/// many instances they released.
+pub(crate) async fn collect_expired<P: FanOutPrimitives>(p: &mut P, all: bool) -> Tx<(u64, u32)> {
+    let expired = p.expired_collected_items(all).await?;
+    let error = crate::rows::lease_expired();
+    let (mut collected, mut released) = (0, 0);
+    for step in expired {
+        if let Some(done) = item_failed(p, step, &error, "lease-recovery").await? {
+            collected += u64::from(done.applied);
+            released += done.released;
+        }
+    }
+    Ok((collected, released))
 }
 
 /// After instances `step_ids` finished, in one transaction (their
@@ -232,7 +335,7 @@ pub(crate) async fn items_finished<P: FanOutPrimitives>(
         }
         if count.unfinished == 0 {
             let (attempt, outputs) = p.instance_outputs(count.group, place).await?;
-            let output = outputs_array(&outputs)?;
+            let output = outputs_array(&outputs, count.collect)?;
             let completed = p
                 .complete_group(count.group, attempt, output, actor)
                 .await?;
@@ -243,12 +346,14 @@ pub(crate) async fn items_finished<P: FanOutPrimitives>(
     Ok(done_by_group)
 }
 
-/// The instances' outputs (JSON text, `None` for none) as one JSON array.
-fn outputs_array(outputs: &[Option<String>]) -> Tx<serde_json::Value> {
+/// The instances' results as one JSON array; for a group that collects
+/// failures, a successful instance's output as `{"Ok": output}` (a failed
+/// one's result is already `{"Err": error}`).
+fn outputs_array(outputs: &[OutputRow], collect: bool) -> Tx<serde_json::Value> {
     let mut text = String::with_capacity(
         outputs
             .iter()
-            .map(|o| o.as_ref().map_or(4, String::len) + 1)
+            .map(|o| o.results.as_ref().map_or(4, String::len) + 8)
             .sum::<usize>()
             + 2,
     );
@@ -257,11 +362,27 @@ fn outputs_array(outputs: &[Option<String>]) -> Tx<serde_json::Value> {
         if i > 0 {
             text.push(',');
         }
-        text.push_str(output.as_deref().unwrap_or("null"));
+        let result = output.results.as_deref().unwrap_or("null");
+        if collect && !output.failed {
+            text.push_str("{\"Ok\":");
+            text.push_str(result);
+            text.push('}');
+        } else {
+            text.push_str(result);
+        }
     }
     text.push(']');
     serde_json::from_str(&text)
         .map_err(|e| TxError::Store(StoreError::database("reading a fan-out's outputs", e)))
+}
+
+/// A step and its attempt.
+#[derive(diesel::QueryableByName)]
+pub(crate) struct AttemptRow {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub(crate) workflow_step_id: i64,
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    pub(crate) attempts: i32,
 }
 
 /// A step's task and position.
@@ -288,6 +409,8 @@ pub(crate) struct FanOutRow {
     pub(crate) concurrency: i32,
     #[diesel(sql_type = diesel::sql_types::Integer)]
     pub(crate) unfinished: i32,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    pub(crate) collect_errors: bool,
 }
 
 impl From<FanOutRow> for FanOutCount {
@@ -299,13 +422,16 @@ impl From<FanOutRow> for FanOutCount {
             items: r.items,
             concurrency: r.concurrency,
             unfinished: r.unfinished,
+            collect: r.collect_errors,
         }
     }
 }
 
-/// One instance's output, as JSON text.
+/// One instance's result, as JSON text, and whether it is in `error`.
 #[derive(diesel::QueryableByName)]
 pub(crate) struct OutputRow {
     #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
     pub(crate) results: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    pub(crate) failed: bool,
 }

@@ -258,6 +258,7 @@ pub(crate) async fn apply<P: Primitives + FanOutPrimitives>(
                     "only a step in `error` can be retried".to_owned(),
                 );
             }
+            refuse_collected(p, step_id.0, step, "retried").await?;
             p.lift_deadline(task_id).await?;
             p.retry_failed(task_id, Some(step_id.0), actor).await?;
             settle(p, task_id, task, actor).await?;
@@ -283,6 +284,7 @@ pub(crate) async fn apply<P: Primitives + FanOutPrimitives>(
         }
         OperatorAction::ResolveStep { step_id, output } => {
             let (task_id, task, step) = lock_unfinished_step(p, step_id.0, "resolved").await?;
+            refuse_collected(p, step_id.0, step, "resolved").await?;
             let role = p.role(step_id.0).await?;
             if role == Role::Group {
                 return conflict(
@@ -343,6 +345,29 @@ pub(crate) async fn expire_deadlines<P: Primitives>(
         }
     }
     Ok(expired)
+}
+
+/// Refuses to change a collected item (`on_item_error = "collect"`): its
+/// failure is its result, and its group counted it off already.
+async fn refuse_collected<P: FanOutPrimitives>(
+    p: &mut P,
+    step_id: i64,
+    state: StepState,
+    verb: &str,
+) -> Tx<()> {
+    if state == StepState::Error && p.collected(step_id).await? {
+        return conflict(
+            "step",
+            step_id,
+            state,
+            format!(
+                "it is an item of a fan-out with `on_item_error = \"collect\"`, whose failure is \
+                 its result (the steps after the fan-out receive it as an `Err`), so it cannot be \
+                 {verb}; start a new task to run the item again"
+            ),
+        );
+    }
+    Ok(())
 }
 
 /// Locks a step and its task (task first, as every writer does) and checks

@@ -191,7 +191,7 @@ pub(crate) async fn dead_letters(
          JOIN tasker_tasks t ON t.task_id = s.task_id
          JOIN tasker_named_tasks nt ON nt.named_task_id = t.named_task_id
          JOIN tasker_task_namespaces ns ON ns.task_namespace_id = nt.task_namespace_id
-         WHERE s.state = 'error' AND t.state = 'error'
+         WHERE s.state = 'error' AND s.results IS NULL AND t.state = 'error'
            AND ($1 IS NULL OR ns.name = $1) AND ($2 IS NULL OR nt.name = $2)
            AND ($3 IS NULL OR s.updated_at >= {since})
            AND ($4 IS NULL OR {class} = $4)

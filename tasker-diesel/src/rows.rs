@@ -33,7 +33,8 @@ pub(crate) fn time(ms: i64) -> DateTime<Utc> {
 pub(crate) const STEP_COUNTS_SQL: &str = "
 SELECT CAST(t.unfinished_steps AS BIGINT) AS unfinished,
        (SELECT count(*) FROM tasker_workflow_steps s WHERE s.task_id = t.task_id AND s.state = 'cancelled') AS cancelled,
-       (SELECT count(*) FROM tasker_workflow_steps s WHERE s.task_id = t.task_id AND s.state = 'error') AS errors
+       (SELECT count(*) FROM tasker_workflow_steps s WHERE s.task_id = t.task_id AND s.state = 'error'
+         AND s.results IS NULL) AS errors
 FROM tasker_tasks t WHERE t.task_id = $1";
 
 /// How many dependencies of a step (`$1`/`?1`) completed or were resolved
@@ -438,15 +439,17 @@ fn priority(level: i32) -> tasker::Priority {
     tasker::Priority::from_level(level.clamp(i16::MIN.into(), i16::MAX.into()) as i16)
 }
 
-/// The error stored for a step whose lease expired.
-pub(crate) fn lease_expired_error() -> String {
-    serde_json::to_string(
-        &StepError::retryable(
-            "the lease expired: the worker running this attempt stopped or lost its connection",
-        )
-        .with_class("LeaseExpired"),
+/// The error of a step whose lease expired.
+pub(crate) fn lease_expired() -> StepError {
+    StepError::retryable(
+        "the lease expired: the worker running this attempt stopped or lost its connection",
     )
-    .expect("a StepError serializes")
+    .with_class("LeaseExpired")
+}
+
+/// [`lease_expired`], as stored.
+pub(crate) fn lease_expired_error() -> String {
+    serde_json::to_string(&lease_expired()).expect("a StepError serializes")
 }
 
 /// An annotation with the name of the step that recorded it.

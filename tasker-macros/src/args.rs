@@ -50,6 +50,7 @@ mod kw {
     syn::custom_keyword!(branches);
     syn::custom_keyword!(for_each);
     syn::custom_keyword!(concurrency);
+    syn::custom_keyword!(on_item_error);
     syn::custom_keyword!(retry_limit);
     syn::custom_keyword!(retryable);
     syn::custom_keyword!(timeout);
@@ -151,6 +152,7 @@ keys! {
         Branches = kw::branches, "branches";
         ForEach = kw::for_each, "for_each";
         Concurrency = kw::concurrency, "concurrency";
+        OnItemError = kw::on_item_error, "on_item_error";
     }
 }
 
@@ -183,6 +185,10 @@ pub(crate) struct StepArgs {
     pub(crate) for_each: Option<Ident>,
     /// `concurrency = n`: at most this many of a fan-out's items at once.
     pub(crate) concurrency: Option<LitInt>,
+    /// `on_item_error = "collect"`: a failed item is the join's `Err`
+    /// entry instead of the task's failure (the literal, and whether it
+    /// says `collect`).
+    pub(crate) on_item_error: Option<(LitStr, bool)>,
 }
 
 /// Parses `key = value, ...` pairs, dispatching each key to `on_key`.
@@ -399,6 +405,26 @@ pub(crate) fn step_args(attr: &Attribute, errors: &mut Errors) -> StepArgs {
                         "`concurrency` must be a whole number from 1 to 4294967295: the items \
                          of the fan-out that may run at once",
                     ),
+                }
+            }
+            StepKey::OnItemError => {
+                let lit = string_value(key, input)?;
+                match lit.value().as_str() {
+                    "fail" => args.on_item_error = Some((lit, false)),
+                    "collect" => args.on_item_error = Some((lit, true)),
+                    other => {
+                        let hint = suggest(other, ["fail", "collect"])
+                            .map(|s| format!("did you mean \"{s}\"? "))
+                            .unwrap_or_default();
+                        errors.at(
+                            &lit,
+                            format!(
+                                "unknown `on_item_error` {other:?}: {hint}write \"fail\" (an item \
+                                 that fails for good fails the task; the default) or \"collect\" \
+                                 (the steps after the fan-out receive `Vec<Result<T, StepError>>`)"
+                            ),
+                        );
+                    }
                 }
             }
             StepKey::Events => args.events = event_list(input)?,

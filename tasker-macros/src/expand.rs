@@ -195,7 +195,18 @@ fn generate(args: &HandlerArgs, handler: &parse::Handler, checked: &Checked) -> 
             let var = format_ident!("__input_{}", position);
             // What the dependency passes on: its output, or, when it runs
             // once per item, the list of its outputs in item order.
-            let dep_output = if mapped[dep_index].is_some() {
+            let collects = handler.steps[dep_index]
+                .args
+                .on_item_error
+                .as_ref()
+                .is_some_and(|(_, collect)| *collect);
+            let dep_output = if mapped[dep_index].is_some() && collects {
+                // One `Result` per item: its output, or why it failed.
+                quote!(::std::vec::Vec<::core::result::Result<
+                    <#dep_output as #private::StepReturn>::Output,
+                    #private::StepError,
+                >>)
+            } else if mapped[dep_index].is_some() {
                 quote!(::std::vec::Vec<<#dep_output as #private::StepReturn>::Output>)
             } else {
                 quote!(<#dep_output as #private::StepReturn>::Output)
@@ -267,6 +278,10 @@ fn generate(args: &HandlerArgs, handler: &parse::Handler, checked: &Checked) -> 
             quote!(#s)
         }));
         let concurrency = option(step.args.concurrency.as_ref().map(|n| quote!(#n)));
+        let on_item_error = match &step.args.on_item_error {
+            Some((_, true)) => quote!(#private::OnItemError::Collect),
+            _ => quote!(#private::OnItemError::Fail),
+        };
         let line = quote_spanned!(step.ident.span()=> ::core::line!());
         descriptors.push(quote! {
             #private::StepDefinition {
@@ -286,6 +301,7 @@ fn generate(args: &HandlerArgs, handler: &parse::Handler, checked: &Checked) -> 
                 branches: &[#(#branches),*],
                 for_each: #for_each,
                 concurrency: #concurrency,
+                on_item_error: #on_item_error,
                 line: #line,
             },
         });

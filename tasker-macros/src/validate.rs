@@ -239,7 +239,8 @@ fn check_branches(
 /// Checks each `for_each`: its source is a dependency of the step, read by
 /// a parameter named after it (which receives one item), not itself
 /// mapped; a mapped step is neither a decision nor a branch (not yet), and
-/// `concurrency` goes with `for_each`. Returns each step's source.
+/// `concurrency` and `on_item_error` go with `for_each`. Returns each
+/// step's source.
 fn check_fan_outs(
     handler: &Handler,
     names: &[&str],
@@ -255,6 +256,17 @@ fn check_fan_outs(
                     format!(
                         "`concurrency` bounds a fan-out, but step `{}` has no `for_each`; add \
                          `for_each = <the step whose list it runs over>` or remove `concurrency`",
+                        step.name
+                    ),
+                );
+            }
+            if let Some((lit, _)) = &step.args.on_item_error {
+                errors.at(
+                    lit,
+                    format!(
+                        "`on_item_error` says what a fan-out does when one of its items \
+                         fails, but step `{}` has no `for_each`; add `for_each = <the step \
+                         whose list it runs over>` or remove `on_item_error`",
                         step.name
                     ),
                 );

@@ -11,10 +11,90 @@
 //! group: claimed once its dependencies are done, it becomes one instance
 //! per item (the first `concurrency` ready, each finished instance
 //! releasing the next), and it completes when its last instance does.
+//!
+//! An item that fails for good puts the task in `error` by default
+//! ([`OnItemError::Fail`]). With `on_item_error = "collect"`
+//! ([`OnItemError::Collect`]) the failure is the item's result instead:
+//! the item ends `error`, the other items go on, and the steps after the
+//! fan-out receive a `Vec<Result<T, StepError>>` in item order, in serde's
+//! form of a `Result` ([`collected_ok`], [`collected_err`]).
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::step::StepError;
+
+/// What a fan-out does when one of its items fails for good (no attempts
+/// left, or a permanent error): `#[step(for_each = s, on_item_error = "...")]`.
+///
+/// ```
+/// use tasker::fan_out::OnItemError;
+///
+/// assert_eq!(OnItemError::default(), OnItemError::Fail);
+/// assert_eq!(OnItemError::parse("collect"), Some(OnItemError::Collect));
+/// assert_eq!(OnItemError::Collect.as_str(), "collect");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnItemError {
+    /// `"fail"` (the default): the item ends `error` and so does its task,
+    /// until an operator retries or resolves the item; the steps after the
+    /// fan-out receive `Vec<T>`.
+    #[default]
+    Fail,
+    /// `"collect"`: the item ends `error` with its error as its result, the
+    /// task goes on, and the steps after the fan-out receive
+    /// `Vec<Result<T, StepError>>`, one entry per item in item order.
+    Collect,
+}
+
+impl OnItemError {
+    /// The attribute's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnItemError::Fail => "fail",
+            OnItemError::Collect => "collect",
+        }
+    }
+
+    /// The policy spelled `text`, if any.
+    pub fn parse(text: &str) -> Option<OnItemError> {
+        match text {
+            "fail" => Some(OnItemError::Fail),
+            "collect" => Some(OnItemError::Collect),
+            _ => None,
+        }
+    }
+}
+
+/// A successful item's entry in a collecting fan-out's output: `{"Ok":
+/// output}`, which deserializes as `Ok(output)`.
+///
+/// ```
+/// use serde_json::json;
+/// use tasker::fan_out::collected_ok;
+///
+/// let entry: Result<u32, tasker::StepError> = serde_json::from_value(collected_ok(json!(7))).unwrap();
+/// assert_eq!(entry, Ok(7));
+/// ```
+pub fn collected_ok(output: Value) -> Value {
+    Value::Object(Map::from_iter([("Ok".to_owned(), output)]))
+}
+
+/// A failed item's entry in a collecting fan-out's output: `{"Err":
+/// error}`, which deserializes as `Err(error)`. The stores keep it as the
+/// failed item's result.
+///
+/// ```
+/// use tasker::fan_out::collected_err;
+/// use tasker::StepError;
+///
+/// let error = StepError::permanent("account closed");
+/// let entry: Result<u32, StepError> = serde_json::from_value(collected_err(&error)).unwrap();
+/// assert_eq!(entry, Err(error));
+/// ```
+pub fn collected_err(error: &StepError) -> Value {
+    let error = serde_json::to_value(error).expect("step errors serialize");
+    Value::Object(Map::from_iter([("Err".to_owned(), error)]))
+}
 
 /// The class of the error a fan-out step fails with when its source's
 /// output is not a list.

@@ -186,6 +186,8 @@ pub struct StepDefinition {
     #[doc(hidden)]
     pub concurrency: Option<u32>,
     #[doc(hidden)]
+    pub on_item_error: crate::fan_out::OnItemError,
+    #[doc(hidden)]
     pub line: u32,
 }
 
@@ -214,6 +216,12 @@ impl StepDefinition {
     /// (`#[step(concurrency = 10)]`); `None`: no bound of its own.
     pub fn concurrency(&self) -> Option<u32> {
         self.concurrency
+    }
+
+    /// What the fan-out does when an item fails for good
+    /// (`#[step(on_item_error = "collect")]`); `Fail` by default.
+    pub fn on_item_error(&self) -> crate::fan_out::OnItemError {
+        self.on_item_error
     }
 
     /// The outside systems the step calls
@@ -517,6 +525,10 @@ fn fingerprint(definition: &HandlerDefinition) -> String {
             hasher.update([2]);
             hasher.update(source.as_bytes());
             hasher.update(step.concurrency.unwrap_or(0).to_le_bytes());
+            // The steps after a collecting fan-out read other types.
+            if step.on_item_error == crate::fan_out::OnItemError::Collect {
+                hasher.update(b"collect");
+            }
         }
         hasher.update([0xff]);
     }

@@ -5,6 +5,7 @@ use serde_json::Value;
 
 pub use crate::decode::{check_context, decode_config, decode_context, type_id_of};
 pub use crate::events::SubscriberRegistration;
+pub use crate::fan_out::OnItemError;
 pub use crate::handler::{
     ConfigType, HandlerDefinition, StepDefaultsFn, StepDefinition, StepFuture, TaskHandler,
     ValidateFn,

@@ -372,6 +372,7 @@ mod tests {
         branches: &[],
         for_each: None,
         concurrency: None,
+        on_item_error: crate::fan_out::OnItemError::Fail,
         line: 1,
     }];
 

@@ -1,6 +1,8 @@
 //! Successes recorded alone, each in a transaction of its own: those that
 //! carry annotations, are a decision's (its unchosen branches skipped) or
-//! a fan-out instance's (its group counted), and fan-outs expanded.
+//! a fan-out instance's (its group counted); fan-outs expanded; and
+//! fan-out instances' failures (collected by their group, or failing the
+//! task as any step's).
 //! The common success goes through the batched statement instead; a
 //! transactional step's success comes here inside its own transaction.
 
@@ -9,10 +11,12 @@ use diesel::sql_types::{Array, BigInt, Integer, Text};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use futures_util::future::join_all;
 use serde_json::Value;
+use tasker::fan_out::OnItemError;
 use tasker::store::{Completed, Completion, Outcome, StoreError};
-use tasker::StepId;
+use tasker::{StepError, StepId};
 
 use super::primitives::PgOps;
+use super::rows::CompleteRow;
 use super::successes::record_successes;
 use super::PgStore;
 use crate::operator::{Tx, TxError};
@@ -60,9 +64,17 @@ async fn on_its_own(
                 source,
                 items,
                 concurrency,
-            } => record_fan_out(conn, completion, (source, items, *concurrency), channel).await,
+                on_item_error,
+            } => {
+                let fan_out = (*source, &items[..], (*concurrency, *on_item_error));
+                record_fan_out(conn, completion, fan_out, channel).await
+            }
+            Outcome::Fail(error) if completion.item_index.is_some() => {
+                record_item_failure(conn, completion, error, channel).await
+            }
             Outcome::Retry { .. } | Outcome::Fail(_) => Err(TxError::Store(StoreError::Invalid(
-                "only successes and fan-outs are recorded alone".to_owned(),
+                "only successes, fan-outs and fan-out items' failures are recorded alone"
+                    .to_owned(),
             ))),
         })
         .await
@@ -155,12 +167,41 @@ async fn item_finished(
     Ok(())
 }
 
+/// Records a fan-out instance's failure for good, in the caller's
+/// transaction: collected as its result when its group collects failures
+/// (counted off like a success), otherwise as any step's failure (the task
+/// goes to `error`).
+async fn record_item_failure(
+    conn: &mut AsyncPgConnection,
+    completion: &Completion,
+    error: &StepError,
+    channel: &str,
+) -> Tx<Completed> {
+    let collected = fan_out::item_failed(
+        &mut PgOps { conn, channel },
+        (completion.step_id.0, completion.attempt),
+        error,
+        &completion.worker,
+    )
+    .await?;
+    if let Some(completed) = collected {
+        if completed.released > 0 {
+            notify(conn, channel).await?;
+        }
+        return Ok(completed);
+    }
+    let row = super::store::fail_query(completion, error)
+        .get_result::<CompleteRow>(conn)
+        .await?;
+    Ok(row.into_completed())
+}
+
 /// Expands a claimed fan-out group into its instances (fenced by its
 /// attempt), in the caller's transaction.
 async fn record_fan_out(
     conn: &mut AsyncPgConnection,
     completion: &Completion,
-    (source, items, concurrency): (&str, &[Value], u32),
+    (source, items, settings): (&str, &[Value], (u32, OnItemError)),
     channel: &str,
 ) -> Tx<Completed> {
     let ready = fan_out::fan_out(
@@ -168,7 +209,7 @@ async fn record_fan_out(
         (completion.step_id.0, completion.attempt),
         source,
         items,
-        concurrency,
+        settings,
         &completion.worker,
     )
     .await?;

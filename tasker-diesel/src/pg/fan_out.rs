@@ -1,17 +1,18 @@
 //! The fan-out primitives on PostgreSQL (see `crate::fan_out`).
 
-use diesel::sql_types::{Array, BigInt, Integer, Text};
+use diesel::sql_types::{Array, BigInt, Bool, Integer, Text};
 use diesel::{sql_query, QueryableByName};
 use diesel_async::RunQueryDsl;
 
 use super::primitives::{cancel_steps, PgOps};
 use serde_json::Value;
 use tasker::store::{Completed, Completion, Outcome, StoreError};
-use tasker::StepId;
+use tasker::{StepError, StepId};
 
 use super::successes::record_successes;
 use crate::fan_out::{
-    FanOutCount, FanOutPrimitives, FanOutRow, OutputRow, PlaceRow, Role, ROLE_SQL,
+    AttemptRow, FanOutCount, FanOutPrimitives, FanOutRow, OutputRow, PlaceRow, Role, COLLECTED_SQL,
+    COLLECTS_SQL, ROLE_SQL,
 };
 use crate::operator::Tx;
 use crate::operator::TxError;
@@ -83,14 +84,14 @@ impl FanOutPrimitives for PgOps<'_> {
         &mut self,
         group: i64,
         (task_id, position): (i64, i32),
-        items: u32,
-        concurrency: u32,
+        (items, concurrency): (u32, u32),
+        collect: bool,
     ) -> Tx<()> {
         sql_query(
             "WITH f AS (
                INSERT INTO tasker_step_fan_outs
-                 (workflow_step_id, task_id, position, items, concurrency, unfinished)
-               VALUES ($1, $2, $3, $4, $5, $4)
+                 (workflow_step_id, task_id, position, items, concurrency, unfinished, collect_errors)
+               VALUES ($1, $2, $3, $4, $5, $4, $6)
              ), g AS (
                UPDATE tasker_workflow_steps SET lease_expires_at = NULL, worker_id = NULL,
                  updated_at = now()
@@ -104,6 +105,7 @@ impl FanOutPrimitives for PgOps<'_> {
         .bind::<Integer, _>(position)
         .bind::<Integer, _>(items as i32)
         .bind::<Integer, _>(concurrency as i32)
+        .bind::<Bool, _>(collect)
         .execute(self.conn)
         .await?;
         Ok(())
@@ -135,7 +137,7 @@ impl FanOutPrimitives for PgOps<'_> {
              UPDATE tasker_step_fan_outs f SET unfinished = f.unfinished - c.n
              FROM c WHERE f.task_id = c.task_id AND f.position = c.position
              RETURNING f.workflow_step_id, f.task_id, f.position, f.items, f.concurrency,
-                       f.unfinished, c.n, c.step",
+                       f.unfinished, f.collect_errors, c.n, c.step",
         )
         .bind::<Array<BigInt>, _>(step_ids)
         .load::<CountedRow>(self.conn)
@@ -180,7 +182,7 @@ impl FanOutPrimitives for PgOps<'_> {
         &mut self,
         group: i64,
         (task_id, position): (i64, i32),
-    ) -> Tx<(u32, Vec<Option<String>>)> {
+    ) -> Tx<(u32, Vec<OutputRow>)> {
         let attempt = sql_query(
             "SELECT attempts::bigint AS count FROM tasker_workflow_steps WHERE workflow_step_id = $1",
         )
@@ -188,7 +190,7 @@ impl FanOutPrimitives for PgOps<'_> {
         .get_result::<CountRow>(self.conn)
         .await?;
         let outputs = sql_query(
-            "SELECT results::text AS results FROM tasker_workflow_steps
+            "SELECT results::text AS results, state = 'error' AS failed FROM tasker_workflow_steps
              WHERE task_id = $1 AND position = $2 AND item_index IS NOT NULL
              ORDER BY item_index",
         )
@@ -196,10 +198,7 @@ impl FanOutPrimitives for PgOps<'_> {
         .bind::<Integer, _>(position)
         .load::<OutputRow>(self.conn)
         .await?;
-        Ok((
-            attempt.count as u32,
-            outputs.into_iter().map(|r| r.results).collect(),
-        ))
+        Ok((attempt.count as u32, outputs))
     }
 
     async fn complete_group(
@@ -220,6 +219,78 @@ impl FanOutPrimitives for PgOps<'_> {
                 })
             })?;
         Ok(row.into_completed()?)
+    }
+
+    async fn collects(&mut self, step_id: i64) -> Tx<bool> {
+        Ok(sql_query(COLLECTS_SQL)
+            .bind::<BigInt, _>(step_id)
+            .get_results::<CountRow>(self.conn)
+            .await?
+            .iter()
+            .any(|r| r.count == 1))
+    }
+
+    async fn collected(&mut self, step_id: i64) -> Tx<bool> {
+        let row = sql_query(COLLECTED_SQL)
+            .bind::<BigInt, _>(step_id)
+            .get_result::<CountRow>(self.conn)
+            .await?;
+        Ok(row.count > 0)
+    }
+
+    async fn collect_failure(
+        &mut self,
+        (step_id, attempt): (i64, u32),
+        error: &StepError,
+        result: &Value,
+        actor: &str,
+    ) -> Tx<bool> {
+        let row = sql_query(
+            "WITH s AS (
+               UPDATE tasker_workflow_steps SET state = 'error', lease_expires_at = NULL,
+                 last_error = $2::jsonb, results = $3::jsonb, updated_at = now()
+               WHERE workflow_step_id = $1 AND attempts = $4 AND state = 'in_progress'
+               RETURNING workflow_step_id, task_id
+             ), audit AS (
+               INSERT INTO tasker_workflow_step_transitions
+                 (workflow_step_id, task_id, from_state, to_state, attempt, actor, error)
+               SELECT workflow_step_id, task_id, 'in_progress', 'error', $4, $5, $6 FROM s
+             ), t AS (
+               UPDATE tasker_tasks SET unfinished_steps = unfinished_steps - 1, updated_at = now()
+               WHERE task_id IN (SELECT task_id FROM s)
+             )
+             SELECT count(*) AS count FROM s",
+        )
+        .bind::<BigInt, _>(step_id)
+        .bind::<Text, _>(serde_json::to_string(error).expect("errors serialize"))
+        .bind::<Text, _>(result.to_string())
+        .bind::<Integer, _>(attempt as i32)
+        .bind::<Text, _>(actor)
+        .bind::<Text, _>(error.to_string())
+        .get_result::<CountRow>(self.conn)
+        .await?;
+        Ok(row.count > 0)
+    }
+
+    async fn expired_collected_items(&mut self, all: bool) -> Tx<Vec<(i64, u32)>> {
+        let lease = if all {
+            "s.lease_expires_at IS NOT NULL"
+        } else {
+            "s.lease_expires_at < now()"
+        };
+        let rows = sql_query(format!(
+            "SELECT s.workflow_step_id, s.attempts FROM tasker_workflow_steps s
+             JOIN tasker_step_fan_outs f ON f.task_id = s.task_id AND f.position = s.position
+             WHERE s.state = 'in_progress' AND {lease} AND s.attempts >= s.max_attempts
+               AND s.item_index IS NOT NULL AND f.collect_errors
+             ORDER BY s.workflow_step_id LIMIT 1000 FOR UPDATE OF s SKIP LOCKED"
+        ))
+        .load::<AttemptRow>(self.conn)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.workflow_step_id, r.attempts as u32))
+            .collect())
     }
 
     async fn role(&mut self, step_id: i64) -> Tx<Role> {

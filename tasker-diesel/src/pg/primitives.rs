@@ -78,7 +78,8 @@ impl operator::Primitives for PgOps<'_> {
                UPDATE tasker_workflow_steps SET state = 'ready', run_at = now(),
                  claim_at = now() - make_interval(secs => head_start_ms::float8 / 1000),
                  max_attempts = attempts + attempt_budget, updated_at = now()
-               WHERE task_id = $1 AND state = 'error' AND ($2::bigint IS NULL OR workflow_step_id = $2)
+               WHERE task_id = $1 AND state = 'error' AND results IS NULL
+                 AND ($2::bigint IS NULL OR workflow_step_id = $2)
                RETURNING workflow_step_id, task_id, attempts)
              INSERT INTO tasker_workflow_step_transitions
                (workflow_step_id, task_id, from_state, to_state, attempt, actor)
@@ -96,7 +97,8 @@ impl operator::Primitives for PgOps<'_> {
         sql_query(
             "WITH old AS (
                SELECT workflow_step_id, task_id, state, attempts FROM tasker_workflow_steps
-               WHERE task_id = $1 AND state IN ('pending', 'ready', 'in_progress', 'error')
+               WHERE task_id = $1 AND (state IN ('pending', 'ready', 'in_progress')
+                 OR (state = 'error' AND results IS NULL))
                FOR UPDATE),
              s AS (
                UPDATE tasker_workflow_steps w SET state = $3, lease_expires_at = NULL, updated_at = now()
@@ -307,7 +309,8 @@ pub(super) async fn cancel_steps(
         "WITH {ctes} old AS (
            SELECT s.workflow_step_id, s.task_id, s.state, s.attempts
            FROM {steps}
-           WHERE s.state IN ('pending', 'ready', 'in_progress', 'error')
+           WHERE (s.state IN ('pending', 'ready', 'in_progress')
+             OR (s.state = 'error' AND s.results IS NULL))
            FOR UPDATE OF s
          ), upd AS (
            UPDATE tasker_workflow_steps w SET state = 'cancelled', lease_expires_at = NULL,

@@ -91,9 +91,7 @@ impl CompleteRow {
             task_duration: self
                 .task_age_ms
                 .map(|ms| std::time::Duration::from_millis(ms.max(0) as u64)),
-            next: None,
-            skipped: Vec::new(),
-            group_completed: None,
+            ..Completed::default()
         }
     }
 }

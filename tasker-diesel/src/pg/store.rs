@@ -23,6 +23,7 @@ use super::sql::{ms, recover_sql, task_select, FAIL_SQL, RETRY_SQL};
 use super::successes::record_successes;
 use super::{db, PgStore};
 use crate::checkpoint::{self, CheckpointRow};
+use crate::fan_out;
 use crate::migrations;
 use crate::operator::{self, TxError};
 use crate::retention;
@@ -258,7 +259,12 @@ impl Store for PgStore {
                 completions
                     .iter()
                     .enumerate()
-                    .filter(|(_, c)| matches!(c.outcome, Outcome::FanOut { .. })),
+                    .filter(|(_, c)| match c.outcome {
+                        Outcome::FanOut { .. } => true,
+                        // An item's failure may be its group's to collect.
+                        Outcome::Fail(_) => c.item_index.is_some(),
+                        _ => false,
+                    }),
             )
             .collect();
         if !plain.is_empty() {
@@ -273,6 +279,7 @@ impl Store for PgStore {
         for (i, completion) in completions.iter().enumerate() {
             let query = match &completion.outcome {
                 Outcome::Complete(_) | Outcome::FanOut { .. } => continue,
+                Outcome::Fail(_) if completion.item_index.is_some() => continue,
                 Outcome::Retry { error, delay } => sql_query(RETRY_SQL)
                     .into_boxed::<diesel::pg::Pg>()
                     .bind::<BigInt, _>(completion.step_id.0)
@@ -281,13 +288,7 @@ impl Store for PgStore {
                     .bind::<Text, _>(&completion.worker)
                     .bind::<Double, _>(delay.as_secs_f64())
                     .bind::<Text, _>(error.to_string()),
-                Outcome::Fail(error) => sql_query(FAIL_SQL)
-                    .into_boxed::<diesel::pg::Pg>()
-                    .bind::<BigInt, _>(completion.step_id.0)
-                    .bind::<Text, _>(serde_json::to_string(error).expect("errors serialize"))
-                    .bind::<Integer, _>(completion.attempt as i32)
-                    .bind::<Text, _>(&completion.worker)
-                    .bind::<Text, _>(error.to_string()),
+                Outcome::Fail(error) => fail_query(completion, error),
             };
             let row = query
                 .get_result::<CompleteRow>(&mut conn)
@@ -320,6 +321,23 @@ impl Store for PgStore {
 
     async fn recover_expired(&self, all_in_progress: bool) -> Result<u64, StoreError> {
         let mut conn = self.conn().await?;
+        // Items of collecting fan-outs out of attempts: their failure is
+        // their result, not their task's.
+        let channel = &self.channel;
+        let collected = conn
+            .transaction(async move |conn| {
+                let (collected, released) =
+                    fan_out::collect_expired(&mut PgOps { conn, channel }, all_in_progress).await?;
+                if released > 0 {
+                    sql_query("SELECT pg_notify($1, '')")
+                        .bind::<Text, _>(channel)
+                        .execute(conn)
+                        .await?;
+                }
+                Ok(collected)
+            })
+            .await
+            .map_err(|e: TxError| e.into_store("collecting expired fan-out items"))?;
         let row = sql_query(recover_sql(all_in_progress))
             .bind::<Text, _>(lease_expired_error())
             .bind::<Text, _>("the lease expired: the worker stopped or lost its connection")
@@ -327,7 +345,7 @@ impl Store for PgStore {
             .get_result::<CountRow>(&mut conn)
             .await
             .map_err(db("recovering expired leases"))?;
-        Ok(row.count as u64)
+        Ok(row.count as u64 + collected)
     }
 
     async fn expire_deadlines(
@@ -639,4 +657,19 @@ impl Store for PgStore {
         );
         Ok(())
     }
+}
+
+/// The statement that fails a step for good in `completion`'s attempt, and
+/// its task with it.
+pub(super) fn fail_query<'a>(
+    completion: &'a Completion,
+    error: &StepError,
+) -> diesel::query_builder::BoxedSqlQuery<'a, diesel::pg::Pg, diesel::query_builder::SqlQuery> {
+    sql_query(FAIL_SQL)
+        .into_boxed::<diesel::pg::Pg>()
+        .bind::<BigInt, _>(completion.step_id.0)
+        .bind::<Text, _>(serde_json::to_string(error).expect("errors serialize"))
+        .bind::<Integer, _>(completion.attempt as i32)
+        .bind::<Text, _>(&completion.worker)
+        .bind::<Text, _>(error.to_string())
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use diesel::sql_types::{BigInt, Integer, Nullable, Text};
 use diesel::{sql_query, RunQueryDsl, SqliteConnection};
+use tasker::fan_out::OnItemError;
 use tasker::store::{Completed, Completion, Outcome};
 use tasker::{StepId, TaskState};
 
@@ -23,12 +24,27 @@ pub(super) fn record_one(conn: &mut SqliteConnection, c: &Completion) -> Tx<Comp
     let (state, results_json, error) = match &c.outcome {
         Outcome::Complete(output) => ("complete", Some(output.to_string()), None),
         Outcome::Retry { error, .. } => ("ready", None, Some(error)),
-        Outcome::Fail(error) => ("error", None, Some(error)),
+        Outcome::Fail(error) => {
+            if c.item_index.is_some() {
+                // Its group's to collect, or a failure as any step's.
+                let collected = run_now(fan_out::item_failed(
+                    &mut SqliteOps { conn },
+                    (c.step_id.0, c.attempt),
+                    error,
+                    &c.worker,
+                ))?;
+                if let Some(completed) = collected {
+                    return Ok(completed);
+                }
+            }
+            ("error", None, Some(error))
+        }
         Outcome::FanOut {
             source,
             items,
             concurrency,
-        } => return record_fan_out(conn, c, (source, items, *concurrency)),
+            on_item_error,
+        } => return record_fan_out(conn, c, (source, items, (*concurrency, *on_item_error))),
     };
     let run_at = match &c.outcome {
         Outcome::Retry { delay, .. } => now + delay.as_millis() as i64,
@@ -117,13 +133,18 @@ pub(super) fn record_one(conn: &mut SqliteConnection, c: &Completion) -> Tx<Comp
         Outcome::Retry { .. } | Outcome::FanOut { .. } => {}
     }
     if completed.task_state.is_some() && completed.task_duration.is_none() {
-        let age = sql_query("SELECT ? - created_at AS count FROM tasker_tasks WHERE task_id = ?")
-            .bind::<BigInt, _>(now_ms())
-            .bind::<BigInt, _>(step.task_id)
-            .get_result::<CountRow>(conn)?;
-        completed.task_duration = Some(Duration::from_millis(age.count.max(0) as u64));
+        completed.task_duration = Some(task_age(conn, step.task_id)?);
     }
     Ok(completed)
+}
+
+/// How long ago the task was created, by the store's clock.
+fn task_age(conn: &mut SqliteConnection, task_id: i64) -> Tx<Duration> {
+    let age = sql_query("SELECT ? - created_at AS count FROM tasker_tasks WHERE task_id = ?")
+        .bind::<BigInt, _>(now_ms())
+        .bind::<BigInt, _>(task_id)
+        .get_result::<CountRow>(conn)?;
+    Ok(Duration::from_millis(age.count.max(0) as u64))
 }
 
 /// Expands a claimed fan-out group into its instances (fenced by its
@@ -131,14 +152,14 @@ pub(super) fn record_one(conn: &mut SqliteConnection, c: &Completion) -> Tx<Comp
 fn record_fan_out(
     conn: &mut SqliteConnection,
     c: &Completion,
-    (source, items, concurrency): (&str, &[serde_json::Value], u32),
+    (source, items, settings): (&str, &[serde_json::Value], (u32, OnItemError)),
 ) -> Tx<Completed> {
     let ready = run_now(fan_out::fan_out(
         &mut SqliteOps { conn },
         (c.step_id.0, c.attempt),
         source,
         items,
-        concurrency,
+        settings,
         &c.worker,
     ))?;
     Ok(match ready {

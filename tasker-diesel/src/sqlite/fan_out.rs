@@ -1,21 +1,22 @@
 //! The fan-out primitives on SQLite (see `crate::fan_out`), inside the
 //! one write transaction.
 
-use diesel::sql_types::{BigInt, Integer, Text};
+use diesel::sql_types::{BigInt, Bool, Integer, Text};
 use diesel::{sql_query, RunQueryDsl};
 
 use std::time::Duration;
 
 use serde_json::Value;
 use tasker::store::{Completed, Completion, Outcome};
-use tasker::{StepId, StepState};
+use tasker::{StepError, StepId, StepState};
 
 use super::complete::record_one;
 use super::primitives::SqliteOps;
 use super::writes::{set_steps_state, step_audit};
 use super::{now_ms, StepStateRow};
 use crate::fan_out::{
-    FanOutCount, FanOutPrimitives, FanOutRow, OutputRow, PlaceRow, Role, ROLE_SQL,
+    AttemptRow, FanOutCount, FanOutPrimitives, FanOutRow, OutputRow, PlaceRow, Role, COLLECTED_SQL,
+    COLLECTS_SQL, ROLE_SQL,
 };
 use crate::operator::Tx;
 use crate::rows::{CountRow, IdRow};
@@ -104,14 +105,14 @@ impl FanOutPrimitives for SqliteOps<'_> {
         &mut self,
         group: i64,
         (task_id, position): (i64, i32),
-        items: u32,
-        concurrency: u32,
+        (items, concurrency): (u32, u32),
+        collect: bool,
     ) -> Tx<()> {
         let now = now_ms();
         sql_query(
             "INSERT INTO tasker_step_fan_outs
-               (workflow_step_id, task_id, position, items, concurrency, unfinished)
-             VALUES (?, ?, ?, ?, ?, ?)",
+               (workflow_step_id, task_id, position, items, concurrency, unfinished, collect_errors)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
         .bind::<BigInt, _>(group)
         .bind::<BigInt, _>(task_id)
@@ -119,6 +120,7 @@ impl FanOutPrimitives for SqliteOps<'_> {
         .bind::<Integer, _>(items as i32)
         .bind::<Integer, _>(concurrency as i32)
         .bind::<Integer, _>(items as i32)
+        .bind::<Bool, _>(collect)
         .execute(self.conn)?;
         sql_query(
             "UPDATE tasker_workflow_steps SET lease_expires_at = NULL, worker_id = NULL,
@@ -199,23 +201,20 @@ impl FanOutPrimitives for SqliteOps<'_> {
         &mut self,
         group: i64,
         (task_id, position): (i64, i32),
-    ) -> Tx<(u32, Vec<Option<String>>)> {
+    ) -> Tx<(u32, Vec<OutputRow>)> {
         let attempt = sql_query(
             "SELECT attempts AS count FROM tasker_workflow_steps WHERE workflow_step_id = ?",
         )
         .bind::<BigInt, _>(group)
         .get_result::<CountRow>(self.conn)?;
         let outputs = sql_query(
-            "SELECT results FROM tasker_workflow_steps
+            "SELECT results, state = 'error' AS failed FROM tasker_workflow_steps
              WHERE task_id = ? AND position = ? AND item_index IS NOT NULL ORDER BY item_index",
         )
         .bind::<BigInt, _>(task_id)
         .bind::<Integer, _>(position)
         .load::<OutputRow>(self.conn)?;
-        Ok((
-            attempt.count as u32,
-            outputs.into_iter().map(|r| r.results).collect(),
-        ))
+        Ok((attempt.count as u32, outputs))
     }
 
     async fn complete_group(
@@ -241,6 +240,81 @@ impl FanOutPrimitives for SqliteOps<'_> {
         )
     }
 
+    async fn collects(&mut self, step_id: i64) -> Tx<bool> {
+        Ok(sql_query(COLLECTS_SQL)
+            .bind::<BigInt, _>(step_id)
+            .get_results::<CountRow>(self.conn)?
+            .iter()
+            .any(|r| r.count == 1))
+    }
+
+    async fn collected(&mut self, step_id: i64) -> Tx<bool> {
+        let row = sql_query(COLLECTED_SQL)
+            .bind::<BigInt, _>(step_id)
+            .get_result::<CountRow>(self.conn)?;
+        Ok(row.count > 0)
+    }
+
+    async fn collect_failure(
+        &mut self,
+        (step_id, attempt): (i64, u32),
+        error: &StepError,
+        result: &Value,
+        actor: &str,
+    ) -> Tx<bool> {
+        let now = now_ms();
+        let Some(step) = sql_query(
+            "UPDATE tasker_workflow_steps SET state = 'error', lease_expires_at = NULL,
+               last_error = ?, results = ?, updated_at = ?
+             WHERE workflow_step_id = ? AND attempts = ? AND state = 'in_progress'
+             RETURNING workflow_step_id, task_id, state, attempts",
+        )
+        .bind::<Text, _>(serde_json::to_string(error).expect("errors serialize"))
+        .bind::<Text, _>(result.to_string())
+        .bind::<BigInt, _>(now)
+        .bind::<BigInt, _>(step_id)
+        .bind::<Integer, _>(attempt as i32)
+        .get_results::<StepStateRow>(self.conn)?
+        .pop() else {
+            return Ok(false);
+        };
+        step_audit(
+            self.conn,
+            (step.workflow_step_id, step.task_id),
+            Some("in_progress"),
+            "error",
+            Some(step.attempts),
+            actor,
+            Some(&error.to_string()),
+        )?;
+        self.count_off(step.task_id, 1)?;
+        Ok(true)
+    }
+
+    async fn expired_collected_items(&mut self, all: bool) -> Tx<Vec<(i64, u32)>> {
+        let lease = if all {
+            "s.lease_expires_at IS NOT NULL"
+        } else {
+            "s.lease_expires_at < ?"
+        };
+        let mut query = sql_query(format!(
+            "SELECT s.workflow_step_id, s.attempts FROM tasker_workflow_steps s
+             JOIN tasker_step_fan_outs f ON f.task_id = s.task_id AND f.position = s.position
+             WHERE s.state = 'in_progress' AND {lease} AND s.attempts >= s.max_attempts
+               AND s.item_index IS NOT NULL AND f.collect_errors
+             ORDER BY s.workflow_step_id LIMIT 1000"
+        ))
+        .into_boxed();
+        if !all {
+            query = query.bind::<BigInt, _>(now_ms());
+        }
+        Ok(query
+            .load::<AttemptRow>(self.conn)?
+            .into_iter()
+            .map(|r| (r.workflow_step_id, r.attempts as u32))
+            .collect())
+    }
+
     async fn role(&mut self, step_id: i64) -> Tx<Role> {
         let row = sql_query(ROLE_SQL)
             .bind::<BigInt, _>(step_id)
@@ -254,7 +328,8 @@ impl FanOutPrimitives for SqliteOps<'_> {
              FROM tasker_workflow_steps g
              JOIN tasker_workflow_steps i ON i.task_id = g.task_id AND i.position = g.position
              WHERE g.workflow_step_id = ? AND i.item_index IS NOT NULL
-               AND i.state IN ('pending', 'ready', 'in_progress', 'error')",
+               AND (i.state IN ('pending', 'ready', 'in_progress')
+                 OR (i.state = 'error' AND i.results IS NULL))",
         )
         .bind::<BigInt, _>(group)
         .load::<StepStateRow>(self.conn)?;
@@ -279,4 +354,5 @@ struct InsertedRow {
 const COUNT_OFF_SQL: &str = "UPDATE tasker_step_fan_outs SET unfinished = unfinished - 1
      WHERE (task_id, position) = (SELECT task_id, position FROM tasker_workflow_steps
                                   WHERE workflow_step_id = ? AND item_index IS NOT NULL)
-     RETURNING workflow_step_id, task_id, position, items, concurrency, unfinished";
+     RETURNING workflow_step_id, task_id, position, items, concurrency, unfinished,
+               collect_errors";

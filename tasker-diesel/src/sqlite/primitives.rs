@@ -68,7 +68,8 @@ impl operator::Primitives for SqliteOps<'_> {
     async fn retry_failed(&mut self, task_id: i64, step_id: Option<i64>, actor: &str) -> Tx<()> {
         let failed = sql_query(
             "SELECT workflow_step_id, task_id, state, attempts FROM tasker_workflow_steps
-             WHERE task_id = ? AND state = 'error' AND (? IS NULL OR workflow_step_id = ?)",
+             WHERE task_id = ? AND state = 'error' AND results IS NULL
+               AND (? IS NULL OR workflow_step_id = ?)",
         )
         .bind::<BigInt, _>(task_id)
         .bind::<Nullable<BigInt>, _>(step_id)
@@ -100,7 +101,8 @@ impl operator::Primitives for SqliteOps<'_> {
     async fn close_steps(&mut self, task_id: i64, to: StepState, actor: &str) -> Tx<()> {
         let open = self.unfinished_steps(
             "SELECT workflow_step_id, task_id, state, attempts FROM tasker_workflow_steps
-             WHERE task_id = ? AND state IN ('pending', 'ready', 'in_progress', 'error')",
+             WHERE task_id = ? AND (state IN ('pending', 'ready', 'in_progress')
+               OR (state = 'error' AND results IS NULL))",
             task_id,
         )?;
         set_steps_state(self.conn, &open, to, actor)?;
@@ -119,7 +121,8 @@ impl operator::Primitives for SqliteOps<'_> {
              )
              SELECT s.workflow_step_id, s.task_id, s.state, s.attempts
              FROM tasker_workflow_steps s JOIN down ON s.workflow_step_id = down.id
-             WHERE s.state IN ('pending', 'ready', 'in_progress', 'error')",
+             WHERE (s.state IN ('pending', 'ready', 'in_progress')
+               OR (s.state = 'error' AND s.results IS NULL))",
             step_id,
         )?;
         set_steps_state(self.conn, &doomed, StepState::Cancelled, actor)?;

@@ -19,6 +19,7 @@ use super::primitives::{SqliteOps, DIALECT};
 use super::writes::{create_one, set_task_state, step_audit, step_state};
 use super::{now_ms, SqliteStore, StepStateRow};
 use crate::checkpoint::{self, CheckpointRow};
+use crate::fan_out;
 use crate::migrations;
 use crate::operator::{self, Tx, TxError};
 use crate::retention;
@@ -249,6 +250,12 @@ impl Store for SqliteStore {
         let recovered = self
             .tx("recovering expired leases", move |conn| {
                 let now = now_ms();
+                // Items of collecting fan-outs out of attempts: their
+                // failure is their result, not their task's.
+                let (collected, _) = operator::run_now(fan_out::collect_expired(
+                    &mut SqliteOps { conn },
+                    all_in_progress,
+                ))?;
                 // A fan-out group runs without a lease while its
                 // instances do: it is never recovered.
                 let condition = if all_in_progress {
@@ -284,7 +291,7 @@ impl Store for SqliteStore {
                         set_task_state(conn, back.task_id, "in_progress", "error", "lease-recovery")?;
                     }
                 }
-                Ok(expired.len() as u64)
+                Ok(expired.len() as u64 + collected)
             })
             .await?;
         if recovered > 0 {

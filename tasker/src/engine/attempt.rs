@@ -232,6 +232,7 @@ pub(super) async fn run_and_record<S: Store>(
                         source,
                         items,
                         concurrency,
+                        on_item_error: definition.on_item_error(),
                     },
                     Ended::FannedOut { count, concurrency },
                 )
@@ -448,15 +449,6 @@ async fn record<S: Store>(
         Ended::Completed => {
             stats.completed.fetch_add(1, Ordering::Relaxed);
             tasker.publish(event(names::STEP_COMPLETED).with_duration(duration));
-            if let Some((group, attempt)) = recorded.group_completed {
-                // The last instance completed its group.
-                tasker.publish(
-                    about(names::STEP_COMPLETED, handler)
-                        .with_task(step.task_id)
-                        .with_step(group, &step.name)
-                        .with_attempt(attempt),
-                );
-            }
             for (skipped_id, skipped) in &recorded.skipped {
                 tasker.publish(
                     about(names::STEP_SKIPPED, handler)
@@ -480,11 +472,15 @@ async fn record<S: Store>(
         }
         Ended::Failed(error) => {
             stats.failed.fetch_add(1, Ordering::Relaxed);
-            tasker.publish(
-                event(names::STEP_FAILED)
-                    .with_duration(duration)
-                    .with_error(error.class(), error.message()),
-            );
+            let failed = event(names::STEP_FAILED)
+                .with_duration(duration)
+                .with_error(error.class(), error.message());
+            // An item of `on_item_error = "collect"`: its task goes on.
+            tasker.publish(if recorded.collected {
+                failed.with_data(serde_json::json!({ "collected": true }))
+            } else {
+                failed
+            });
             if error.is_retryable() {
                 tasker.publish(
                     event(names::STEP_MAX_RETRIES_REACHED)
@@ -492,6 +488,16 @@ async fn record<S: Store>(
                 );
             }
         }
+    }
+    if let Some((group, attempt)) = recorded.group_completed {
+        // The last instance (done, or failed and collected) completed its
+        // group.
+        tasker.publish(
+            about(names::STEP_COMPLETED, handler)
+                .with_task(step.task_id)
+                .with_step(group, &step.name)
+                .with_attempt(attempt),
+        );
     }
     if let Some(state) = recorded.task_state {
         let task_event = |name: &'static str| {

@@ -211,19 +211,7 @@ impl<S: Store> TaskerBuilder<S> {
             if !config_errors.is_empty() {
                 continue;
             }
-            let record = HandlerRecord {
-                namespace: handler.namespace().to_owned(),
-                name: handler.name().to_owned(),
-                version: handler.version().to_string(),
-                fingerprint: handler.fingerprint().to_owned(),
-                description: handler.description().to_owned(),
-                steps: handler
-                    .steps()
-                    .iter()
-                    .map(|s| s.name().to_owned())
-                    .collect(),
-            };
-            let id = store.register_handler(&record).await?;
+            let id = store.register_handler(&HandlerRecord::of(handler)).await?;
             for (step, resolved) in handler.steps().iter().zip(&resolved) {
                 if let Some((name, limit)) = &resolved.limit {
                     limits

@@ -89,8 +89,8 @@ built_in! {
         "The step's function is about to be called.";
     STEP_COMPLETED = "step.completed", Step, ["task_id", "step_id", "namespace", "name", "version", "step", "attempt", "duration"],
         "The attempt succeeded and its output is stored.";
-    STEP_FAILED = "step.failed", Step, ["task_id", "step_id", "namespace", "name", "version", "step", "attempt", "duration", "error_class", "error_message"],
-        "The attempt failed (it may still be retried: see step.backoff).";
+    STEP_FAILED = "step.failed", Step, ["task_id", "step_id", "namespace", "name", "version", "step", "attempt", "duration", "error_class", "error_message", "data"],
+        "The attempt failed (it may still be retried: see step.backoff). `data.collected`: true for a fan-out item whose failure was collected as its result (`on_item_error = \"collect\"`; its task goes on), absent otherwise.";
     STEP_BACKOFF = "step.backoff", Step, ["task_id", "step_id", "namespace", "name", "version", "step", "attempt", "delay"],
         "A failed attempt will be retried after `delay`.";
     STEP_MAX_RETRIES_REACHED = "step.max_retries_reached", Step, ["task_id", "step_id", "namespace", "name", "version", "step", "attempt", "error_class", "error_message"],

@@ -96,6 +96,10 @@ pub enum Outcome {
         items: Vec<Value>,
         /// Instances released at once (at least 1).
         concurrency: u32,
+        /// What an instance failing for good does: fail the task, or
+        /// become the instance's result (kept with the group, so every
+        /// later failure of its instances follows it).
+        on_item_error: crate::fan_out::OnItemError,
     },
 }
 
@@ -130,7 +134,10 @@ pub struct Completion {
     /// For an instance of a fan-out step: its place among the items
     /// ([`ClaimedStep::item_index`]). Its success then also counts it off
     /// its group, releases the group's next pending instance and, for the
-    /// last one, completes the group, all in the same transaction.
+    /// last one, completes the group, all in the same transaction; so
+    /// does its [`Outcome::Fail`] when its group collects item errors
+    /// (the step ends `error` with `{"Err": error}` as its result, and the
+    /// task is not failed; see [`Completed::collected`]).
     pub item_index: Option<u32>,
 }
 
@@ -158,6 +165,10 @@ pub struct Completed {
     /// the group's last unfinished instance) and the group's attempt, if
     /// any.
     pub group_completed: Option<(StepId, u32)>,
+    /// The failure of an instance whose group collects item errors
+    /// (`on_item_error = "collect"`): recorded as the item's result, the
+    /// task not failed.
+    pub collected: bool,
 }
 
 /// A task that passed its deadline, as [`Store::expire_deadlines`](super::Store::expire_deadlines)

@@ -134,8 +134,12 @@ impl Attempts<'_> {
     /// Runs a fan-out step once per item of `source`'s output, in item
     /// order, each item with attempts of its own; it completes with the
     /// list of their outputs, or fails when an item has no attempts left
-    /// (the items after it do not run) or `source` returned no list.
+    /// (the items after it do not run) or `source` returned no list. With
+    /// `on_item_error = "collect"`, an item without attempts left is an
+    /// `Err` entry instead, and every entry is a `Result` in serde's form.
     pub(super) async fn fan_out(&self, source: &str, run: &mut StepRun, log: &mut Log<'_>) {
+        use crate::fan_out::{collected_err, collected_ok, OnItemError};
+        let collect = self.handler.steps()[self.index].on_item_error() == OnItemError::Collect;
         let output = self
             .dependencies
             .iter()
@@ -152,7 +156,12 @@ impl Attempts<'_> {
         let mut outputs = Vec::with_capacity(items.len());
         for item in items {
             match self.run(Some(item), run, log).await {
+                Some((output, _)) if collect => outputs.push(collected_ok(output)),
                 Some((output, _)) => outputs.push(output),
+                None if collect => {
+                    let error = run.errors.last().expect("a failed item recorded its error");
+                    outputs.push(collected_err(error));
+                }
                 None => {
                     run.state = StepState::Error;
                     return;

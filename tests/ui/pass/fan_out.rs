@@ -27,4 +27,35 @@ fn main() {
     let charge = &handler.steps()[1];
     assert_eq!(charge.for_each(), Some("lines"));
     assert_eq!(charge.concurrency(), Some(8));
+    use tasker::fan_out::OnItemError;
+    assert_eq!(charge.on_item_error(), OnItemError::Fail);
+    assert_eq!(Refunds::handler().steps()[1].on_item_error(), OnItemError::Collect);
 }
+
+/// With `on_item_error = "collect"` the join receives one `Result` per
+/// item; `StepResult<T>` is the same type.
+pub struct Refunds;
+
+#[task_handler(namespace = "ui_fan_out")]
+impl Refunds {
+    #[step]
+    async fn lines(_ctx: &StepContext) -> StepResult<Vec<u32>> {
+        Ok(vec![1, 2])
+    }
+
+    #[step(depends_on = lines, for_each = lines, on_item_error = "collect")]
+    async fn refund(lines: u32) -> StepResult<String> {
+        Ok(lines.to_string())
+    }
+
+    #[step(depends_on = refund)]
+    async fn report(refund: Vec<Result<String, StepError>>) -> StepResult<usize> {
+        Ok(refund.iter().filter(|r| r.is_ok()).count())
+    }
+
+    #[step(depends_on = refund)]
+    async fn audit(refund: Vec<StepResult<String>>) -> StepResult<usize> {
+        Ok(refund.len())
+    }
+}
+

@@ -1,0 +1,1 @@
+ALTER TABLE tasker_step_fan_outs DROP COLUMN collect_errors;
