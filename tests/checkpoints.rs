@@ -13,7 +13,7 @@ use tasker::prelude::*;
 use tasker::store::{ClaimRequest, HandlerRecord, NewStep, NewTask, OperatorAction};
 use tasker::testing::TaskRunner;
 use tasker::{HeadStart, Priority, StepState, Store, TaskState};
-use tasker_tests::handlers::{process_chunk, Batch, Progress, Rows};
+use tasker_tests::handlers::{process_chunk, Batch, ParallelBatch, Progress, Rows, SplitRows};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -337,11 +337,74 @@ impl NulBatch {
     }
 }
 
+/// The items of step `name` of `task`, in item order.
+fn items<'a>(
+    task: &'a tasker::store::TaskRecord,
+    name: &str,
+) -> Vec<&'a tasker::store::StepRecord> {
+    let mut found: Vec<_> = task
+        .steps
+        .iter()
+        .filter(|s| s.name == name && s.item_index.is_some())
+        .collect();
+    found.sort_by_key(|s| s.item_index);
+    found
+}
+
+fn split(rows: Rows, partitions: u32) -> SplitRows {
+    SplitRows { rows, partitions }
+}
+
+/// A parallel batch: four partitions, each one item of a fan-out with its
+/// own checkpoints, converging in the join.
+async fn a_parallel_batch_splits_and_converges<S: Store>(store: S) {
+    let tasker = tasker_tests::tasker(store, |b| {
+        b.registry(tasker::Registry::new().with::<ParallelBatch>().unwrap())
+    })
+    .await;
+    let log = log_path("parallel");
+    const ROWS: u64 = 20_000;
+    let task = tasker
+        .run_task(
+            ParallelBatch::request(split(rows(ROWS, 500, &log), 4)),
+            WAIT,
+        )
+        .await
+        .unwrap();
+    assert_eq!(task.state, TaskState::Complete, "{task:?}");
+    let total = task.steps.iter().find(|s| s.name == "total").unwrap();
+    assert_eq!(total.output, Some(json!(sum(ROWS))));
+    // Every row once.
+    assert_eq!(processed(&log, ROWS), (ROWS, true));
+    let imports = items(&task, "import");
+    assert_eq!(imports.len(), 4);
+    for (i, import) in imports.iter().enumerate() {
+        let part: tasker::batch::Partition =
+            serde_json::from_value(import.item.clone().unwrap()).unwrap();
+        assert_eq!((part.index, part.count), (i as u32, 4));
+        assert_eq!(part.rows(), i as u64 * 5_000..(i as u64 + 1) * 5_000);
+        let done: Progress = serde_json::from_value(import.output.clone().unwrap()).unwrap();
+        assert_eq!(done.next, part.end);
+        assert_eq!(done.sum, part.rows().sum::<u64>());
+        // Its own checkpoint, at its end.
+        let saved = tasker
+            .store()
+            .checkpoint(import.step_id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(saved.value["next"], json!(part.end));
+    }
+    tasker_tests::assert_legal(&tasker.store().transitions(task.task_id).await.unwrap());
+    let _ = std::fs::remove_file(&log);
+}
+
 tasker_tests::on_both_stores!(
     a_failed_attempt_resumes_from_its_checkpoint,
     a_timed_out_attempt_resumes_from_its_checkpoint,
     saves_are_fenced_by_the_attempt,
     a_checkpoint_the_store_cannot_keep_fails_the_step,
+    a_parallel_batch_splits_and_converges,
 );
 
 #[tokio::test]
@@ -460,6 +523,100 @@ async fn a_batch_killed_mid_way_resumes_from_its_checkpoint() {
     assert_resumed_once(&task, &log, ROWS, CHUNK, &at_kill);
     let saved = tasker.store().checkpoint(step_id).await.unwrap().unwrap();
     assert_eq!(saved.attempt, 2);
+    let _ = std::fs::remove_file(&log);
+}
+
+/// A worker process is SIGKILLed in the middle of a 100,000-row batch
+/// split among four partitions; another worker takes the partitions it
+/// held over after their lease, and each resumes at its own checkpoint:
+/// every row is processed, at most one chunk per partition twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parallel_batch_killed_mid_way_resumes_each_partition() {
+    const ROWS: u64 = 100_000;
+    const CHUNK: u64 = 1_000;
+    const PARTITIONS: u32 = 4;
+    let (store, db) = tasker_tests::postgres().await;
+    let tasker = tasker_tests::tasker(store, |b| b).await;
+    let log = log_path("parallel-crash");
+    let context = split(
+        Rows {
+            chunk_ms: 30,
+            ..rows(ROWS, CHUNK, &log)
+        },
+        PARTITIONS,
+    );
+    let task_id = tasker
+        .create_task(ParallelBatch::request(context))
+        .await
+        .unwrap()
+        .task_id();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tasker-test-worker"))
+        .arg(db.url())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the test worker starts");
+    // Kill it once the partitions' checkpoints are past a fifth of the rows.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let at_kill = loop {
+        let task = tasker.task(task_id).await.unwrap();
+        let mut saved = Vec::new();
+        for import in items(&task, "import") {
+            let part: tasker::batch::Partition =
+                serde_json::from_value(import.item.clone().unwrap()).unwrap();
+            let next = tasker
+                .store()
+                .checkpoint(import.step_id)
+                .await
+                .unwrap()
+                .map_or(part.start, |c| c.value["next"].as_u64().unwrap());
+            saved.push((part, next));
+        }
+        let done: u64 = saved.iter().map(|(part, next)| next - part.start).sum();
+        if done >= ROWS / 5 {
+            break saved;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the worker process never got a fifth of the way"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    child.kill().await.expect("SIGKILL");
+    let killed_at = processed(&log, ROWS).0;
+    println!("killed the worker after {killed_at} rows, checkpoints at {at_kill:?}");
+    assert!(killed_at < ROWS, "the batch was not killed mid-way");
+
+    let worker = tasker.start_worker();
+    let task = tasker.wait_for_task(task_id, WAIT).await.unwrap();
+    worker.shutdown().await;
+    assert_eq!(task.state, TaskState::Complete, "{task:?}");
+    let total = task.steps.iter().find(|s| s.name == "total").unwrap();
+    assert_eq!(total.output, Some(json!(sum(ROWS))));
+    let (count, covered) = processed(&log, ROWS);
+    assert!(covered, "a row was never processed");
+    let redone = count - ROWS;
+    println!("{redone} rows processed twice (chunk: {CHUNK}, partitions: {PARTITIONS})");
+    assert!(
+        redone <= CHUNK * u64::from(PARTITIONS),
+        "{redone} rows redone, more than one chunk per partition"
+    );
+    // No partition started over: the rows before its checkpoint at the
+    // kill were processed once.
+    let logged = Rows::logged(&log);
+    for (part, next) in &at_kill {
+        let before = logged
+            .iter()
+            .filter(|(start, _)| (part.start..*next).contains(start))
+            .count() as u64;
+        assert_eq!(
+            before,
+            (next - part.start).div_ceil(CHUNK),
+            "partition {} started over",
+            part.index
+        );
+    }
+    tasker_tests::assert_legal(&tasker.store().transitions(task_id).await.unwrap());
     let _ = std::fs::remove_file(&log);
 }
 

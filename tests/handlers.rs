@@ -466,6 +466,56 @@ impl Batch {
     }
 }
 
+/// Context of [`ParallelBatch`]: [`Rows`] split among `partitions`
+/// workers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SplitRows {
+    /// The rows, their chunks and their log.
+    pub rows: Rows,
+    /// Workers to split them among.
+    pub partitions: u32,
+}
+
+/// A parallel batch: the rows split into partitions, one fan-out item per
+/// partition working through its share chunk by chunk with checkpoints of
+/// its own, converging in `total`.
+pub struct ParallelBatch;
+
+#[task_handler(namespace = "tests", version = "1.0.0", context = SplitRows)]
+impl ParallelBatch {
+    /// The workers' shares.
+    #[step]
+    async fn split(ctx: &StepContext<SplitRows>) -> StepResult<Vec<tasker::batch::Partition>> {
+        let split = ctx.context();
+        Ok(tasker::batch::partitions(split.rows.rows, split.partitions))
+    }
+
+    /// One share, from its last checkpoint on.
+    #[step(depends_on = split, for_each = split, retry_limit = 3)]
+    async fn import(
+        ctx: &StepContext<SplitRows>,
+        split: tasker::batch::Partition,
+    ) -> StepResult<Progress> {
+        let rows = &ctx.context().rows;
+        let mut progress = ctx.checkpoint::<Progress>().await?.unwrap_or(Progress {
+            next: split.start,
+            sum: 0,
+        });
+        for chunk in split.chunks_from(progress.next, rows.chunk) {
+            progress.sum += process_chunk(rows, chunk.start, chunk.end).await?;
+            progress.next = chunk.end;
+            ctx.save_checkpoint(&progress).await?;
+        }
+        Ok(progress)
+    }
+
+    /// Where the workers converge: the sum of every row.
+    #[step(depends_on = import)]
+    async fn total(import: Vec<Progress>) -> StepResult<u64> {
+        Ok(import.iter().map(|p| p.sum).sum())
+    }
+}
+
 /// A decision for the API tests: `pick` chooses `left` when the context's
 /// `value` is even, `right` otherwise; `join` runs after either.
 pub struct Triage;

@@ -60,6 +60,7 @@ pub mod annotation;
 pub mod api;
 #[cfg(feature = "api-step")]
 pub mod api_step;
+pub mod batch;
 mod binding;
 pub mod checkpoint;
 pub mod config;

@@ -17,6 +17,7 @@ async fn main() {
         tasker_tests::handlers::SlowJob,
         tasker_tests::handlers::Batch,
         tasker_tests::handlers::FanOut,
+        tasker_tests::handlers::ParallelBatch,
     );
     let settings = std::env::args()
         .nth(2)
