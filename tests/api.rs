@@ -1137,3 +1137,168 @@ async fn skipped_steps_and_checkpoints_show_in_rest_and_graphql() {
     worker.shutdown().await;
     let _ = std::fs::remove_file(&log);
 }
+
+/// A fan-out's items through the API: each task read holds a window of
+/// them (`items_offset`, `items_limit`) and every group counts them all,
+/// over REST, GraphQL and in the diagrams.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fan_outs_items_are_shown_through_a_window() {
+    let tasker = engine().await;
+    let worker = tasker.start_worker();
+    let base = serve(tasker.clone(), ApiConfig::new(tokens())).await;
+    let client = Client::new();
+    let log = std::env::temp_dir().join(format!("tasker-api-items-{}.log", std::process::id()));
+    let body = json!({
+        "namespace": "tests", "name": "fan_out",
+        "context": { "items": 5, "item_ms": 0, "log": log.display().to_string() },
+    })
+    .to_string();
+    let (status, created) = call(
+        &client,
+        Method::POST,
+        &format!("{base}/tasks"),
+        Some(ALL),
+        Some(&body),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["task_id"].as_i64().unwrap();
+    wait_complete(&client, &base, id).await;
+    worker.shutdown().await;
+    let show = |query: &'static str| {
+        let (client, url) = (client.clone(), format!("{base}/tasks/{id}{query}"));
+        async move { call(&client, Method::GET, &url, Some(ALL), None).await }
+    };
+    let items_of = |task: &Value| -> Vec<i64> {
+        task["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["name"] == "work" && !s["item_index"].is_null())
+            .map(|s| s["item_index"].as_i64().unwrap())
+            .collect()
+    };
+    let group_of = |task: &Value| -> Value {
+        task["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == "work" && s["item_index"].is_null())
+            .unwrap()
+            .clone()
+    };
+    let counts =
+        json!({ "total": 5, "waiting": 0, "running": 0, "done": 5, "failed": 0, "cancelled": 0 });
+    for (query, expected) in [
+        ("", vec![0, 1, 2, 3, 4]),
+        ("?items_limit=2", vec![0, 1]),
+        ("?items_offset=3&items_limit=100", vec![3, 4]),
+        ("?items_limit=0", vec![]),
+        ("?items_limit=999999999", vec![0, 1, 2, 3, 4]),
+    ] {
+        let (status, body) = show(query).await;
+        assert_eq!(status, 200, "{query}: {body}");
+        assert_eq!(items_of(&body["task"]), expected, "{query}");
+        let group = group_of(&body["task"]);
+        assert_eq!(group["items"], counts, "{query}");
+        // The group's output (every item's) is left out of a task read.
+        assert!(group["output"].is_null(), "{query}: {group}");
+        // Steps that are not fan-outs have no counts.
+        let sum = body["task"]["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == "sum")
+            .unwrap()
+            .clone();
+        assert!(
+            sum["items"].is_null() && sum["output"] == json!([0, 2, 4, 6, 8]),
+            "{sum}"
+        );
+    }
+    for bad in [
+        "?items_limit=-1",
+        "?items_offset=x",
+        "?items_limit=4294967296",
+    ] {
+        let (status, body) = show(bad).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
+    // One item, and the group with its output, read alone.
+    let (_, body) = show("").await;
+    let item = body["task"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["item_index"] == 3)
+        .unwrap()
+        .clone();
+    let (status, alone) = call(
+        &client,
+        Method::GET,
+        &format!("{base}/steps/{}", item["step_id"]),
+        Some(ALL),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{alone}");
+    assert_eq!(
+        (
+            alone["task_id"].as_i64(),
+            alone["step"]["item_index"].as_i64()
+        ),
+        (Some(id), Some(3))
+    );
+    let group = group_of(&body["task"]);
+    let (_, alone) = call(
+        &client,
+        Method::GET,
+        &format!("{base}/steps/{}", group["step_id"]),
+        Some(ALL),
+        None,
+    )
+    .await;
+    assert_eq!(alone["step"]["items"], counts);
+    assert_eq!(alone["step"]["output"], json!([0, 2, 4, 6, 8]));
+    // The diagrams label the fan-out with its progress.
+    for (format, wanted) in [
+        ("dot", "complete 5/5 items done"),
+        ("mermaid", "complete 5/5 items done"),
+    ] {
+        let text = client
+            .get(format!("{base}/tasks/{id}/diagram?format={format}"))
+            .bearer_auth(ALL)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(text.contains(wanted), "{format}: {text}");
+    }
+    // GraphQL: the same window, and each item shown counts as a row.
+    let (status, body) = graphql(
+        &client,
+        &base,
+        Some(ALL),
+        &format!("{{ task(id: {id}, itemsOffset: 1, itemsLimit: 2) {{ steps {{ name itemIndex items {{ total done failed }} }} }} }}"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let steps = body["data"]["task"]["steps"].as_array().unwrap();
+    let shown: Vec<_> = steps
+        .iter()
+        .filter(|s| !s["itemIndex"].is_null())
+        .map(|s| s["itemIndex"].as_i64().unwrap())
+        .collect();
+    assert_eq!(shown, [1, 2], "{body}");
+    let group = steps
+        .iter()
+        .find(|s| s["name"] == "work" && s["itemIndex"].is_null())
+        .unwrap();
+    assert_eq!(
+        group["items"],
+        json!({ "total": 5, "done": 5, "failed": 0 })
+    );
+    let _ = std::fs::remove_file(&log);
+}

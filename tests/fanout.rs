@@ -780,6 +780,98 @@ async fn an_item_out_of_leases_is_collected_or_fails_the_task<S: Store>(store: S
     }
 }
 
+/// A task read through a window of items: the groups and the other steps
+/// always, each group counting all its items (and without its output, the
+/// list of theirs), the items in the window only; one step read alone.
+async fn a_task_is_read_through_a_window_of_its_items<S: Store>(store: S) {
+    use tasker::store::{ItemCounts, ItemWindow};
+    let tasker = tasker_tests::tasker(store, |b| {
+        b.registry(Registry::new().with::<Refunds>().unwrap())
+    })
+    .await;
+    let lines = vec![100, -5, 14, 13, 30, 1, 2];
+    let task = tasker
+        .run_task(
+            Refunds::request(Refund {
+                lines: lines.clone(),
+                ..Refund::default()
+            }),
+            WAIT,
+        )
+        .await
+        .unwrap();
+    assert_eq!(task.state, TaskState::Complete, "{task:?}");
+    let counts = ItemCounts {
+        total: 7,
+        done: 5,
+        failed: 2,
+        ..ItemCounts::default()
+    };
+    // The whole task: every item, the group's output and its counts.
+    assert_eq!(instances(&task.steps, "refund").len(), 7);
+    assert_eq!(step(&task.steps, "refund").items, Some(counts));
+    assert!(step(&task.steps, "refund").output.is_some());
+    let windows: [(ItemWindow, &[u32]); 5] = [
+        (ItemWindow::first(3), &[0, 1, 2]),
+        (
+            ItemWindow {
+                offset: 5,
+                limit: 10,
+            },
+            &[5, 6],
+        ),
+        (
+            ItemWindow {
+                offset: 9,
+                limit: 10,
+            },
+            &[],
+        ),
+        (ItemWindow::NONE, &[]),
+        (
+            ItemWindow {
+                offset: u32::MAX,
+                limit: u32::MAX,
+            },
+            &[],
+        ),
+    ];
+    for (window, expected) in windows {
+        let view = tasker.task_view(task.task_id, window).await.unwrap();
+        let group = step(&view.steps, "refund");
+        assert_eq!(group.items, Some(counts), "{window:?}");
+        assert_eq!(
+            group.output, None,
+            "{window:?}: the group's list is left out"
+        );
+        // The other steps, whole.
+        for name in ["lines", "report"] {
+            assert_eq!(
+                step(&view.steps, name).output,
+                step(&task.steps, name).output
+            );
+            assert_eq!(step(&view.steps, name).items, None);
+        }
+        let shown: Vec<u32> = instances(&view.steps, "refund")
+            .iter()
+            .map(|s| s.item_index.unwrap())
+            .collect();
+        assert_eq!(shown, expected, "{window:?}");
+    }
+    // One step alone: an item, and the group with its counts and output.
+    let item = instances(&task.steps, "refund")[3].clone();
+    let (task_id, alone) = tasker.step(item.step_id).await.unwrap();
+    assert_eq!(task_id, task.task_id);
+    assert_eq!((alone.item_index, alone.state), (Some(3), StepState::Error));
+    assert_eq!(alone.output, item.output);
+    let group = step(&task.steps, "refund");
+    let (_, alone) = tasker.step(group.step_id).await.unwrap();
+    assert_eq!(alone.items, Some(counts));
+    assert_eq!(alone.output, group.output);
+    let missing = tasker.step(tasker::StepId(i64::MAX)).await.unwrap_err();
+    assert!(missing.to_string().contains("does not exist"), "{missing}");
+}
+
 tasker_tests::on_both_stores!(
     a_fan_out_runs_each_item_once_and_the_join_gets_their_outputs,
     sizes_zero_one_and_a_thousand_in_the_store,
@@ -788,6 +880,7 @@ tasker_tests::on_both_stores!(
     collected_item_errors_reach_the_join_and_the_task_completes,
     retrying_a_task_leaves_its_collected_items_alone,
     an_item_out_of_leases_is_collected_or_fails_the_task,
+    a_task_is_read_through_a_window_of_its_items,
 );
 
 /// A worker process is SIGKILLed in the middle of a 1,000-item fan-out;

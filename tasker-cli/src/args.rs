@@ -183,6 +183,13 @@ pub enum TaskCommand {
         /// Include the audit trail (every state change).
         #[arg(long)]
         transitions: bool,
+        /// Of each fan-out step's items, show this many (0: none; each
+        /// fan-out's line counts them all).
+        #[arg(long, default_value_t = 100)]
+        items_limit: u32,
+        /// ...from this item index on.
+        #[arg(long, default_value_t = 0)]
+        items_offset: u32,
     },
     /// Wait until a task finishes. Exit code 0 when it completed, 8 when it
     /// ended otherwise, 7 on timeout.

@@ -191,7 +191,11 @@ pub(crate) async fn analyze(
     task_id: i64,
 ) -> Result<(), CliError> {
     let store = app.read_store(global).await?;
-    let task = store.task(TaskId(task_id)).await?;
+    // The steps without their fan-out items (a fan-out is one step of
+    // the graph).
+    let task = store
+        .task_view(TaskId(task_id), tasker::store::ItemWindow::NONE)
+        .await?;
     // The graph as stored with the task, so tasks of handlers this binary
     // does not link can be analysed too.
     let graph = Graph::new(

@@ -4,7 +4,7 @@
 use std::io::Read;
 
 use serde_json::json;
-use tasker::store::PurgeFilter;
+use tasker::store::{ItemWindow, PurgeFilter};
 use tasker::{StepId, Store, TaskId, TaskRequest, TaskState};
 
 use crate::app::App;
@@ -64,7 +64,15 @@ pub(crate) async fn task(
         TaskCommand::Show {
             task_id,
             transitions,
-        } => tasks::task_show(app, global, out, task_id, transitions).await,
+            items_limit,
+            items_offset,
+        } => {
+            let items = ItemWindow {
+                offset: items_offset,
+                limit: items_limit,
+            };
+            tasks::task_show(app, global, out, (task_id, items), transitions).await
+        }
         TaskCommand::Wait { task_id, timeout } => {
             tasks::task_wait(app, global, out, task_id, timeout).await
         }

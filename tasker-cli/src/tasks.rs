@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use tasker::store::{DeadLetterFilter, TaskFilter, TaskRecord};
+use tasker::store::{DeadLetterFilter, ItemWindow, StepRecord, TaskFilter, TaskRecord};
 use tasker::{StepId, Store, TaskId, TaskState};
 
 use crate::app::App;
@@ -64,11 +64,11 @@ pub(crate) async fn task_show(
     app: &App,
     global: &GlobalArgs,
     out: Output,
-    task_id: i64,
+    (task_id, items): (i64, ItemWindow),
     transitions: bool,
 ) -> Result<(), CliError> {
     let store = app.read_store(global).await?;
-    let task = store.task(TaskId(task_id)).await?;
+    let task = store.task_view(TaskId(task_id), items).await?;
     let trail = if transitions {
         Some(store.transitions(TaskId(task_id)).await?)
     } else {
@@ -113,6 +113,26 @@ pub(crate) async fn task_show(
     Ok(())
 }
 
+/// A step's name as `task show` lists it: an item with its index
+/// (`charge[3]`), a fan-out with its items' progress.
+fn step_label(step: &StepRecord) -> String {
+    match (step.item_index, step.items) {
+        (Some(index), _) => format!("  {}[{index}]", step.name),
+        (None, Some(items)) => {
+            let failed = if items.failed > 0 {
+                format!(", {} failed", items.failed)
+            } else {
+                String::new()
+            };
+            format!(
+                "{} ({}/{} items done{failed})",
+                step.name, items.done, items.total
+            )
+        }
+        (None, None) => step.name.clone(),
+    }
+}
+
 fn print_task(out: Output, task: &TaskRecord) {
     out.line(&format!(
         "task {}  {}  {}/{}@{}",
@@ -139,7 +159,7 @@ fn print_task(out: Output, task: &TaskRecord) {
         .map(|s| {
             vec![
                 s.step_id.to_string(),
-                s.name.clone(),
+                step_label(s),
                 out.state(s.state.as_str()),
                 format!("{}/{}", s.attempts, s.max_attempts),
                 s.last_error
@@ -153,6 +173,20 @@ fn print_task(out: Output, task: &TaskRecord) {
         &["step id", "step", "state", "attempts", "last error"],
         &rows,
     );
+    for group in task.steps.iter().filter(|s| s.items.is_some()) {
+        let total = group.items.map_or(0, |i| i.total);
+        let shown = task
+            .steps
+            .iter()
+            .filter(|s| s.item_index.is_some() && s.name == group.name)
+            .count();
+        if (shown as u64) < u64::from(total) {
+            out.line(&format!(
+                "{shown} of {total} items of `{}` shown: --items-offset and --items-limit show others",
+                group.name
+            ));
+        }
+    }
     if !task.annotations.is_empty() {
         out.line("");
         let rows: Vec<Vec<String>> = task
@@ -180,9 +214,12 @@ pub(crate) async fn task_wait(
     let store = app.read_store(global).await?;
     let started = Instant::now();
     let task = loop {
-        let task = store.task(TaskId(task_id)).await?;
+        // Polls read no fan-out items; the last read shows some.
+        let task = store.task_view(TaskId(task_id), ItemWindow::NONE).await?;
         if task.state.is_finished() || task.state == TaskState::Error {
-            break task;
+            break store
+                .task_view(TaskId(task_id), ItemWindow::first(100))
+                .await?;
         }
         if started.elapsed() >= timeout {
             return Err(CliError::new(
@@ -217,13 +254,9 @@ pub(crate) async fn step_show(
     step_id: i64,
 ) -> Result<(), CliError> {
     let store = app.read_store(global).await?;
-    let task_id = store.task_of_step(StepId(step_id)).await?;
-    let task = store.task(task_id).await?;
-    let step = task
-        .steps
-        .iter()
-        .find(|s| s.step_id == StepId(step_id))
-        .ok_or_else(|| CliError::new(Exit::NotFound, format!("step {step_id} does not exist")))?;
+    let (task_id, step) = store.step(StepId(step_id)).await?;
+    let step = &step;
+    let task = store.task_view(task_id, ItemWindow::NONE).await?;
     if out.json {
         let mut value = serde_json::to_value(step)
             .map_err(|e| CliError::failure(format!("cannot write JSON: {e}")))?;

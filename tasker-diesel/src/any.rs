@@ -254,8 +254,19 @@ impl Store for AnyStore {
         delegate!(self, s => s.dead_letters(filter).await)
     }
 
-    async fn task(&self, task_id: TaskId) -> Result<TaskRecord, StoreError> {
-        delegate!(self, s => s.task(task_id).await)
+    async fn task_view(
+        &self,
+        task_id: TaskId,
+        items: tasker::store::ItemWindow,
+    ) -> Result<TaskRecord, StoreError> {
+        delegate!(self, s => s.task_view(task_id, items).await)
+    }
+
+    async fn step(
+        &self,
+        step_id: StepId,
+    ) -> Result<(TaskId, tasker::store::StepRecord), StoreError> {
+        delegate!(self, s => s.step(step_id).await)
     }
 
     async fn tasks(&self, filter: &TaskFilter) -> Result<Vec<TaskRecord>, StoreError> {

@@ -317,6 +317,69 @@ pub(crate) struct StepRow {
     pub(crate) item: Option<String>,
 }
 
+/// A task's fan-out items counted by step and state (`$1`/`?1`: the task
+/// id); same text on both backends.
+pub(crate) const ITEM_COUNTS_SQL: &str =
+    "SELECT name, state, count(*) AS n FROM tasker_workflow_steps
+     WHERE task_id = $1 AND item_index IS NOT NULL GROUP BY name, state";
+
+/// A step's `results` (of `s`) in a task read; `windowed`: a fan-out
+/// group's (the list of its items' outputs) left out. Same text on both
+/// backends.
+pub(crate) fn results_column(windowed: bool) -> &'static str {
+    if windowed {
+        "CASE WHEN s.item_index IS NULL AND EXISTS (
+           SELECT 1 FROM tasker_step_fan_outs f WHERE f.workflow_step_id = s.workflow_step_id)
+         THEN NULL ELSE s.results END"
+    } else {
+        "s.results"
+    }
+}
+
+/// One line of [`ITEM_COUNTS_SQL`].
+#[derive(QueryableByName)]
+pub(crate) struct ItemStateRow {
+    #[diesel(sql_type = Text)]
+    pub(crate) name: String,
+    #[diesel(sql_type = Text)]
+    pub(crate) state: String,
+    #[diesel(sql_type = BigInt)]
+    pub(crate) n: i64,
+}
+
+/// The step records of `rows`, each fan-out group's with its items'
+/// `counts`.
+pub(crate) fn step_records(
+    rows: Vec<StepRow>,
+    counts: &[ItemStateRow],
+) -> Result<Vec<StepRecord>, StoreError> {
+    let mut by_step: Vec<(&str, tasker::store::ItemCounts)> = Vec::new();
+    for count in counts {
+        let state = state::<StepState>(&count.state)?;
+        let n = u32::try_from(count.n).unwrap_or(u32::MAX);
+        match by_step.iter_mut().find(|(name, _)| *name == count.name) {
+            Some((_, items)) => items.add(state, n),
+            None => {
+                let mut items = tasker::store::ItemCounts::default();
+                items.add(state, n);
+                by_step.push((&count.name, items));
+            }
+        }
+    }
+    rows.into_iter()
+        .map(|row| {
+            let mut record = row.into_record()?;
+            if record.item_index.is_none() {
+                record.items = by_step
+                    .iter()
+                    .find(|(name, _)| *name == record.name)
+                    .map(|(_, items)| *items);
+            }
+            Ok(record)
+        })
+        .collect()
+}
+
 impl StepRow {
     pub(crate) fn into_record(self) -> Result<StepRecord, StoreError> {
         let state = state::<StepState>(&self.state)?;
@@ -352,6 +415,7 @@ impl StepRow {
                 .item
                 .as_deref()
                 .map(|item| json_for_reading(item, "a fan-out item")),
+            items: None,
         })
     }
 }

@@ -11,7 +11,7 @@ use tasker::store::{
     ExpiredTask, HandlerRecord, MigrationStatus, NewTask, OperatorAction, Store, StoreError,
     TaskFilter, TaskRecord, Transition, UnfinishedHandler,
 };
-use tasker::store::{DeadLetter, DeadLetterFilter, PurgeFilter};
+use tasker::store::{DeadLetter, DeadLetterFilter, ItemWindow, PurgeFilter, StepRecord};
 use tasker::{StepError, StepId, TaskId, TaskState};
 
 use super::complete::record_one;
@@ -25,8 +25,9 @@ use crate::operator::{self, Tx, TxError};
 use crate::retention;
 use crate::rows::VersionRow;
 use crate::rows::{
-    lease_expired_error, AnnotationRow, CountRow, IdRow, StateCountRow, StepRow, TaskRow,
-    TransitionRow, UnfinishedRow, ANNOTATIONS_SQL, HAS_ANNOTATION_SQL,
+    lease_expired_error, step_records, AnnotationRow, CountRow, IdRow, ItemStateRow, StateCountRow,
+    StepRow, TaskRow, TransitionRow, UnfinishedRow, ANNOTATIONS_SQL, HAS_ANNOTATION_SQL,
+    ITEM_COUNTS_SQL,
 };
 
 impl Store for SqliteStore {
@@ -372,8 +373,12 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn task(&self, task_id: TaskId) -> Result<TaskRecord, StoreError> {
-        let (task, steps, annotations) = self
+    async fn task_view(
+        &self,
+        task_id: TaskId,
+        items: ItemWindow,
+    ) -> Result<TaskRecord, StoreError> {
+        let (task, steps, counts, annotations) = self
             .read("reading a task", move |conn| {
                 let task = sql_query(task_select("WHERE t.task_id = ?"))
                     .bind::<BigInt, _>(task_id.0)
@@ -383,21 +388,17 @@ impl Store for SqliteStore {
                         what: "task",
                         id: task_id.0,
                     }))?;
-                let steps = sql_query(
-                    "SELECT s.workflow_step_id, s.name, s.state, s.attempts, s.max_attempts, s.results,
-                            s.last_error, s.run_at AS run_at_ms, s.priority,
-                            COALESCE((SELECT json_group_array(name) FROM (
-                                SELECT p.name AS name FROM tasker_workflow_step_edges e
-                                JOIN tasker_workflow_steps p ON p.workflow_step_id = e.from_step_id
-                                WHERE e.to_step_id = s.workflow_step_id ORDER BY p.position)), '[]') AS depends_on,
-                            c.checkpoint AS checkpoint, c.attempt AS checkpoint_attempt,
-                            c.saved_at AS checkpoint_ms, s.item_index, s.item
-                     FROM tasker_workflow_steps s
-                     LEFT JOIN tasker_step_checkpoints c ON c.workflow_step_id = s.workflow_step_id
-                     WHERE s.task_id = ? ORDER BY s.position, s.item_index NULLS FIRST",
-                )
+                let steps = sql_query(steps_sql(
+                    "(s.item_index IS NULL OR (s.item_index >= ? AND s.item_index < ?))",
+                    items != ItemWindow::ALL,
+                ))
                 .bind::<BigInt, _>(task_id.0)
+                .bind::<BigInt, _>(i64::from(items.offset))
+                .bind::<BigInt, _>(items.end())
                 .load::<StepRow>(conn)?;
+                let counts = sql_query(ITEM_COUNTS_SQL)
+                    .bind::<BigInt, _>(task_id.0)
+                    .load::<ItemStateRow>(conn)?;
                 let annotations = sql_query(
                     ANNOTATIONS_SQL
                         .replace("{text}", "")
@@ -406,16 +407,39 @@ impl Store for SqliteStore {
                 )
                 .bind::<BigInt, _>(task_id.0)
                 .load::<AnnotationRow>(conn)?;
-                Ok((task, steps, annotations))
+                Ok((task, steps, counts, annotations))
             })
             .await?;
-        let steps = steps
-            .into_iter()
-            .map(StepRow::into_record)
-            .collect::<Result<_, _>>()?;
+        let steps = step_records(steps, &counts)?;
         let mut record = task.into_record(steps)?;
         record.annotations = annotations.into_iter().map(Into::into).collect();
         Ok(record)
+    }
+
+    async fn step(&self, step_id: StepId) -> Result<(TaskId, StepRecord), StoreError> {
+        let (task_id, rows, counts) = self
+            .read("reading a step", move |conn| {
+                let task_id = step_state(conn, step_id.0)?.task_id;
+                let rows = sql_query(steps_sql("s.workflow_step_id = ?", false))
+                    .bind::<BigInt, _>(task_id)
+                    .bind::<BigInt, _>(step_id.0)
+                    .load::<StepRow>(conn)?;
+                let counts = match rows.as_slice().first() {
+                    Some(row) if row.item_index.is_none() => sql_query(ITEM_COUNTS_SQL)
+                        .bind::<BigInt, _>(task_id)
+                        .load::<ItemStateRow>(conn)?,
+                    _ => Vec::new(),
+                };
+                Ok((task_id, rows, counts))
+            })
+            .await?;
+        let step = step_records(rows, &counts)?
+            .pop()
+            .ok_or(StoreError::NotFound {
+                what: "step",
+                id: step_id.0,
+            })?;
+        Ok((TaskId(task_id), step))
     }
 
     async fn tasks(&self, filter: &TaskFilter) -> Result<Vec<TaskRecord>, StoreError> {
@@ -539,5 +563,27 @@ pub(super) fn task_select(tail: &str) -> String {
          JOIN tasker_named_tasks nt ON nt.named_task_id = t.named_task_id
          JOIN tasker_task_namespaces ns ON ns.task_namespace_id = nt.task_namespace_id
          {tail}"
+    )
+}
+
+/// The steps of task `?` that `filter` (binding its own parameters after
+/// it) keeps, as [`StepRow`]s in position order (a group before its items);
+/// `windowed`: without fan-out groups' outputs (the lists of their items'
+/// outputs, as large as the items).
+fn steps_sql(filter: &str, windowed: bool) -> String {
+    let results = crate::rows::results_column(windowed);
+    format!(
+        "SELECT s.workflow_step_id, s.name, s.state, s.attempts, s.max_attempts,
+                {results} AS results,
+                s.last_error, s.run_at AS run_at_ms, s.priority,
+                COALESCE((SELECT json_group_array(name) FROM (
+                    SELECT p.name AS name FROM tasker_workflow_step_edges e
+                    JOIN tasker_workflow_steps p ON p.workflow_step_id = e.from_step_id
+                    WHERE e.to_step_id = s.workflow_step_id ORDER BY p.position)), '[]') AS depends_on,
+                c.checkpoint AS checkpoint, c.attempt AS checkpoint_attempt,
+                c.saved_at AS checkpoint_ms, s.item_index, s.item
+         FROM tasker_workflow_steps s
+         LEFT JOIN tasker_step_checkpoints c ON c.workflow_step_id = s.workflow_step_id
+         WHERE s.task_id = ? AND {filter} ORDER BY s.position, s.item_index NULLS FIRST"
     )
 }

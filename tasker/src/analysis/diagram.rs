@@ -18,9 +18,15 @@ pub fn state_color(state: StepState) -> &'static str {
     }
 }
 
-/// The task's graph as Mermaid, each step coloured and labelled by state.
+/// The task's graph as Mermaid, each step coloured by its state and
+/// labelled with it (a fan-out with its items' progress).
 pub fn task_mermaid(graph: &Graph, task: &TaskRecord) -> String {
-    let mut out = graph.to_mermaid();
+    let group = |name: &str| {
+        task.steps
+            .iter()
+            .find(|s| s.name == name && s.item_index.is_none())
+    };
+    let mut out = graph.to_mermaid_with(|name| group(name).map(progress));
     for state in StepState::ALL {
         out.push_str(&format!(
             "    classDef {} fill:{},stroke:#555\n",
@@ -29,11 +35,24 @@ pub fn task_mermaid(graph: &Graph, task: &TaskRecord) -> String {
         ));
     }
     for (i, name) in graph.steps().enumerate() {
-        if let Some(step) = task.steps.iter().find(|s| s.name == name) {
+        if let Some(step) = group(name) {
             out.push_str(&format!("    class s{i} {}\n", step.state.as_str()));
         }
     }
     out
+}
+
+/// A step's state, and for a fan-out its items' progress:
+/// "in_progress 3/10 items done, 1 failed".
+fn progress(step: &crate::store::StepRecord) -> String {
+    match step.items {
+        Some(items) if items.failed > 0 => format!(
+            "{} {}/{} items done, {} failed",
+            step.state, items.done, items.total, items.failed
+        ),
+        Some(items) => format!("{} {}/{} items done", step.state, items.done, items.total),
+        None => step.state.to_string(),
+    }
 }
 
 /// The task's graph as Graphviz DOT, each step filled by state.
@@ -41,21 +60,10 @@ pub fn task_dot(graph: &Graph, task: &TaskRecord, title: &str) -> String {
     let mut out = graph.to_dot(title);
     out.pop(); // the closing "}\n" is re-added below
     out.pop();
-    // One node per step: a fan-out's instances show as a count on their
-    // group's node ("in_progress 3/10 items done").
+    // One node per step: a fan-out's items show as counts on their group's
+    // node ("in_progress 3/10 items done, 1 failed").
     for step in task.steps.iter().filter(|s| s.item_index.is_none()) {
-        let instances = task
-            .steps
-            .iter()
-            .filter(|s| s.item_index.is_some() && s.name == step.name);
-        let (total, done) = instances.fold((0, 0), |(total, done), s| {
-            (total + 1, done + usize::from(s.state.is_finished()))
-        });
-        let label = if total > 0 {
-            format!("{} {done}/{total} items done", step.state)
-        } else {
-            step.state.to_string()
-        };
+        let label = progress(step);
         out.push_str(&format!(
             "    \"{}\" [style=\"rounded,filled\", fillcolor=\"{}\", xlabel=\"{}\"];\n",
             step.name,

@@ -101,7 +101,10 @@ impl History {
             .await?;
         let mut runs = Vec::with_capacity(recent.len());
         for listed in recent {
-            let record = store.task(listed.task_id).await?;
+            // The steps only: a fan-out's items count as their group.
+            let record = store
+                .task_view(listed.task_id, crate::store::ItemWindow::NONE)
+                .await?;
             let transitions = store.transitions(listed.task_id).await?;
             runs.push((record, transitions));
         }

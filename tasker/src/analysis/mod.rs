@@ -367,6 +367,7 @@ mod tests {
             checkpoint: None,
             item_index: None,
             item: None,
+            items: None,
         }
     }
 

@@ -20,16 +20,16 @@ use super::operations::{self as op, Operation, INTROSPECT_PERMISSION};
 use super::tasks::{page_size, ListQuery};
 use super::{ApiError, Authorizer, Principal, Shared};
 use crate::ids::StepId;
-use crate::store::{StepRecord, Store, TaskFilter, TaskRecord};
+use crate::store::{ItemWindow, StepRecord, Store, TaskFilter, TaskRecord};
 use crate::{Registry, TaskId, TaskRequest, Tasker};
 
 type BoxFut<'a, T> = Pin<Box<dyn Future<Output = crate::Result<T>> + Send + 'a>>;
 
 /// The engine operations GraphQL needs, without the store type.
 trait Backend: Send + Sync {
-    fn task(&self, id: TaskId) -> BoxFut<'_, TaskRecord>;
+    fn task(&self, id: TaskId, items: ItemWindow) -> BoxFut<'_, TaskRecord>;
     fn tasks(&self, filter: TaskFilter) -> BoxFut<'_, Vec<TaskRecord>>;
-    fn task_of_step(&self, id: StepId) -> BoxFut<'_, TaskId>;
+    fn step(&self, id: StepId) -> BoxFut<'_, (TaskId, StepRecord)>;
     fn create(&self, request: TaskRequest) -> BoxFut<'_, crate::store::Created>;
     fn cancel(&self, id: TaskId, actor: String) -> BoxFut<'_, ()>;
     fn retry(&self, id: TaskId, actor: String) -> BoxFut<'_, ()>;
@@ -41,14 +41,14 @@ trait Backend: Send + Sync {
 }
 
 impl<S: Store> Backend for Tasker<S> {
-    fn task(&self, id: TaskId) -> BoxFut<'_, TaskRecord> {
-        Box::pin(Tasker::task(self, id))
+    fn task(&self, id: TaskId, items: ItemWindow) -> BoxFut<'_, TaskRecord> {
+        Box::pin(Tasker::task_view(self, id, items))
     }
     fn tasks(&self, filter: TaskFilter) -> BoxFut<'_, Vec<TaskRecord>> {
         Box::pin(async move { Tasker::tasks(self, &filter).await })
     }
-    fn task_of_step(&self, id: StepId) -> BoxFut<'_, TaskId> {
-        Box::pin(async move { Ok(self.store().task_of_step(id).await?) })
+    fn step(&self, id: StepId) -> BoxFut<'_, (TaskId, StepRecord)> {
+        Box::pin(Tasker::step(self, id))
     }
     fn create(&self, request: TaskRequest) -> BoxFut<'_, crate::store::Created> {
         Box::pin(async move { self.create_task(request).await })
@@ -96,8 +96,8 @@ impl Caller {
             .map(drop)
             .map_err(|_| {
                 async_graphql::Error::new(format!(
-                    "this request asks for more than {} rows in all; ask for fewer \
-                     (limit/offset) or split it",
+                    "this request asks for more than {} rows in all (a task's fan-out \
+                     items count as rows); ask for fewer (limit/offset, itemsLimit) or split it",
                     self.max_rows
                 ))
                 .extend_with(|_, e| e.set("code", "TOO_MANY_ROWS"))
@@ -186,6 +186,25 @@ struct GqlStep {
     item_index: Option<u32>,
     /// For one item of a fan-out step: the item.
     item: Option<Json<Value>>,
+    /// For a fan-out step's group row: all its items counted by state
+    /// (however many of them `steps` holds).
+    items: Option<GqlItemCounts>,
+}
+
+/// A fan-out step's items, counted by state.
+#[derive(SimpleObject)]
+#[graphql(name = "ItemCounts")]
+struct GqlItemCounts {
+    total: u32,
+    /// `pending` or `ready`.
+    waiting: u32,
+    /// `in_progress`.
+    running: u32,
+    /// `complete` or `resolved_manually`.
+    done: u32,
+    /// `error`.
+    failed: u32,
+    cancelled: u32,
 }
 
 /// A registered handler.
@@ -247,6 +266,14 @@ fn step(s: &StepRecord) -> GqlStep {
         checkpoint: s.checkpoint.as_ref().map(|c| Json(c.value.clone())),
         item_index: s.item_index,
         item: s.item.clone().map(Json),
+        items: s.items.map(|c| GqlItemCounts {
+            total: c.total,
+            waiting: c.waiting,
+            running: c.running,
+            done: c.done,
+            failed: c.failed,
+            cancelled: c.cancelled,
+        }),
     }
 }
 
@@ -323,24 +350,35 @@ impl QueryRoot {
         Ok(tasks.into_iter().map(task).collect())
     }
 
-    /// One task with its steps (`tasker.task:show`).
-    async fn task(&self, ctx: &Context<'_>, id: i64) -> async_graphql::Result<GqlTask> {
+    /// One task with its steps (`tasker.task:show`) and, of each fan-out
+    /// step's items, `itemsLimit` (default 100, at most 1000) from
+    /// `itemsOffset`; each item counts as a row.
+    async fn task(
+        &self,
+        ctx: &Context<'_>,
+        id: i64,
+        items_offset: Option<u32>,
+        items_limit: Option<u32>,
+    ) -> async_graphql::Result<GqlTask> {
         let (backend, caller) = guard(ctx, &op::SHOW_TASK)?;
         caller.take_rows(1)?;
-        Ok(task(backend.task(TaskId(id)).await.map_err(gql_error)?))
+        let window = super::tasks::items_window(items_offset, items_limit);
+        let record = backend.task(TaskId(id), window).await.map_err(gql_error)?;
+        caller.take_rows(
+            record
+                .steps
+                .iter()
+                .filter(|s| s.item_index.is_some())
+                .count(),
+        )?;
+        Ok(task(record))
     }
 
     /// One step (`tasker.workflow_step:show`).
     async fn step(&self, ctx: &Context<'_>, id: i64) -> async_graphql::Result<GqlStep> {
         let (backend, _) = guard(ctx, &op::SHOW_STEP)?;
-        let task_id = backend.task_of_step(StepId(id)).await.map_err(gql_error)?;
-        let record = backend.task(task_id).await.map_err(gql_error)?;
-        record
-            .steps
-            .iter()
-            .find(|s| s.step_id == StepId(id))
-            .map(step)
-            .ok_or_else(|| async_graphql::Error::new(format!("step {id} does not exist")))
+        let (_, record) = backend.step(StepId(id)).await.map_err(gql_error)?;
+        Ok(step(&record))
     }
 
     /// Every registered handler (`tasker.handler:index`).
@@ -430,7 +468,10 @@ impl MutationRoot {
             .authorize(&caller.principal, super::SHOW_TASK_PERMISSION);
         let task = if shown {
             Some(task(
-                backend.task(created.task_id()).await.map_err(gql_error)?,
+                backend
+                    .task(created.task_id(), super::tasks::shown())
+                    .await
+                    .map_err(gql_error)?,
             ))
         } else {
             None
@@ -449,7 +490,12 @@ impl MutationRoot {
             .cancel(TaskId(id), caller.principal.subject.clone())
             .await
             .map_err(gql_error)?;
-        Ok(task(backend.task(TaskId(id)).await.map_err(gql_error)?))
+        Ok(task(
+            backend
+                .task(TaskId(id), super::tasks::shown())
+                .await
+                .map_err(gql_error)?,
+        ))
     }
 
     /// Retries a task in error (`tasker.task:retry`).
@@ -459,7 +505,12 @@ impl MutationRoot {
             .retry(TaskId(id), caller.principal.subject.clone())
             .await
             .map_err(gql_error)?;
-        Ok(task(backend.task(TaskId(id)).await.map_err(gql_error)?))
+        Ok(task(
+            backend
+                .task(TaskId(id), super::tasks::shown())
+                .await
+                .map_err(gql_error)?,
+        ))
     }
 
     /// Marks a task done by hand (`tasker.task:resolve`).
@@ -469,7 +520,12 @@ impl MutationRoot {
             .resolve(TaskId(id), caller.principal.subject.clone())
             .await
             .map_err(gql_error)?;
-        Ok(task(backend.task(TaskId(id)).await.map_err(gql_error)?))
+        Ok(task(
+            backend
+                .task(TaskId(id), super::tasks::shown())
+                .await
+                .map_err(gql_error)?,
+        ))
     }
 
     /// Retries a step in error (`tasker.workflow_step:retry`).

@@ -232,7 +232,19 @@ fn contract(operation: &Operation, s: &mut Schemas) -> Shape {
             }
         }
         "show_task" => Shape {
-            parameters: task_id(),
+            parameters: vec![
+                path_id("task_id"),
+                query(
+                    "items_offset",
+                    json!({ "type": "integer", "minimum": 0, "maximum": 4_294_967_295_u64, "default": 0 }),
+                    "of each fan-out step's items, the first one shown (by item index)",
+                ),
+                query(
+                    "items_limit",
+                    json!({ "type": "integer", "minimum": 0, "maximum": 4_294_967_295_u64, "default": 100 }),
+                    "how many of each fan-out step's items are shown from `items_offset`; more than 1000 counts as 1000, 0 shows none (each group's `items` still counts them all)",
+                ),
+            ],
             body: None,
             ok: ok(s.response::<TaskBody>()),
             errors: &["400", "404"],

@@ -113,7 +113,7 @@ operations! {
     CREATE_TASK = "create_task", Permission("tasker.task:create"), post("/tasks"), Some("createTask"),
         "Create a task from a JSON request.";
     SHOW_TASK = "show_task", Permission("tasker.task:show"), get("/tasks/{task_id}"), Some("task"),
-        "A task with its steps.";
+        "A task with its steps (of each fan-out's items, a window: items_offset, items_limit).";
     CANCEL_TASK = "cancel_task", Permission("tasker.task:cancel"), post("/tasks/{task_id}/cancel"), Some("cancelTask"),
         "Cancel a task.";
     RETRY_TASK = "retry_task", Permission("tasker.task:retry"), post("/tasks/{task_id}/retry"), Some("retryTask"),

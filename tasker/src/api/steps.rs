@@ -13,23 +13,14 @@ use super::responses::{StepBody, StepChanged};
 use super::{body, parse_id, ApiError, Shared};
 use crate::ids::StepId;
 use crate::state::StepState;
-use crate::store::{Store, StoreError};
+use crate::store::Store;
 
 pub(super) async fn show_step<S: Store>(
     State(api): Shared<S>,
     Path(id): Path<String>,
 ) -> Result<Json<StepBody>, ApiError> {
     let step_id = StepId(parse_id(&id, "step_id")?);
-    let task_id = api.tasker.store().task_of_step(step_id).await?;
-    let task = api.tasker.task(task_id).await?;
-    let step = task
-        .steps
-        .into_iter()
-        .find(|s| s.step_id == step_id)
-        .ok_or(StoreError::NotFound {
-            what: "step",
-            id: step_id.0,
-        })?;
+    let (task_id, step) = api.tasker.step(step_id).await?;
     Ok(Json(StepBody { task_id, step }))
 }
 
@@ -58,7 +49,7 @@ pub(super) async fn cancel_step<S: Store>(
     Ok(Json(StepChanged {
         step_id,
         state: StepState::Cancelled,
-        task: Some(api.tasker.task(task_id).await?),
+        task: Some(api.tasker.task_view(task_id, super::tasks::shown()).await?),
     }))
 }
 

@@ -14,8 +14,29 @@ use super::auth::Principal;
 use super::responses::{AnalysisBody, CreatedBody, TaskBody, TaskPage};
 use super::{body, parse_id, Api, ApiError, Shared, SHOW_TASK_PERMISSION};
 use crate::analysis::{analyze_with_history, task_dot, task_mermaid, History};
-use crate::store::{Store, TaskFilter};
+use crate::store::{ItemWindow, Store, TaskFilter};
 use crate::{TaskId, TaskRequest, TaskState};
+
+/// A fan-out's items shown with its task when no window is asked for.
+pub(super) const DEFAULT_ITEMS: u32 = 100;
+/// The most items of each fan-out one task read shows.
+pub(super) const MAX_ITEMS: u32 = 1_000;
+
+/// The window of each fan-out's items a task read shows: `items_limit`
+/// from `items_offset` (100 by default, at most 1,000; 0 for none).
+pub(super) fn items_window(offset: Option<u32>, limit: Option<u32>) -> ItemWindow {
+    ItemWindow {
+        offset: offset.unwrap_or(0),
+        limit: limit.unwrap_or(DEFAULT_ITEMS).min(MAX_ITEMS),
+    }
+}
+
+/// The window of a task's fan-out items, from the query string.
+#[derive(Deserialize)]
+pub(super) struct ItemsQuery {
+    items_offset: Option<u32>,
+    items_limit: Option<u32>,
+}
 
 /// Page size of a task list when none is asked for.
 const DEFAULT_LIMIT: u32 = 50;
@@ -124,7 +145,7 @@ pub(super) async fn create_task<S: Store>(
         .authorizer
         .authorize(&principal, SHOW_TASK_PERMISSION)
     {
-        Some(api.tasker.task(created.task_id()).await?)
+        Some(api.tasker.task_view(created.task_id(), shown()).await?)
     } else {
         None
     };
@@ -136,11 +157,22 @@ pub(super) async fn create_task<S: Store>(
     Ok((status, Json(body)).into_response())
 }
 
+/// The items shown with a task an action answers with.
+pub(super) fn shown() -> ItemWindow {
+    ItemWindow::first(DEFAULT_ITEMS)
+}
+
 pub(super) async fn show_task<S: Store>(
     State(api): Shared<S>,
     Path(id): Path<String>,
+    query: Result<Query<ItemsQuery>, QueryRejection>,
 ) -> Result<Json<TaskBody>, ApiError> {
-    let task = api.tasker.task(TaskId(parse_id(&id, "task_id")?)).await?;
+    let q = super::query(query)?;
+    let id = TaskId(parse_id(&id, "task_id")?);
+    let task = api
+        .tasker
+        .task_view(id, items_window(q.items_offset, q.items_limit))
+        .await?;
     Ok(Json(TaskBody { task }))
 }
 
@@ -152,7 +184,7 @@ pub(super) async fn cancel_task<S: Store>(
     let id = TaskId(parse_id(&id, "task_id")?);
     api.tasker.cancel_task(id, &who.subject).await?;
     Ok(Json(TaskBody {
-        task: api.tasker.task(id).await?,
+        task: api.tasker.task_view(id, shown()).await?,
     }))
 }
 
@@ -164,7 +196,7 @@ pub(super) async fn retry_task<S: Store>(
     let id = TaskId(parse_id(&id, "task_id")?);
     api.tasker.retry_task(id, &who.subject).await?;
     Ok(Json(TaskBody {
-        task: api.tasker.task(id).await?,
+        task: api.tasker.task_view(id, shown()).await?,
     }))
 }
 
@@ -176,7 +208,7 @@ pub(super) async fn resolve_task<S: Store>(
     let id = TaskId(parse_id(&id, "task_id")?);
     api.tasker.resolve_task(id, &who.subject).await?;
     Ok(Json(TaskBody {
-        task: api.tasker.task(id).await?,
+        task: api.tasker.task_view(id, shown()).await?,
     }))
 }
 
@@ -208,7 +240,12 @@ pub(super) async fn task_diagram<S: Store>(
     query: Result<Query<DiagramQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let q = super::query(query)?;
-    let task = api.tasker.task(TaskId(parse_id(&id, "task_id")?)).await?;
+    // The steps and their items' counts: the items themselves are not drawn
+    // or analyzed.
+    let task = api
+        .tasker
+        .task_view(TaskId(parse_id(&id, "task_id")?), ItemWindow::NONE)
+        .await?;
     let handler = handler_of(&api, &task)?;
     let title = format!("task {} {}", task.task_id, handler.key());
     diagram_response(
@@ -241,7 +278,12 @@ pub(super) async fn task_analysis<S: Store>(
     State(api): Shared<S>,
     Path(id): Path<String>,
 ) -> Result<Json<AnalysisBody>, ApiError> {
-    let task = api.tasker.task(TaskId(parse_id(&id, "task_id")?)).await?;
+    // The steps and their items' counts: the items themselves are not drawn
+    // or analyzed.
+    let task = api
+        .tasker
+        .task_view(TaskId(parse_id(&id, "task_id")?), ItemWindow::NONE)
+        .await?;
     let handler = handler_of(&api, &task)?;
     // Typical step durations from the last complete tasks of the same
     // handler version: a bounded number of reads.

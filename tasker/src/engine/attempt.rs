@@ -532,7 +532,12 @@ async fn record<S: Store>(
 fn report_bottleneck<S: Store>(tasker: &Tasker<S>, handler: Handler, task_id: TaskId) {
     let tasker = tasker.clone();
     tokio::spawn(async move {
-        let task = match tasker.task(task_id).await {
+        // The steps and their items' counts: a fan-out is one step of the
+        // graph.
+        let task = match tasker
+            .task_view(task_id, crate::store::ItemWindow::NONE)
+            .await
+        {
             Ok(task) => task,
             Err(e) => {
                 tracing::warn!(task = %task_id, "reading the failed task for its bottleneck: {e}");

@@ -27,14 +27,16 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::events::{names, Catalog, Event, EventBus, SubscriberFailures};
 use crate::handler::Handler;
-use crate::ids::TaskId;
+use crate::ids::{StepId, TaskId};
 use crate::metrics::Metrics;
 use crate::priority::{ClaimOrder, QueuedStep};
 use crate::registry::Registry;
 use crate::request::TaskRequest;
 use crate::state::TaskState;
 use crate::step::Resources;
-use crate::store::{Created, NewStep, NewTask, Store, TaskFilter, TaskRecord, Transition};
+use crate::store::{
+    Created, ItemWindow, NewStep, NewTask, StepRecord, Store, TaskFilter, TaskRecord, Transition,
+};
 
 /// The engine on a store: create tasks, inspect and repair them, run
 /// workers. Cheap to clone.
@@ -269,9 +271,23 @@ impl<S: Store> Tasker<S> {
         Ok((task, handler))
     }
 
-    /// One task with its steps.
+    /// One task with its steps, every fan-out item among them (see
+    /// [`task_view`](Self::task_view) for a read bounded by a window).
     pub async fn task(&self, task_id: TaskId) -> Result<TaskRecord> {
         Ok(self.inner.store.task(task_id).await?)
+    }
+
+    /// One task with its steps and, of each fan-out's items, those in
+    /// `items`; every fan-out's group row counts all its items
+    /// ([`StepRecord::items`](crate::store::StepRecord::items)).
+    pub async fn task_view(&self, task_id: TaskId, items: ItemWindow) -> Result<TaskRecord> {
+        Ok(self.inner.store.task_view(task_id, items).await?)
+    }
+
+    /// One step (a fan-out item, or a group with its items' counts) and
+    /// its task's id.
+    pub async fn step(&self, step_id: StepId) -> Result<(TaskId, StepRecord)> {
+        Ok(self.inner.store.step(step_id).await?)
     }
 
     /// Tasks matching `filter`, newest first.
@@ -305,13 +321,14 @@ impl<S: Store> Tasker<S> {
     }
 
     /// Waits until the task is finished (complete, cancelled, resolved) or
-    /// in `error`, polling every 20 ms, for at most `timeout`.
+    /// in `error`, polling every 20 ms, for at most `timeout`; returns it
+    /// with every fan-out item. The polls read no items.
     pub async fn wait_for_task(&self, task_id: TaskId, timeout: Duration) -> Result<TaskRecord> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let task = self.task(task_id).await?;
+            let task = self.task_view(task_id, ItemWindow::NONE).await?;
             if task.state.is_finished() || task.state == TaskState::Error {
-                return Ok(task);
+                return self.task(task_id).await;
             }
             if tokio::time::Instant::now() >= deadline {
                 return Err(Error::Timeout {

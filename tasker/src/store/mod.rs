@@ -262,6 +262,97 @@ pub struct StepRecord {
     pub item_index: Option<u32>,
     /// For an instance of a fan-out step: its item.
     pub item: Option<Value>,
+    /// For a fan-out step's group row: all its items counted by state
+    /// (however many of them the read holds: see [`ItemWindow`]). `None`
+    /// for every other step, and for a fan-out that has not expanded yet
+    /// (or had no items).
+    pub items: Option<ItemCounts>,
+}
+
+/// A fan-out step's items, counted by state, on its group's
+/// [`StepRecord::items`].
+#[cfg_attr(feature = "http", derive(schemars::JsonSchema))]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ItemCounts {
+    /// Items in all.
+    pub total: u32,
+    /// `pending` or `ready`: not started, or waiting for a retry.
+    pub waiting: u32,
+    /// `in_progress`.
+    pub running: u32,
+    /// `complete` or `resolved_manually`.
+    pub done: u32,
+    /// `error`: failed for good (with `on_item_error = "collect"`, their
+    /// failures are results).
+    pub failed: u32,
+    /// `cancelled`.
+    pub cancelled: u32,
+}
+
+impl ItemCounts {
+    /// Counts `n` more items in `state`.
+    pub fn add(&mut self, state: StepState, n: u32) {
+        self.total += n;
+        let slot = match state {
+            StepState::Pending | StepState::Ready => &mut self.waiting,
+            StepState::InProgress => &mut self.running,
+            StepState::Complete | StepState::ResolvedManually => &mut self.done,
+            StepState::Error => &mut self.failed,
+            StepState::Cancelled | StepState::Skipped => &mut self.cancelled,
+        };
+        *slot += n;
+    }
+}
+
+/// Which of each fan-out's items a task read holds: those with an index in
+/// `offset..offset + limit`. The group rows and every other step are
+/// always there, with [`StepRecord::items`] counting all the items. A read
+/// through any window but [`ALL`](Self::ALL) leaves a fan-out group's
+/// `output` out (`None`): it is the list of all its items' outputs, as
+/// large as they are; its items hold them.
+///
+/// ```
+/// use tasker::store::ItemWindow;
+///
+/// assert!(ItemWindow::ALL.holds(1_000_000));
+/// let page = ItemWindow { offset: 100, limit: 50 };
+/// assert!(page.holds(100) && page.holds(149) && !page.holds(150) && !page.holds(99));
+/// assert!(!ItemWindow::NONE.holds(0));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ItemWindow {
+    /// The first item index held.
+    pub offset: u32,
+    /// How many items of each fan-out, from `offset`.
+    pub limit: u32,
+}
+
+impl ItemWindow {
+    /// Every item: what the engine and [`Store::task`] read.
+    pub const ALL: ItemWindow = ItemWindow {
+        offset: 0,
+        limit: u32::MAX,
+    };
+    /// No item: the task's steps and their items' counts only.
+    pub const NONE: ItemWindow = ItemWindow {
+        offset: 0,
+        limit: 0,
+    };
+
+    /// The first `limit` items of each fan-out.
+    pub const fn first(limit: u32) -> ItemWindow {
+        ItemWindow { offset: 0, limit }
+    }
+
+    /// Whether item `index` is in the window.
+    pub fn holds(&self, index: u32) -> bool {
+        index >= self.offset && u64::from(index) < u64::from(self.offset) + u64::from(self.limit)
+    }
+
+    /// The window's end (exclusive), as a store binds it.
+    pub fn end(&self) -> i64 {
+        i64::from(self.offset) + i64::from(self.limit)
+    }
 }
 
 /// A step's checkpoint as stored (see
@@ -487,8 +578,28 @@ pub trait Store: Send + Sync + 'static {
         actor: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// One task with its steps.
-    fn task(&self, task_id: TaskId) -> impl Future<Output = Result<TaskRecord, StoreError>> + Send;
+    /// One task with its steps, every fan-out item among them (a read
+    /// that grows with the items: use [`task_view`](Self::task_view) where
+    /// a task may have many).
+    fn task(&self, task_id: TaskId) -> impl Future<Output = Result<TaskRecord, StoreError>> + Send {
+        self.task_view(task_id, ItemWindow::ALL)
+    }
+
+    /// One task with its steps, of each fan-out's items those in `items`
+    /// (and every group's [`StepRecord::items`] counts): what the API and
+    /// the CLI show, a read bounded by the window.
+    fn task_view(
+        &self,
+        task_id: TaskId,
+        items: ItemWindow,
+    ) -> impl Future<Output = Result<TaskRecord, StoreError>> + Send;
+
+    /// One step, with its task's id (a group with its
+    /// [`StepRecord::items`] counts). `NotFound` when there is none.
+    fn step(
+        &self,
+        step_id: StepId,
+    ) -> impl Future<Output = Result<(TaskId, StepRecord), StoreError>> + Send;
 
     /// Tasks matching `filter`, newest first, without their steps.
     fn tasks(
