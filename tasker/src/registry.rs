@@ -9,7 +9,7 @@ use semver::{Version, VersionReq};
 use crate::error::{LookupError, RegistryError, RegistryErrors};
 use crate::events::Catalog;
 use crate::handler::{Handler, HandlerDefinition, TaskHandler};
-use crate::store::UnfinishedHandler;
+use crate::store::{HandlerRecord, UnfinishedHandler};
 
 /// Which version of a handler to use.
 ///
@@ -343,6 +343,41 @@ pub struct RefusedHandler {
     pub stored: UnfinishedHandler,
     /// Why these tasks will not run here.
     pub reason: String,
+}
+
+impl HandlerRecord {
+    /// The record of `handler`, as the engine registers it at start-up.
+    ///
+    /// ```
+    /// use tasker::prelude::*;
+    /// use tasker::store::HandlerRecord;
+    ///
+    /// pub struct Ping;
+    ///
+    /// #[task_handler(namespace = "docs", version = "1.2.0")]
+    /// impl Ping {
+    ///     #[step]
+    ///     async fn ping() -> StepResult<()> { Ok(()) }
+    /// }
+    ///
+    /// let record = HandlerRecord::of(&Ping::handler());
+    /// assert_eq!((record.name.as_str(), record.version.as_str()), ("ping", "1.2.0"));
+    /// assert_eq!(record.steps, ["ping"]);
+    /// ```
+    pub fn of(handler: &Handler) -> Self {
+        HandlerRecord {
+            namespace: handler.namespace().to_owned(),
+            name: handler.name().to_owned(),
+            version: handler.version().to_string(),
+            fingerprint: handler.fingerprint().to_owned(),
+            description: handler.description().to_owned(),
+            steps: handler
+                .steps()
+                .iter()
+                .map(|s| s.name().to_owned())
+                .collect(),
+        }
+    }
 }
 
 #[cfg(test)]
