@@ -182,17 +182,9 @@ fn contract(operation: &Operation, s: &mut Schemas) -> Shape {
         },
         "list_tasks" => Shape {
             parameters: vec![
-                query(
-                    "namespace",
-                    json!({ "type": "string" }),
-                    "only this namespace",
-                ),
-                query("name", json!({ "type": "string" }), "only this handler"),
-                query(
-                    "version",
-                    json!({ "type": "string" }),
-                    "only this exact version",
-                ),
+                query("namespace", text(), "only this namespace"),
+                query("name", text(), "only this handler"),
+                query("version", text(), "only this exact version"),
                 query(
                     "state",
                     s.response::<TaskState>(),
