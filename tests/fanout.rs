@@ -872,6 +872,41 @@ async fn a_task_is_read_through_a_window_of_its_items<S: Store>(store: S) {
     assert!(missing.to_string().contains("does not exist"), "{missing}");
 }
 
+/// A source returning more than `MAX_ITEMS` items fails the fan-out for
+/// good, with a message saying what to do, and writes no item.
+async fn a_fan_out_over_too_many_items_fails_with_what_to_do<S: Store>(store: S) {
+    use tasker_tests::handlers::{FanOut, Spread};
+    let tasker = tasker_tests::tasker(store, |b| {
+        b.registry(Registry::new().with::<FanOut>().unwrap())
+    })
+    .await;
+    let task = tasker
+        .run_task(
+            FanOut::request(Spread {
+                items: tasker::fan_out::MAX_ITEMS as u32 + 1,
+                item_ms: 0,
+                log: std::env::temp_dir()
+                    .join("tasker-fanout-too-many.log")
+                    .display()
+                    .to_string(),
+            }),
+            WAIT,
+        )
+        .await
+        .unwrap();
+    assert_eq!(task.state, TaskState::Error, "{:?}", task.state);
+    let group = step(&task.steps, "work");
+    assert_eq!(group.state, StepState::Error);
+    let error = group.last_error.clone().unwrap();
+    assert_eq!(error.class(), tasker::fan_out::INVALID_FAN_OUT);
+    assert!(
+        error.message().contains("tasker::batch::partitions"),
+        "{error}"
+    );
+    assert!(instances(&task.steps, "work").is_empty());
+    assert_eq!(group.items, None);
+}
+
 tasker_tests::on_both_stores!(
     a_fan_out_runs_each_item_once_and_the_join_gets_their_outputs,
     sizes_zero_one_and_a_thousand_in_the_store,
@@ -881,6 +916,7 @@ tasker_tests::on_both_stores!(
     retrying_a_task_leaves_its_collected_items_alone,
     an_item_out_of_leases_is_collected_or_fails_the_task,
     a_task_is_read_through_a_window_of_its_items,
+    a_fan_out_over_too_many_items_fails_with_what_to_do,
 );
 
 /// A worker process is SIGKILLed in the middle of a 1,000-item fan-out;

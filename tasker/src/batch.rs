@@ -155,8 +155,9 @@ pub fn partitions(rows: u64, n: u32) -> Vec<Partition> {
         .collect()
 }
 
-/// The most partitions [`partitions_of`] makes (each becomes a step).
-pub const MAX_PARTITIONS: u32 = 100_000;
+/// The most partitions [`partitions_of`] makes: as many as one fan-out
+/// runs over ([`crate::fan_out::MAX_ITEMS`]).
+pub const MAX_PARTITIONS: u32 = crate::fan_out::MAX_ITEMS as u32;
 
 /// Splits rows `0..rows` into partitions of `size` rows (at least 1), the
 /// last one holding what is left; none for no rows. For a partition per

@@ -97,23 +97,39 @@ pub fn collected_err(error: &StepError) -> Value {
 }
 
 /// The class of the error a fan-out step fails with when its source's
-/// output is not a list.
+/// output is not a list, or a list of more than [`MAX_ITEMS`].
 pub const INVALID_FAN_OUT: &str = "InvalidFanOut";
 
+/// The most items one fan-out runs over: each is a step row, written in the
+/// transaction that expands the fan-out. For more, fan out over partitions
+/// of the input ([`crate::batch`]) and let each item work through its
+/// share.
+pub const MAX_ITEMS: usize = 100_000;
+
 /// The items of fan-out step `step` over `source`, from `source`'s output
-/// (`None` when the step did not receive it). Anything but a JSON array
-/// is a permanent error naming what was found.
+/// (`None` when the step did not receive it). Anything but a JSON array,
+/// or an array of more than [`MAX_ITEMS`], is a permanent error naming
+/// what was found.
 ///
 /// ```
 /// use serde_json::json;
-/// use tasker::fan_out::{items, INVALID_FAN_OUT};
+/// use tasker::fan_out::{items, INVALID_FAN_OUT, MAX_ITEMS};
 ///
 /// assert_eq!(items("charge", "orders", Some(json!([1, 2]))).unwrap(), vec![json!(1), json!(2)]);
 /// let error = items("charge", "orders", Some(json!({"id": 1}))).unwrap_err();
 /// assert_eq!(error.class(), INVALID_FAN_OUT);
+/// let too_many = json!(vec![0; MAX_ITEMS + 1]);
+/// assert!(items("charge", "orders", Some(too_many)).unwrap_err().message().contains("at most 100000"));
 /// ```
 pub fn items(step: &str, source: &str, output: Option<Value>) -> Result<Vec<Value>, StepError> {
     match output {
+        Some(Value::Array(items)) if items.len() > MAX_ITEMS => Err(StepError::permanent(format!(
+            "step `{step}` runs once per item of `{source}`, but `{source}` returned {} items; \
+             a fan-out runs over at most {MAX_ITEMS}: return partitions of the input instead \
+             (`tasker::batch::partitions`) and let each item work through its share",
+            items.len()
+        ))
+        .with_class(INVALID_FAN_OUT)),
         Some(Value::Array(items)) => Ok(items),
         other => {
             let got = other.map_or_else(|| "nothing".to_owned(), |v| v.to_string());
