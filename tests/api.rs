@@ -899,21 +899,13 @@ async fn every_graphql_operation_needs_its_permission() {
     .await;
     let task_id = created["task"]["task_id"].as_i64().unwrap();
     let step_id = created["task"]["steps"][0]["step_id"].as_i64().unwrap();
-    let query_for = |operation: &str| -> String {
-        match operation {
-            "tasks" => "{ tasks { taskId } }".to_owned(),
-            "task" => format!("{{ task(id: {task_id}) {{ taskId }} }}"),
-            "step" => format!("{{ step(id: {step_id}) {{ name }} }}"),
-            "handlers" => "{ handlers { name } }".to_owned(),
-            "createTask" => r#"mutation { createTask(input: {namespace: "tests", name: "diamond", context: {value: 2}}) { taskId } }"#.to_owned(),
-            "cancelTask" => format!("mutation {{ cancelTask(id: {task_id}) {{ state }} }}"),
-            "retryTask" => format!("mutation {{ retryTask(id: {task_id}) {{ state }} }}"),
-            "resolveTask" => format!("mutation {{ resolveTask(id: {task_id}) {{ state }} }}"),
-            "retryStep" => format!("mutation {{ retryStep(id: {step_id}) }}"),
-            "cancelStep" => format!("mutation {{ cancelStep(id: {step_id}) }}"),
-            "resolveStep" => format!("mutation {{ resolveStep(id: {step_id}, output: 1) }}"),
-            other => panic!("no query for {other}: add one"),
-        }
+    let query_for = |operation: &str| {
+        http::graphql_query(
+            operation,
+            task_id,
+            step_id,
+            r#"{namespace: "tests", name: "diamond", context: {value: 2}}"#,
+        )
     };
     for (operation, permission) in graphql_operations() {
         let query = query_for(operation);

@@ -42,3 +42,26 @@ pub(crate) async fn send(
     let status = response.status();
     (status, response.text().await.unwrap())
 }
+
+/// A query of GraphQL field `field` on task `task_id` and step `step_id`
+/// (`createTask` with `create`'s `{namespace: .., name: .., context: ..}`).
+#[allow(
+    dead_code,
+    reason = "api_hostile.rs includes this file and uses no GraphQL field"
+)]
+pub(crate) fn graphql_query(field: &str, task_id: i64, step_id: i64, create: &str) -> String {
+    match field {
+        "tasks" => "{ tasks { taskId namespace } }".to_owned(),
+        "task" => format!("{{ task(id: {task_id}) {{ taskId }} }}"),
+        "step" => format!("{{ step(id: {step_id}) {{ name }} }}"),
+        "handlers" => "{ handlers { namespace name } }".to_owned(),
+        "createTask" => format!("mutation {{ createTask(input: {create}) {{ taskId }} }}"),
+        "cancelTask" => format!("mutation {{ cancelTask(id: {task_id}) {{ state }} }}"),
+        "retryTask" => format!("mutation {{ retryTask(id: {task_id}) {{ state }} }}"),
+        "resolveTask" => format!("mutation {{ resolveTask(id: {task_id}) {{ state }} }}"),
+        "retryStep" => format!("mutation {{ retryStep(id: {step_id}) }}"),
+        "cancelStep" => format!("mutation {{ cancelStep(id: {step_id}) }}"),
+        "resolveStep" => format!("mutation {{ resolveStep(id: {step_id}, output: 1) }}"),
+        other => panic!("no query for {other}: add one"),
+    }
+}

@@ -13,7 +13,30 @@ pub struct Principal {
     /// Who (a user, a service).
     pub subject: String,
     /// `resource:action` permissions; `resource:*` and `*` are wildcards.
+    /// A permission may be limited to one namespace's handlers
+    /// (`tasker.task:retry@payments`) or one handler's
+    /// (`tasker.task:retry@payments/refund`): see [`Principal::holds_on`].
     pub permissions: Vec<String>,
+}
+
+/// What an operation touches, for an [`Authorizer`] that decides by it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Resource<'a> {
+    /// Nothing of one handler's: the health status, metrics, GraphQL
+    /// introspection.
+    Global,
+    /// One handler's tasks or definition: the task or step an action
+    /// touches belongs to a task of this handler (`task_id`: that task, for
+    /// a task or step action).
+    Handler {
+        /// The handler's namespace.
+        namespace: &'a str,
+        /// The handler's name.
+        name: &'a str,
+        /// The task, when the action touches one.
+        task_id: Option<crate::TaskId>,
+    },
 }
 
 impl Principal {
@@ -27,13 +50,70 @@ impl Principal {
     /// assert!(!p.holds("tasker.workflow_step:retry"));
     /// ```
     pub fn holds(&self, permission: &str) -> bool {
-        let resource = permission.split_once(':').map_or(permission, |(r, _)| r);
+        self.permissions
+            .iter()
+            .any(|held| !held.contains('@') && covers(held, permission))
+    }
+
+    /// Whether a held permission covers `permission` on `resource`: one
+    /// held without a scope, or one scoped to the resource's namespace
+    /// (`...@payments`) or handler (`...@payments/refund`). A scoped
+    /// permission covers no [`Resource::Global`] operation.
+    ///
+    /// ```
+    /// use tasker::api::{Principal, Resource};
+    /// let p = Principal {
+    ///     subject: "payments-oncall".into(),
+    ///     permissions: vec!["tasker.task:show".into(), "tasker.task:retry@payments".into(),
+    ///                       "tasker.task:cancel@payments/refund".into()],
+    /// };
+    /// let refund = Resource::Handler { namespace: "payments", name: "refund", task_id: None };
+    /// let charge = Resource::Handler { namespace: "payments", name: "charge", task_id: None };
+    /// let ship = Resource::Handler { namespace: "shipping", name: "ship", task_id: None };
+    /// assert!(p.holds_on("tasker.task:show", &ship));
+    /// assert!(p.holds_on("tasker.task:retry", &charge) && !p.holds_on("tasker.task:retry", &ship));
+    /// assert!(p.holds_on("tasker.task:cancel", &refund) && !p.holds_on("tasker.task:cancel", &charge));
+    /// assert!(!p.holds("tasker.task:retry"), "not everywhere");
+    /// assert!(p.holds_anywhere("tasker.task:retry"));
+    /// ```
+    pub fn holds_on(&self, permission: &str, resource: &Resource<'_>) -> bool {
+        self.permissions
+            .iter()
+            .any(|held| match held.split_once('@') {
+                None => covers(held, permission),
+                Some((held, scope)) => match resource {
+                    Resource::Global => false,
+                    Resource::Handler {
+                        namespace, name, ..
+                    } => {
+                        covers(held, permission)
+                            && match scope.split_once('/') {
+                                None => scope == *namespace,
+                                Some((ns, handler)) => ns == *namespace && handler == *name,
+                            }
+                    }
+                },
+            })
+    }
+
+    /// Whether a held permission covers `permission` on some resource
+    /// (scoped or not): what the gate checks before an operation that
+    /// then checks its resource with [`holds_on`](Self::holds_on).
+    pub fn holds_anywhere(&self, permission: &str) -> bool {
         self.permissions.iter().any(|held| {
-            held == "*"
-                || held == permission
-                || held.strip_suffix(":*").is_some_and(|r| r == resource)
+            covers(
+                held.split_once('@').map_or(held.as_str(), |(h, _)| h),
+                permission,
+            )
         })
     }
+}
+
+/// Whether the held permission `held` (without a scope) covers `permission`:
+/// the same, `resource:*` or `*`.
+fn covers(held: &str, permission: &str) -> bool {
+    let resource = permission.split_once(':').map_or(permission, |(r, _)| r);
+    held == "*" || held == permission || held.strip_suffix(":*").is_some_and(|r| r == resource)
 }
 
 /// Why a request is not authenticated (401).
@@ -61,19 +141,77 @@ pub trait Authenticator: Send + Sync + 'static {
     fn authenticate<'a>(&'a self, headers: &'a HeaderMap) -> AuthFuture<'a>;
 }
 
-/// Decides whether a principal may use a permission.
+/// Decides whether a principal may use a permission, and on what.
+///
+/// The API asks twice for an operation that touches one handler's tasks
+/// or definition (every `tasker.task`, `tasker.workflow_step`,
+/// `tasker.handler` and `tasker.analytics` permission): [`authorize`] at
+/// the door (may the caller use it on anything?), then [`authorize_on`]
+/// with the handler and task it touches, once they are known; lists keep
+/// only what the caller may see. Every other operation asks
+/// [`authorize_on`] with [`Resource::Global`] only.
+///
+/// A rule such as "may retry tasks of `payments` only":
+///
+/// ```
+/// use tasker::api::{Authorizer, Principal, Resource};
+///
+/// struct PaymentsOnCall;
+///
+/// impl Authorizer for PaymentsOnCall {
+///     fn authorize(&self, principal: &Principal, permission: &str) -> bool {
+///         principal.holds(permission) || permission == "tasker.task:retry"
+///     }
+///     fn authorize_on(&self, principal: &Principal, permission: &str, resource: &Resource<'_>) -> bool {
+///         principal.holds(permission)
+///             || (permission == "tasker.task:retry"
+///                 && matches!(resource, Resource::Handler { namespace: "payments", .. }))
+///     }
+/// }
+/// ```
+///
+/// The built-in [`PermissionAuthorizer`] writes such rules as scoped
+/// permissions instead (`tasker.task:retry@payments`).
+///
+/// [`authorize`]: Authorizer::authorize
+/// [`authorize_on`]: Authorizer::authorize_on
 pub trait Authorizer: Send + Sync + 'static {
-    /// Whether `principal` may perform `permission` (`resource:action`).
+    /// Whether `principal` may perform `permission` (`resource:action`) on
+    /// some resource.
     fn authorize(&self, principal: &Principal, permission: &str) -> bool;
+
+    /// Whether `principal` may perform `permission` on `resource`. By
+    /// default, [`authorize`](Self::authorize)'s answer, whatever the
+    /// resource.
+    fn authorize_on(
+        &self,
+        principal: &Principal,
+        permission: &str,
+        resource: &Resource<'_>,
+    ) -> bool {
+        let _ = resource;
+        self.authorize(principal, permission)
+    }
 }
 
-/// The default coordinator: the principal must hold the permission.
+/// The default authorizer: the principal must hold the permission, for a
+/// handler's operations possibly scoped to its namespace or to it
+/// ([`Principal::holds_on`]).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PermissionAuthorizer;
 
 impl Authorizer for PermissionAuthorizer {
     fn authorize(&self, principal: &Principal, permission: &str) -> bool {
-        principal.holds(permission)
+        principal.holds_anywhere(permission)
+    }
+
+    fn authorize_on(
+        &self,
+        principal: &Principal,
+        permission: &str,
+        resource: &Resource<'_>,
+    ) -> bool {
+        principal.holds_on(permission, resource)
     }
 }
 

@@ -18,7 +18,7 @@ use serde_json::Value;
 
 use super::operations::{self as op, Operation, INTROSPECT_PERMISSION};
 use super::tasks::{page_size, ListQuery};
-use super::{ApiError, Authorizer, Principal, Shared};
+use super::{ApiError, Authorizer, Principal, Resource, Shared};
 use crate::ids::StepId;
 use crate::store::{ItemWindow, StepRecord, Store, TaskFilter, TaskRecord};
 use crate::{Registry, TaskId, TaskRequest, Tasker};
@@ -86,6 +86,70 @@ struct Caller {
 }
 
 impl Caller {
+    /// Whether the caller may use `operation` on the handler
+    /// `namespace/name` (and its task `task_id`).
+    fn may_on(
+        &self,
+        operation: &Operation,
+        (namespace, name): (&str, &str),
+        task_id: Option<TaskId>,
+    ) -> bool {
+        let permission = operation.permission().unwrap_or_default();
+        let resource = Resource::Handler {
+            namespace,
+            name,
+            task_id,
+        };
+        self.authorizer
+            .authorize_on(&self.principal, permission, &resource)
+    }
+
+    /// [`may_on`](Self::may_on), or a `FORBIDDEN` error.
+    fn allowed_on(
+        &self,
+        operation: &Operation,
+        handler: (&str, &str),
+        task_id: Option<TaskId>,
+    ) -> async_graphql::Result<()> {
+        if self.may_on(operation, handler, task_id) {
+            return Ok(());
+        }
+        Err(async_graphql::Error::new(format!(
+            "`{}` lacks the permission `{}` for handler {}/{}",
+            self.principal.subject,
+            operation.permission().unwrap_or_default(),
+            handler.0,
+            handler.1
+        ))
+        .extend_with(|_, e| e.set("code", "FORBIDDEN")))
+    }
+
+    /// [`allowed_on`](Self::allowed_on) task `id` (read without its items
+    /// to learn its handler).
+    async fn allowed_on_task(
+        &self,
+        backend: &dyn Backend,
+        operation: &Operation,
+        id: TaskId,
+    ) -> async_graphql::Result<()> {
+        let task = backend
+            .task(id, ItemWindow::NONE)
+            .await
+            .map_err(gql_error)?;
+        self.allowed_on(operation, (&task.namespace, &task.name), Some(id))
+    }
+
+    /// [`allowed_on`](Self::allowed_on) step `id`'s task.
+    async fn allowed_on_step(
+        &self,
+        backend: &dyn Backend,
+        operation: &Operation,
+        id: StepId,
+    ) -> async_graphql::Result<()> {
+        let (task_id, _) = backend.step(id).await.map_err(gql_error)?;
+        self.allowed_on_task(backend, operation, task_id).await
+    }
+
     /// Takes `rows` from the request's budget, or refuses.
     fn take_rows(&self, rows: usize) -> async_graphql::Result<()> {
         use std::sync::atomic::Ordering;
@@ -112,7 +176,16 @@ fn guard<'a>(
 ) -> async_graphql::Result<(&'a dyn Backend, &'a Caller)> {
     let caller = ctx.data::<Caller>()?;
     let permission = operation.permission().unwrap_or_default();
-    if !caller.authorizer.authorize(&caller.principal, permission) {
+    // As at the REST gate: a handler's operation checks its handler once it
+    // knows it ([`Caller::allowed_on`]).
+    let allowed = if super::operations::handler_scoped(permission) {
+        caller.authorizer.authorize(&caller.principal, permission)
+    } else {
+        caller
+            .authorizer
+            .authorize_on(&caller.principal, permission, &Resource::Global)
+    };
+    if !allowed {
         return Err(async_graphql::Error::new(format!(
             "`{}` lacks the permission `{permission}`",
             caller.principal.subject
@@ -347,7 +420,12 @@ impl QueryRoot {
             async_graphql::Error::new(e).extend_with(|_, x| x.set("code", "INVALID_REQUEST"))
         })?;
         let tasks = backend.tasks(filter).await.map_err(gql_error)?;
-        Ok(tasks.into_iter().map(task).collect())
+        // Only the tasks of handlers the caller may list.
+        Ok(tasks
+            .into_iter()
+            .filter(|t| caller.may_on(&op::LIST_TASKS, (&t.namespace, &t.name), Some(t.task_id)))
+            .map(task)
+            .collect())
     }
 
     /// One task with its steps (`tasker.task:show`) and, of each fan-out
@@ -364,6 +442,11 @@ impl QueryRoot {
         caller.take_rows(1)?;
         let window = super::tasks::items_window(items_offset, items_limit);
         let record = backend.task(TaskId(id), window).await.map_err(gql_error)?;
+        caller.allowed_on(
+            &op::SHOW_TASK,
+            (&record.namespace, &record.name),
+            Some(record.task_id),
+        )?;
         caller.take_rows(
             record
                 .steps
@@ -376,17 +459,21 @@ impl QueryRoot {
 
     /// One step (`tasker.workflow_step:show`).
     async fn step(&self, ctx: &Context<'_>, id: i64) -> async_graphql::Result<GqlStep> {
-        let (backend, _) = guard(ctx, &op::SHOW_STEP)?;
-        let (_, record) = backend.step(StepId(id)).await.map_err(gql_error)?;
+        let (backend, caller) = guard(ctx, &op::SHOW_STEP)?;
+        let (task_id, record) = backend.step(StepId(id)).await.map_err(gql_error)?;
+        caller
+            .allowed_on_task(backend, &op::SHOW_STEP, task_id)
+            .await?;
         Ok(step(&record))
     }
 
     /// Every registered handler (`tasker.handler:index`).
     async fn handlers(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<GqlHandler>> {
-        let (backend, _) = guard(ctx, &op::LIST_HANDLERS)?;
+        let (backend, caller) = guard(ctx, &op::LIST_HANDLERS)?;
         Ok(backend
             .registry()
             .handlers()
+            .filter(|h| caller.may_on(&op::LIST_HANDLERS, (h.namespace(), h.name()), None))
             .map(|h| GqlHandler {
                 namespace: h.namespace().to_owned(),
                 name: h.name().to_owned(),
@@ -462,20 +549,29 @@ impl MutationRoot {
                 .map_err(|e| invalid(format!("`max_execution_time`: {e}")))?;
             request = request.max_execution_time(limit);
         }
+        // A handler the registry does not know is refused by `create`.
+        if let Ok(handler) =
+            backend
+                .registry()
+                .find(request.namespace(), request.name(), request.version())
+        {
+            caller.allowed_on(
+                &op::CREATE_TASK,
+                (handler.namespace(), handler.name()),
+                None,
+            )?;
+        }
         let created = backend.create(request).await.map_err(gql_error)?;
-        let shown = caller
-            .authorizer
-            .authorize(&caller.principal, super::SHOW_TASK_PERMISSION);
-        let task = if shown {
-            Some(task(
-                backend
-                    .task(created.task_id(), super::tasks::shown())
-                    .await
-                    .map_err(gql_error)?,
-            ))
-        } else {
-            None
-        };
+        let record = backend
+            .task(created.task_id(), super::tasks::shown())
+            .await
+            .map_err(gql_error)?;
+        let shown = caller.may_on(
+            &op::SHOW_TASK,
+            (&record.namespace, &record.name),
+            Some(record.task_id),
+        );
+        let task = if shown { Some(task(record)) } else { None };
         Ok(CreatedTask {
             created: matches!(created, crate::store::Created::New(_)),
             task_id: created.task_id().0,
@@ -486,6 +582,9 @@ impl MutationRoot {
     /// Cancels a task (`tasker.task:cancel`).
     async fn cancel_task(&self, ctx: &Context<'_>, id: i64) -> async_graphql::Result<GqlTask> {
         let (backend, caller) = guard(ctx, &op::CANCEL_TASK)?;
+        caller
+            .allowed_on_task(backend, &op::CANCEL_TASK, TaskId(id))
+            .await?;
         backend
             .cancel(TaskId(id), caller.principal.subject.clone())
             .await
@@ -501,6 +600,9 @@ impl MutationRoot {
     /// Retries a task in error (`tasker.task:retry`).
     async fn retry_task(&self, ctx: &Context<'_>, id: i64) -> async_graphql::Result<GqlTask> {
         let (backend, caller) = guard(ctx, &op::RETRY_TASK)?;
+        caller
+            .allowed_on_task(backend, &op::RETRY_TASK, TaskId(id))
+            .await?;
         backend
             .retry(TaskId(id), caller.principal.subject.clone())
             .await
@@ -516,6 +618,9 @@ impl MutationRoot {
     /// Marks a task done by hand (`tasker.task:resolve`).
     async fn resolve_task(&self, ctx: &Context<'_>, id: i64) -> async_graphql::Result<GqlTask> {
         let (backend, caller) = guard(ctx, &op::RESOLVE_TASK)?;
+        caller
+            .allowed_on_task(backend, &op::RESOLVE_TASK, TaskId(id))
+            .await?;
         backend
             .resolve(TaskId(id), caller.principal.subject.clone())
             .await
@@ -531,6 +636,9 @@ impl MutationRoot {
     /// Retries a step in error (`tasker.workflow_step:retry`).
     async fn retry_step(&self, ctx: &Context<'_>, id: i64) -> async_graphql::Result<bool> {
         let (backend, caller) = guard(ctx, &op::RETRY_STEP)?;
+        caller
+            .allowed_on_step(backend, &op::RETRY_STEP, StepId(id))
+            .await?;
         backend
             .retry_step(StepId(id), caller.principal.subject.clone())
             .await
@@ -542,6 +650,9 @@ impl MutationRoot {
     /// (`tasker.workflow_step:cancel`).
     async fn cancel_step(&self, ctx: &Context<'_>, id: i64) -> async_graphql::Result<bool> {
         let (backend, caller) = guard(ctx, &op::CANCEL_STEP)?;
+        caller
+            .allowed_on_step(backend, &op::CANCEL_STEP, StepId(id))
+            .await?;
         backend
             .cancel_step(StepId(id), caller.principal.subject.clone())
             .await
@@ -557,6 +668,9 @@ impl MutationRoot {
         output: Option<Json<Value>>,
     ) -> async_graphql::Result<bool> {
         let (backend, caller) = guard(ctx, &op::RESOLVE_STEP)?;
+        caller
+            .allowed_on_step(backend, &op::RESOLVE_STEP, StepId(id))
+            .await?;
         let output = output.map_or(Value::Null, |o| o.0);
         backend
             .resolve_step(StepId(id), output, caller.principal.subject.clone())
@@ -628,7 +742,7 @@ pub(super) async fn request<S: Store>(
     if !api
         .config
         .authorizer
-        .authorize(&principal, INTROSPECT_PERMISSION)
+        .authorize_on(&principal, INTROSPECT_PERMISSION, &Resource::Global)
     {
         request = request.disable_introspection();
     }

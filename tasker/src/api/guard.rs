@@ -22,7 +22,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tokio::sync::Semaphore;
 
-use super::{Access, ApiError, Authenticator, Authorizer};
+use super::{Access, ApiError, Authenticator, Authorizer, Resource};
 
 /// Bounds on what one request, and all of them together, may cost.
 ///
@@ -193,7 +193,15 @@ pub(crate) async fn gate(
         }
     };
     if let (Access::Permission(permission), Some(principal)) = (access, &principal) {
-        if !gate.authorizer.authorize(principal, permission) {
+        // A handler's operation checks its handler once it knows it; any
+        // other may not be used on the strength of a scoped permission.
+        let allowed = if super::operations::handler_scoped(permission) {
+            gate.authorizer.authorize(principal, permission)
+        } else {
+            gate.authorizer
+                .authorize_on(principal, permission, &Resource::Global)
+        };
+        if !allowed {
             return refuse(
                 StatusCode::FORBIDDEN,
                 "forbidden",

@@ -4,11 +4,13 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::Json;
+use axum::{Extension, Json};
 
+use super::auth::Principal;
+use super::operations::{HANDLER_DIAGRAM, LIST_HANDLERS, SHOW_HANDLER};
 use super::responses::{HandlerDetail, HandlerIndex, HandlerSummary, NamespaceEntry, StepSummary};
 use super::tasks::{diagram_response, DiagramQuery};
-use super::{Api, ApiError, Shared};
+use super::{allow_on, may_on, Api, ApiError, Shared};
 use crate::store::Store;
 
 fn names(list: Vec<&str>) -> Vec<String> {
@@ -17,14 +19,20 @@ fn names(list: Vec<&str>) -> Vec<String> {
 
 pub(super) async fn list_handlers<S: Store>(
     State(api): Shared<S>,
+    Extension(who): Extension<Principal>,
 ) -> Result<Json<HandlerIndex>, ApiError> {
     let registry = api.tasker.registry();
+    // Only the handlers the caller may list.
+    let visible =
+        |h: &&crate::Handler| may_on(&api, &who, &LIST_HANDLERS, (h.namespace(), h.name()), None);
     let namespaces = registry
         .namespaces()
+        .filter(|ns| registry.handlers_in(ns).any(|h| visible(&h)))
         .map(|ns| NamespaceEntry {
             namespace: ns.to_owned(),
             handlers: registry
                 .handlers_in(ns)
+                .filter(visible)
                 .map(|h| HandlerSummary {
                     name: h.name().to_owned(),
                     version: h.version().to_string(),
@@ -57,11 +65,19 @@ fn find_handler<'a, S: Store>(
 
 pub(super) async fn show_handler<S: Store>(
     State(api): Shared<S>,
+    Extension(who): Extension<Principal>,
     Path((namespace, name)): Path<(String, String)>,
     query: Result<Query<DiagramQuery>, QueryRejection>,
 ) -> Result<Json<HandlerDetail>, ApiError> {
     let q = super::query(query)?;
     let handler = find_handler(&api, &namespace, &name, q.version.as_deref())?;
+    allow_on(
+        &api,
+        &who,
+        &SHOW_HANDLER,
+        (handler.namespace(), handler.name()),
+        None,
+    )?;
     let graph = handler.graph();
     let steps = handler
         .steps()
@@ -101,11 +117,19 @@ pub(super) async fn show_handler<S: Store>(
 
 pub(super) async fn handler_diagram<S: Store>(
     State(api): Shared<S>,
+    Extension(who): Extension<Principal>,
     Path((namespace, name)): Path<(String, String)>,
     query: Result<Query<DiagramQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let q = super::query(query)?;
     let handler = find_handler(&api, &namespace, &name, q.version.as_deref())?;
+    allow_on(
+        &api,
+        &who,
+        &HANDLER_DIAGRAM,
+        (handler.namespace(), handler.name()),
+        None,
+    )?;
     diagram_response(
         q.format.as_deref(),
         || handler.to_mermaid(),

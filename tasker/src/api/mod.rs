@@ -43,7 +43,8 @@ use axum::Router;
 
 pub use auth::{
     AuthError, AuthFuture, Authenticator, Authorizer, JwtAuthenticator, NoAuthentication,
-    PermissionAuthorizer, Principal, StaticTokens, MIN_HS256_SECRET_BYTES, MIN_TOKEN_CHARS,
+    PermissionAuthorizer, Principal, Resource, StaticTokens, MIN_HS256_SECRET_BYTES,
+    MIN_TOKEN_CHARS,
 };
 pub use error::ApiError;
 #[cfg(feature = "graphql")]
@@ -239,6 +240,51 @@ fn query<T>(
     query
         .map(|q| q.0)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))
+}
+
+/// Refuses (403) unless `who` may use `operation`'s permission on the
+/// handler `namespace/name` (and its task `task_id`).
+fn allow_on<S: Store>(
+    api: &Api<S>,
+    who: &Principal,
+    operation: &Operation,
+    (namespace, name): (&str, &str),
+    task_id: Option<crate::TaskId>,
+) -> Result<(), ApiError> {
+    if may_on(api, who, operation, (namespace, name), task_id) {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::FORBIDDEN,
+        "forbidden",
+        format!(
+            "`{}` lacks the permission `{}` for handler {namespace}/{name}",
+            who.subject,
+            operation.permission().unwrap_or_default()
+        ),
+    ))
+}
+
+/// Whether `who` may use `operation`'s permission on the handler
+/// `namespace/name` (and its task `task_id`).
+fn may_on<S: Store>(
+    api: &Api<S>,
+    who: &Principal,
+    operation: &Operation,
+    (namespace, name): (&str, &str),
+    task_id: Option<crate::TaskId>,
+) -> bool {
+    let Some(permission) = operation.permission() else {
+        return true;
+    };
+    let resource = Resource::Handler {
+        namespace,
+        name,
+        task_id,
+    };
+    api.config
+        .authorizer
+        .authorize_on(who, permission, &resource)
 }
 
 fn parse_id(raw: &str, what: &str) -> Result<i64, ApiError> {

@@ -41,6 +41,21 @@ pub struct Operation {
     pub summary: &'static str,
 }
 
+/// The permissions of operations that touch one handler's tasks or
+/// definition, by their resource: such an operation checks the handler it
+/// touches with [`Authorizer::authorize_on`](super::Authorizer::authorize_on).
+const HANDLER_RESOURCES: &[&str] = &[
+    "tasker.task:",
+    "tasker.workflow_step:",
+    "tasker.handler:",
+    "tasker.analytics:",
+];
+
+/// Whether `permission` is one of a handler's (see [`HANDLER_RESOURCES`]).
+pub(crate) fn handler_scoped(permission: &str) -> bool {
+    HANDLER_RESOURCES.iter().any(|r| permission.starts_with(r))
+}
+
 impl Operation {
     /// The permission it needs, if any.
     pub const fn permission(&self) -> Option<&'static str> {

@@ -11,8 +11,12 @@ use axum::{Extension, Json};
 use serde::Deserialize;
 
 use super::auth::Principal;
+use super::operations::{
+    CANCEL_TASK, CREATE_TASK, LIST_TASKS, RESOLVE_TASK, RETRY_TASK, SHOW_TASK, TASK_ANALYSIS,
+    TASK_DIAGRAM,
+};
 use super::responses::{AnalysisBody, CreatedBody, TaskBody, TaskPage};
-use super::{body, parse_id, Api, ApiError, Shared, SHOW_TASK_PERMISSION};
+use super::{allow_on, body, may_on, parse_id, Api, ApiError, Operation, Shared};
 use crate::analysis::{analyze_with_history, task_dot, task_mermaid, History};
 use crate::store::{ItemWindow, Store, TaskFilter};
 use crate::{TaskId, TaskRequest, TaskState};
@@ -95,13 +99,31 @@ impl ListQuery {
 
 pub(super) async fn list_tasks<S: Store>(
     State(api): Shared<S>,
+    Extension(who): Extension<Principal>,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<TaskPage>, ApiError> {
     let filter = super::query(query)?
         .into_filter()
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e))?;
+    // Only the tasks of handlers the caller may list (a page may come out
+    // short for a caller whose permission is scoped).
+    let tasks = api
+        .tasker
+        .tasks(&filter)
+        .await?
+        .into_iter()
+        .filter(|t| {
+            may_on(
+                &api,
+                &who,
+                &LIST_TASKS,
+                (&t.namespace, &t.name),
+                Some(t.task_id),
+            )
+        })
+        .collect();
     Ok(Json(TaskPage {
-        tasks: api.tasker.tasks(&filter).await?,
+        tasks,
         limit: filter.limit,
         offset: filter.offset,
     }))
@@ -133,22 +155,36 @@ pub(super) async fn create_task<S: Store>(
         ));
     }
     let request = request.initiator(principal.subject.clone());
+    // A handler the registry does not know is refused by `create_task`.
+    if let Ok(handler) =
+        api.tasker
+            .registry()
+            .find(request.namespace(), request.name(), request.version())
+    {
+        allow_on(
+            &api,
+            &principal,
+            &CREATE_TASK,
+            (handler.namespace(), handler.name()),
+            None,
+        )?;
+    }
     let created = api.tasker.create_task(request).await?;
     let (status, new) = match created {
         crate::store::Created::New(_) => (StatusCode::CREATED, true),
         crate::store::Created::Existing(_) => (StatusCode::OK, false),
     };
     // An existing task (same identity key) may have been created by
-    // someone else: its record is shown only to callers who may see tasks.
-    let task = if api
-        .config
-        .authorizer
-        .authorize(&principal, SHOW_TASK_PERMISSION)
-    {
-        Some(api.tasker.task_view(created.task_id(), shown()).await?)
-    } else {
-        None
-    };
+    // someone else: its record is shown only to callers who may see it.
+    let task = api.tasker.task_view(created.task_id(), shown()).await?;
+    let task = may_on(
+        &api,
+        &principal,
+        &SHOW_TASK,
+        (&task.namespace, &task.name),
+        Some(task.task_id),
+    )
+    .then_some(task);
     let body = CreatedBody {
         created: new,
         task_id: created.task_id(),
@@ -164,6 +200,7 @@ pub(super) fn shown() -> ItemWindow {
 
 pub(super) async fn show_task<S: Store>(
     State(api): Shared<S>,
+    Extension(who): Extension<Principal>,
     Path(id): Path<String>,
     query: Result<Query<ItemsQuery>, QueryRejection>,
 ) -> Result<Json<TaskBody>, ApiError> {
@@ -173,7 +210,26 @@ pub(super) async fn show_task<S: Store>(
         .tasker
         .task_view(id, items_window(q.items_offset, q.items_limit))
         .await?;
+    allow_on(
+        &api,
+        &who,
+        &SHOW_TASK,
+        (&task.namespace, &task.name),
+        Some(id),
+    )?;
     Ok(Json(TaskBody { task }))
+}
+
+/// Refuses (403) unless `who` may use `operation` on task `id` (read
+/// without its items to learn its handler); `NotFound` for no such task.
+pub(super) async fn allow_on_task<S: Store>(
+    api: &Api<S>,
+    who: &Principal,
+    operation: &Operation,
+    id: TaskId,
+) -> Result<(), ApiError> {
+    let task = api.tasker.task_view(id, ItemWindow::NONE).await?;
+    allow_on(api, who, operation, (&task.namespace, &task.name), Some(id))
 }
 
 pub(super) async fn cancel_task<S: Store>(
@@ -182,6 +238,7 @@ pub(super) async fn cancel_task<S: Store>(
     Path(id): Path<String>,
 ) -> Result<Json<TaskBody>, ApiError> {
     let id = TaskId(parse_id(&id, "task_id")?);
+    allow_on_task(&api, &who, &CANCEL_TASK, id).await?;
     api.tasker.cancel_task(id, &who.subject).await?;
     Ok(Json(TaskBody {
         task: api.tasker.task_view(id, shown()).await?,
@@ -194,6 +251,7 @@ pub(super) async fn retry_task<S: Store>(
     Path(id): Path<String>,
 ) -> Result<Json<TaskBody>, ApiError> {
     let id = TaskId(parse_id(&id, "task_id")?);
+    allow_on_task(&api, &who, &RETRY_TASK, id).await?;
     api.tasker.retry_task(id, &who.subject).await?;
     Ok(Json(TaskBody {
         task: api.tasker.task_view(id, shown()).await?,
@@ -206,6 +264,7 @@ pub(super) async fn resolve_task<S: Store>(
     Path(id): Path<String>,
 ) -> Result<Json<TaskBody>, ApiError> {
     let id = TaskId(parse_id(&id, "task_id")?);
+    allow_on_task(&api, &who, &RESOLVE_TASK, id).await?;
     api.tasker.resolve_task(id, &who.subject).await?;
     Ok(Json(TaskBody {
         task: api.tasker.task_view(id, shown()).await?,
@@ -236,6 +295,7 @@ pub(super) fn diagram_response(
 
 pub(super) async fn task_diagram<S: Store>(
     State(api): Shared<S>,
+    Extension(who): Extension<Principal>,
     Path(id): Path<String>,
     query: Result<Query<DiagramQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
@@ -246,6 +306,13 @@ pub(super) async fn task_diagram<S: Store>(
         .tasker
         .task_view(TaskId(parse_id(&id, "task_id")?), ItemWindow::NONE)
         .await?;
+    allow_on(
+        &api,
+        &who,
+        &TASK_DIAGRAM,
+        (&task.namespace, &task.name),
+        Some(task.task_id),
+    )?;
     let handler = handler_of(&api, &task)?;
     let title = format!("task {} {}", task.task_id, handler.key());
     diagram_response(
@@ -276,6 +343,7 @@ fn handler_of<'a, S: Store>(
 
 pub(super) async fn task_analysis<S: Store>(
     State(api): Shared<S>,
+    Extension(who): Extension<Principal>,
     Path(id): Path<String>,
 ) -> Result<Json<AnalysisBody>, ApiError> {
     // The steps and their items' counts: the items themselves are not drawn
@@ -284,6 +352,13 @@ pub(super) async fn task_analysis<S: Store>(
         .tasker
         .task_view(TaskId(parse_id(&id, "task_id")?), ItemWindow::NONE)
         .await?;
+    allow_on(
+        &api,
+        &who,
+        &TASK_ANALYSIS,
+        (&task.namespace, &task.name),
+        Some(task.task_id),
+    )?;
     let handler = handler_of(&api, &task)?;
     // Typical step durations from the last complete tasks of the same
     // handler version: a bounded number of reads.
