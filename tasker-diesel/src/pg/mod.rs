@@ -9,6 +9,7 @@ mod enqueue;
 mod fan_out;
 mod housekeeping;
 mod primitives;
+mod reads;
 mod rows;
 mod sql;
 mod store;

@@ -20,6 +20,7 @@ use super::alone::record_each_alone;
 use super::fan_out::record_instances;
 use super::housekeeping::{vacuum_state, VACUUM_DEAD_ROWS};
 use super::primitives::{task_of_step, PgOps, DIALECT};
+use super::reads;
 use super::rows::{create_many, create_one, CompleteRow};
 use super::sql::{ms, recover_sql, task_select, FAIL_SQL, RETRY_SQL};
 use super::successes::record_successes;
@@ -31,8 +32,8 @@ use crate::operator::{self, TxError};
 use crate::retention;
 use crate::rows::VersionRow;
 use crate::rows::{
-    lease_expired_error, step_records, AnnotationRow, CountRow, IdRow, ItemStateRow, StateCountRow,
-    StepRow, TaskRow, TransitionRow, UnfinishedRow, ANNOTATIONS_SQL, HAS_ANNOTATION_SQL,
+    lease_expired_error, CountRow, IdRow, StateCountRow, TaskRow, TransitionRow, UnfinishedRow,
+    HAS_ANNOTATION_SQL,
 };
 
 /// Tasks per creation statement.
@@ -440,67 +441,11 @@ impl Store for PgStore {
         task_id: TaskId,
         items: ItemWindow,
     ) -> Result<TaskRecord, StoreError> {
-        let mut conn = self.conn().await?;
-        let task = sql_query(task_select("WHERE t.task_id = $1"))
-            .bind::<BigInt, _>(task_id.0)
-            .get_results::<TaskRow>(&mut conn)
-            .await
-            .map_err(db("reading a task"))?
-            .pop()
-            .ok_or(StoreError::NotFound {
-                what: "task",
-                id: task_id.0,
-            })?;
-        let steps = sql_query(steps_sql(
-            "(s.item_index IS NULL OR (s.item_index >= $2 AND s.item_index < $3))",
-            items != ItemWindow::ALL,
-        ))
-        .bind::<BigInt, _>(task_id.0)
-        .bind::<BigInt, _>(i64::from(items.offset))
-        .bind::<BigInt, _>(items.end())
-        .load::<StepRow>(&mut conn)
-        .await
-        .map_err(db("reading a task's steps"))?;
-        let steps = step_records(steps, &item_counts(&mut conn, task_id).await?)?;
-        let annotations = sql_query(
-            ANNOTATIONS_SQL
-                .replace("{text}", "::text")
-                .replace("{ms}", &ms("a.created_at"))
-                .replace("{task}", "$1"),
-        )
-        .bind::<BigInt, _>(task_id.0)
-        .load::<AnnotationRow>(&mut conn)
-        .await
-        .map_err(db("reading a task's annotations"))?;
-        let mut record = task.into_record(steps)?;
-        record.annotations = annotations.into_iter().map(Into::into).collect();
-        Ok(record)
+        reads::task_view(&mut *self.conn().await?, task_id, items).await
     }
 
     async fn step(&self, step_id: StepId) -> Result<(TaskId, StepRecord), StoreError> {
-        let mut conn = self.conn().await?;
-        let task_id = TaskId(
-            task_of_step(&mut conn, step_id.0)
-                .await
-                .map_err(|e| e.into_store("reading a step"))?,
-        );
-        let rows = sql_query(steps_sql("s.workflow_step_id = $2", false))
-            .bind::<BigInt, _>(task_id.0)
-            .bind::<BigInt, _>(step_id.0)
-            .load::<StepRow>(&mut conn)
-            .await
-            .map_err(db("reading a step"))?;
-        let counts = match rows.as_slice().first() {
-            Some(row) if row.item_index.is_none() => item_counts(&mut conn, task_id).await?,
-            _ => Vec::new(),
-        };
-        let step = step_records(rows, &counts)?
-            .pop()
-            .ok_or(StoreError::NotFound {
-                what: "step",
-                id: step_id.0,
-            })?;
-        Ok((task_id, step))
+        reads::step(&mut *self.conn().await?, step_id).await
     }
 
     async fn tasks(&self, filter: &TaskFilter) -> Result<Vec<TaskRecord>, StoreError> {
@@ -691,39 +636,4 @@ pub(super) fn fail_query<'a>(
         .bind::<Integer, _>(completion.attempt as i32)
         .bind::<Text, _>(&completion.worker)
         .bind::<Text, _>(error.to_string())
-}
-
-/// The steps of task `$1` that `filter` keeps, as [`StepRow`]s in position
-/// order (a group before its items); `windowed`: without fan-out groups'
-/// outputs (the lists of their items' outputs, as large as the items).
-fn steps_sql(filter: &str, windowed: bool) -> String {
-    let results = crate::rows::results_column(windowed);
-    format!(
-        "SELECT s.workflow_step_id, s.name, s.state, s.attempts, s.max_attempts,
-                ({results})::text AS results, s.last_error::text AS last_error,
-                {} AS run_at_ms, s.priority::int AS priority,
-                COALESCE((SELECT json_agg(p.name ORDER BY p.position)
-                          FROM tasker_workflow_step_edges e
-                          JOIN tasker_workflow_steps p ON p.workflow_step_id = e.from_step_id
-                          WHERE e.to_step_id = s.workflow_step_id), '[]'::json)::text AS depends_on,
-                c.checkpoint::text AS checkpoint, c.attempt AS checkpoint_attempt,
-                {} AS checkpoint_ms, s.item_index, s.item::text AS item
-         FROM tasker_workflow_steps s
-         LEFT JOIN tasker_step_checkpoints c ON c.workflow_step_id = s.workflow_step_id
-         WHERE s.task_id = $1 AND {filter} ORDER BY s.position, s.item_index NULLS FIRST",
-        ms("s.run_at"),
-        ms("c.saved_at")
-    )
-}
-
-/// The task's fan-out items counted by step and state.
-async fn item_counts(
-    conn: &mut AsyncPgConnection,
-    task_id: TaskId,
-) -> Result<Vec<ItemStateRow>, StoreError> {
-    sql_query(crate::rows::ITEM_COUNTS_SQL)
-        .bind::<BigInt, _>(task_id.0)
-        .load::<ItemStateRow>(conn)
-        .await
-        .map_err(db("counting a task's fan-out items"))
 }
