@@ -868,6 +868,17 @@ async fn a_task_is_read_through_a_window_of_its_items<S: Store>(store: S) {
     let (_, alone) = tasker.step(group.step_id).await.unwrap();
     assert_eq!(alone.items, Some(counts));
     assert_eq!(alone.output, group.output);
+    // The task's handler alone (what an authorization check reads).
+    assert_eq!(
+        tasker.store().handler_of_task(task.task_id).await.unwrap(),
+        ("fanout".to_owned(), "refunds".to_owned())
+    );
+    let no_task = tasker
+        .store()
+        .handler_of_task(tasker::TaskId(i64::MAX))
+        .await
+        .unwrap_err();
+    assert!(no_task.to_string().contains("does not exist"), "{no_task}");
     let missing = tasker.step(tasker::StepId(i64::MAX)).await.unwrap_err();
     assert!(missing.to_string().contains("does not exist"), "{missing}");
 }

@@ -281,6 +281,10 @@ impl Store for AnyStore {
         delegate!(self, s => s.task_of_step(step_id).await)
     }
 
+    async fn handler_of_task(&self, task_id: TaskId) -> Result<(String, String), StoreError> {
+        delegate!(self, s => s.handler_of_task(task_id).await)
+    }
+
     async fn save_checkpoint(
         &self,
         step_id: StepId,

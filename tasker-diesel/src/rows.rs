@@ -336,6 +336,39 @@ pub(crate) fn results_column(windowed: bool) -> &'static str {
     }
 }
 
+/// The namespace and name of task `$1`'s handler; same text on both
+/// backends.
+pub(crate) const HANDLER_OF_TASK_SQL: &str = "SELECT ns.name AS namespace, nt.name
+     FROM tasker_tasks t
+     JOIN tasker_named_tasks nt ON nt.named_task_id = t.named_task_id
+     JOIN tasker_task_namespaces ns ON ns.task_namespace_id = nt.task_namespace_id
+     WHERE t.task_id = $1";
+
+/// One line of [`HANDLER_OF_TASK_SQL`].
+#[derive(QueryableByName)]
+pub(crate) struct HandlerNameRow {
+    #[diesel(sql_type = Text)]
+    pub(crate) namespace: String,
+    #[diesel(sql_type = Text)]
+    pub(crate) name: String,
+}
+
+impl HandlerNameRow {
+    /// The pair, or `NotFound` for no row.
+    pub(crate) fn one(
+        rows: Vec<HandlerNameRow>,
+        task_id: TaskId,
+    ) -> Result<(String, String), StoreError> {
+        rows.into_iter()
+            .next()
+            .map(|r| (r.namespace, r.name))
+            .ok_or(StoreError::NotFound {
+                what: "task",
+                id: task_id.0,
+            })
+    }
+}
+
 /// One line of [`ITEM_COUNTS_SQL`].
 #[derive(QueryableByName)]
 pub(crate) struct ItemStateRow {

@@ -506,6 +506,16 @@ impl Store for PgStore {
             .map_err(|e| e.into_store("reading a step"))
     }
 
+    async fn handler_of_task(&self, task_id: TaskId) -> Result<(String, String), StoreError> {
+        let mut conn = self.conn().await?;
+        let rows = sql_query(crate::rows::HANDLER_OF_TASK_SQL)
+            .bind::<BigInt, _>(task_id.0)
+            .load::<crate::rows::HandlerNameRow>(&mut conn)
+            .await
+            .map_err(db("reading a task's handler"))?;
+        crate::rows::HandlerNameRow::one(rows, task_id)
+    }
+
     async fn save_checkpoint(
         &self,
         step_id: StepId,

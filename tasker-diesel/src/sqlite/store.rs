@@ -500,6 +500,17 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn handler_of_task(&self, task_id: TaskId) -> Result<(String, String), StoreError> {
+        let rows = self
+            .read("reading a task's handler", move |conn| {
+                Ok(sql_query(crate::rows::HANDLER_OF_TASK_SQL)
+                    .bind::<BigInt, _>(task_id.0)
+                    .load::<crate::rows::HandlerNameRow>(conn)?)
+            })
+            .await?;
+        crate::rows::HandlerNameRow::one(rows, task_id)
+    }
+
     async fn save_checkpoint(
         &self,
         step_id: StepId,

@@ -500,6 +500,13 @@ pub trait Store: Send + Sync + 'static {
         step_id: StepId,
     ) -> impl Future<Output = Result<TaskId, StoreError>> + Send;
 
+    /// The namespace and name of a task's handler (one row: what an
+    /// authorization check needs). `NotFound` when there is no such task.
+    fn handler_of_task(
+        &self,
+        task_id: TaskId,
+    ) -> impl Future<Output = Result<(String, String), StoreError>> + Send;
+
     /// Saves `value` as the checkpoint of step `step_id` for `attempt`,
     /// replacing any earlier one, when that attempt still holds the step
     /// (`in_progress` with that attempt number); otherwise writes nothing

@@ -9,7 +9,6 @@ use super::Backend;
 use crate::api::operations::Operation;
 use crate::api::{ApiError, Authorizer, Principal, Resource};
 use crate::ids::StepId;
-use crate::store::ItemWindow;
 use crate::TaskId;
 
 /// The caller of one GraphQL request, and what it has used of its row
@@ -60,19 +59,15 @@ impl Caller {
         .extend_with(|_, e| e.set("code", "FORBIDDEN")))
     }
 
-    /// [`allowed_on`](Self::allowed_on) task `id` (read without its items
-    /// to learn its handler).
+    /// [`allowed_on`](Self::allowed_on) task `id`.
     pub(super) async fn allowed_on_task(
         &self,
         backend: &dyn Backend,
         operation: &Operation,
         id: TaskId,
     ) -> async_graphql::Result<()> {
-        let task = backend
-            .task(id, ItemWindow::NONE)
-            .await
-            .map_err(gql_error)?;
-        self.allowed_on(operation, (&task.namespace, &task.name), Some(id))
+        let (namespace, name) = backend.handler_of_task(id).await.map_err(gql_error)?;
+        self.allowed_on(operation, (&namespace, &name), Some(id))
     }
 
     /// [`allowed_on`](Self::allowed_on) step `id`'s task.
@@ -82,7 +77,7 @@ impl Caller {
         operation: &Operation,
         id: StepId,
     ) -> async_graphql::Result<()> {
-        let (task_id, _) = backend.step(id).await.map_err(gql_error)?;
+        let task_id = backend.task_of_step(id).await.map_err(gql_error)?;
         self.allowed_on_task(backend, operation, task_id).await
     }
 

@@ -34,6 +34,8 @@ trait Backend: Send + Sync {
     fn task(&self, id: TaskId, items: ItemWindow) -> BoxFut<'_, TaskRecord>;
     fn tasks(&self, filter: TaskFilter) -> BoxFut<'_, Vec<TaskRecord>>;
     fn step(&self, id: StepId) -> BoxFut<'_, (TaskId, StepRecord)>;
+    fn task_of_step(&self, id: StepId) -> BoxFut<'_, TaskId>;
+    fn handler_of_task(&self, id: TaskId) -> BoxFut<'_, (String, String)>;
     fn create(&self, request: TaskRequest) -> BoxFut<'_, crate::store::Created>;
     fn cancel(&self, id: TaskId, actor: String) -> BoxFut<'_, ()>;
     fn retry(&self, id: TaskId, actor: String) -> BoxFut<'_, ()>;
@@ -53,6 +55,12 @@ impl<S: Store> Backend for Tasker<S> {
     }
     fn step(&self, id: StepId) -> BoxFut<'_, (TaskId, StepRecord)> {
         Box::pin(Tasker::step(self, id))
+    }
+    fn task_of_step(&self, id: StepId) -> BoxFut<'_, TaskId> {
+        Box::pin(async move { Ok(self.store().task_of_step(id).await?) })
+    }
+    fn handler_of_task(&self, id: TaskId) -> BoxFut<'_, (String, String)> {
+        Box::pin(async move { Ok(self.store().handler_of_task(id).await?) })
     }
     fn create(&self, request: TaskRequest) -> BoxFut<'_, crate::store::Created> {
         Box::pin(async move { self.create_task(request).await })
