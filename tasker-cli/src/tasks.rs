@@ -39,6 +39,7 @@ pub(crate) async fn task_list(
             annotation_type: args.annotation.clone(),
             limit: args.limit,
             offset: args.offset,
+            ..TaskFilter::default()
         })
         .await?;
     if out.json {

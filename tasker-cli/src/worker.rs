@@ -81,10 +81,15 @@ pub(crate) async fn serve(
     let bound = listener
         .local_addr()
         .map_err(|e| CliError::failure(format!("cannot read the bound address: {e}")))?;
+    let dashboard = if cfg!(feature = "dashboard") {
+        format!(", dashboard at http://{bound}{prefix}/dashboard")
+    } else {
+        String::new()
+    };
     // stdout, one line: scripts wait for it to know the port.
     println!(
         "API on http://{bound}{prefix} (OpenAPI at {prefix}/openapi.json, metrics at {prefix}/metrics, \
-         health at {prefix}/health/ready); Ctrl-C to stop"
+         health at {prefix}/health/ready{dashboard}); Ctrl-C to stop"
     );
     let status = (!args.worker.quiet).then(|| tokio::spawn(status_line(worker.stats())));
     tasker::api::serve(listener, router, &limits, shutdown_signal())

@@ -302,6 +302,13 @@ impl Store for AnyStore {
         delegate!(self, s => s.ready_steps().await)
     }
 
+    async fn activity(
+        &self,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<tasker::store::Activity, StoreError> {
+        delegate!(self, s => s.activity(since).await)
+    }
+
     async fn task_counts(&self) -> Result<Vec<(TaskState, i64)>, StoreError> {
         delegate!(self, s => s.task_counts().await)
     }

@@ -22,6 +22,7 @@
 #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
 compile_error!("tasker-diesel needs at least one backend: enable feature `sqlite` or `postgres`");
 
+mod activity;
 mod any;
 mod checkpoint;
 mod dialect;

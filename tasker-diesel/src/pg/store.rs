@@ -25,6 +25,7 @@ use super::rows::{create_many, create_one, CompleteRow};
 use super::sql::{ms, recover_sql, task_select, FAIL_SQL, RETRY_SQL};
 use super::successes::record_successes;
 use super::{db, PgStore};
+use crate::activity;
 use crate::checkpoint::{self, CheckpointRow};
 use crate::fan_out;
 use crate::migrations;
@@ -454,6 +455,10 @@ impl Store for PgStore {
             "WHERE ($1::text IS NULL OR ns.name = $1) AND ($2::text IS NULL OR nt.name = $2)
                AND ($3::text IS NULL OR nt.version = $3) AND ($4::text IS NULL OR t.state = $4)
                AND {}
+               AND ($8::bigint IS NULL OR (t.created_at, t.task_id) <
+                    (SELECT c.created_at, c.task_id FROM tasker_tasks c WHERE c.task_id = $8))
+               AND ($9::bigint IS NULL OR t.created_at >= to_timestamp($9::bigint / 1000.0))
+               AND ($10::bigint IS NULL OR t.created_at < to_timestamp($10::bigint / 1000.0))
              ORDER BY t.created_at DESC, t.task_id DESC LIMIT $5 OFFSET $6",
             HAS_ANNOTATION_SQL.replace("{p}", "$7::text")
         )))
@@ -468,6 +473,9 @@ impl Store for PgStore {
         }))
         .bind::<BigInt, _>(i64::from(filter.offset))
         .bind::<Nullable<Text>, _>(filter.annotation_type.as_deref())
+        .bind::<Nullable<BigInt>, _>(filter.after_task.map(|t| t.0))
+        .bind::<Nullable<BigInt>, _>(filter.created_after.map(|t| t.timestamp_millis()))
+        .bind::<Nullable<BigInt>, _>(filter.created_before.map(|t| t.timestamp_millis()))
         .load::<TaskRow>(&mut conn)
         .await
         .map_err(db("listing tasks"))?;
@@ -554,6 +562,25 @@ impl Store for PgStore {
         .await
         .map_err(db("counting ready steps"))?
         .count)
+    }
+
+    async fn activity(
+        &self,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<tasker::store::Activity, StoreError> {
+        let mut conn = self.conn().await?;
+        let since = since.timestamp_millis();
+        let minutes = sql_query(activity::minutes_sql(&DIALECT))
+            .bind::<BigInt, _>(since)
+            .load(&mut conn)
+            .await
+            .map_err(db("reading the activity"))?;
+        let workers = sql_query(activity::workers_sql(&DIALECT))
+            .bind::<BigInt, _>(since)
+            .load(&mut conn)
+            .await
+            .map_err(db("reading the workers seen"))?;
+        Ok(activity::activity(minutes, workers))
     }
 
     async fn task_counts(&self) -> Result<Vec<(TaskState, i64)>, StoreError> {

@@ -18,6 +18,7 @@ use super::complete::record_one;
 use super::primitives::{SqliteOps, DIALECT};
 use super::writes::{create_one, set_task_state, step_audit, step_state};
 use super::{now_ms, SqliteStore, StepStateRow};
+use crate::activity;
 use crate::checkpoint::{self, CheckpointRow};
 use crate::fan_out;
 use crate::migrations;
@@ -450,6 +451,10 @@ impl Store for SqliteStore {
                     "WHERE (?1 IS NULL OR ns.name = ?1) AND (?2 IS NULL OR nt.name = ?2)
                        AND (?3 IS NULL OR nt.version = ?3) AND (?4 IS NULL OR t.state = ?4)
                        AND {}
+                       AND (?8 IS NULL OR (t.created_at, t.task_id) <
+                            (SELECT c.created_at, c.task_id FROM tasker_tasks c WHERE c.task_id = ?8))
+                       AND (?9 IS NULL OR t.created_at >= ?9)
+                       AND (?10 IS NULL OR t.created_at < ?10)
                      ORDER BY t.created_at DESC, t.task_id DESC LIMIT ?5 OFFSET ?6",
                     HAS_ANNOTATION_SQL.replace("{p}", "?7")
                 )))
@@ -464,6 +469,9 @@ impl Store for SqliteStore {
                 }))
                 .bind::<BigInt, _>(i64::from(filter.offset))
                 .bind::<Nullable<Text>, _>(filter.annotation_type.as_deref())
+                .bind::<Nullable<BigInt>, _>(filter.after_task.map(|t| t.0))
+                .bind::<Nullable<BigInt>, _>(filter.created_after.map(|t| t.timestamp_millis()))
+                .bind::<Nullable<BigInt>, _>(filter.created_before.map(|t| t.timestamp_millis()))
                 .load::<TaskRow>(conn)?)
             })
             .await?;
@@ -549,6 +557,23 @@ impl Store for SqliteStore {
             .bind::<BigInt, _>(now_ms())
             .get_result::<CountRow>(conn)?
             .count)
+        })
+        .await
+    }
+
+    async fn activity(
+        &self,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<tasker::store::Activity, StoreError> {
+        let since = since.timestamp_millis();
+        self.read("reading the activity", move |conn| {
+            let minutes = sql_query(activity::minutes_sql(&DIALECT))
+                .bind::<BigInt, _>(since)
+                .load(conn)?;
+            let workers = sql_query(activity::workers_sql(&DIALECT))
+                .bind::<BigInt, _>(since)
+                .load(conn)?;
+            Ok(activity::activity(minutes, workers))
         })
         .await
     }

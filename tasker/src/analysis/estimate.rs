@@ -94,9 +94,8 @@ impl History {
                 name: Some(task.name.clone()),
                 version: Some(task.version.clone()),
                 state: Some(TaskState::Complete),
-                annotation_type: None,
                 limit,
-                offset: 0,
+                ..TaskFilter::default()
             })
             .await?;
         let mut runs = Vec::with_capacity(recent.len());

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tokio::sync::Semaphore;
@@ -159,22 +159,8 @@ pub(crate) async fn gate(
 ) -> Response {
     let limits = &gate.limits;
     let headers = request.headers();
-    let header_bytes: usize = headers
-        .iter()
-        .map(|(name, value)| name.as_str().len() + value.len())
-        .sum();
-    if headers.len() > limits.max_headers || header_bytes > limits.max_header_bytes {
-        return refuse(
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            "headers_too_large",
-            format!(
-                "the request has {} headers of {header_bytes} bytes; at most {} headers of {} \
-                 bytes in all are accepted",
-                headers.len(),
-                limits.max_headers,
-                limits.max_header_bytes
-            ),
-        );
+    if let Some(refused) = header_limits(limits, headers) {
+        return refused;
     }
     let principal = match access {
         Access::Probe | Access::Open => None,
@@ -213,8 +199,55 @@ pub(crate) async fn gate(
         }
     }
     let (mut parts, body) = request.into_parts();
-    let declared = parts
-        .headers
+    let bytes = match read_body(limits, &parts.headers, body).await {
+        Ok(bytes) => bytes,
+        Err(refused) => return refused,
+    };
+    // Held until the handler is done.
+    let _permit = match access {
+        Access::Probe => None,
+        _ => match gate.permit().await {
+            Ok(permit) => Some(permit),
+            Err(refused) => return refused,
+        },
+    };
+    if let Some(principal) = principal {
+        parts.extensions.insert(principal);
+    }
+    let request = Request::from_parts(parts, Body::from(bytes));
+    within_time(limits, next.run(request)).await
+}
+
+/// The refusal of a request with more or larger headers than `limits`
+/// allow.
+pub(crate) fn header_limits(limits: &ApiLimits, headers: &HeaderMap) -> Option<Response> {
+    let header_bytes: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if headers.len() > limits.max_headers || header_bytes > limits.max_header_bytes {
+        return Some(refuse(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "headers_too_large",
+            format!(
+                "the request has {} headers of {header_bytes} bytes; at most {} headers of {} \
+                 bytes in all are accepted",
+                headers.len(),
+                limits.max_headers,
+                limits.max_header_bytes
+            ),
+        ));
+    }
+    None
+}
+
+/// The whole body, read under `body_limit` and `body_timeout`.
+pub(crate) async fn read_body(
+    limits: &ApiLimits,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<axum::body::Bytes, Response> {
+    let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
@@ -229,57 +262,38 @@ pub(crate) async fn gate(
         )
     };
     if declared.is_some_and(|n| n > limits.body_limit as u64) {
-        return too_large();
+        return Err(too_large());
     }
-    let bytes = match tokio::time::timeout(
+    match tokio::time::timeout(
         limits.body_timeout,
         axum::body::to_bytes(body, limits.body_limit),
     )
     .await
     {
-        Err(_) => {
-            return refuse(
-                StatusCode::REQUEST_TIMEOUT,
-                "body_timeout",
-                format!(
-                    "the request body did not arrive within {:?}",
-                    limits.body_timeout
-                ),
-            )
-        }
-        Ok(Err(e)) if is_length_limit(&e) => return too_large(),
-        Ok(Err(_)) => {
-            return refuse(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                "the request body could not be read",
-            )
-        }
-        Ok(Ok(bytes)) => bytes,
-    };
-    // Held until the handler is done.
-    let _permit = match access {
-        Access::Probe => None,
-        _ => match tokio::time::timeout(limits.queue_timeout, gate.permits.acquire()).await {
-            Ok(Ok(permit)) => Some(permit),
-            _ => {
-                let mut response = refuse(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "busy",
-                    "the API is handling as many requests as it may; retry shortly",
-                );
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-                return response;
-            }
-        },
-    };
-    if let Some(principal) = principal {
-        parts.extensions.insert(principal);
+        Err(_) => Err(refuse(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            format!(
+                "the request body did not arrive within {:?}",
+                limits.body_timeout
+            ),
+        )),
+        Ok(Err(e)) if is_length_limit(&e) => Err(too_large()),
+        Ok(Err(_)) => Err(refuse(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "the request body could not be read",
+        )),
+        Ok(Ok(bytes)) => Ok(bytes),
     }
-    let request = Request::from_parts(parts, Body::from(bytes));
-    match tokio::time::timeout(limits.request_timeout, next.run(request)).await {
+}
+
+/// `handling` under `request_timeout`.
+pub(crate) async fn within_time(
+    limits: &ApiLimits,
+    handling: impl std::future::Future<Output = Response>,
+) -> Response {
+    match tokio::time::timeout(limits.request_timeout, handling).await {
         Ok(response) => response,
         Err(_) => refuse(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -289,6 +303,27 @@ pub(crate) async fn gate(
                 limits.request_timeout
             ),
         ),
+    }
+}
+
+impl Gate {
+    /// A permit of the API's concurrency limit, waited for at most
+    /// `queue_timeout`; a 503 with `Retry-After` otherwise.
+    pub(crate) async fn permit(&self) -> Result<tokio::sync::SemaphorePermit<'_>, Response> {
+        match tokio::time::timeout(self.limits.queue_timeout, self.permits.acquire()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => {
+                let mut response = refuse(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "busy",
+                    "the API is handling as many requests as it may; retry shortly",
+                );
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                Err(response)
+            }
+        }
     }
 }
 

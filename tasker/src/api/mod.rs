@@ -18,6 +18,8 @@
 //! (`GET {prefix}/openapi.json`) are built from it.
 
 mod auth;
+#[cfg(feature = "dashboard")]
+mod dashboard;
 mod error;
 #[cfg(feature = "graphql")]
 mod graphql;
@@ -74,6 +76,9 @@ pub struct ApiConfig {
     pub limits: ApiLimits,
     /// Weights and thresholds of the bottleneck analysis.
     pub analysis: AnalysisConfig,
+    /// Serve the web dashboard at `{prefix}/dashboard` (feature
+    /// `dashboard`; default on when the feature is).
+    pub dashboard: bool,
 }
 
 impl ApiConfig {
@@ -85,6 +90,7 @@ impl ApiConfig {
             authorizer: Arc::new(PermissionAuthorizer),
             limits: ApiLimits::default(),
             analysis: AnalysisConfig::default(),
+            dashboard: cfg!(feature = "dashboard"),
         }
     }
 }
@@ -95,6 +101,8 @@ struct Api<S: Store> {
     gate: Arc<guard::Gate>,
     #[cfg(feature = "graphql")]
     schema: graphql::TaskerSchema,
+    #[cfg(feature = "dashboard")]
+    sessions: dashboard::Sessions,
 }
 
 type Shared<S> = State<Arc<Api<S>>>;
@@ -121,10 +129,26 @@ pub fn router<S: Store>(tasker: Tasker<S>, config: ApiConfig) -> Router {
         tasker,
         config,
         gate,
+        #[cfg(feature = "dashboard")]
+        sessions: dashboard::Sessions::new(),
     });
     let mut routes = Router::new();
     for (path, access, handler) in handlers::<S>() {
         routes = routes.route(path, guarded(&api, access, handler));
+    }
+    #[cfg(feature = "dashboard")]
+    if api.config.dashboard {
+        // `{prefix}/dashboard/` is where people type; the overview is at
+        // `{prefix}/dashboard`.
+        let overview = format!("{prefix}{}", dashboard::PATH);
+        routes = routes
+            .nest(dashboard::PATH, dashboard::routes(&api))
+            .route(
+                &format!("{}/", dashboard::PATH),
+                axum::routing::get(move || async move {
+                    axum::response::Redirect::permanent(&overview)
+                }),
+            );
     }
     let routes = routes
         .fallback(|| async {

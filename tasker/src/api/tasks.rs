@@ -93,6 +93,7 @@ impl ListQuery {
             annotation_type: self.annotation_type,
             limit: page_size(self.limit),
             offset: self.offset.unwrap_or(0),
+            ..TaskFilter::default()
         })
     }
 }

@@ -96,6 +96,25 @@ impl<S: Store> Tasker<S> {
         self.inner.events.failures()
     }
 
+    /// Every event this engine publishes from now on, as it is published:
+    /// for live views such as the dashboard's task page. Events of other
+    /// processes' workers do not arrive here; a receiver that falls more
+    /// than 1,024 events behind misses the oldest
+    /// ([`RecvError::Lagged`](tokio::sync::broadcast::error::RecvError::Lagged)).
+    /// Costs nothing while no receiver is alive.
+    ///
+    /// ```no_run
+    /// # async fn demo(tasker: tasker::Tasker<impl tasker::Store>) {
+    /// let mut events = tasker.live_events();
+    /// while let Ok(event) = events.recv().await {
+    ///     println!("{} {:?}", event.name(), event.task_id());
+    /// }
+    /// # }
+    /// ```
+    pub fn live_events(&self) -> tokio::sync::broadcast::Receiver<Arc<Event>> {
+        self.inner.events.listen()
+    }
+
     pub(crate) fn publish(&self, event: Event) {
         self.inner.events.publish(event);
     }

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 
 use super::{ErasedSubscriber, Event, EventFilter, SubscriberFailures};
 
@@ -43,7 +43,13 @@ pub(crate) trait Observer: Send + Sync + 'static {
 pub(crate) struct EventBus {
     slots: Arc<Vec<Slot>>,
     metrics: Arc<dyn Observer>,
+    /// Every event, for live views in this process (the dashboard); sent
+    /// only while someone listens.
+    live: broadcast::Sender<Arc<Event>>,
 }
+
+/// Events a live view may fall behind by before it misses some.
+const LIVE_EVENTS: usize = 1024;
 
 impl EventBus {
     /// Starts one delivery task per subscriber.
@@ -79,6 +85,7 @@ impl EventBus {
         EventBus {
             slots: Arc::new(slots),
             metrics,
+            live: broadcast::channel(LIVE_EVENTS).0,
         }
     }
 
@@ -87,6 +94,10 @@ impl EventBus {
     pub(crate) fn publish(&self, event: Event) {
         self.metrics.record(&event);
         let event = Arc::new(event);
+        if self.live.receiver_count() > 0 {
+            // Only fails when the last receiver left meanwhile.
+            let _ = self.live.send(Arc::clone(&event));
+        }
         for slot in self.slots.iter() {
             if !slot.filter.matches(&event.name) {
                 continue;
@@ -97,6 +108,11 @@ impl EventBus {
                 tracing::warn!(subscriber = %slot.name, event = %event.name, "subscriber queue full; event dropped");
             }
         }
+    }
+
+    /// A receiver of every event published from now on.
+    pub(crate) fn listen(&self) -> broadcast::Receiver<Arc<Event>> {
+        self.live.subscribe()
     }
 
     /// Failures per subscriber.

@@ -18,12 +18,14 @@ use crate::priority::{HeadStart, Priority};
 use crate::state::{StepState, TaskState};
 use crate::step::StepError;
 pub use crate::transaction::StepTransaction;
+pub use activity::{Activity, ActivityMinute, WorkerSeen, MAX_WORKERS_SEEN};
 pub use claims::{
     ClaimRequest, ClaimedStep, Completed, Completion, ExpiredTask, Outcome, DEADLINE_EXCEEDED,
 };
 pub use items::{ItemCounts, ItemWindow};
 pub use retention::{DeadLetter, DeadLetterFilter, PurgeFilter};
 
+mod activity;
 mod claims;
 mod items;
 mod retention;
@@ -330,6 +332,14 @@ pub struct TaskFilter {
     pub state: Option<TaskState>,
     /// Only tasks with an annotation of this type.
     pub annotation_type: Option<String>,
+    /// Only tasks created at or after this time.
+    pub created_after: Option<DateTime<Utc>>,
+    /// Only tasks created before this time.
+    pub created_before: Option<DateTime<Utc>>,
+    /// Only tasks listed after this one (keyset paging: pass the last task
+    /// of the previous page; it costs the same on every page, unlike
+    /// `offset`). A task that no longer exists ends the list.
+    pub after_task: Option<TaskId>,
     /// At most this many (newest first).
     pub limit: u32,
     /// Skip this many.
@@ -529,6 +539,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// Steps ready to run now (the ready queue's depth).
     fn ready_steps(&self) -> impl Future<Output = Result<i64, StoreError>> + Send;
+
+    /// Step attempts completed and failed per minute since `since`, and
+    /// the workers that claimed steps since then (from the audit trail).
+    fn activity(
+        &self,
+        since: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Activity, StoreError>> + Send;
 
     /// Counts of tasks by state.
     fn task_counts(&self)
