@@ -222,8 +222,12 @@ pub(super) async fn gate<S: Store>(
     let who = match api.gate.authenticator.authenticate(&headers).await {
         Ok(who) => who,
         Err(e) if request.method() == Method::GET => {
-            let next_path = request
-                .uri()
+            // Inside the API's nesting the URI is cut; the original is whole.
+            let uri = request
+                .extensions()
+                .get::<axum::extract::OriginalUri>()
+                .map_or_else(|| request.uri().clone(), |o| o.0.clone());
+            let next_path = uri
                 .path_and_query()
                 .map(|p| p.as_str().to_owned())
                 .unwrap_or_default();

@@ -82,10 +82,10 @@ pub(super) fn page<S: Store>(
         }
         main #main { (content) }
     };
-    document(base, title, body).into_response()
+    document(base, title, Some(&session.form_token), body).into_response()
 }
 
-fn document(base: &str, title: &str, body: Markup) -> Html<String> {
+fn document(base: &str, title: &str, form_token: Option<&str>, body: Markup) -> Html<String> {
     Html(
         html! {
             (DOCTYPE)
@@ -94,6 +94,9 @@ fn document(base: &str, title: &str, body: Markup) -> Html<String> {
                     meta charset="utf-8";
                     meta name="viewport" content="width=device-width, initial-scale=1";
                     title { (title) " · tasker" }
+                    @if let Some(token) = form_token {
+                        meta name="tasker-form-token" content=(token);
+                    }
                     link rel="stylesheet" href={ (base) "/assets/dashboard.css" };
                     script src={ (base) "/assets/dashboard.js" } defer {}
                 }
@@ -159,7 +162,7 @@ pub(super) fn login(
             p.hint { "Use the token you call the API with; the dashboard has the same permissions." }
         }
     };
-    (status, document(base, "Sign in", body)).into_response()
+    (status, document(base, "Sign in", None, body)).into_response()
 }
 
 /// The icon of a state (shown beside its name).
