@@ -177,12 +177,26 @@ async fn a_browser_signs_in_with_its_token_and_the_token_stays_out_of_pages() {
     let client = client();
 
     // No token: to the sign-in page, remembering where it was going.
-    let response = client.get(format!("{dash}/tasks?state=error")).send().await.unwrap();
+    let response = client
+        .get(format!("{dash}/tasks?state=error"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     let location = response.headers()[LOCATION].to_str().unwrap().to_owned();
-    assert!(location.starts_with("/tasker/dashboard/login?reason=required&next="), "{location}");
-    assert!(location.contains("%2Ftasker%2Fdashboard%2Ftasks%3Fstate%3Derror"), "{location}");
-    let login = client.get(format!("http://{addr}{location}")).send().await.unwrap();
+    assert!(
+        location.starts_with("/tasker/dashboard/login?reason=required&next="),
+        "{location}"
+    );
+    assert!(
+        location.contains("%2Ftasker%2Fdashboard%2Ftasks%3Fstate%3Derror"),
+        "{location}"
+    );
+    let login = client
+        .get(format!("http://{addr}{location}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(login.status(), 200);
     assert!(login.text().await.unwrap().contains("type=\"password\""));
 
@@ -203,14 +217,24 @@ async fn a_browser_signs_in_with_its_token_and_the_token_stays_out_of_pages() {
         .post(format!("{dash}/login"))
         .header("content-type", "application/x-www-form-urlencoded")
         .header(ORIGIN, format!("http://{addr}"))
-        .body(format!("token={VIEWER}&next=%2Ftasker%2Fdashboard%2Ftasks%3Fstate%3Derror"))
+        .body(format!(
+            "token={VIEWER}&next=%2Ftasker%2Fdashboard%2Ftasks%3Fstate%3Derror"
+        ))
         .send()
         .await
         .unwrap();
     assert_eq!(right.status(), StatusCode::SEE_OTHER);
-    assert_eq!(right.headers()[LOCATION], "/tasker/dashboard/tasks?state=error");
+    assert_eq!(
+        right.headers()[LOCATION],
+        "/tasker/dashboard/tasks?state=error"
+    );
     let cookie = right.headers()[SET_COOKIE].to_str().unwrap().to_owned();
-    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/tasker/dashboard", "Max-Age="] {
+    for attribute in [
+        "HttpOnly",
+        "SameSite=Strict",
+        "Path=/tasker/dashboard",
+        "Max-Age=",
+    ] {
         assert!(cookie.contains(attribute), "{cookie}");
     }
     let pair = cookie.split(';').next().unwrap().to_owned();
@@ -222,7 +246,10 @@ async fn a_browser_signs_in_with_its_token_and_the_token_stays_out_of_pages() {
         .unwrap();
     assert_eq!(tasks.status(), 200);
     let html = tasks.text().await.unwrap();
-    assert!(html.contains("Signed in as <strong>viewer</strong>"), "{html}");
+    assert!(
+        html.contains("Signed in as <strong>viewer</strong>"),
+        "{html}"
+    );
     assert!(!html.contains(VIEWER), "the token must never reach a page");
 
     // Signing out forgets the cookie.
@@ -236,7 +263,10 @@ async fn a_browser_signs_in_with_its_token_and_the_token_stays_out_of_pages() {
         .await
         .unwrap();
     assert_eq!(out.status(), StatusCode::SEE_OTHER);
-    assert!(out.headers()[SET_COOKIE].to_str().unwrap().contains("Max-Age=0"));
+    assert!(out.headers()[SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .contains("Max-Age=0"));
 
     // A sign-in never sends the browser to another site.
     let away = client
@@ -262,12 +292,18 @@ async fn a_read_only_token_sees_no_buttons_and_a_forced_post_changes_nothing() {
     // The admin sees the actions; the viewer sees the task without them.
     let (status, admin) = page(&client, &format!("{dash}/tasks/{}", failed.0), ADMIN).await;
     assert_eq!(status, 200, "{admin}");
-    assert!(admin.contains(&format!("/tasks/{}/retry", failed.0)), "{admin}");
+    assert!(
+        admin.contains(&format!("/tasks/{}/retry", failed.0)),
+        "{admin}"
+    );
     let (status, viewer) = page(&client, &format!("{dash}/tasks/{}", failed.0), VIEWER).await;
     assert_eq!(status, 200, "{viewer}");
     assert!(viewer.contains("the ledger is closed"), "{viewer}");
     for action in ["/retry", "/resolve", "/cancel"] {
-        assert!(!viewer.contains(&format!("/tasks/{}{action}", failed.0)), "{action}: {viewer}");
+        assert!(
+            !viewer.contains(&format!("/tasks/{}{action}", failed.0)),
+            "{action}: {viewer}"
+        );
     }
     let (_, letters) = page(&client, &format!("{dash}/dead-letters"), VIEWER).await;
     assert!(letters.contains("LedgerClosed"), "{letters}");
@@ -284,7 +320,11 @@ async fn a_read_only_token_sees_no_buttons_and_a_forced_post_changes_nothing() {
         &client,
         &format!("{dash}/dead-letters/apply"),
         VIEWER,
-        &[("form_token", &token), ("action", "retry"), ("task", &failed.0.to_string())],
+        &[
+            ("form_token", &token),
+            ("action", "retry"),
+            ("task", &failed.0.to_string()),
+        ],
     )
     .await;
     assert_eq!(status, 200, "{body}");
@@ -301,7 +341,11 @@ async fn a_read_only_token_sees_no_buttons_and_a_forced_post_changes_nothing() {
     let (status, _, _) = post(&client, &url, ADMIN, &[]).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let (status, _, _) = post(&client, &url, ADMIN, &[("form_token", &token)]).await;
-    assert_eq!(status, StatusCode::FORBIDDEN, "the viewer's token is not the admin's");
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "the viewer's token is not the admin's"
+    );
     let foreign = client
         .post(&url)
         .bearer_auth(ADMIN)
@@ -316,13 +360,8 @@ async fn a_read_only_token_sees_no_buttons_and_a_forced_post_changes_nothing() {
 
     // With everything right, the retry happens, audited under the admin.
     BILLING_WORKS.store(true, Ordering::SeqCst);
-    let (status, body, location) = post(
-        &client,
-        &url,
-        ADMIN,
-        &[("form_token", &admin_token)],
-    )
-    .await;
+    let (status, body, location) =
+        post(&client, &url, ADMIN, &[("form_token", &admin_token)]).await;
     assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
     assert_eq!(
         location.as_deref(),
@@ -358,14 +397,30 @@ async fn bulk_actions_respect_the_handler_and_record_the_operator() {
     assert!(letters.contains("CardMissing"), "{letters}");
     assert!(letters.contains("Resolve selected"), "{letters}");
     let token = form_token(&letters);
-    let ids: Vec<String> = refunds.iter().chain([&invoice]).map(|t| t.0.to_string()).collect();
+    let ids: Vec<String> = refunds
+        .iter()
+        .chain([&invoice])
+        .map(|t| t.0.to_string())
+        .collect();
     let mut form = vec![("form_token", token.as_str()), ("action", "resolve")];
     form.extend(ids.iter().map(|id| ("task", id.as_str())));
 
     // The confirmation changes nothing.
-    let (status, confirm, _) = post(&client, &format!("{dash}/dead-letters"), ADMIN, &[("form_token", "x")]).await;
+    let (status, confirm, _) = post(
+        &client,
+        &format!("{dash}/dead-letters"),
+        ADMIN,
+        &[("form_token", "x")],
+    )
+    .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{confirm}");
-    let (status, confirm, _) = post(&client, &format!("{dash}/dead-letters"), PAYMENTS_OPS, &form).await;
+    let (status, confirm, _) = post(
+        &client,
+        &format!("{dash}/dead-letters"),
+        PAYMENTS_OPS,
+        &form,
+    )
+    .await;
     // One of the three (billing) is not the caller's: the confirmation is refused.
     assert_eq!(status, StatusCode::FORBIDDEN, "{confirm}");
     let only_refunds: Vec<(&str, &str)> = form
@@ -373,21 +428,43 @@ async fn bulk_actions_respect_the_handler_and_record_the_operator() {
         .filter(|(k, v)| *k != "task" || *v != invoice.0.to_string())
         .copied()
         .collect();
-    let (status, confirm, _) =
-        post(&client, &format!("{dash}/dead-letters"), PAYMENTS_OPS, &only_refunds).await;
+    let (status, confirm, _) = post(
+        &client,
+        &format!("{dash}/dead-letters"),
+        PAYMENTS_OPS,
+        &only_refunds,
+    )
+    .await;
     assert_eq!(status, 200, "{confirm}");
     assert!(confirm.contains("Yes, resolve 2 tasks"), "{confirm}");
-    assert_eq!(tasker.task(refunds[0]).await.unwrap().state, TaskState::Error);
+    assert_eq!(
+        tasker.task(refunds[0]).await.unwrap().state,
+        TaskState::Error
+    );
 
     // Applied with the billing task slipped in: the refunds are resolved
     // under the operator's name, billing is refused and left alone.
-    let (status, done, _) = post(&client, &format!("{dash}/dead-letters/apply"), PAYMENTS_OPS, &form).await;
+    let (status, done, _) = post(
+        &client,
+        &format!("{dash}/dead-letters/apply"),
+        PAYMENTS_OPS,
+        &form,
+    )
+    .await;
     assert_eq!(status, 200, "{done}");
     assert!(done.contains("2 of 3 tasks"), "{done}");
     for id in refunds {
-        assert_eq!(tasker.task(id).await.unwrap().state, TaskState::ResolvedManually);
+        assert_eq!(
+            tasker.task(id).await.unwrap().state,
+            TaskState::ResolvedManually
+        );
         let trail = tasker.transitions(id).await.unwrap();
-        assert!(trail.iter().any(|t| t.actor.as_deref() == Some("payments-ops")), "{trail:#?}");
+        assert!(
+            trail
+                .iter()
+                .any(|t| t.actor.as_deref() == Some("payments-ops")),
+            "{trail:#?}"
+        );
     }
     assert_eq!(tasker.task(invoice).await.unwrap().state, TaskState::Error);
 
@@ -395,7 +472,13 @@ async fn bulk_actions_respect_the_handler_and_record_the_operator() {
     let many: Vec<String> = (1..=101).map(|i| i.to_string()).collect();
     let mut form = vec![("form_token", token.as_str()), ("action", "retry")];
     form.extend(many.iter().map(|id| ("task", id.as_str())));
-    let (status, body, _) = post(&client, &format!("{dash}/dead-letters"), PAYMENTS_OPS, &form).await;
+    let (status, body, _) = post(
+        &client,
+        &format!("{dash}/dead-letters"),
+        PAYMENTS_OPS,
+        &form,
+    )
+    .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(body.contains("at most 100"), "{body}");
     worker.shutdown().await;
@@ -412,7 +495,13 @@ async fn pages_answer_and_hide_what_the_caller_may_not_see() {
     let refund = create(&tasker, "payments", "refund").await;
     settled(&tasker, greet).await;
     settled(&tasker, refund).await;
-    for path in ["", "/tasks", "/handlers", "/handlers/demo/greet/1.0.0", "/dead-letters"] {
+    for path in [
+        "",
+        "/tasks",
+        "/handlers",
+        "/handlers/demo/greet/1.0.0",
+        "/dead-letters",
+    ] {
         let (status, html) = page(&client, &format!("{dash}{path}"), ADMIN).await;
         assert_eq!(status, 200, "{path}: {html}");
         assert!(html.starts_with("<!DOCTYPE html>"), "{path}");
@@ -434,7 +523,10 @@ async fn pages_answer_and_hide_what_the_caller_may_not_see() {
     // operator's does.
     let (_, ops) = page(&client, &format!("{dash}/tasks/{}", refund.0), PAYMENTS_OPS).await;
     assert!(ops.contains(&format!("/tasks/{}/retry", refund.0)), "{ops}");
-    assert!(!ops.contains(&format!("/tasks/{}/cancel", refund.0)), "no cancel permission: {ops}");
+    assert!(
+        !ops.contains(&format!("/tasks/{}/cancel", refund.0)),
+        "no cancel permission: {ops}"
+    );
 
     // Bad input is a page that says what is wrong.
     for (path, says) in [
@@ -453,8 +545,13 @@ async fn pages_answer_and_hide_what_the_caller_may_not_see() {
 
     // Security headers on every page.
     let response = client.get(&dash).bearer_auth(ADMIN).send().await.unwrap();
-    let csp = response.headers()["content-security-policy"].to_str().unwrap();
-    assert!(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"), "{csp}");
+    let csp = response.headers()["content-security-policy"]
+        .to_str()
+        .unwrap();
+    assert!(
+        csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
     assert_eq!(response.headers()["cache-control"], "no-store");
     worker.shutdown().await;
 }
@@ -529,7 +626,10 @@ async fn the_live_stream_sends_the_graph_until_the_task_is_done() {
     let last = events.last().unwrap();
     assert_eq!(last["state"], "complete", "{body}");
     assert_eq!(last["finished"], true);
-    assert!(last["graph"].as_str().unwrap().contains("state-complete"), "{body}");
+    assert!(
+        last["graph"].as_str().unwrap().contains("state-complete"),
+        "{body}"
+    );
     // Refused without the permission, like the page.
     let (status, _) = page(
         &client,
@@ -537,7 +637,11 @@ async fn the_live_stream_sends_the_graph_until_the_task_is_done() {
         "unknown-token-0123456789abcdef",
     )
     .await;
-    assert_eq!(status, StatusCode::SEE_OTHER, "an unknown token goes to sign-in");
+    assert_eq!(
+        status,
+        StatusCode::SEE_OTHER,
+        "an unknown token goes to sign-in"
+    );
     worker.shutdown().await;
 }
 
@@ -555,12 +659,27 @@ async fn store_reads_for_the_dashboard<S: Store>(store: S) {
     settled(&tasker, bad).await;
     let activity = tasker.store().activity(before).await.unwrap();
     // greet: 2 steps completed; dunning: 1 failed attempt.
-    assert_eq!((activity.completed(), activity.failed()), (2, 1), "{activity:#?}");
-    assert_eq!(activity.minutes.iter().map(|m| m.minute.timestamp() % 60).max(), Some(0));
+    assert_eq!(
+        (activity.completed(), activity.failed()),
+        (2, 1),
+        "{activity:#?}"
+    );
+    assert_eq!(
+        activity
+            .minutes
+            .iter()
+            .map(|m| m.minute.timestamp() % 60)
+            .max(),
+        Some(0)
+    );
     assert_eq!(activity.workers.len(), 1, "{activity:#?}");
     assert_eq!(activity.workers[0].worker_id, tasker.config().worker_id);
     assert_eq!(activity.workers[0].claims, 3);
-    let later = tasker.store().activity(chrono::Utc::now() + chrono::Duration::minutes(1)).await.unwrap();
+    let later = tasker
+        .store()
+        .activity(chrono::Utc::now() + chrono::Duration::minutes(1))
+        .await
+        .unwrap();
     assert_eq!(later, tasker::store::Activity::default());
 
     let list = |filter: TaskFilter| {
@@ -575,26 +694,58 @@ async fn store_reads_for_the_dashboard<S: Store>(store: S) {
                 .collect::<Vec<_>>()
         }
     };
-    assert_eq!(list(TaskFilter { limit: 10, ..TaskFilter::default() }).await, [bad, ok]);
     assert_eq!(
-        list(TaskFilter { limit: 10, after_task: Some(bad), ..TaskFilter::default() }).await,
+        list(TaskFilter {
+            limit: 10,
+            ..TaskFilter::default()
+        })
+        .await,
+        [bad, ok]
+    );
+    assert_eq!(
+        list(TaskFilter {
+            limit: 10,
+            after_task: Some(bad),
+            ..TaskFilter::default()
+        })
+        .await,
         [ok]
     );
     assert_eq!(
-        list(TaskFilter { limit: 10, after_task: Some(ok), ..TaskFilter::default() }).await,
+        list(TaskFilter {
+            limit: 10,
+            after_task: Some(ok),
+            ..TaskFilter::default()
+        })
+        .await,
         Vec::<TaskId>::new()
     );
     assert_eq!(
-        list(TaskFilter { limit: 10, after_task: Some(TaskId(i64::MAX)), ..TaskFilter::default() }).await,
+        list(TaskFilter {
+            limit: 10,
+            after_task: Some(TaskId(i64::MAX)),
+            ..TaskFilter::default()
+        })
+        .await,
         Vec::<TaskId>::new(),
         "a task that does not exist ends the list"
     );
     assert_eq!(
-        list(TaskFilter { limit: 10, created_after: Some(before), ..TaskFilter::default() }).await,
+        list(TaskFilter {
+            limit: 10,
+            created_after: Some(before),
+            ..TaskFilter::default()
+        })
+        .await,
         [bad, ok]
     );
     assert_eq!(
-        list(TaskFilter { limit: 10, created_before: Some(before), ..TaskFilter::default() }).await,
+        list(TaskFilter {
+            limit: 10,
+            created_before: Some(before),
+            ..TaskFilter::default()
+        })
+        .await,
         Vec::<TaskId>::new()
     );
     worker.shutdown().await;

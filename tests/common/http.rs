@@ -47,7 +47,7 @@ pub(crate) async fn send(
 /// (`createTask` with `create`'s `{namespace: .., name: .., context: ..}`).
 #[allow(
     dead_code,
-    reason = "api_hostile.rs includes this file and uses no GraphQL field"
+    reason = "not every test that includes this file uses GraphQL"
 )]
 pub(crate) fn graphql_query(field: &str, task_id: i64, step_id: i64, create: &str) -> String {
     match field {

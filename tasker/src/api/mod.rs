@@ -141,14 +141,12 @@ pub fn router<S: Store>(tasker: Tasker<S>, config: ApiConfig) -> Router {
         // `{prefix}/dashboard/` is where people type; the overview is at
         // `{prefix}/dashboard`.
         let overview = format!("{prefix}{}", dashboard::PATH);
-        routes = routes
-            .nest(dashboard::PATH, dashboard::routes(&api))
-            .route(
-                &format!("{}/", dashboard::PATH),
-                axum::routing::get(move || async move {
-                    axum::response::Redirect::permanent(&overview)
-                }),
-            );
+        routes = routes.nest(dashboard::PATH, dashboard::routes(&api)).route(
+            &format!("{}/", dashboard::PATH),
+            axum::routing::get(
+                move || async move { axum::response::Redirect::permanent(&overview) },
+            ),
+        );
     }
     let routes = routes
         .fallback(|| async {

@@ -38,7 +38,9 @@ fn unknown_action(action: &str) -> PageError {
 fn explain(action: &str, what: &str) -> String {
     match action {
         "retry" => format!("Retry {what}: its failed steps run again with fresh attempts."),
-        "resolve" => format!("Resolve {what} by hand: its failed steps count as done and are not run again."),
+        "resolve" => {
+            format!("Resolve {what} by hand: its failed steps count as done and are not run again.")
+        }
         "cancel" => format!("Cancel {what}: its unfinished steps will not run."),
         _ => String::new(),
     }
@@ -55,7 +57,10 @@ async fn allowed_on_task<S: Store>(
     if may_on(api, &session.who, operation, (&namespace, &name), Some(id)) {
         Ok(())
     } else {
-        Err(forbidden(session, &format!("{} task #{}", verb(operation), id.0)))
+        Err(forbidden(
+            session,
+            &format!("{} task #{}", verb(operation), id.0),
+        ))
     }
 }
 
@@ -92,7 +97,13 @@ pub(super) async fn confirm_task<S: Store>(
             a href={ (base) "/tasks/" (id.0) } { "No, go back" }
         }
     };
-    Ok(view::page(&api, &session, "tasks", &format!("Confirm {action}"), content))
+    Ok(view::page(
+        &api,
+        &session,
+        "tasks",
+        &format!("Confirm {action}"),
+        content,
+    ))
 }
 
 /// `POST /tasks/{id}/{action}`.
@@ -110,7 +121,13 @@ pub(super) async fn task_action<S: Store>(
         "resolve" => api.tasker.resolve_task(id, actor).await?,
         _ => api.tasker.cancel_task(id, actor).await?,
     }
-    Ok(Redirect::to(&format!("{}/tasks/{}?done={}", session.base, id.0, past(&action))).into_response())
+    Ok(Redirect::to(&format!(
+        "{}/tasks/{}?done={}",
+        session.base,
+        id.0,
+        past(&action)
+    ))
+    .into_response())
 }
 
 fn past(action: &str) -> &'static str {
@@ -162,7 +179,13 @@ pub(super) async fn confirm_step<S: Store>(
             a href={ (base) "/tasks/" (task_id.0) } { "No, go back" }
         }
     };
-    Ok(view::page(&api, &session, "tasks", &format!("Confirm {action}"), content))
+    Ok(view::page(
+        &api,
+        &session,
+        "tasks",
+        &format!("Confirm {action}"),
+        content,
+    ))
 }
 
 /// `POST /steps/{id}/{action}`.
@@ -261,7 +284,13 @@ pub(super) async fn confirm_bulk<S: Store>(
             a href={ (base) "/dead-letters" } { "No, go back" }
         }
     };
-    Ok(view::page(&api, &session, "dead-letters", "Confirm", content))
+    Ok(view::page(
+        &api,
+        &session,
+        "dead-letters",
+        "Confirm",
+        content,
+    ))
 }
 
 /// `POST /dead-letters/apply`: the bulk action, task by task (one task's

@@ -338,7 +338,13 @@ mod tests {
     use super::*;
     use crate::ids::{StepId, TaskId};
 
-    fn t(ms: i64, from: Option<&str>, to: &str, attempt: Option<u32>, error: Option<&str>) -> Transition {
+    fn t(
+        ms: i64,
+        from: Option<&str>,
+        to: &str,
+        attempt: Option<u32>,
+        error: Option<&str>,
+    ) -> Transition {
         Transition {
             task_id: TaskId(1),
             step_id: Some(StepId(7)),
@@ -393,8 +399,20 @@ mod tests {
     fn graph_text_is_escaped_and_states_are_written_out() {
         let graph = Graph::new([("fetch", vec![]), ("load", vec!["fetch"])]).unwrap();
         let marks = HashMap::from([
-            ("fetch", StepMark { state: "complete", items: None }),
-            ("load", StepMark { state: "in_progress", items: None }),
+            (
+                "fetch",
+                StepMark {
+                    state: "complete",
+                    items: None,
+                },
+            ),
+            (
+                "load",
+                StepMark {
+                    state: "in_progress",
+                    items: None,
+                },
+            ),
         ]);
         let svg = step_graph(&graph, &marks).into_string();
         assert!(svg.contains("data-step=\"fetch\""), "{svg}");

@@ -114,7 +114,13 @@ pub(super) async fn task_events<S: Store>(
 ) -> PageResult {
     let id = TaskId(parse_id(&id, "the task id")?);
     let (namespace, name) = api.tasker.store().handler_of_task(id).await?;
-    if !may_on(&api, &session.who, &SHOW_TASK, (&namespace, &name), Some(id)) {
+    if !may_on(
+        &api,
+        &session.who,
+        &SHOW_TASK,
+        (&namespace, &name),
+        Some(id),
+    ) {
         return Err(forbidden(&session, "see this task"));
     }
     let Ok(permit) = Arc::clone(&api.sessions.streams).try_acquire_owned() else {

@@ -94,7 +94,10 @@ async fn headers(request: Request, next: Next) -> Response {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
     if !asset && !h.contains_key(header::CACHE_CONTROL) {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
@@ -136,7 +139,11 @@ impl IntoResponse for PageError {
             status, message, ..
         } = self.0;
         let page = view::bare(
-            &format!("{} {}", status.as_u16(), status.canonical_reason().unwrap_or("")),
+            &format!(
+                "{} {}",
+                status.as_u16(),
+                status.canonical_reason().unwrap_or("")
+            ),
             maud::html! {
                 h1 { (status.as_u16()) " " (status.canonical_reason().unwrap_or("")) }
                 p.error role="alert" { (message) }

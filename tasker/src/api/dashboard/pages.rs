@@ -177,9 +177,9 @@ impl ListFilter {
         let text = |key: &str| -> Result<Option<String>, String> {
             match form.get(key).map(str::trim).filter(|v| !v.is_empty()) {
                 None => Ok(None),
-                Some(v) if v.len() > 200 || v.contains('\0') => {
-                    Err(format!("`{key}` must be at most 200 characters, without NUL"))
-                }
+                Some(v) if v.len() > 200 || v.contains('\0') => Err(format!(
+                    "`{key}` must be at most 200 characters, without NUL"
+                )),
                 Some(v) => Ok(Some(v.to_owned())),
             }
         };
@@ -209,11 +209,10 @@ impl ListFilter {
             }
         }
         if let Some(after) = text("after")? {
-            filter.after = Some(TaskId(
-                after
-                    .parse()
-                    .map_err(|_| format!("`after` must be a task id, not {after:?}"))?,
-            ));
+            filter.after =
+                Some(TaskId(after.parse().map_err(|_| {
+                    format!("`after` must be a task id, not {after:?}")
+                })?));
         }
         if let Some(limit) = text("limit")? {
             filter.limit = limit
@@ -279,7 +278,15 @@ pub(super) async fn tasks<S: Store>(
     let full_page = listed.len() as u32 == filter.limit;
     let tasks: Vec<&TaskRecord> = listed
         .iter()
-        .filter(|t| may_on(&api, &session.who, &LIST_TASKS, (&t.namespace, &t.name), Some(t.task_id)))
+        .filter(|t| {
+            may_on(
+                &api,
+                &session.who,
+                &LIST_TASKS,
+                (&t.namespace, &t.name),
+                Some(t.task_id),
+            )
+        })
         .collect();
     let base = &session.base;
     let field = |key: &'static str, label: &'static str, kind: &'static str| {
@@ -392,7 +399,11 @@ pub(super) fn live_parts<S: Store>(api: &Api<S>, task: &TaskRecord) -> (Markup, 
 /// Which task actions apply to a task in `state`.
 fn task_actions(state: TaskState) -> &'static [(&'static str, &'static str)] {
     match state {
-        TaskState::Error => &[("retry", "Retry"), ("resolve", "Resolve"), ("cancel", "Cancel")],
+        TaskState::Error => &[
+            ("retry", "Retry"),
+            ("resolve", "Resolve"),
+            ("cancel", "Cancel"),
+        ],
         TaskState::Pending | TaskState::InProgress => &[("cancel", "Cancel")],
         _ => &[],
     }
@@ -425,19 +436,39 @@ pub(super) async fn task<S: Store>(
 ) -> PageResult {
     let id = TaskId(parse_id(&id, "the task id")?);
     let (namespace, name) = api.tasker.store().handler_of_task(id).await?;
-    if !may_on(&api, &session.who, &SHOW_TASK, (&namespace, &name), Some(id)) {
+    if !may_on(
+        &api,
+        &session.who,
+        &SHOW_TASK,
+        (&namespace, &name),
+        Some(id),
+    ) {
         return Err(forbidden(&session, "see this task"));
     }
     let task = api.tasker.task_view(id, ItemWindow::NONE).await?;
     let transitions = api.tasker.transitions(id).await?;
-    let done = Form::parse_str(query.as_deref().unwrap_or("")).get("done").map(str::to_owned);
+    let done = Form::parse_str(query.as_deref().unwrap_or(""))
+        .get("done")
+        .map(str::to_owned);
     let base = &session.base;
-    let may = |op| may_on(&api, &session.who, op, (&task.namespace, &task.name), Some(id));
+    let may = |op| {
+        may_on(
+            &api,
+            &session.who,
+            op,
+            (&task.namespace, &task.name),
+            Some(id),
+        )
+    };
     let actions: Vec<_> = task_actions(task.state)
         .iter()
         .filter(|(action, _)| action_operation(action).is_some_and(may))
         .collect();
-    let steps: Vec<_> = task.steps.iter().filter(|s| s.item_index.is_none()).collect();
+    let steps: Vec<_> = task
+        .steps
+        .iter()
+        .filter(|s| s.item_index.is_none())
+        .collect();
     let (state, graph) = live_parts(&api, &task);
     let now = Utc::now();
     let content = html! {
@@ -541,7 +572,13 @@ pub(super) async fn task<S: Store>(
             }
         }
     };
-    Ok(view::page(&api, &session, "tasks", &format!("Task #{}", id.0), content))
+    Ok(view::page(
+        &api,
+        &session,
+        "tasks",
+        &format!("Task #{}", id.0),
+        content,
+    ))
 }
 
 fn step_actions(state: StepState) -> &'static [(&'static str, &'static str)] {
@@ -562,7 +599,15 @@ pub(super) async fn handlers<S: Store>(
     let registry = api.tasker.registry();
     let visible: Vec<_> = registry
         .handlers()
-        .filter(|h| may_on(&api, &session.who, &LIST_HANDLERS, (h.namespace(), h.name()), None))
+        .filter(|h| {
+            may_on(
+                &api,
+                &session.who,
+                &LIST_HANDLERS,
+                (h.namespace(), h.name()),
+                None,
+            )
+        })
         .collect();
     let content = html! {
         h1 { "Handlers" }
@@ -597,8 +642,20 @@ pub(super) async fn handler<S: Store>(
         .tasker
         .registry()
         .find(&namespace, &name, Some(&version))
-        .map_err(|e| PageError(ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string())))?;
-    if !may_on(&api, &session.who, &SHOW_HANDLER, (handler.namespace(), handler.name()), None) {
+        .map_err(|e| {
+            PageError(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                e.to_string(),
+            ))
+        })?;
+    if !may_on(
+        &api,
+        &session.who,
+        &SHOW_HANDLER,
+        (handler.namespace(), handler.name()),
+        None,
+    ) {
         return Err(forbidden(&session, "see this handler"));
     }
     let newest = api
@@ -612,10 +669,19 @@ pub(super) async fn handler<S: Store>(
         })
         .await?;
     let analysed = match newest.first() {
-        Some(t) if may_on(&api, &session.who, &SHOW_TASK, (&t.namespace, &t.name), Some(t.task_id)) => {
+        Some(t)
+            if may_on(
+                &api,
+                &session.who,
+                &SHOW_TASK,
+                (&t.namespace, &t.name),
+                Some(t.task_id),
+            ) =>
+        {
             let task = api.tasker.task_view(t.task_id, ItemWindow::NONE).await?;
             let history = History::load(api.tasker.store(), &task, HISTORY_TASKS).await?;
-            let analysis = analyze_with_history(handler.graph(), &task, &api.config.analysis, &history);
+            let analysis =
+                analyze_with_history(handler.graph(), &task, &api.config.analysis, &history);
             Some((task, analysis))
         }
         _ => None,
@@ -680,7 +746,13 @@ pub(super) async fn handler<S: Store>(
             }
         }
     };
-    Ok(view::page(&api, &session, "handlers", &handler.key(), content))
+    Ok(view::page(
+        &api,
+        &session,
+        "handlers",
+        &handler.key(),
+        content,
+    ))
 }
 
 /// `GET /dead-letters`: failed steps of failed tasks, grouped by error
@@ -700,7 +772,13 @@ pub(super) async fn dead_letters<S: Store>(
         .await?;
     let mut groups: BTreeMap<String, Vec<&crate::store::DeadLetter>> = BTreeMap::new();
     for letter in letters.iter().filter(|l| {
-        may_on(&api, &session.who, &LIST_TASKS, (&l.namespace, &l.name), Some(l.task_id))
+        may_on(
+            &api,
+            &session.who,
+            &LIST_TASKS,
+            (&l.namespace, &l.name),
+            Some(l.task_id),
+        )
     }) {
         let class = letter
             .error
@@ -756,7 +834,13 @@ pub(super) async fn dead_letters<S: Store>(
             }
         }
     };
-    Ok(view::page(&api, &session, "dead-letters", "Dead letters", content))
+    Ok(view::page(
+        &api,
+        &session,
+        "dead-letters",
+        "Dead letters",
+        content,
+    ))
 }
 
 #[cfg(test)]
@@ -774,7 +858,9 @@ mod tests {
             "2026-12-07T14:30:00+00:00"
         );
         assert_eq!(
-            parse_time("2026-12-07T14:30:00+01:00").unwrap().to_rfc3339(),
+            parse_time("2026-12-07T14:30:00+01:00")
+                .unwrap()
+                .to_rfc3339(),
             "2026-12-07T13:30:00+00:00"
         );
         assert!(parse_time("yesterday").is_none());
@@ -796,7 +882,10 @@ mod tests {
         let f = ListFilter::parse(Some("state=error&namespace=payments&after=42")).unwrap();
         assert_eq!(f.state, Some(TaskState::Error));
         assert_eq!(f.after, Some(TaskId(42)));
-        assert_eq!(f.page_query(Some(TaskId(7))), "state=error&namespace=payments&after=7");
+        assert_eq!(
+            f.page_query(Some(TaskId(7))),
+            "state=error&namespace=payments&after=7"
+        );
         assert_eq!(f.page_query(None), "state=error&namespace=payments");
     }
 }

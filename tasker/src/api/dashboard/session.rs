@@ -326,7 +326,10 @@ pub(super) async fn login<S: Store>(State(api): State<Arc<Api<S>>>, request: Req
     }
     let base = base(&api);
     if !same_origin(request.headers()) {
-        return view::refused(StatusCode::FORBIDDEN, "sign in from the dashboard's own page");
+        return view::refused(
+            StatusCode::FORBIDDEN,
+            "sign in from the dashboard's own page",
+        );
     }
     let secure = request
         .headers()
@@ -342,7 +345,12 @@ pub(super) async fn login<S: Store>(State(api): State<Arc<Api<S>>>, request: Req
     let next = form.get("next");
     let token = form.get("token").unwrap_or("").trim();
     let Ok(value) = HeaderValue::from_str(&format!("Bearer {token}")) else {
-        return view::login(&base, next, Some("That token is not valid."), StatusCode::UNAUTHORIZED);
+        return view::login(
+            &base,
+            next,
+            Some("That token is not valid."),
+            StatusCode::UNAUTHORIZED,
+        );
     };
     let mut headers = HeaderMap::new();
     headers.insert(header::AUTHORIZATION, value);
@@ -400,7 +408,11 @@ mod tests {
             "/tasker/dashboardx",
             "/tasker/dashboard/\r\nSet-Cookie: x=y",
         ] {
-            assert_eq!(next_target(base, Some(hostile)), "/tasker/dashboard", "{hostile}");
+            assert_eq!(
+                next_target(base, Some(hostile)),
+                "/tasker/dashboard",
+                "{hostile}"
+            );
         }
     }
 
@@ -419,9 +431,15 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(header::HOST, HeaderValue::from_static("127.0.0.1:8080"));
         assert!(same_origin(&h));
-        h.insert(header::ORIGIN, HeaderValue::from_static("http://127.0.0.1:8080"));
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("http://127.0.0.1:8080"),
+        );
         assert!(same_origin(&h));
-        h.insert(header::ORIGIN, HeaderValue::from_static("http://evil.example"));
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("http://evil.example"),
+        );
         assert!(!same_origin(&h));
         h.insert(header::ORIGIN, HeaderValue::from_static("null"));
         assert!(!same_origin(&h));

@@ -127,7 +127,11 @@ pub(super) fn bare(title: &str, content: Markup) -> Html<String> {
 
 /// A refusal as a short page.
 pub(super) fn refused(status: StatusCode, message: &str) -> Response {
-    let title = format!("{} {}", status.as_u16(), status.canonical_reason().unwrap_or(""));
+    let title = format!(
+        "{} {}",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("")
+    );
     (
         status,
         bare(
