@@ -682,6 +682,31 @@ async fn store_reads_for_the_dashboard<S: Store>(store: S) {
         .unwrap();
     assert_eq!(later, tasker::store::Activity::default());
 
+    // A small table is counted exactly, the same as `task_counts`.
+    let mut glance: Vec<(TaskState, i64, bool)> = tasker
+        .store()
+        .task_counts_at_a_glance()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.state, c.count, c.exact))
+        .collect();
+    glance.sort();
+    let mut exact: Vec<(TaskState, i64, bool)> = tasker
+        .store()
+        .task_counts()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(state, n)| (state, n, true))
+        .collect();
+    exact.sort();
+    assert_eq!(glance, exact);
+    assert_eq!(
+        exact,
+        [(TaskState::Complete, 1, true), (TaskState::Error, 1, true)]
+    );
+
     let list = |filter: TaskFilter| {
         let tasker = tasker.clone();
         async move {

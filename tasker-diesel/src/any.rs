@@ -309,6 +309,10 @@ impl Store for AnyStore {
         delegate!(self, s => s.activity(since).await)
     }
 
+    async fn task_counts_at_a_glance(&self) -> Result<Vec<tasker::store::StateCount>, StoreError> {
+        delegate!(self, s => s.task_counts_at_a_glance().await)
+    }
+
     async fn task_counts(&self) -> Result<Vec<(TaskState, i64)>, StoreError> {
         delegate!(self, s => s.task_counts().await)
     }

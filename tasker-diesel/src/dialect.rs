@@ -26,6 +26,8 @@ pub(crate) struct Dialect {
     pub(crate) json_param: fn(usize) -> String,
     /// The current time as a value of a time column.
     pub(crate) now: &'static str,
+    /// Whether `CROSS JOIN LATERAL (...)` is understood (PostgreSQL).
+    pub(crate) lateral: bool,
 }
 
 /// `$n` -> `?n` (SQLite's numbered parameters); a `$` not followed by a

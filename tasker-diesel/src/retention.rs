@@ -183,16 +183,28 @@ pub(crate) async fn dead_letters(
         }
         n => n,
     };
+    // The failed steps newest first from their partial index, each task
+    // looked up by its key: the statement reads `limit` rows, however many
+    // tasks are in error. (PostgreSQL would rather hash every failed task
+    // for a plain join; the lateral subquery keeps it to the probes.)
+    let task = "SELECT t.task_id, t.state, ns.name AS namespace, nt.name, nt.version
+                FROM tasker_tasks t
+                JOIN tasker_named_tasks nt ON nt.named_task_id = t.named_task_id
+                JOIN tasker_task_namespaces ns ON ns.task_namespace_id = nt.task_namespace_id";
+    let from = if dialect.lateral {
+        format!(
+            "tasker_workflow_steps s CROSS JOIN LATERAL ({task} WHERE t.task_id = s.task_id OFFSET 0) t"
+        )
+    } else {
+        format!("tasker_workflow_steps s JOIN ({task}) t ON t.task_id = s.task_id")
+    };
     let sql = format!(
-        "SELECT t.task_id, ns.name AS namespace, nt.name, nt.version, s.workflow_step_id,
+        "SELECT t.task_id, t.namespace, t.name, t.version, s.workflow_step_id,
                 s.name AS step, s.attempts, CAST(s.last_error AS TEXT) AS last_error,
                 {failed} AS failed_ms
-         FROM tasker_workflow_steps s
-         JOIN tasker_tasks t ON t.task_id = s.task_id
-         JOIN tasker_named_tasks nt ON nt.named_task_id = t.named_task_id
-         JOIN tasker_task_namespaces ns ON ns.task_namespace_id = nt.task_namespace_id
+         FROM {from}
          WHERE s.state = 'error' AND s.results IS NULL AND t.state = 'error'
-           AND ($1 IS NULL OR ns.name = $1) AND ($2 IS NULL OR nt.name = $2)
+           AND ($1 IS NULL OR t.namespace = $1) AND ($2 IS NULL OR t.name = $2)
            AND ($3 IS NULL OR s.updated_at >= {since})
            AND ($4 IS NULL OR {class} = $4)
          ORDER BY s.updated_at DESC, s.workflow_step_id DESC LIMIT $5",

@@ -360,6 +360,7 @@ pub(super) const DIALECT: Dialect = Dialect {
     lock_shared: " FOR SHARE",
     json_param: |n| format!("CAST(${n} AS jsonb)"),
     now: "now()",
+    lateral: true,
 };
 
 impl retention::RetentionOps for PgOps<'_> {

@@ -117,3 +117,86 @@ async fn item_counts(
         .await
         .map_err(db("counting a task's fan-out items"))
 }
+
+#[derive(diesel::QueryableByName)]
+struct EstimateRow {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    state: String,
+    #[diesel(sql_type = diesel::sql_types::Double)]
+    freq: f64,
+    #[diesel(sql_type = BigInt)]
+    rows: i64,
+}
+
+/// [`Store::task_counts_at_a_glance`](tasker::Store::task_counts_at_a_glance):
+/// the unfinished states counted (their partial index holds only them),
+/// the finished ones estimated from the planner's statistics of
+/// `tasker_tasks.state` (its most common values and their frequencies
+/// times the table's estimated rows) once it holds more than
+/// [`ESTIMATE_ABOVE_ROWS`](tasker::store::ESTIMATE_ABOVE_ROWS) rows; counted
+/// when it is smaller or has no statistics yet (never analysed).
+pub(super) async fn counts_at_a_glance(
+    conn: &mut AsyncPgConnection,
+) -> Result<Vec<tasker::store::StateCount>, StoreError> {
+    use tasker::store::{StateCount, ESTIMATE_ABOVE_ROWS};
+    use tasker::TaskState;
+    let unfinished = sql_query(
+        "SELECT state, count(*) AS count FROM tasker_tasks
+         WHERE state IN ('pending', 'in_progress', 'error') GROUP BY state",
+    )
+    .load::<crate::rows::StateCountRow>(conn)
+    .await
+    .map_err(db("counting unfinished tasks"))?;
+    let estimates = sql_query(
+        "SELECT v.state, v.freq, GREATEST(c.reltuples, 0)::bigint AS rows
+         FROM pg_class c
+         JOIN pg_stats s ON s.schemaname = c.relnamespace::regnamespace::text
+                        AND s.tablename = c.relname AND s.attname = 'state'
+         CROSS JOIN LATERAL unnest(s.most_common_vals::text::text[], s.most_common_freqs)
+              AS v(state, freq)
+         WHERE c.oid = 'tasker_tasks'::regclass",
+    )
+    .load::<EstimateRow>(conn)
+    .await
+    .map_err(db("reading the task table's statistics"))?;
+    let rows = estimates.as_slice().first().map_or(0, |e| e.rows);
+    if rows <= ESTIMATE_ABOVE_ROWS {
+        let all = sql_query("SELECT state, count(*) AS count FROM tasker_tasks GROUP BY state")
+            .load::<crate::rows::StateCountRow>(conn)
+            .await
+            .map_err(db("counting tasks"))?;
+        return all
+            .into_iter()
+            .map(|r| {
+                let (state, count) = r.into_pair()?;
+                Ok(StateCount {
+                    state,
+                    count,
+                    exact: true,
+                })
+            })
+            .collect();
+    }
+    let mut counts = Vec::new();
+    for row in unfinished {
+        let (state, count) = row.into_pair()?;
+        counts.push(StateCount {
+            state,
+            count,
+            exact: true,
+        });
+    }
+    for estimate in estimates {
+        let Ok(state) = estimate.state.parse::<TaskState>() else {
+            continue;
+        };
+        if state.is_finished() {
+            counts.push(StateCount {
+                state,
+                count: (estimate.freq * estimate.rows as f64).round() as i64,
+                exact: false,
+            });
+        }
+    }
+    Ok(counts)
+}

@@ -583,6 +583,10 @@ impl Store for PgStore {
         Ok(activity::activity(minutes, workers))
     }
 
+    async fn task_counts_at_a_glance(&self) -> Result<Vec<tasker::store::StateCount>, StoreError> {
+        reads::counts_at_a_glance(&mut *self.conn().await?).await
+    }
+
     async fn task_counts(&self) -> Result<Vec<(TaskState, i64)>, StoreError> {
         let mut conn = self.conn().await?;
         let rows = sql_query(

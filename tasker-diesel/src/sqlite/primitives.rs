@@ -279,6 +279,7 @@ pub(super) const DIALECT: Dialect = Dialect {
     lock_shared: "",
     json_param: |n| format!("${n}"),
     now: "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)",
+    lateral: false,
 };
 
 impl retention::RetentionOps for SqliteOps<'_> {

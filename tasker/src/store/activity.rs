@@ -51,3 +51,18 @@ impl Activity {
         self.minutes.iter().map(|m| m.failed).sum()
     }
 }
+
+/// Tasks in one state, as the dashboard's overview shows them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct StateCount {
+    /// The state.
+    pub state: crate::TaskState,
+    /// How many tasks are in it.
+    pub count: i64,
+    /// Counted (`true`), or estimated from the database's statistics.
+    pub exact: bool,
+}
+
+/// Tables with fewer rows than this are always counted exactly by
+/// [`Store::task_counts_at_a_glance`](super::Store::task_counts_at_a_glance).
+pub const ESTIMATE_ABOVE_ROWS: i64 = 200_000;

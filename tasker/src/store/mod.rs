@@ -18,7 +18,9 @@ use crate::priority::{HeadStart, Priority};
 use crate::state::{StepState, TaskState};
 use crate::step::StepError;
 pub use crate::transaction::StepTransaction;
-pub use activity::{Activity, ActivityMinute, WorkerSeen, MAX_WORKERS_SEEN};
+pub use activity::{
+    Activity, ActivityMinute, StateCount, WorkerSeen, ESTIMATE_ABOVE_ROWS, MAX_WORKERS_SEEN,
+};
 pub use claims::{
     ClaimRequest, ClaimedStep, Completed, Completion, ExpiredTask, Outcome, DEADLINE_EXCEEDED,
 };
@@ -550,6 +552,29 @@ pub trait Store: Send + Sync + 'static {
     /// Counts of tasks by state.
     fn task_counts(&self)
         -> impl Future<Output = Result<Vec<(TaskState, i64)>, StoreError>> + Send;
+
+    /// Counts of tasks by state for an overview that must answer quickly
+    /// on any number of tasks: the unfinished states (`pending`,
+    /// `in_progress`, `error`) are always counted; a store may estimate
+    /// the finished ones from its statistics once the table holds more
+    /// than [`ESTIMATE_ABOVE_ROWS`] tasks (`exact: false`). By default,
+    /// [`task_counts`](Store::task_counts), all exact.
+    fn task_counts_at_a_glance(
+        &self,
+    ) -> impl Future<Output = Result<Vec<StateCount>, StoreError>> + Send {
+        async {
+            Ok(self
+                .task_counts()
+                .await?
+                .into_iter()
+                .map(|(state, count)| StateCount {
+                    state,
+                    count,
+                    exact: true,
+                })
+                .collect())
+        }
+    }
 
     /// Problems of the database's set-up that an operator should fix
     /// (PostgreSQL: autovacuum turned off). Empty when all is well.

@@ -79,11 +79,12 @@ pub(super) async fn overview<S: Store>(
     require(&api, &session, &STATUS, "see the overview")?;
     let now = Utc::now();
     let overview = api.sessions.overview(api.tasker.store(), now).await?;
-    let by_state: BTreeMap<&str, i64> = overview
+    let by_state: BTreeMap<&str, (i64, bool)> = overview
         .counts
         .iter()
-        .map(|(state, n)| (state.as_str(), *n))
+        .map(|c| (c.state.as_str(), (c.count, c.exact)))
         .collect();
+    let estimated = overview.counts.iter().any(|c| !c.exact);
     let activity = &overview.activity;
     let completed = activity.completed();
     let base = &session.base;
@@ -95,13 +96,15 @@ pub(super) async fn overview<S: Store>(
             ul.tiles {
                 @for state in TaskState::ALL {
                     li.tile {
-                        @let n = by_state.get(state.as_str()).copied().unwrap_or(0);
+                        @let (n, exact) = by_state.get(state.as_str()).copied().unwrap_or((0, true));
+                        @let shown = html! {
+                            span.big { @if !exact { abbr title="estimated from the database's statistics" { "≈" } } (count(n)) }
+                            (task_badge(*state))
+                        };
                         @if may_list {
-                            a href={ (base) "/tasks?state=" (state.as_str()) } {
-                                span.big { (count(n)) } (task_badge(*state))
-                            }
+                            a href={ (base) "/tasks?state=" (state.as_str()) } { (shown) }
                         } @else {
-                            span.big { (count(n)) } (task_badge(*state))
+                            (shown)
                         }
                     }
                 }
@@ -133,7 +136,10 @@ pub(super) async fn overview<S: Store>(
                 }
             }
         }
-        p.hint { "Figures are at most " (super::session::OVERVIEW_SECONDS) " s old." }
+        p.hint {
+            "Figures are at most " (super::session::OVERVIEW_SECONDS) " s old."
+            @if estimated { " ≈: finished tasks are estimated from the database's statistics on a table this large; unfinished ones are counted." }
+        }
     };
     Ok(view::page(&api, &session, "overview", "Overview", content))
 }

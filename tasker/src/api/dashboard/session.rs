@@ -38,7 +38,7 @@ pub(in crate::api) struct Sessions {
 
 /// The overview's figures.
 pub(super) struct Overview {
-    pub(super) counts: Vec<(crate::TaskState, i64)>,
+    pub(super) counts: Vec<crate::store::StateCount>,
     pub(super) ready: i64,
     pub(super) activity: crate::store::Activity,
 }
@@ -70,7 +70,7 @@ impl Sessions {
             }
         }
         let overview = Arc::new(Overview {
-            counts: store.task_counts().await?,
+            counts: store.task_counts_at_a_glance().await?,
             ready: store.ready_steps().await?,
             activity: store.activity(now - chrono::Duration::hours(1)).await?,
         });

@@ -1,0 +1,1 @@
+DROP INDEX tasker_workflow_steps_failed;
