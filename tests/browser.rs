@@ -146,6 +146,26 @@ async fn script(browser: &Client, source: &str) -> serde_json::Value {
     browser.execute(source, Vec::new()).await.unwrap()
 }
 
+/// The text of the element `css` once `ready` holds for it: waits out a
+/// navigation a click started, where the old page's element may still be
+/// found, or go stale between finding and reading it.
+async fn text_when(browser: &Client, css: &str, ready: impl Fn(&str) -> bool) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut seen = String::new();
+    while std::time::Instant::now() < deadline {
+        if let Ok(element) = browser.find(Locator::Css(css)).await {
+            if let Ok(text) = element.text().await {
+                if ready(&text) {
+                    return text;
+                }
+                seen = text;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{css} never became ready; last seen: {seen:?}");
+}
+
 async fn sign_in(browser: &Client, dashboard: &str, token: &str) {
     browser.goto(dashboard).await.unwrap();
     // Not signed in: the sign-in page.
@@ -320,25 +340,13 @@ async fn the_dashboard_in_a_real_browser() {
         .click()
         .await
         .unwrap();
-    let confirm = browser
-        .wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Css("button.danger"))
-        .await
-        .unwrap();
+    text_when(&browser, "main h1", |h| h.starts_with("Confirm:")).await;
+    let confirm = browser.find(Locator::Css("button.danger")).await.unwrap();
     assert_eq!(confirm.text().await.unwrap(), "Yes, retry 1 tasks");
     shoot(&browser, "confirm").await;
     LEDGER_OPEN.store(true, Ordering::SeqCst);
     confirm.click().await.unwrap();
-    let outcome = browser
-        .wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Css("main h1"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let outcome = text_when(&browser, "main h1", |h| !h.starts_with("Confirm:")).await;
     assert!(outcome.contains("1 of 1"), "{outcome}");
     assert_eq!(
         tasker
@@ -434,6 +442,14 @@ async fn the_dashboard_in_a_real_browser() {
         .await
         .unwrap()
         .click()
+        .await
+        .unwrap();
+    // Signed out: the sign-in page (before the next navigation, which
+    // would otherwise cancel the sign-out's).
+    browser
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("input[name=token]"))
         .await
         .unwrap();
     let still_failed = {
