@@ -1286,9 +1286,141 @@ async fn a_context_out_of_bounds_is_refused_with_its_paths<S: Store>(store: S) {
     assert_eq!(task.steps[0].output, Some(json!(42)));
 }
 
+/// Completions recorded in batches of every size the engine sends, on
+/// either side of PostgreSQL's statements sized for their batch (up to
+/// 32): each reports what it did, a completion that asks for a released
+/// child gets it with its inputs, and every task ends complete.
+async fn every_batch_size_records_alike<S: Store>(store: S) {
+    use tasker::store::{
+        ClaimRequest, ClaimedStep, Completion, HandlerRecord, NewStep, NewTask, Outcome,
+    };
+    let handler = Diamond::handler();
+    let handler_id = store
+        .register_handler(&HandlerRecord::of(&handler))
+        .await
+        .unwrap();
+    const TASKS: usize = 80;
+    for key in 0..TASKS {
+        store
+            .create_task(NewTask {
+                handler_id,
+                context: json!({ "value": key }),
+                identity_key: Some(format!("k{key}")),
+                initiator: None,
+                source_system: None,
+                reason: None,
+                tags: Vec::new(),
+                priority: Priority::Normal,
+                max_execution_time: None,
+                steps: [
+                    ("a", vec![]),
+                    ("b", vec![0]),
+                    ("c", vec![0]),
+                    ("d", vec![1, 2]),
+                ]
+                .into_iter()
+                .enumerate()
+                .map(|(index, (name, parents))| NewStep {
+                    name: name.to_owned(),
+                    index: index as u32,
+                    parents,
+                    max_attempts: 3,
+                    timeout: None,
+                    priority: Priority::Normal,
+                    head_start: HeadStart::NONE,
+                })
+                .collect(),
+            })
+            .await
+            .unwrap();
+    }
+    let ids = [handler_id];
+    let claim = |limit| ClaimRequest {
+        handler_ids: &ids,
+        limit,
+        lease: Duration::from_secs(30),
+        worker: "w1",
+        limits: &[],
+    };
+    let done = |step: &ClaimedStep, take: bool| Completion {
+        skip: vec![],
+        item_index: None,
+        step_id: step.step_id,
+        attempt: step.attempt,
+        outcome: Outcome::Complete(json!({ "task": step.task_id.0, "step": step.name })),
+        worker: "w1".to_owned(),
+        duration: Duration::from_millis(1),
+        take_next: take.then_some(Duration::from_secs(30)),
+        annotations: vec![],
+    };
+    let roots = store.claim_steps(claim(TASKS as u32)).await.unwrap();
+    assert_eq!(roots.len(), TASKS);
+    let mut taken = Vec::new();
+    let mut rest = roots.as_slice();
+    for size in [1, 2, 5, 32, 33, 7] {
+        let (batch, after) = rest.split_at(size);
+        rest = after;
+        let completions: Vec<Completion> = batch
+            .iter()
+            .enumerate()
+            .map(|(i, step)| done(step, i % 2 == 0))
+            .collect();
+        let reported = store.complete_steps(&completions).await.unwrap();
+        assert_eq!(reported.len(), size, "one report per completion");
+        for ((i, step), report) in batch.iter().enumerate().zip(reported) {
+            assert!(report.applied, "batch of {size}, #{i}");
+            assert_eq!(report.task_state, None);
+            if i % 2 == 0 {
+                let next = report.next.expect("the child asked for");
+                assert_eq!(next.task_id, step.task_id);
+                assert!(["b", "c"].contains(&next.name.as_str()), "{}", next.name);
+                assert_eq!(
+                    next.inputs,
+                    vec![(
+                        "a".to_owned(),
+                        json!({ "task": step.task_id.0, "step": "a" })
+                    )]
+                );
+                assert_eq!(report.released, 1, "the other branch is ready");
+                taken.push(next);
+            } else {
+                assert!(report.next.is_none());
+                assert_eq!(report.released, 2, "batch of {size}, #{i}");
+            }
+        }
+    }
+    assert!(rest.is_empty());
+    // The branches nobody took, then every branch in two batches (both
+    // branches of a task in one batch: a join released once, counted on
+    // one of them), the second past the sized statements, then the joins,
+    // each finishing its task.
+    let mut branches = store.claim_steps(claim(1000)).await.unwrap();
+    assert_eq!(branches.len(), 2 * TASKS - taken.len());
+    branches.extend(taken);
+    branches.sort_by_key(|s| s.step_id.0);
+    let mut released = 0;
+    for batch in [&branches[..32], &branches[32..]] {
+        let completions: Vec<Completion> = batch.iter().map(|s| done(s, false)).collect();
+        let reported = store.complete_steps(&completions).await.unwrap();
+        assert!(reported.iter().all(|r| r.applied && r.next.is_none()));
+        released += reported.iter().map(|r| r.released).sum::<u32>();
+    }
+    assert_eq!(released, TASKS as u32, "each join released once");
+    let joins = store.claim_steps(claim(1000)).await.unwrap();
+    assert_eq!(joins.len(), TASKS);
+    for chunk in joins.chunks(32) {
+        let completions: Vec<Completion> = chunk.iter().map(|s| done(s, true)).collect();
+        let reported = store.complete_steps(&completions).await.unwrap();
+        assert!(reported
+            .iter()
+            .all(|r| r.applied && r.next.is_none() && r.task_state == Some(TaskState::Complete)));
+    }
+}
+
 tasker_tests::on_both_stores!(
     a_context_out_of_bounds_is_refused_with_its_paths,
     the_store_reports_what_it_did,
+    every_batch_size_records_alike,
     diamond_runs_in_order_with_outputs,
     identity_key_is_idempotent,
     a_batch_is_created_as_one_by_one,

@@ -35,8 +35,8 @@ pub(crate) fn mark(ctx: &StepContext, step: u32) {
         .push((ctx.task_id().0, step, now));
 }
 
-/// Every hand-off: from a step's body to its successor's, sorted.
-pub(crate) fn handoffs() -> Vec<Duration> {
+/// The marks taken so far, by task, each task's sorted.
+fn take_by_task() -> HashMap<i64, Vec<(u32, Instant)>> {
     let marks = std::mem::take(
         &mut *MARKS
             .lock()
@@ -46,11 +46,34 @@ pub(crate) fn handoffs() -> Vec<Duration> {
     for (task, step, at) in marks {
         by_task.entry(task).or_default().push((step, at));
     }
-    let mut gaps = Vec::new();
     for steps in by_task.values_mut() {
+        steps.sort();
+    }
+    by_task
+}
+
+/// Every join: from the last of the `parents`' bodies to the `join`'s
+/// body, sorted (a retried step's last run counts).
+pub(crate) fn joins(parents: &[u32], join: u32) -> Vec<Duration> {
+    let mut gaps = Vec::new();
+    for steps in take_by_task().values() {
+        let last = |n: u32| steps.iter().rev().find(|(s, _)| *s == n).map(|(_, at)| *at);
+        let Some(joined) = last(join) else { continue };
+        let parents: Option<Vec<Instant>> = parents.iter().map(|p| last(*p)).collect();
+        if let Some(latest) = parents.and_then(|p| p.into_iter().max()) {
+            gaps.push(joined.saturating_duration_since(latest));
+        }
+    }
+    gaps.sort();
+    gaps
+}
+
+/// Every hand-off: from a step's body to its successor's, sorted.
+pub(crate) fn handoffs() -> Vec<Duration> {
+    let mut gaps = Vec::new();
+    for steps in take_by_task().values_mut() {
         // A retried step notes twice; its last run is the one the next
         // step followed.
-        steps.sort();
         for pair in steps.windows(2) {
             let ((a, t_a), (b, t_b)) = (pair[0], pair[1]);
             if b == a + 1 {

@@ -11,9 +11,15 @@
 //!
 //! * RAW: `FOR UPDATE SKIP LOCKED` claim of one row, then mark it done, by
 //!   `--concurrency` loops: the floor every other figure is compared with.
+//! * RAW1: RAW with one loop: the time per step of a queue that claims and
+//!   completes one row at a time (two commits), S5's baseline.
 //! * RAW_BATCHED: the same claiming 50 rows and completing them in one
-//!   statement: the floor for engines that batch (vs_raw stays relative to
-//!   RAW).
+//!   statement: the floor for engines that batch.
+//!
+//! Each scenario's line ends with its ratios to the baselines of the same
+//! run (this machine's commit cost swings from day to day): `vs_raw`,
+//! `vs_raw_batched` (steps/s over theirs) and, for S5, `vs_raw1` (time per
+//! step over RAW1's).
 //! * S1: single-step tasks created up front, then drained.
 //! * S1P: S1 with the four priorities in turn; S1D: S1 with a one-hour
 //!   deadline on every task; S1L: S1 with its step under a limit held
@@ -23,12 +29,17 @@
 //!   from a step's body to the next one's, noted by the bodies themselves
 //!   (`handoff_wall_*`, the headline), and from the audit trail
 //!   (`handoff_audit_*`: parent complete -> child start in the database).
-//! * S3: diamonds `a -> {b, c} -> d`: steps/s and join latency p50/p99;
+//! * S3: diamonds `a -> {b, c} -> d`: steps/s and join latency p50/p99,
+//!   wall clock from the later branch's body to the join's
+//!   (`join_wall_*`, the headline) and from the audit trail (`join_*`);
 //!   then the purge of the finished diamonds (`Tasker::purge`, batches of
 //!   500): tasks/s deleted with their steps, edges and audit rows.
 //! * S4: fan-outs 1 -> 100 -> 1: steps/s and the time from the last of the
 //!   100 finishing to the join starting.
-//! * S5: one 40-step chain alone: total time and time per step.
+//! * S5: one 40-step chain alone: total time and time per step with the
+//!   worker's start (`ms_per_step`), and without it: the bodies' own clock
+//!   from the first step to the last (`chain_ms_per_step`, the headline)
+//!   and per hop (`hop_wall_*`).
 //! * DEC: S3's shape with a decision in the middle (`score -> route ->
 //!   {left, right} -> join`, `right` skipped): steps/s next to S3.
 //! * MAP: one task fanning out (`for_each`) over 10,000 items (1,000 with
@@ -100,7 +111,7 @@ struct Args {
     /// Scenarios to run, comma separated.
     #[arg(
         long,
-        default_value = "RAW,RAW_BATCHED,S1,S1P,S1D,S1L,S2,S3,S4,S5,DEC,MAP,MAP_SQLITE,CK,TX,TX_PLAIN"
+        default_value = "RAW,RAW1,RAW_BATCHED,S1,S1P,S1D,S1L,S2,S3,S4,S5,DEC,MAP,MAP_SQLITE,CK,TX,TX_PLAIN"
     )]
     scenarios: String,
     /// Step results commit without waiting for the WAL flush
@@ -137,7 +148,8 @@ async fn main() {
         return;
     }
     let exe = std::env::current_exe().expect("the bench binary's path");
-    let mut raw_steps_per_s = None;
+    let (mut raw_steps_per_s, mut raw1_ms_per_step, mut raw_batched_steps_per_s) =
+        (None, None, None);
     for scenario in args
         .scenarios
         .split(',')
@@ -178,17 +190,32 @@ async fn main() {
             std::process::exit(1);
         }
         let steps_per_s = field(&line, "steps_per_s");
-        if scenario.starts_with("RAW") {
-            if scenario == "RAW" {
-                raw_steps_per_s = steps_per_s;
-            }
-            println!("{line}");
-        } else {
-            match (steps_per_s, raw_steps_per_s) {
-                (Some(ours), Some(raw)) if raw > 0.0 => println!("{line} vs_raw={:.2}", ours / raw),
-                _ => println!("{line}"),
-            }
+        match scenario {
+            "RAW" => raw_steps_per_s = steps_per_s,
+            "RAW1" => raw1_ms_per_step = field(&line, "ms_per_step"),
+            "RAW_BATCHED" => raw_batched_steps_per_s = steps_per_s,
+            _ => {}
         }
+        if scenario.starts_with("RAW") {
+            println!("{line}");
+            continue;
+        }
+        // Every target is a ratio to a baseline of the same run.
+        let mut ratios = String::new();
+        let over = |ours: Option<f64>, base: Option<f64>| match (ours, base) {
+            (Some(ours), Some(base)) if base > 0.0 => Some(ours / base),
+            _ => None,
+        };
+        if let Some(r) = over(steps_per_s, raw_steps_per_s) {
+            ratios.push_str(&format!(" vs_raw={r:.2}"));
+        }
+        if let Some(r) = over(steps_per_s, raw_batched_steps_per_s) {
+            ratios.push_str(&format!(" vs_raw_batched={r:.3}"));
+        }
+        if let Some(r) = over(field(&line, "chain_ms_per_step"), raw1_ms_per_step) {
+            ratios.push_str(&format!(" vs_raw1={r:.2}"));
+        }
+        println!("{line}{ratios}");
     }
 }
 
@@ -355,11 +382,11 @@ async fn run_scenario(args: &Args, scenario: &str) -> String {
             .batch_execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
             .await;
     }
-    if scenario == "RAW" {
-        return raw(args, db.url(), 1).await;
+    if scenario == "RAW" || scenario == "RAW1" {
+        return raw(args, db.url(), scenario, 1).await;
     }
     if scenario == "RAW_BATCHED" {
-        return raw(args, db.url(), 50).await;
+        return raw(args, db.url(), scenario, 50).await;
     }
     if scenario == "SOAK" {
         return soak(args, db.url()).await;
@@ -437,7 +464,7 @@ async fn run_scenario(args: &Args, scenario: &str) -> String {
             1,
         ),
         other => panic!(
-            "unknown scenario {other}; use RAW, RAW_BATCHED, S1, S1P, S1D, S1L, S2, S3, S4, S5, DEC, MAP, MAP_SQLITE, CK, TX, TX_PLAIN, SOAK"
+            "unknown scenario {other}; use RAW, RAW1, RAW_BATCHED, S1, S1P, S1D, S1L, S2, S3, S4, S5, DEC, MAP, MAP_SQLITE, CK, TX, TX_PLAIN, SOAK"
         ),
     };
     if scenario.starts_with("TX") {
@@ -465,7 +492,7 @@ async fn run_scenario(args: &Args, scenario: &str) -> String {
     for _ in 0..args.workers {
         engines.push(engine(args, db.url(), false, scenario).await);
     }
-    if scenario == "S2" {
+    if matches!(scenario, "S2" | "S3" | "S5") {
         clock::enable();
     }
     let (statements_before, xacts_before) = db_counters(db.url()).await;
@@ -526,7 +553,18 @@ async fn run_scenario(args: &Args, scenario: &str) -> String {
             ));
         }
         "S3" | "S4" => {
+            // S3's headline is the wall clock from the later branch's body
+            // to the join's; S4 and the secondary S3 figures come from the
+            // audit trail (last parent complete -> join start).
             let l = latency(db.url(), 2).await;
+            if scenario == "S3" {
+                let wall = clock::joins(&[2, 3], 4);
+                line.push_str(&format!(
+                    " join_wall_p50_ms={} join_wall_p99_ms={}",
+                    fmt(clock::quantile_ms(&wall, 0.5)),
+                    fmt(clock::quantile_ms(&wall, 0.99)),
+                ));
+            }
             line.push_str(&format!(
                 " join_p50_ms={} join_p99_ms={}",
                 fmt(l.p50),
@@ -570,10 +608,20 @@ async fn run_scenario(args: &Args, scenario: &str) -> String {
             ));
         }
         "S5" => {
+            // `ms_per_step` includes the worker's start (its pool's
+            // connections, the first claim); `chain_ms_per_step` is the
+            // first step's body to the last one's over the hops, and
+            // `hop_wall_*` one step's body to the next one's.
+            let hops = clock::handoffs();
+            let chain = (!hops.is_empty())
+                .then(|| hops.iter().sum::<Duration>().as_secs_f64() * 1000.0 / hops.len() as f64);
             line.push_str(&format!(
-                " total_ms={:.1} ms_per_step={:.3}",
+                " total_ms={:.1} ms_per_step={:.3} chain_ms_per_step={} hop_wall_p50_ms={} hop_wall_p99_ms={}",
                 drained_in.as_secs_f64() * 1000.0,
-                drained_in.as_secs_f64() * 1000.0 / steps
+                drained_in.as_secs_f64() * 1000.0 / steps,
+                fmt(chain),
+                fmt(clock::quantile_ms(&hops, 0.5)),
+                fmt(clock::quantile_ms(&hops, 0.99)),
             ));
         }
         _ => {}

@@ -1,4 +1,5 @@
-//! RAW and RAW_BATCHED: the floors every other figure is compared with.
+//! RAW, RAW1 and RAW_BATCHED: the floors every other figure is compared
+//! with.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -13,9 +14,14 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncC
 
 /// The raw limit: a one-table queue, claim `batch` rows with SKIP LOCKED,
 /// then mark them done in one statement; `concurrency` loops over a pool of
-/// `pool` connections. `batch = 1` is RAW (one row per round trip), 50 is
-/// RAW_BATCHED, the baseline for engines that batch.
-pub(crate) async fn raw(args: &Args, url: &str, batch: i64) -> String {
+/// `pool` connections (or one loop, for RAW1). `batch = 1` is RAW (one row
+/// per round trip), 50 is RAW_BATCHED, the baseline for engines that batch.
+pub(crate) async fn raw(args: &Args, url: &str, scenario: &str, batch: i64) -> String {
+    let concurrency = if scenario == "RAW1" {
+        1
+    } else {
+        args.concurrency
+    };
     let jobs = args.scale(10_000, 1_000) as i64;
     let mut conn = AsyncPgConnection::establish(url).await.expect("connect");
     conn.batch_execute(&format!(
@@ -39,7 +45,7 @@ pub(crate) async fn raw(args: &Args, url: &str, batch: i64) -> String {
     let (statements_before, _) = db_counters(url).await;
     let started = Instant::now();
     let mut loops = Vec::new();
-    for _ in 0..args.concurrency {
+    for _ in 0..concurrency {
         let pool = Arc::clone(&pool);
         loops.push(tokio::spawn(async move {
             let mut done = 0u64;
@@ -78,11 +84,10 @@ pub(crate) async fn raw(args: &Args, url: &str, batch: i64) -> String {
         _ => "n/a".to_owned(),
     };
     format!(
-        "scenario={} jobs={done} batch={batch} concurrency={} pool={} steps_per_s={:.0} round_trips_per_step={statements} peak_rss_mib={:.1}",
-        if batch == 1 { "RAW" } else { "RAW_BATCHED" },
-        args.concurrency,
+        "scenario={scenario} jobs={done} batch={batch} concurrency={concurrency} pool={} steps_per_s={:.0} ms_per_step={:.3} round_trips_per_step={statements} peak_rss_mib={:.1}",
         args.pool,
         done as f64 / elapsed.as_secs_f64(),
+        elapsed.as_secs_f64() * 1000.0 / done as f64,
         peak_rss_mib()
     )
 }

@@ -101,7 +101,7 @@ fn db(doing: &'static str) -> impl Fn(diesel::result::Error) -> StoreError {
 /// on each execution, which for the multi-CTE hot paths costs more than
 /// running them. PostgreSQL then plans each prepared statement once per
 /// connection (or keeps custom plans where they are better).
-struct Prepared<Q>(Q);
+pub(super) struct Prepared<Q>(pub(super) Q);
 
 impl<Q: QueryFragment<Pg>> QueryFragment<Pg> for Prepared<Q> {
     fn walk_ast<'b>(&'b self, pass: AstPass<'_, 'b, Pg>) -> diesel::QueryResult<()> {

@@ -9,7 +9,10 @@ use serde_json::Value;
 use tasker::store::Completion;
 
 use super::rows::BatchRow;
-use super::sql::{COMPLETE_BATCH_SIMPLE_SQL, COMPLETE_BATCH_SQL};
+use super::sql::{
+    complete_sized_sql, COMPLETE_BATCH_SIMPLE_SQL, COMPLETE_BATCH_SQL, SIZED_COMPLETIONS,
+};
+use super::Prepared;
 
 /// Records successful attempts with one statement on `conn` (fenced: an
 /// attempt that is no longer the step's is reported `applied: false`).
@@ -21,9 +24,6 @@ pub(super) async fn record_successes(
     let Some((_, first, _)) = successes.first() else {
         return Ok(Vec::new());
     };
-    let ids: Vec<i64> = successes.iter().map(|(_, c, _)| c.step_id.0).collect();
-    let attempts: Vec<i32> = successes.iter().map(|(_, c, _)| c.attempt as i32).collect();
-    let outputs: Vec<String> = successes.iter().map(|(_, _, o)| o.to_string()).collect();
     let take: Vec<bool> = successes
         .iter()
         .map(|(_, c, _)| c.take_next.is_some())
@@ -35,10 +35,14 @@ pub(super) async fn record_successes(
     // With released children to take along, the statement that claims them
     // too; its two extra parameters follow the common five.
     let takes_any = take.iter().any(|t| *t);
-    let common = sql_query(if takes_any {
-        COMPLETE_BATCH_SQL
-    } else {
-        COMPLETE_BATCH_SIMPLE_SQL
+    let ids: Vec<i64> = successes.iter().map(|(_, c, _)| c.step_id.0).collect();
+    let attempts: Vec<i32> = successes.iter().map(|(_, c, _)| c.attempt as i32).collect();
+    let outputs: Vec<String> = successes.iter().map(|(_, _, o)| o.to_string()).collect();
+    let sized = successes.len() <= SIZED_COMPLETIONS;
+    let common = sql_query(match (sized, takes_any) {
+        (true, take) => complete_sized_sql(take, successes.len()),
+        (false, true) => COMPLETE_BATCH_SQL,
+        (false, false) => COMPLETE_BATCH_SIMPLE_SQL,
     })
     .into_boxed::<diesel::pg::Pg>()
     .bind::<Array<BigInt>, _>(ids)
@@ -53,10 +57,16 @@ pub(super) async fn record_successes(
     } else {
         common
     };
-    // Not a cached prepared statement: its arrays swing from 1 to the batch
-    // size, and PostgreSQL's generic plan for a cached one (after five
-    // runs) ran S2 (ten-step chains, one worker, concurrency 32) at ~1,400
-    // steps/s with a 24 ms hand-off p50, against ~3,500 and ~7 ms planned
-    // for the values at hand.
-    query.load::<BatchRow>(conn).await
+    // One statement for every size, cached prepared, was slow: the
+    // generic plan PostgreSQL switches to after five runs is planned for an
+    // `unnest` of 10 rows, and ran S2 (ten-step chains, one worker,
+    // concurrency 32) at ~1,400 steps/s with a 24 ms hand-off p50, against
+    // ~3,500 and ~7 ms planned for the values at hand. Each size up to
+    // SIZED_COMPLETIONS has a statement of its own, whose generic plan is
+    // for its size; a larger batch is planned at each run.
+    if sized {
+        Prepared(query).load::<BatchRow>(conn).await
+    } else {
+        query.load::<BatchRow>(conn).await
+    }
 }

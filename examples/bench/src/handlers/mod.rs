@@ -84,19 +84,22 @@ impl Diamond {
 
     /// Branch.
     #[step(depends_on = a)]
-    async fn b() -> StepResult<()> {
+    async fn b(ctx: &StepContext) -> StepResult<()> {
+        crate::clock::mark(ctx, 2);
         Ok(())
     }
 
     /// Branch.
     #[step(depends_on = a)]
-    async fn c() -> StepResult<()> {
+    async fn c(ctx: &StepContext) -> StepResult<()> {
+        crate::clock::mark(ctx, 3);
         Ok(())
     }
 
     /// Join.
     #[step(depends_on = [b, c])]
-    async fn d() -> StepResult<()> {
+    async fn d(ctx: &StepContext) -> StepResult<()> {
+        crate::clock::mark(ctx, 4);
         Ok(())
     }
 }

@@ -1,6 +1,6 @@
 WITH input AS MATERIALIZED (
   SELECT *, 'in_progress'::text AS running
-  FROM unnest($1::bigint[], $2::int[], $3::text[]) AS i(step_id, attempt, results)
+  FROM unnest($1::bigint[], $2::int[], $3::text[]) WITH ORDINALITY AS i(step_id, attempt, results, ord)
 ), done AS (
   UPDATE tasker_workflow_steps s SET state = 'complete', results = i.results::jsonb,
     lease_expires_at = NULL, updated_at = now()
@@ -39,12 +39,21 @@ WITH input AS MATERIALIZED (
   INSERT INTO tasker_task_transitions (task_id, from_state, to_state, actor)
   SELECT task_id, 'in_progress', state, $4 FROM finished
   WHERE state IN ('complete', 'cancelled') AND unfinished_steps = 0
+), released_by AS (
+  -- Who released each child that became ready: of several completions of
+  -- the batch, the last, as when they are recorded one by one.
+  SELECT DISTINCT ON (r.workflow_step_id) r.workflow_step_id, i.step_id
+  FROM released r
+  JOIN tasker_workflow_step_edges e ON e.to_step_id = r.workflow_step_id
+  JOIN done d ON d.workflow_step_id = e.from_step_id
+  JOIN input i ON i.step_id = d.workflow_step_id
+  WHERE r.state = 'ready'
+  ORDER BY r.workflow_step_id, i.ord DESC
 ), wake AS (
   SELECT pg_notify($5, '') FROM (SELECT 1 FROM released WHERE state = 'ready' LIMIT 1) r
 )
 SELECT (d.workflow_step_id IS NOT NULL)::int::bigint AS applied,
-       (SELECT count(*) FROM released r JOIN tasker_workflow_step_edges e ON e.to_step_id = r.workflow_step_id
-        WHERE e.from_step_id = i.step_id AND r.state = 'ready')
+       (SELECT count(*) FROM released_by rb WHERE rb.step_id = i.step_id)
          + 0 * (SELECT count(*) FROM wake) AS released,
        fin.state AS task_state,
        (extract(epoch from now() - fin.created_at) * 1000)::bigint AS task_age_ms,
