@@ -724,22 +724,12 @@ async fn startup_refuses_unknown_and_changed_handlers<S: Store>(store: S) {
     );
 }
 
-/// What the store itself reports (not only what it stores), step by step
-/// through a diamond: claims, releases, claim on release, stale
-/// completions, retries, and the task's final state when it completes,
-/// fails, or ends with a cancelled step.
-async fn the_store_reports_what_it_did<S: Store>(store: S) {
-    use tasker::store::{
-        ClaimRequest, Completion, HandlerRecord, NewStep, NewTask, OperatorAction, Outcome,
-    };
-    let handler = Diamond::handler();
-    let handler_id = store
-        .register_handler(&HandlerRecord::of(&handler))
-        .await
-        .unwrap();
-    let new_task = |key: &str| NewTask {
+/// A diamond task `a -> {b, c} -> d` as the store takes it, under
+/// `identity_key`.
+fn diamond_task(handler_id: i64, key: &str, context: serde_json::Value) -> tasker::store::NewTask {
+    tasker::store::NewTask {
         handler_id,
-        context: json!({ "value": 1 }),
+        context,
         identity_key: Some(key.to_owned()),
         initiator: None,
         source_system: None,
@@ -755,7 +745,7 @@ async fn the_store_reports_what_it_did<S: Store>(store: S) {
         ]
         .into_iter()
         .enumerate()
-        .map(|(index, (name, parents))| NewStep {
+        .map(|(index, (name, parents))| tasker::store::NewStep {
             name: name.to_owned(),
             index: index as u32,
             parents,
@@ -765,26 +755,53 @@ async fn the_store_reports_what_it_did<S: Store>(store: S) {
             head_start: HeadStart::NONE,
         })
         .collect(),
-    };
-    let ids = [handler_id];
-    let claim = |limit| ClaimRequest {
-        handler_ids: &ids,
+    }
+}
+
+/// A claim by worker `w1` of up to `limit` steps of `handler_ids`.
+fn claim_by_w1(handler_ids: &[i64], limit: u32) -> tasker::store::ClaimRequest<'_> {
+    tasker::store::ClaimRequest {
+        handler_ids,
         limit,
         lease: Duration::from_secs(30),
         worker: "w1",
         limits: &[],
-    };
-    let done = |step: &tasker::store::ClaimedStep, output: serde_json::Value| Completion {
+    }
+}
+
+/// `step`'s success with `output`, recorded by worker `w1`.
+fn success(
+    step: &tasker::store::ClaimedStep,
+    output: serde_json::Value,
+) -> tasker::store::Completion {
+    tasker::store::Completion {
         skip: vec![],
         item_index: None,
         step_id: step.step_id,
         attempt: step.attempt,
-        outcome: Outcome::Complete(output),
+        outcome: tasker::store::Outcome::Complete(output),
         worker: "w1".to_owned(),
         duration: Duration::from_millis(1),
         take_next: None,
         annotations: vec![],
-    };
+    }
+}
+
+/// What the store itself reports (not only what it stores), step by step
+/// through a diamond: claims, releases, claim on release, stale
+/// completions, retries, and the task's final state when it completes,
+/// fails, or ends with a cancelled step.
+async fn the_store_reports_what_it_did<S: Store>(store: S) {
+    use tasker::store::{Completion, HandlerRecord, OperatorAction, Outcome};
+    let handler = Diamond::handler();
+    let handler_id = store
+        .register_handler(&HandlerRecord::of(&handler))
+        .await
+        .unwrap();
+    let new_task = |key: &str| diamond_task(handler_id, key, json!({ "value": 1 }));
+    let ids = [handler_id];
+    let claim = |limit| claim_by_w1(&ids, limit);
+    let done = success;
     let note = |kind: &str, value: serde_json::Value| tasker::Annotation {
         annotation_type: kind.to_owned(),
         annotation: value,
@@ -1291,9 +1308,7 @@ async fn a_context_out_of_bounds_is_refused_with_its_paths<S: Store>(store: S) {
 /// 32): each reports what it did, a completion that asks for a released
 /// child gets it with its inputs, and every task ends complete.
 async fn every_batch_size_records_alike<S: Store>(store: S) {
-    use tasker::store::{
-        ClaimRequest, ClaimedStep, Completion, HandlerRecord, NewStep, NewTask, Outcome,
-    };
+    use tasker::store::{ClaimedStep, Completion, HandlerRecord};
     let handler = Diamond::handler();
     let handler_id = store
         .register_handler(&HandlerRecord::of(&handler))
@@ -1302,56 +1317,19 @@ async fn every_batch_size_records_alike<S: Store>(store: S) {
     const TASKS: usize = 80;
     for key in 0..TASKS {
         store
-            .create_task(NewTask {
+            .create_task(diamond_task(
                 handler_id,
-                context: json!({ "value": key }),
-                identity_key: Some(format!("k{key}")),
-                initiator: None,
-                source_system: None,
-                reason: None,
-                tags: Vec::new(),
-                priority: Priority::Normal,
-                max_execution_time: None,
-                steps: [
-                    ("a", vec![]),
-                    ("b", vec![0]),
-                    ("c", vec![0]),
-                    ("d", vec![1, 2]),
-                ]
-                .into_iter()
-                .enumerate()
-                .map(|(index, (name, parents))| NewStep {
-                    name: name.to_owned(),
-                    index: index as u32,
-                    parents,
-                    max_attempts: 3,
-                    timeout: None,
-                    priority: Priority::Normal,
-                    head_start: HeadStart::NONE,
-                })
-                .collect(),
-            })
+                &format!("k{key}"),
+                json!({ "value": key }),
+            ))
             .await
             .unwrap();
     }
     let ids = [handler_id];
-    let claim = |limit| ClaimRequest {
-        handler_ids: &ids,
-        limit,
-        lease: Duration::from_secs(30),
-        worker: "w1",
-        limits: &[],
-    };
+    let claim = |limit| claim_by_w1(&ids, limit);
     let done = |step: &ClaimedStep, take: bool| Completion {
-        skip: vec![],
-        item_index: None,
-        step_id: step.step_id,
-        attempt: step.attempt,
-        outcome: Outcome::Complete(json!({ "task": step.task_id.0, "step": step.name })),
-        worker: "w1".to_owned(),
-        duration: Duration::from_millis(1),
         take_next: take.then_some(Duration::from_secs(30)),
-        annotations: vec![],
+        ..success(step, json!({ "task": step.task_id.0, "step": step.name }))
     };
     let roots = store.claim_steps(claim(TASKS as u32)).await.unwrap();
     assert_eq!(roots.len(), TASKS);
