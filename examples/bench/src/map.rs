@@ -7,7 +7,8 @@ use tasker::prelude::*;
 use tasker::Tasker;
 
 use crate::handlers::{MapSize, Mapped, MAP_CLOCK, MAP_ITEMS};
-use crate::{peak_rss_mib, registry, Args};
+use crate::probe::peak_rss_mib;
+use crate::{registry, Args};
 
 /// MAP_SQLITE: MAP on the embedded store (a SQLite file of its own, one
 /// worker as SQLite allows), wall clock only.

@@ -4,7 +4,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::{db_counters, peak_rss_mib, Args, Stat};
+use crate::probe::{db_counters, peak_rss_mib, Stat};
+use crate::Args;
 use diesel::sql_types::{Array, BigInt};
 use diesel_async::pooled_connection::bb8::Pool;
 use diesel_async::pooled_connection::{

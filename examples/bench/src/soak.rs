@@ -9,7 +9,8 @@ use tasker::prelude::*;
 use tasker::{TaskRequest, Tasker};
 
 use crate::handlers::{Chain10, Diamond, Doomed, RetryOnce, TimesOut};
-use crate::{engine, peak_rss_mib, Args, Stat};
+use crate::probe::{peak_rss_mib, Stat};
+use crate::{engine, Args};
 
 /// One round of the soak's mix: 9 tasks, 39 step completions, 3 failed
 /// attempts (a retry, a permanent failure, a timeout).
