@@ -883,6 +883,78 @@ async fn a_task_is_read_through_a_window_of_its_items<S: Store>(store: S) {
     assert!(missing.to_string().contains("does not exist"), "{missing}");
 }
 
+/// The audit trail read through a window: without the items it is the
+/// task's and its steps' transitions (the group's own among them), the
+/// newest `n` are the tail of the whole trail, in order.
+async fn a_task_audit_trail_is_read_through_a_window<S: Store>(store: S) {
+    use tasker::store::TransitionWindow;
+    let tasker = tasker_tests::tasker(store, |b| {
+        b.registry(Registry::new().with::<Refunds>().unwrap())
+    })
+    .await;
+    let task = tasker
+        .run_task(
+            Refunds::request(Refund {
+                lines: vec![100, -5, 14, 13, 30, 1, 2],
+                ..Refund::default()
+            }),
+            WAIT,
+        )
+        .await
+        .unwrap();
+    assert_eq!(task.state, TaskState::Complete, "{task:?}");
+    let all = tasker.transitions(task.task_id).await.unwrap();
+    assert_eq!(
+        tasker
+            .transitions_window(task.task_id, TransitionWindow::ALL)
+            .await
+            .unwrap(),
+        all
+    );
+    let items: Vec<_> = instances(&task.steps, "refund")
+        .iter()
+        .map(|s| s.step_id)
+        .collect();
+    assert_eq!(items.len(), 7);
+    let steps = tasker
+        .transitions_window(task.task_id, TransitionWindow::STEPS)
+        .await
+        .unwrap();
+    let expected: Vec<_> = all
+        .iter()
+        .filter(|t| t.step_id.is_none_or(|s| !items.contains(&s)))
+        .cloned()
+        .collect();
+    assert_eq!(steps, expected);
+    assert!(
+        steps.len() < all.len(),
+        "the items' transitions are left out"
+    );
+    let group = step(&task.steps, "refund").step_id;
+    assert!(steps.iter().any(|t| t.step_id == Some(group)));
+    assert!(steps.iter().any(|t| t.step_id.is_none()), "the task's own");
+    for n in [0u32, 1, 5, 1_000] {
+        let newest = tasker
+            .transitions_window(task.task_id, TransitionWindow::ALL.newest(n))
+            .await
+            .unwrap();
+        assert_eq!(
+            newest,
+            all[all.len().saturating_sub(n as usize)..],
+            "newest {n}"
+        );
+        let newest = tasker
+            .transitions_window(task.task_id, TransitionWindow::STEPS.newest(n))
+            .await
+            .unwrap();
+        assert_eq!(
+            newest,
+            expected[expected.len().saturating_sub(n as usize)..],
+            "newest {n} of the steps"
+        );
+    }
+}
+
 /// A source returning more than `MAX_ITEMS` items fails the fan-out for
 /// good, with a message saying what to do, and writes no item.
 async fn a_fan_out_over_too_many_items_fails_with_what_to_do<S: Store>(store: S) {
@@ -927,6 +999,7 @@ tasker_tests::on_both_stores!(
     retrying_a_task_leaves_its_collected_items_alone,
     an_item_out_of_leases_is_collected_or_fails_the_task,
     a_task_is_read_through_a_window_of_its_items,
+    a_task_audit_trail_is_read_through_a_window,
     a_fan_out_over_too_many_items_fails_with_what_to_do,
 );
 

@@ -7,7 +7,7 @@ use tasker::config::DatabaseSettings;
 use tasker::store::{
     Capabilities, Checkpoint, ClaimRequest, ClaimedStep, Completed, Completion, Created,
     HandlerRecord, MigrationStatus, NewTask, OperatorAction, Store, StoreError, TaskFilter,
-    TaskRecord, Transition, UnfinishedHandler,
+    TaskRecord, Transition, TransitionWindow, UnfinishedHandler,
 };
 use tasker::store::{DeadLetter, DeadLetterFilter, PurgeFilter, StepTransaction};
 use tasker::{StepId, TaskId, TaskState};
@@ -273,8 +273,12 @@ impl Store for AnyStore {
         delegate!(self, s => s.tasks(filter).await)
     }
 
-    async fn transitions(&self, task_id: TaskId) -> Result<Vec<Transition>, StoreError> {
-        delegate!(self, s => s.transitions(task_id).await)
+    async fn transitions_window(
+        &self,
+        task_id: TaskId,
+        window: TransitionWindow,
+    ) -> Result<Vec<Transition>, StoreError> {
+        delegate!(self, s => s.transitions_window(task_id, window).await)
     }
 
     async fn task_of_step(&self, step_id: StepId) -> Result<TaskId, StoreError> {

@@ -24,6 +24,7 @@ compile_error!("tasker-diesel needs at least one backend: enable feature `sqlite
 
 mod activity;
 mod any;
+mod audit;
 mod checkpoint;
 mod dialect;
 mod fan_out;

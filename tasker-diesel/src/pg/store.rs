@@ -9,7 +9,7 @@ use serde_json::Value;
 use tasker::store::{
     Capabilities, Checkpoint, ClaimRequest, ClaimedStep, Completed, Completion, Created,
     ExpiredTask, HandlerRecord, MigrationStatus, NewTask, OperatorAction, Outcome, Store,
-    StoreError, TaskFilter, TaskRecord, Transition, UnfinishedHandler,
+    StoreError, TaskFilter, TaskRecord, Transition, TransitionWindow, UnfinishedHandler,
 };
 use tasker::store::{
     DeadLetter, DeadLetterFilter, ItemWindow, PurgeFilter, StepRecord, StepTransaction,
@@ -26,6 +26,7 @@ use super::sql::{ms, recover_sql, task_select, FAIL_SQL, RETRY_SQL};
 use super::successes::record_successes;
 use super::{db, PgStore};
 use crate::activity;
+use crate::audit;
 use crate::checkpoint::{self, CheckpointRow};
 use crate::fan_out;
 use crate::migrations;
@@ -484,25 +485,17 @@ impl Store for PgStore {
             .collect()
     }
 
-    async fn transitions(&self, task_id: TaskId) -> Result<Vec<Transition>, StoreError> {
+    async fn transitions_window(
+        &self,
+        task_id: TaskId,
+        window: TransitionWindow,
+    ) -> Result<Vec<Transition>, StoreError> {
         let mut conn = self.conn().await?;
-        let rows = sql_query(format!(
-            "SELECT task_id, NULL::bigint AS workflow_step_id, from_state, to_state, NULL::int AS attempt,
-                    actor, NULL::text AS error, {} AS at_ms, created_at AS at, 0 AS kind,
-                    task_transition_id AS seq
-             FROM tasker_task_transitions WHERE task_id = $1
-             UNION ALL
-             SELECT task_id, workflow_step_id, from_state, to_state, attempt, actor, error, {} AS at_ms,
-                    created_at AS at, 1 AS kind, workflow_step_transition_id AS seq
-             FROM tasker_workflow_step_transitions WHERE task_id = $1
-             ORDER BY at, kind, seq",
-            ms("created_at"),
-            ms("created_at")
-        ))
-        .bind::<BigInt, _>(task_id.0)
-        .load::<TransitionRow>(&mut conn)
-        .await
-        .map_err(db("reading transitions"))?;
+        let rows = sql_query(audit::transitions_sql(&DIALECT, window))
+            .bind::<BigInt, _>(task_id.0)
+            .load::<TransitionRow>(&mut conn)
+            .await
+            .map_err(db("reading transitions"))?;
         Ok(rows.into_iter().map(Transition::from).collect())
     }
 

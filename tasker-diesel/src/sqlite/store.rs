@@ -9,7 +9,7 @@ use serde_json::Value;
 use tasker::store::{
     Capabilities, Checkpoint, ClaimRequest, ClaimedStep, Completed, Completion, Created,
     ExpiredTask, HandlerRecord, MigrationStatus, NewTask, OperatorAction, Store, StoreError,
-    TaskFilter, TaskRecord, Transition, UnfinishedHandler,
+    TaskFilter, TaskRecord, Transition, TransitionWindow, UnfinishedHandler,
 };
 use tasker::store::{DeadLetter, DeadLetterFilter, ItemWindow, PurgeFilter, StepRecord};
 use tasker::{StepError, StepId, TaskId, TaskState};
@@ -19,6 +19,7 @@ use super::primitives::{SqliteOps, DIALECT};
 use super::writes::{create_one, set_task_state, step_audit, step_state};
 use super::{now_ms, SqliteStore, StepStateRow};
 use crate::activity;
+use crate::audit;
 use crate::checkpoint::{self, CheckpointRow};
 use crate::fan_out;
 use crate::migrations;
@@ -480,22 +481,17 @@ impl Store for SqliteStore {
             .collect()
     }
 
-    async fn transitions(&self, task_id: TaskId) -> Result<Vec<Transition>, StoreError> {
+    async fn transitions_window(
+        &self,
+        task_id: TaskId,
+        window: TransitionWindow,
+    ) -> Result<Vec<Transition>, StoreError> {
+        let sql = audit::transitions_sql(&DIALECT, window);
         let rows = self
             .read("reading transitions", move |conn| {
-                Ok(sql_query(
-                    "SELECT * FROM (
-                       SELECT task_id, NULL AS workflow_step_id, from_state, to_state, NULL AS attempt, actor,
-                              NULL AS error, created_at AS at_ms, 0 AS kind, task_transition_id AS seq
-                       FROM tasker_task_transitions WHERE task_id = ?1
-                       UNION ALL
-                       SELECT task_id, workflow_step_id, from_state, to_state, attempt, actor, error,
-                              created_at AS at_ms, 1 AS kind, workflow_step_transition_id AS seq
-                       FROM tasker_workflow_step_transitions WHERE task_id = ?1)
-                     ORDER BY at_ms, kind, seq",
-                )
-                .bind::<BigInt, _>(task_id.0)
-                .load::<TransitionRow>(conn)?)
+                Ok(sql_query(sql)
+                    .bind::<BigInt, _>(task_id.0)
+                    .load::<TransitionRow>(conn)?)
             })
             .await?;
         Ok(rows.into_iter().map(Transition::from).collect())

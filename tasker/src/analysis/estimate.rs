@@ -104,7 +104,9 @@ impl History {
             let record = store
                 .task_view(listed.task_id, crate::store::ItemWindow::NONE)
                 .await?;
-            let transitions = store.transitions(listed.task_id).await?;
+            let transitions = store
+                .transitions_window(listed.task_id, crate::store::TransitionWindow::STEPS)
+                .await?;
             runs.push((record, transitions));
         }
         Ok(History::from_runs(&runs))

@@ -323,9 +323,31 @@ impl<S: Store> Tasker<S> {
         Ok(self.inner.store.tasks(filter).await?)
     }
 
-    /// The audit trail of a task.
+    /// The audit trail of a task, every fan-out item's transitions among
+    /// them (see [`transitions_window`](Self::transitions_window) for a
+    /// bounded read).
     pub async fn transitions(&self, task_id: TaskId) -> Result<Vec<Transition>> {
         Ok(self.inner.store.transitions(task_id).await?)
+    }
+
+    /// The part of a task's audit trail in `window`, oldest first.
+    ///
+    /// ```no_run
+    /// # async fn show(tasker: &tasker::Tasker<impl tasker::Store>, id: tasker::TaskId) -> tasker::Result<()> {
+    /// use tasker::store::TransitionWindow;
+    ///
+    /// // The newest 100 transitions of the task and its steps, not of its items.
+    /// for t in tasker.transitions_window(id, TransitionWindow::STEPS.newest(100)).await? {
+    ///     println!("{} {:?} -> {}", t.at, t.from_state, t.to_state);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn transitions_window(
+        &self,
+        task_id: TaskId,
+        window: crate::store::TransitionWindow,
+    ) -> Result<Vec<Transition>> {
+        Ok(self.inner.store.transitions_window(task_id, window).await?)
     }
 
     /// Creates a task, runs a worker until the task is finished or in

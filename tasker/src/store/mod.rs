@@ -21,6 +21,7 @@ pub use crate::transaction::StepTransaction;
 pub use activity::{
     Activity, ActivityMinute, StateCount, WorkerSeen, ESTIMATE_ABOVE_ROWS, MAX_WORKERS_SEEN,
 };
+pub use audit::{Transition, TransitionWindow};
 pub use claims::{
     ClaimRequest, ClaimedStep, Completed, Completion, ExpiredTask, Outcome, DEADLINE_EXCEEDED,
 };
@@ -28,6 +29,7 @@ pub use items::{ItemCounts, ItemWindow};
 pub use retention::{DeadLetter, DeadLetterFilter, PurgeFilter};
 
 mod activity;
+mod audit;
 mod claims;
 mod items;
 mod retention;
@@ -297,30 +299,6 @@ pub struct TaskRecord {
     pub annotations: Vec<crate::TaskAnnotation>,
 }
 
-/// One audited state change.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Transition {
-    /// The task, or the task of the step.
-    pub task_id: TaskId,
-    /// The step, for a step transition.
-    pub step_id: Option<StepId>,
-    /// Previous state (`None` at creation).
-    pub from_state: Option<String>,
-    /// New state.
-    pub to_state: String,
-    /// Attempt number, for step transitions.
-    pub attempt: Option<u32>,
-    /// Worker or operator.
-    pub actor: Option<String>,
-    /// Error message, when the change came from a failure.
-    pub error: Option<String>,
-    /// When.
-    pub at: DateTime<Utc>,
-    /// The audit row's id: increasing in the order rows were written, within
-    /// task transitions and within step transitions.
-    pub seq: i64,
-}
-
 /// Filters for listing tasks.
 #[derive(Debug, Clone, Default)]
 pub struct TaskFilter {
@@ -500,10 +478,25 @@ pub trait Store: Send + Sync + 'static {
         filter: &TaskFilter,
     ) -> impl Future<Output = Result<Vec<TaskRecord>, StoreError>> + Send;
 
-    /// The audit trail of a task: its transitions and its steps', in order.
+    /// The audit trail of a task: its transitions and its steps' (every
+    /// fan-out item's among them), in order. A read that grows with the
+    /// items: use [`transitions_window`](Self::transitions_window) where a
+    /// task may have many.
     fn transitions(
         &self,
         task_id: TaskId,
+    ) -> impl Future<Output = Result<Vec<Transition>, StoreError>> + Send {
+        self.transitions_window(task_id, TransitionWindow::ALL)
+    }
+
+    /// The part of a task's audit trail in `window`, oldest first (with
+    /// [`TransitionWindow::newest`], the newest `n` of it, still oldest
+    /// first). Ordered by time, then task before step transitions, then
+    /// as written.
+    fn transitions_window(
+        &self,
+        task_id: TaskId,
+        window: TransitionWindow,
     ) -> impl Future<Output = Result<Vec<Transition>, StoreError>> + Send;
 
     /// The task a step belongs to.
