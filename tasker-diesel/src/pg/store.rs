@@ -22,7 +22,7 @@ use super::housekeeping::{vacuum_state, VACUUM_DEAD_ROWS};
 use super::primitives::{task_of_step, PgOps, DIALECT};
 use super::reads;
 use super::rows::{create_many, create_one, CompleteRow};
-use super::sql::{ms, recover_sql, task_select, FAIL_SQL, RETRY_SQL};
+use super::sql::{recover_sql, task_select, FAIL_SQL, RETRY_SQL};
 use super::successes::record_successes;
 use super::{db, PgStore};
 use crate::activity;
